@@ -1,0 +1,55 @@
+/**
+ * Runs a meshgate Worker on embedded workerd: bundles the entry with esbuild
+ * and starts Miniflare on 127.0.0.1. Shared by `npm start`, the tests and the
+ * benchmarks, so all three run the same way.
+ */
+import { build } from 'esbuild';
+import { Miniflare } from 'miniflare';
+
+export const COMPATIBILITY_DATE = '2026-04-20';
+export const COMPATIBILITY_FLAGS = ['nodejs_compat'];
+
+/** Bundles a Worker entry to one ES module string. */
+export async function bundleWorker(entry, { define = {}, loaders = {} } = {}) {
+  const result = await build({
+    entryPoints: [entry],
+    bundle: true,
+    format: 'esm',
+    platform: 'neutral',
+    target: 'es2022',
+    conditions: ['workerd', 'worker', 'browser'],
+    mainFields: ['module', 'main'],
+    external: ['cloudflare:*', 'node:*'],
+    write: false,
+    logLevel: 'silent',
+    define,
+    loader: loaders,
+  });
+  return result.outputFiles[0].text;
+}
+
+/**
+ * Starts workerd with the bundled entry.
+ * `durableObjects`: { BINDING: 'ClassName' }; `services`: { BINDING: 'EntrypointClass' } for Workers in the same script.
+ */
+export async function startWorkerd({ entry, script, durableObjects = {}, services = {}, bindings = {}, port = 0, host = '127.0.0.1', log = false }) {
+  const code = script ?? (await bundleWorker(entry));
+  const serviceBindings = Object.fromEntries(
+    Object.entries(services).map(([binding, entrypoint]) => [binding, { name: 'main', entrypoint }]),
+  );
+  const mf = new Miniflare({
+    name: 'main',
+    modules: true,
+    script: code,
+    compatibilityDate: COMPATIBILITY_DATE,
+    compatibilityFlags: COMPATIBILITY_FLAGS,
+    durableObjects,
+    serviceBindings,
+    bindings,
+    host,
+    port,
+    verbose: log,
+  });
+  const url = await mf.ready;
+  return { mf, url: new URL(url), dispose: () => mf.dispose() };
+}

@@ -1,0 +1,78 @@
+/**
+ * Access-token verification with jose: an HS256 secret for development, a
+ * public key or a JWKS URL for production. Each failure maps to the close
+ * code the client acts on.
+ */
+import { createRemoteJWKSet, errors, importJWK, importSPKI, jwtVerify, type JWK, type JWTPayload } from 'jose';
+import { WS_CLOSE_FORBIDDEN, WS_CLOSE_TOKEN_EXPIRED } from '../protocol/close-codes.js';
+
+type FromEnv<Env, T> = T | ((env: Env) => T | undefined);
+
+export interface AuthOptions<Env> {
+  /** HS256 shared secret (development, or simple deployments). */
+  secret?: FromEnv<Env, string>;
+  /** A public key: a JWK object or an SPKI PEM string. */
+  publicKey?: FromEnv<Env, JWK | string>;
+  /** A JWKS endpoint URL (production identity providers). */
+  jwksUrl?: FromEnv<Env, string>;
+  /** Algorithms accepted for public keys / JWKS (default RS256, ES256, EdDSA). */
+  algorithms?: string[];
+  issuer?: FromEnv<Env, string>;
+  audience?: FromEnv<Env, string>;
+}
+
+export interface VerifiedToken {
+  sub: string;
+  claims: JWTPayload & Record<string, unknown>;
+  exp?: number;
+}
+
+export class AuthFailure extends Error {
+  constructor(readonly closeCode: number, message: string) {
+    super(message);
+  }
+}
+
+/** A `sub` that can be part of an instance name and a DO name: no dots, slashes or odd characters. */
+export const SUB_PATTERN = /^[A-Za-z0-9_@-][A-Za-z0-9_@+-]{0,127}$/;
+
+function read<Env, T>(value: FromEnv<Env, T> | undefined, env: Env): T | undefined {
+  return typeof value === 'function' ? (value as (env: Env) => T | undefined)(env) : value;
+}
+
+const jwksCache = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
+
+export async function verifyAccessToken<Env>(token: string, options: AuthOptions<Env>, env: Env): Promise<VerifiedToken> {
+  const issuer = read(options.issuer, env);
+  const audience = read(options.audience, env);
+  const checks = { ...(issuer ? { issuer } : {}), ...(audience ? { audience } : {}) };
+  let payload: JWTPayload;
+  try {
+    const secret = read(options.secret, env);
+    const publicKey = read(options.publicKey, env);
+    const jwksUrl = read(options.jwksUrl, env);
+    const algorithms = options.algorithms ?? ['RS256', 'ES256', 'EdDSA'];
+    if (jwksUrl) {
+      let jwks = jwksCache.get(jwksUrl);
+      if (!jwks) jwksCache.set(jwksUrl, (jwks = createRemoteJWKSet(new URL(jwksUrl))));
+      ({ payload } = await jwtVerify(token, jwks, { ...checks, algorithms }));
+    } else if (publicKey) {
+      const alg = algorithms[0]!;
+      const key = typeof publicKey === 'string' ? await importSPKI(publicKey, alg) : await importJWK(publicKey, publicKey.alg ?? alg);
+      ({ payload } = await jwtVerify(token, key, { ...checks, algorithms }));
+    } else if (secret) {
+      ({ payload } = await jwtVerify(token, new TextEncoder().encode(secret), { ...checks, algorithms: ['HS256'] }));
+    } else {
+      throw new AuthFailure(WS_CLOSE_FORBIDDEN, 'Server has no key configured');
+    }
+  } catch (error) {
+    if (error instanceof AuthFailure) throw error;
+    if (error instanceof errors.JWTExpired) throw new AuthFailure(WS_CLOSE_TOKEN_EXPIRED, 'Token expired');
+    if (error instanceof errors.JWTClaimValidationFailed) throw new AuthFailure(WS_CLOSE_FORBIDDEN, `Token claim "${error.claim}" invalid`);
+    throw new AuthFailure(WS_CLOSE_FORBIDDEN, 'Token invalid');
+  }
+  if (typeof payload.sub !== 'string' || !SUB_PATTERN.test(payload.sub)) {
+    throw new AuthFailure(WS_CLOSE_FORBIDDEN, 'Token has no usable sub');
+  }
+  return { sub: payload.sub, claims: payload as VerifiedToken['claims'], ...(payload.exp === undefined ? {} : { exp: payload.exp }) };
+}

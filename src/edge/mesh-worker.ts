@@ -1,0 +1,103 @@
+/**
+ * The edge Worker: the only public entry. It verifies the access token,
+ * strips client-supplied internal headers and routes
+ * `GET /gateway/{binding}/{instance}` upgrades to the gateway DO `{instance}`
+ * — only for bindings configured as gateways.
+ */
+import { WS_CLOSE_FORBIDDEN, WS_CLOSE_NO_TOKEN } from '../protocol/close-codes.js';
+import { TOKEN_SUBPROTOCOL_PREFIX } from '../protocol/limits.js';
+import { IDENTITY_HEADER, INTERNAL_HEADER_PREFIX, type VerifiedIdentity } from '../gateway/identity.js';
+import { isUpgrade, refuseUpgrade } from '../gateway/upgrade.js';
+import { AuthFailure, verifyAccessToken, type AuthOptions } from './auth.js';
+import { DEV_TOKEN_PATH, issueDevToken } from './dev-token.js';
+
+export interface MeshWorkerOptions<Env> {
+  /** Durable Object bindings that are client gateways (default ['GATEWAY']). */
+  gateways?: string[];
+  auth: AuthOptions<Env>;
+  /**
+   * Serve POST /auth/dev-token signed with `auth.secret`. For local development only:
+   * the route does not exist unless this returns true.
+   */
+  devLogin?: boolean | ((env: Env) => boolean);
+  /** Lifetime of development tokens, seconds (default 3600). */
+  devTokenTtlSeconds?: number;
+  /** Everything that is not a gateway route (your app, static files). Default: 404. */
+  fetch?: (request: Request, env: Env, ctx: ExecutionContext) => Response | Promise<Response>;
+}
+
+const TAB_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+interface Namespace {
+  idFromName(name: string): unknown;
+  get(id: unknown): { fetch(request: Request): Promise<Response> };
+}
+
+/** Removes every client-supplied internal header, whatever its case. */
+export function stripInternalHeaders(headers: Headers): Headers {
+  const clean = new Headers();
+  headers.forEach((value, key) => {
+    if (!key.toLowerCase().startsWith(INTERNAL_HEADER_PREFIX)) clean.append(key, value);
+  });
+  return clean;
+}
+
+function tokenFrom(request: Request): string | undefined {
+  const offered = (request.headers.get('Sec-WebSocket-Protocol') ?? '').split(',').map((p) => p.trim());
+  const entry = offered.find((p) => p.startsWith(TOKEN_SUBPROTOCOL_PREFIX));
+  const token = entry?.slice(TOKEN_SUBPROTOCOL_PREFIX.length);
+  return token ? token : undefined;
+}
+
+export function createMeshWorker<Env>(options: MeshWorkerOptions<Env>): ExportedHandler<Env> {
+  const gateways = options.gateways ?? ['GATEWAY'];
+  return {
+    async fetch(request, env, ctx) {
+      const url = new URL(request.url);
+      const devLogin = typeof options.devLogin === 'function' ? options.devLogin(env) : options.devLogin === true;
+      if (devLogin && url.pathname === DEV_TOKEN_PATH) {
+        const secret = typeof options.auth.secret === 'function' ? options.auth.secret(env) : options.auth.secret;
+        if (!secret) return Response.json({ error: 'devLogin needs auth.secret.' }, { status: 500 });
+        return issueDevToken(request, secret, options.devTokenTtlSeconds ?? 3600);
+      }
+      const route = /^\/gateway\/([^/]+)\/([^/]+)\/?$/.exec(url.pathname);
+      if (!route) {
+        if (options.fetch) return options.fetch(new Request(request, { headers: stripInternalHeaders(request.headers) }), env, ctx);
+        return new Response('Not found', { status: 404 });
+      }
+      const binding = decodeURIComponent(route[1]!);
+      const namespace = (env as Record<string, unknown>)[binding] as Namespace | undefined;
+      if (!gateways.includes(binding) || !namespace || typeof namespace.idFromName !== 'function') {
+        return new Response(`Unknown gateway binding "${binding.slice(0, 64)}"`, { status: 404 });
+      }
+      if (!isUpgrade(request)) return new Response('Expected a WebSocket upgrade (Upgrade: websocket).', { status: 426 });
+
+      const token = tokenFrom(request);
+      if (!token) return refuseUpgrade(request, WS_CLOSE_NO_TOKEN, 'No token');
+      let instanceName: string;
+      try {
+        instanceName = decodeURIComponent(route[2]!);
+      } catch {
+        return refuseUpgrade(request, WS_CLOSE_FORBIDDEN, 'Bad instance name');
+      }
+      let identity: VerifiedIdentity;
+      try {
+        const verified = await verifyAccessToken(token, options.auth, env);
+        const prefix = `${verified.sub}.`;
+        if (!instanceName.startsWith(prefix) || !TAB_PATTERN.test(instanceName.slice(prefix.length))) {
+          throw new AuthFailure(WS_CLOSE_FORBIDDEN, 'Instance name must be {sub}.{tabId}');
+        }
+        identity = { sub: verified.sub, claims: verified.claims, instanceName, gateway: binding, ...(verified.exp === undefined ? {} : { exp: verified.exp }) };
+      } catch (error) {
+        if (error instanceof AuthFailure) return refuseUpgrade(request, error.closeCode, error.message);
+        throw error;
+      }
+
+      const headers = stripInternalHeaders(request.headers);
+      headers.set(IDENTITY_HEADER, JSON.stringify(identity));
+      headers.set('Sec-WebSocket-Protocol', 'meshgate'); // the token goes no further than the edge
+      const stub = namespace.get(namespace.idFromName(instanceName));
+      return stub.fetch(new Request(request.url, { method: 'GET', headers }));
+    },
+  };
+}

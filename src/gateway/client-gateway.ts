@@ -1,0 +1,343 @@
+/**
+ * ClientGateway: one Durable Object per client identity (`{sub}.{tabId}`).
+ *
+ * It stores nothing but the grace alarm: whether the client is connected, in
+ * its grace period or gone is derived from `ctx.getWebSockets()`, the alarm
+ * and socket attachments. In memory it keeps only what makes calls settle
+ * exactly once — calls running, answers recently sent, calls to the client
+ * waiting for an answer — and every one of those maps is bounded.
+ */
+import { DurableObject } from 'cloudflare:workers';
+import {
+  ClientDisconnectedError, ClientTimeoutError, LimitExceededError, MeshError, TokenExpiredError, UnknownBindingError,
+} from '../protocol/errors.js';
+import { SUPERSEDED_REASON, WS_CLOSE_NORMAL, WS_CLOSE_SUPERSEDED, WS_CLOSE_TOKEN_EXPIRED, WS_CLOSE_TOO_LARGE, WS_CLOSE_FORBIDDEN } from '../protocol/close-codes.js';
+import { decodeClientFrame, encodeFrame, type FrameError, type CallFrame, type CallTarget, type IncomingCallResponseFrame, type Origin, type ServerFrame } from '../protocol/frames.js';
+import { HEARTBEAT_PING, HEARTBEAT_PONG, PROTOCOL_VERSION } from '../protocol/limits.js';
+import { encodeError } from '../node/dispatch.js';
+import type { CallContext, ClientCallEnvelope, MeshResult } from '../node/envelope.js';
+import { callNode, resolveTarget, type NodeStub } from '../node/targets.js';
+import { defaultGatewayConfig, type GatewayConfig } from './config.js';
+import { readIdentity, type VerifiedIdentity } from './identity.js';
+import { isUpgrade, refuseUpgrade, upgradeResponse } from './upgrade.js';
+
+const OPEN = 1;
+const MAX_CACHED_STUBS = 64;
+
+interface SocketInfo extends VerifiedIdentity {
+  connectedAt: number;
+}
+
+interface WaitingClientCall {
+  /** the encoded `incoming_call` frame, resent as is on a new socket */
+  frame: string;
+  instanceName: string;
+  resolve(result: MeshResult): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+export interface CallToMesh {
+  to: CallTarget;
+  method: string;
+  context: CallContext;
+}
+
+export interface CallToClient {
+  instanceName: string;
+  method: string;
+  context: CallContext;
+}
+
+function safeSend(ws: WebSocket, text: string): boolean {
+  try {
+    ws.send(text);
+    return true;
+  } catch {
+    return false; // the socket closed under us; the resend rules cover what was lost
+  }
+}
+
+function safeClose(ws: WebSocket, code: number, reason: string): void {
+  try {
+    ws.close(code, reason);
+  } catch {
+    // already closed
+  }
+}
+
+/** A close code we may send back: 1000 or an application code; anything else echoes as 1000. */
+function echoableCode(code: number): number {
+  return code === WS_CLOSE_NORMAL || (code >= 3000 && code <= 4999) ? code : WS_CLOSE_NORMAL;
+}
+
+export class ClientGateway<Env = unknown> extends DurableObject<Env> {
+  /** Override in a subclass (or assign in its constructor) to change limits and timings. */
+  protected config: GatewayConfig = defaultGatewayConfig();
+
+  /** client → mesh calls now running, by call id */
+  readonly #running = new Set<string>();
+  /** encoded answers to recent client → mesh calls, by call id (oldest first) */
+  readonly #answered = new Map<string, string>();
+  /** mesh → client calls waiting for the client's answer, by incoming call id */
+  readonly #waiting = new Map<string, WaitingClientCall>();
+  readonly #socketInfo = new WeakMap<WebSocket, SocketInfo>();
+  readonly #stubs = new Map<string, NodeStub>();
+  readonly #idPrefix = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}-`;
+  #nextIncomingId = 0;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    // Heartbeats are answered by the runtime without waking the gateway.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_PING, HEARTBEAT_PONG));
+  }
+
+  // ── hooks for applications ────────────────────────────────────────────────
+
+  /** Before a socket is accepted. Throw to refuse it (closed with 4403 and your message); return claims to add them. */
+  protected onBeforeAccept(_identity: VerifiedIdentity, _request: Request): void | Record<string, unknown> | Promise<void | Record<string, unknown>> {}
+
+  /** Before a client's call goes into the mesh. Throw to reject it; mutate `call.context.state` to enrich it. */
+  protected onBeforeCallToMesh(_call: CallToMesh): void | Promise<void> {}
+
+  /** Before a mesh call goes to the client. Throw to reject it. */
+  protected onBeforeCallToClient(_call: CallToClient): void | Promise<void> {}
+
+  // ── connection lifecycle ──────────────────────────────────────────────────
+
+  override async fetch(request: Request): Promise<Response> {
+    if (!isUpgrade(request)) return new Response('The gateway only accepts WebSocket upgrades.', { status: 426 });
+    const identity = readIdentity(request);
+    if (!identity) return new Response('Missing verified identity: reach the gateway through createMeshWorker.', { status: 400 });
+
+    let extraClaims: void | Record<string, unknown>;
+    try {
+      extraClaims = await this.onBeforeAccept(identity, request);
+    } catch (error) {
+      return refuseUpgrade(request, WS_CLOSE_FORBIDDEN, String((error as Error)?.message ?? error).slice(0, 120));
+    }
+
+    // Read the alarm first: storage reads close the input gate, so no other
+    // upgrade interleaves between here and the accept below.
+    const graceAlarm = await this.ctx.storage.getAlarm();
+    const previous = this.ctx.getWebSockets();
+    // The gateway still remembers this client if any socket is left or the grace period runs.
+    const remembered = previous.length > 0 || graceAlarm !== null;
+    for (const old of previous) this.#supersede(old);
+
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    this.ctx.acceptWebSocket(server);
+    const info: SocketInfo = { ...identity, claims: { ...identity.claims, ...(extraClaims ?? {}) }, connectedAt: Date.now() };
+    server.serializeAttachment(info);
+    this.#socketInfo.set(server, info);
+    if (graceAlarm !== null) void this.ctx.storage.deleteAlarm();
+    if (!remembered) this.#answered.clear();
+
+    safeSend(server, encodeFrame({
+      type: 'connection_status', subscriptionRequired: !remembered, instanceName: identity.instanceName, sub: identity.sub, protocol: PROTOCOL_VERSION,
+    }));
+    // Calls to the client that were sent on a socket now gone follow it here.
+    for (const waiting of this.#waiting.values()) safeSend(server, waiting.frame);
+    return upgradeResponse(request, client);
+  }
+
+  /** Tells the old socket in band (its close event can lag by tens of seconds), then closes it with 4409. */
+  #supersede(old: WebSocket): void {
+    if (old.readyState === OPEN) safeSend(old, encodeFrame({ type: 'superseded', reason: SUPERSEDED_REASON }));
+    safeClose(old, WS_CLOSE_SUPERSEDED, SUPERSEDED_REASON);
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    // Complete the close handshake: workerd does not echo a client's close on a hibernatable socket here.
+    safeClose(ws, echoableCode(code), reason.slice(0, 120));
+    await this.#afterSocketGone(ws);
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    safeClose(ws, 1011, 'WebSocket error');
+    await this.#afterSocketGone(ws);
+  }
+
+  /** Starts the grace period unless another socket is open — the gateway's own state decides, never the client's close code. */
+  async #afterSocketGone(gone: WebSocket): Promise<void> {
+    if (this.#activeSocket(gone)) return;
+    await this.ctx.storage.setAlarm(Date.now() + this.config.gracePeriodMs);
+  }
+
+  /** The grace period ended without a reconnect: calls to the client fail for good. */
+  override async alarm(): Promise<void> {
+    if (this.#activeSocket()) return;
+    for (const waiting of this.#waiting.values()) {
+      clearTimeout(waiting.timer);
+      waiting.resolve({ ok: false, error: encodeError(new ClientDisconnectedError(waiting.instanceName)) });
+    }
+    this.#waiting.clear();
+    this.#answered.clear();
+  }
+
+  /** The open socket, if any; a closing one never counts (it may linger in getWebSockets()). */
+  #activeSocket(except?: WebSocket): WebSocket | undefined {
+    return this.ctx.getWebSockets().find((ws) => ws !== except && ws.readyState === OPEN);
+  }
+
+  #info(ws: WebSocket): SocketInfo {
+    let info = this.#socketInfo.get(ws);
+    if (!info) {
+      info = ws.deserializeAttachment() as SocketInfo;
+      this.#socketInfo.set(ws, info);
+    }
+    return info;
+  }
+
+  // ── frames from the client ───────────────────────────────────────────────
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    if (ws.readyState !== OPEN) return; // a superseded socket still talking
+    if (typeof message !== 'string') {
+      this.#sendError(ws, 'binary_not_supported', 'Binary frames are not part of protocol v1; send JSON text frames.');
+      return;
+    }
+    if (message.length > this.config.maxFrameBytes) {
+      safeClose(ws, WS_CLOSE_TOO_LARGE, `Frame too large (limit ${this.config.maxFrameBytes})`);
+      await this.#afterSocketGone(ws);
+      return;
+    }
+    let frame;
+    try {
+      frame = decodeClientFrame(message, this.config.maxCallIdLength);
+    } catch (error) {
+      const protocolError = error as FrameError;
+      if (protocolError.callId !== undefined && protocolError.frameType === 'call') {
+        this.#answerCall(ws, protocolError.callId, { ok: false, error: encodeError(protocolError) }, false);
+      } else {
+        this.#sendError(ws, protocolError.code, protocolError.message, protocolError.callId);
+      }
+      return;
+    }
+
+    const info = this.#info(ws);
+    if (info.exp !== undefined && Date.now() >= info.exp * 1000) {
+      if (frame.type === 'call') this.#answerCall(ws, frame.id, { ok: false, error: encodeError(new TokenExpiredError()) }, false);
+      else this.#takeClientAnswer(ws, frame);
+      safeClose(ws, WS_CLOSE_TOKEN_EXPIRED, 'Token expired');
+      await this.#afterSocketGone(ws);
+      return;
+    }
+    if (frame.type === 'call') this.#takeCall(ws, info, frame);
+    else this.#takeClientAnswer(ws, frame);
+  }
+
+  #sendError(ws: WebSocket, code: string, message: string, id?: string): void {
+    safeSend(ws, encodeFrame({ type: 'error', code, message, ...(id === undefined ? {} : { id }) }));
+  }
+
+  // ── client → mesh ──────────────────────────────────────────────────────────
+
+  #takeCall(ws: WebSocket, info: SocketInfo, frame: CallFrame): void {
+    const remembered = this.#answered.get(frame.id);
+    if (remembered !== undefined) {
+      safeSend(ws, remembered); // a resend of a finished call: answer from memory
+      return;
+    }
+    if (this.#running.has(frame.id)) return; // a resend of a running call: its answer goes to the open socket when done
+    if (this.#running.size >= this.config.maxInFlightCalls) {
+      this.#answerCall(ws, frame.id, {
+        ok: false,
+        error: encodeError(new LimitExceededError('maxInFlightCalls', this.config.maxInFlightCalls, 'wait for earlier calls to settle before sending more.')),
+      }, false);
+      return;
+    }
+    const origin: Origin = { kind: 'client', gateway: info.gateway, instance: info.instanceName, sub: info.sub };
+    const context: CallContext = {
+      origin, caller: origin, chain: [origin],
+      originAuth: { sub: info.sub, claims: info.claims },
+      state: this.#clientState(frame.state),
+    };
+    this.#running.add(frame.id);
+    void this.#runCall(frame, context);
+  }
+
+  /** The client's state, without the keys the application reserves for the server. */
+  #clientState(state: Record<string, unknown> | undefined): Record<string, unknown> {
+    const clean: Record<string, unknown> = {};
+    if (!state) return clean;
+    for (const [key, value] of Object.entries(state)) {
+      if (key === '__proto__' || this.config.reservedStateKeys.includes(key)) continue;
+      clean[key] = value;
+    }
+    return clean;
+  }
+
+  async #runCall(frame: CallFrame, context: CallContext): Promise<void> {
+    let result: MeshResult;
+    try {
+      await this.onBeforeCallToMesh({ to: frame.to, method: frame.method, context });
+      result = await callNode(this.#stub(frame.to), { target: frame.to, method: frame.method, args: frame.args, context });
+    } catch (error) {
+      result = { ok: false, error: encodeError(error) };
+    }
+    this.#running.delete(frame.id);
+    this.#answerCall(this.#activeSocket(), frame.id, result, true);
+  }
+
+  #stub(to: CallTarget): NodeStub {
+    const { nodeBindings, gatewayBindings } = this.config;
+    if (nodeBindings && !nodeBindings.includes(to.binding)) throw new UnknownBindingError(to.binding, 'it is not in this gateway\'s nodeBindings');
+    const key = `${to.binding}\u0000${to.instance ?? ''}`;
+    let stub = this.#stubs.get(key);
+    if (!stub) {
+      stub = resolveTarget(this.env, to, gatewayBindings);
+      if (this.#stubs.size >= MAX_CACHED_STUBS) this.#stubs.delete(this.#stubs.keys().next().value!);
+      this.#stubs.set(key, stub);
+    }
+    return stub;
+  }
+
+  #answerCall(ws: WebSocket | undefined, id: string, result: MeshResult, remember: boolean): void {
+    const text = encodeFrame({ type: 'call_response', id, ...result } as ServerFrame);
+    if (remember) {
+      this.#answered.set(id, text);
+      if (this.#answered.size > this.config.rememberedCallIds) this.#answered.delete(this.#answered.keys().next().value!);
+    }
+    if (ws) safeSend(ws, text); // no socket: the client resends on reconnect and gets the remembered answer
+  }
+
+  // ── mesh → client ──────────────────────────────────────────────────────────
+
+  #takeClientAnswer(ws: WebSocket, frame: IncomingCallResponseFrame): void {
+    const waiting = this.#waiting.get(frame.id);
+    if (!waiting) {
+      this.#sendError(ws, 'unknown_call_id', 'No incoming call with this id is waiting: it was never sent, was already answered, or timed out.', frame.id);
+      return;
+    }
+    this.#waiting.delete(frame.id);
+    clearTimeout(waiting.timer);
+    waiting.resolve(frame.ok ? { ok: true, result: frame.result } : { ok: false, error: frame.error });
+  }
+
+  /** Internal RPC entry: a node calls this gateway's client. Not callable by clients. */
+  async __meshgateCallClient(envelope: ClientCallEnvelope): Promise<MeshResult> {
+    try {
+      await this.onBeforeCallToClient({ instanceName: envelope.instanceName, method: envelope.method, context: envelope.context });
+      if (!this.#activeSocket() && (await this.ctx.storage.getAlarm()) === null) throw new ClientDisconnectedError(envelope.instanceName);
+      if (this.#waiting.size >= this.config.maxPendingClientCalls) {
+        throw new LimitExceededError('maxPendingClientCalls', this.config.maxPendingClientCalls, 'the client has too many unanswered calls; retry later.');
+      }
+    } catch (error) {
+      return { ok: false, error: encodeError(error instanceof Error ? error : new MeshError(String(error))) };
+    }
+    const id = `${this.#idPrefix}${++this.#nextIncomingId}`;
+    const frame = encodeFrame({
+      type: 'incoming_call', id, method: envelope.method, args: envelope.args, origin: envelope.context.origin, chain: envelope.context.chain,
+    });
+    const timeoutMs = envelope.timeoutMs ?? this.config.clientResponseTimeoutMs;
+    return new Promise<MeshResult>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#waiting.delete(id);
+        resolve({ ok: false, error: encodeError(new ClientTimeoutError(envelope.instanceName, timeoutMs)) });
+      }, timeoutMs);
+      this.#waiting.set(id, { frame, instanceName: envelope.instanceName, resolve, timer });
+      const active = this.#activeSocket();
+      if (active) safeSend(active, frame); // otherwise it goes out when the client reconnects
+    });
+  }
+}

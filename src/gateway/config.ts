@@ -1,0 +1,37 @@
+import { DEFAULTS } from '../protocol/limits.js';
+
+export interface GatewayConfig {
+  /** how long a disconnected client's gateway waits for a reconnect before calls to it fail */
+  gracePeriodMs: number;
+  /** how long a mesh → client call waits for the client's answer */
+  clientResponseTimeoutMs: number;
+  /** frames longer than this (in characters) close the socket with 1009 */
+  maxFrameBytes: number;
+  /** client → mesh calls running at once per client; more are refused */
+  maxInFlightCalls: number;
+  /** mesh → client calls waiting for an answer at once; more are refused */
+  maxPendingClientCalls: number;
+  /** answered call ids remembered so a resent call is answered, not run again */
+  rememberedCallIds: number;
+  maxCallIdLength: number;
+  /** bindings clients may call; undefined = any non-gateway DO or Worker binding that is a mesh node */
+  nodeBindings?: readonly string[];
+  /** gateway bindings: never callable from a client */
+  gatewayBindings: readonly string[];
+  /** keys of the call state only the server may set; a client's values for them are dropped */
+  reservedStateKeys: readonly string[];
+}
+
+export function defaultGatewayConfig(): GatewayConfig {
+  return {
+    gracePeriodMs: DEFAULTS.gracePeriodMs,
+    clientResponseTimeoutMs: DEFAULTS.clientResponseTimeoutMs,
+    maxFrameBytes: DEFAULTS.maxFrameBytes,
+    maxInFlightCalls: DEFAULTS.maxInFlightCalls,
+    maxPendingClientCalls: DEFAULTS.maxPendingClientCalls,
+    rememberedCallIds: DEFAULTS.rememberedCallIds,
+    maxCallIdLength: DEFAULTS.maxCallIdLength,
+    gatewayBindings: ['GATEWAY'],
+    reservedStateKeys: [],
+  };
+}

@@ -1,0 +1,24 @@
+import { SUBPROTOCOL } from '../protocol/limits.js';
+
+/** The 101 response for an accepted socket, selecting `meshgate` only if the client offered it (never the token). */
+export function upgradeResponse(request: Request, client: WebSocket): Response {
+  const offered = (request.headers.get('Sec-WebSocket-Protocol') ?? '').split(',').map((p) => p.trim());
+  const headers = offered.includes(SUBPROTOCOL) ? { 'Sec-WebSocket-Protocol': SUBPROTOCOL } : undefined;
+  return new Response(null, { status: 101, webSocket: client, ...(headers ? { headers } : {}) });
+}
+
+/**
+ * Refuses an upgrade in a way a browser can read: accept it, then close at
+ * once with a code the client acts on (browsers never see an HTTP status of a
+ * failed upgrade).
+ */
+export function refuseUpgrade(request: Request, code: number, reason: string): Response {
+  const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+  server.accept();
+  server.close(code, reason);
+  return upgradeResponse(request, client);
+}
+
+export function isUpgrade(request: Request): boolean {
+  return request.headers.get('Upgrade')?.toLowerCase() === 'websocket';
+}

@@ -1,0 +1,35 @@
+/** Runs one incoming mesh call on a node: allowlist check, decode, context, encode. */
+import { decodeValue, encodeValue } from '../protocol/codec.js';
+import { MeshError, MethodNotExposedError, ProtocolError } from '../protocol/errors.js';
+import { runWithContext } from './context.js';
+import type { MeshEnvelope, MeshResult } from './envelope.js';
+import { findExposedMethod } from './exposed.js';
+
+/** Encodes an error for the wire; one that cannot be encoded (odd custom properties) becomes a plain MeshError with its message. */
+export function encodeError(error: unknown): string {
+  const wire = error instanceof Error ? error : new MeshError(`Non-error value thrown: ${String(error)}`);
+  try {
+    return encodeValue(wire);
+  } catch {
+    return encodeValue(new MeshError(`${wire.name}: ${wire.message}`));
+  }
+}
+
+export async function dispatchCall(node: object, envelope: MeshEnvelope): Promise<MeshResult> {
+  const method = findExposedMethod(node, envelope.method);
+  if (!method) return { ok: false, error: encodeError(new MethodNotExposedError(envelope.method, node.constructor?.name ?? 'the target')) };
+  try {
+    const args = decodeValue(envelope.args);
+    if (!Array.isArray(args)) throw new ProtocolError('Call arguments must encode an array.', 'bad_payload');
+    const result = await runWithContext(envelope.context, () => method.apply(node, args as never[]));
+    return { ok: true, result: encodeValue(result) };
+  } catch (error) {
+    return { ok: false, error: encodeError(error) };
+  }
+}
+
+/** Turns a MeshResult back into a value or a thrown error. */
+export function settleResult(result: MeshResult): unknown {
+  if (result.ok) return decodeValue(result.result);
+  throw decodeValue(result.error);
+}

@@ -1,0 +1,49 @@
+/**
+ * What travels over Workers RPC between mesh parts (gateway → node, node →
+ * node, node → gateway). Payloads stay codec strings, so a call from a client
+ * is never decoded and re-encoded on its way through the gateway.
+ */
+import type { CallTarget, Origin } from '../protocol/frames.js';
+
+/** Identity proven by the access token of the client that started the chain. */
+export interface OriginAuth {
+  sub: string;
+  claims: Record<string, unknown>;
+}
+
+/** What a handler knows about the call it is serving. */
+export interface CallContext {
+  /** the original caller of the chain */
+  origin: Origin;
+  /** the immediate caller */
+  caller: Origin;
+  /** every hop, origin first, immediate caller last */
+  chain: Origin[];
+  /** set when the chain started at a client; only ever from the verified token */
+  originAuth?: OriginAuth;
+  /** application state carried along the chain */
+  state: Record<string, unknown>;
+}
+
+export interface MeshEnvelope {
+  target: CallTarget;
+  method: string;
+  /** codec string of the argument array */
+  args: string;
+  context: CallContext;
+}
+
+export interface ClientCallEnvelope {
+  instanceName: string;
+  method: string;
+  args: string;
+  context: CallContext;
+  timeoutMs?: number;
+}
+
+/** The answer to an envelope: a codec string of the result, or of the error. */
+export type MeshResult = { ok: true; result: string } | { ok: false; error: string };
+
+/** The RPC method names the mesh parts expose to each other (never to clients: they are not marked @mesh). */
+export const NODE_RPC = '__meshgateCall';
+export const GATEWAY_RPC = '__meshgateCallClient';

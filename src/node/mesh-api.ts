@@ -1,0 +1,85 @@
+/**
+ * `this.mesh` inside a node: typed stubs to call other nodes and connected
+ * clients. A call made while serving a call extends that call's chain and
+ * keeps its origin; a call made outside one starts a chain at this node.
+ */
+import { encodeValue } from '../protocol/codec.js';
+import type { CallTarget, Origin } from '../protocol/frames.js';
+import { getCallContext } from './context.js';
+import { settleResult } from './dispatch.js';
+import type { CallContext, ClientCallEnvelope, MeshResult } from './envelope.js';
+import { callNode, resolveTarget } from './targets.js';
+
+/** Every method of T as an async function returning the awaited result. */
+export type Stub<T> = {
+  [K in keyof T as T[K] extends (...args: never[]) => unknown ? K : never]: T[K] extends (...args: infer A) => infer R
+    ? (...args: A) => Promise<Awaited<R>>
+    : never;
+};
+
+/** Builds a stub whose every property is a method that calls `invoke`. */
+export function createStub<T>(invoke: (method: string, args: unknown[]) => Promise<unknown>): Stub<T> {
+  return new Proxy({} as Stub<T>, {
+    get(_target, property) {
+      // A stub must not look like a promise, or `await stub` would call it.
+      if (typeof property !== 'string' || property === 'then') return undefined;
+      return (...args: unknown[]) => invoke(property, args);
+    },
+  });
+}
+
+interface GatewayStub {
+  __meshgateCallClient(envelope: ClientCallEnvelope): Promise<MeshResult>;
+}
+
+export interface ClientCallOptions {
+  /** the gateway binding the client is connected through (default 'GATEWAY') */
+  gateway?: string;
+  /** how long to wait for a connected client's answer (default: the gateway's, 30 s) */
+  timeoutMs?: number;
+}
+
+export class MeshApi {
+  readonly #env: unknown;
+  readonly #self: () => Origin;
+
+  constructor(env: unknown, self: () => Origin) {
+    this.#env = env;
+    this.#self = self;
+  }
+
+  /** The context of the call being served, or undefined outside one. */
+  get context(): CallContext | undefined {
+    return getCallContext();
+  }
+
+  /** A stub for a Durable Object (binding + instance) or a Worker (binding only). */
+  node<T>(binding: string, instance?: string): Stub<T> {
+    const target: CallTarget = instance === undefined ? { binding } : { binding, instance };
+    return createStub<T>(async (method, args) => {
+      const stub = resolveTarget(this.#env, target);
+      return settleResult(await callNode(stub, { target, method, args: encodeValue(args), context: this.#nextContext() }));
+    });
+  }
+
+  /** A stub for a connected client, addressed by its instance name (`{sub}.{tabId}`). */
+  client<T>(instanceName: string, options: ClientCallOptions = {}): Stub<T> {
+    const gatewayBinding = options.gateway ?? 'GATEWAY';
+    return createStub<T>(async (method, args) => {
+      const namespace = (this.#env as Record<string, { idFromName(n: string): unknown; get(id: unknown): GatewayStub }>)[gatewayBinding];
+      if (!namespace) throw new TypeError(`No gateway binding "${gatewayBinding}" in env; pass { gateway: 'YOUR_BINDING' } to mesh.client().`);
+      const gateway = namespace.get(namespace.idFromName(instanceName));
+      return settleResult(await gateway.__meshgateCallClient({
+        instanceName, method, args: encodeValue(args), context: this.#nextContext(),
+        ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+      }));
+    });
+  }
+
+  #nextContext(): CallContext {
+    const self = this.#self();
+    const current = getCallContext();
+    if (!current) return { origin: self, caller: self, chain: [self], state: {} };
+    return { ...current, caller: self, chain: [...current.chain, self] };
+  }
+}

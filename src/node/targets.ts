@@ -1,0 +1,55 @@
+/** Finds the RPC stub behind a binding name: a Durable Object namespace (needs an instance) or a Worker service binding. */
+import { UnknownBindingError } from '../protocol/errors.js';
+import type { CallTarget } from '../protocol/frames.js';
+import type { MeshEnvelope, MeshResult } from './envelope.js';
+
+export interface NodeStub {
+  __meshgateCall(envelope: MeshEnvelope): Promise<MeshResult>;
+}
+
+interface Namespace {
+  idFromName(name: string): unknown;
+  get(id: unknown): unknown;
+}
+
+// RPC stubs answer every property with a function, so bindings are told apart by their tag.
+function isNamespace(value: unknown): value is Namespace {
+  return Object.prototype.toString.call(value) === '[object DurableObjectNamespace]';
+}
+
+function isService(value: unknown): boolean {
+  return Object.prototype.toString.call(value) === '[object Fetcher]';
+}
+
+/**
+ * `excluded` lists bindings that must never be reached this way (the gateways
+ * themselves), so a client cannot address another client's gateway.
+ */
+export function resolveTarget(env: unknown, target: CallTarget, excluded: readonly string[] = []): NodeStub {
+  if (excluded.includes(target.binding)) throw new UnknownBindingError(target.binding, 'it is a gateway binding, which cannot be called directly');
+  if (typeof env !== 'object' || env === null || !Object.prototype.hasOwnProperty.call(env, target.binding)) {
+    throw new UnknownBindingError(target.binding, 'no binding of that name exists');
+  }
+  const binding = (env as Record<string, unknown>)[target.binding];
+  if (isNamespace(binding)) {
+    if (target.instance === undefined) throw new UnknownBindingError(target.binding, 'it is a Durable Object namespace, so the call needs an instance name');
+    return binding.get(binding.idFromName(target.instance)) as NodeStub;
+  }
+  if (isService(binding)) {
+    return binding as unknown as NodeStub;
+  }
+  throw new UnknownBindingError(target.binding, 'it is not a Durable Object or Worker binding');
+}
+
+/** Calls a node; an RPC failure that means "this is no mesh node" becomes UnknownBindingError. */
+export async function callNode(stub: NodeStub, envelope: MeshEnvelope): Promise<MeshResult> {
+  try {
+    return await stub.__meshgateCall(envelope);
+  } catch (error) {
+    const message = (error as Error)?.message ?? '';
+    if (/does not (exist|implement)|not a function|no such method|RPC/i.test(message) && /__meshgateCall/.test(message)) {
+      throw new UnknownBindingError(envelope.target.binding, 'it is not a meshgate node (extend MeshDurableObject or MeshWorker)');
+    }
+    throw error;
+  }
+}

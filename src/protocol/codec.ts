@@ -1,0 +1,48 @@
+/**
+ * The value codec: arguments, results and errors keep their types end to end.
+ * Built on devalue (Date, Map, Set, BigInt, undefined, NaN/±Infinity, -0,
+ * typed arrays, RegExp, cycles and shared references); errors are added with
+ * a reducer that keeps name, message, cause and own properties but never the
+ * stack, which would leak server internals to clients.
+ */
+import { parse, stringify } from 'devalue';
+import { ProtocolError, reviveError } from './errors.js';
+
+type ErrorParts = [name: string, message: string, cause: unknown, props: Record<string, unknown>];
+
+const reducers = {
+  Error: (value: unknown): ErrorParts | false => {
+    if (!(value instanceof Error)) return false;
+    const props: Record<string, unknown> = {};
+    for (const key of Object.keys(value)) {
+      if (key === 'name' || key === 'message' || key === 'stack' || key === 'cause') continue;
+      props[key] = (value as unknown as Record<string, unknown>)[key];
+    }
+    return [value.name, value.message, value.cause, props];
+  },
+};
+
+const revivers = {
+  Error: ([name, message, cause, props]: ErrorParts) =>
+    reviveError(String(name), String(message), cause, props && typeof props === 'object' ? props : {}),
+};
+
+/** Encodes any supported value to a string; throws a clear error for values it cannot carry (functions, class instances). */
+export function encodeValue(value: unknown): string {
+  try {
+    return stringify(value, reducers);
+  } catch (error) {
+    throw new TypeError(`meshgate cannot send this value: ${(error as Error).message}. Send plain data (objects, arrays, Date, Map, Set, typed arrays, errors), not functions or class instances.`);
+  }
+}
+
+/** Decodes a string from `encodeValue`; a payload that does not decode is a `ProtocolError` with code `bad_payload`. */
+export function decodeValue(text: string): unknown {
+  try {
+    return parse(text, revivers);
+  } catch (error) {
+    throw new ProtocolError(`Payload does not decode: ${(error as Error).message}`, 'bad_payload');
+  }
+}
+
+export const CODEC_NAME = 'devalue';

@@ -1,0 +1,156 @@
+/**
+ * Typed errors that cross the wire. Each keeps its `name` and its own
+ * properties through the codec, and is revived as an instance of the same
+ * class on the other side (see `codec.ts`), so `instanceof` works end to end.
+ */
+
+type Props = Record<string, unknown>;
+
+export class MeshError extends Error {
+  /** A stable, machine-readable code for `switch` statements and logs. */
+  code: string;
+  constructor(message: string, code = 'mesh_error', options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A call to a client failed because the client is gone (no socket, grace period over). Definitive: safe to drop the subscriber. */
+export class ClientDisconnectedError extends MeshError {
+  clientInstanceName: string;
+  constructor(clientInstanceName: string, message?: string) {
+    super(message ?? `Client "${clientInstanceName}" is not connected and did not reconnect within the grace period; drop it or retry after it reconnects.`, 'client_disconnected');
+    this.clientInstanceName = clientInstanceName;
+  }
+}
+
+/** A connected client did not answer in time. Not a disconnect: the client may be slow, keep it subscribed. */
+export class ClientTimeoutError extends MeshError {
+  clientInstanceName: string;
+  timeoutMs: number;
+  constructor(clientInstanceName: string, timeoutMs: number) {
+    super(`Client "${clientInstanceName}" did not answer within ${timeoutMs} ms; it is still connected, so retry or raise clientResponseTimeoutMs.`, 'client_timeout');
+    this.clientInstanceName = clientInstanceName;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** A call from the client passed its deadline without an answer. */
+export class CallTimeoutError extends MeshError {
+  method: string;
+  timeoutMs: number;
+  constructor(method: string, timeoutMs: number) {
+    super(`Call to "${method}" got no answer within ${timeoutMs} ms; raise the call timeout or check the target.`, 'call_timeout');
+    this.method = method;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** The call was sent, the connection dropped, and the gateway's memory of it is gone: it may or may not have run. */
+export class OutcomeUnknownError extends MeshError {
+  method: string;
+  constructor(method: string) {
+    super(`Call to "${method}" was in flight when the connection dropped and the reconnect came after the grace period; it may or may not have run. Check the target's state before retrying.`, 'outcome_unknown');
+    this.method = method;
+  }
+}
+
+/** The method does not exist or is not marked callable with `@mesh()`. */
+export class MethodNotExposedError extends MeshError {
+  method: string;
+  constructor(method: string, where = 'the target') {
+    super(`"${String(method).slice(0, 100)}" is not a callable method on ${where}; mark it with @mesh() (server) or add it to the handlers object (client).`, 'method_not_exposed');
+    this.method = String(method).slice(0, 100);
+  }
+}
+
+/** The call named a binding that is not a mesh node. */
+export class UnknownBindingError extends MeshError {
+  binding: string;
+  constructor(binding: string, detail = 'it is not a Durable Object or Worker binding of this mesh') {
+    super(`Binding "${String(binding).slice(0, 100)}" cannot be called: ${detail}.`, 'unknown_binding');
+    this.binding = String(binding).slice(0, 100);
+  }
+}
+
+/** A hook or policy refused the call. */
+export class ForbiddenError extends MeshError {
+  constructor(message: string) {
+    super(message, 'forbidden');
+  }
+}
+
+/** A frame broke the wire protocol; `code` says how. */
+export class ProtocolError extends MeshError {
+  constructor(message: string, code = 'bad_frame') {
+    super(message, code);
+  }
+}
+
+/** A limit was hit (queue, in-flight calls, …); `limit` names it. */
+export class LimitExceededError extends MeshError {
+  limit: string;
+  max: number;
+  constructor(limit: string, max: number, advice: string) {
+    super(`Limit "${limit}" of ${max} reached; ${advice}`, 'limit_exceeded');
+    this.limit = limit;
+    this.max = max;
+  }
+}
+
+/** The access token expired mid-connection; the client refreshes and reconnects. */
+export class TokenExpiredError extends MeshError {
+  constructor() {
+    super('The access token expired; the client will refresh it and reconnect.', 'token_expired');
+  }
+}
+
+/** The client was closed with `disconnect()` or disposed before the call settled. */
+export class ClientClosedError extends MeshError {
+  constructor(message = 'The client was disconnected by the application before this call settled; create or connect a client to call again.') {
+    super(message, 'client_closed');
+  }
+}
+
+/** Another process took over this client identity; this client stopped. */
+export class SupersededError extends MeshError {
+  constructor() {
+    super('Another connection took over this client identity (same instance name); this client stopped. Call connect() to take it back.', 'superseded');
+  }
+}
+
+/** The server refused the token: the user must log in again. */
+export class LoginRequiredError extends MeshError {
+  constructor(reason: string) {
+    super(`Login required: ${reason}`, 'login_required');
+  }
+}
+
+const builtins: Array<new (message?: string) => Error> = [
+  Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError,
+];
+const registry = new Map<string, { prototype: Error }>(builtins.map((c) => [c.name, c]));
+for (const c of [
+  MeshError, ClientDisconnectedError, ClientTimeoutError, CallTimeoutError, OutcomeUnknownError,
+  MethodNotExposedError, UnknownBindingError, ForbiddenError, ProtocolError, LimitExceededError,
+  TokenExpiredError, ClientClosedError, SupersededError, LoginRequiredError,
+]) registry.set(c.name, c);
+
+/** Lets an application's own error classes revive as themselves on the other side. */
+export function registerErrorClass(ctor: { name: string; prototype: Error }): void {
+  registry.set(ctor.name, ctor);
+}
+
+/** Rebuilds an error from its wire parts: the registered class by name, else a plain Error with that name. */
+export function reviveError(name: string, message: string, cause: unknown, props: Props): Error {
+  const error = new Error(message, cause === undefined ? undefined : { cause });
+  const ctor = registry.get(name);
+  if (ctor) Object.setPrototypeOf(error, ctor.prototype);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === '__proto__' || key === 'constructor' || key === 'prototype') continue;
+    (error as unknown as Props)[key] = value;
+  }
+  Object.defineProperty(error, 'name', { value: name, enumerable: false, writable: true, configurable: true });
+  return error;
+}

@@ -1,0 +1,170 @@
+/**
+ * Wire frames of protocol v1. Every frame is a JSON text frame with a `type`.
+ * Argument, result and error payloads are codec strings (see codec.ts), so the
+ * gateway can pass them through without decoding them.
+ * The full specification is docs/protocol.md.
+ */
+import { DEFAULTS } from './limits.js';
+import { ProtocolError } from './errors.js';
+
+/** Who made a call: a client through its gateway, or a mesh node. */
+export type Origin =
+  | { kind: 'client'; gateway: string; instance: string; sub: string }
+  | { kind: 'node'; binding: string; instance?: string };
+
+/** Where a client sends a call: a Durable Object (binding + instance) or a Worker (binding only). */
+export interface CallTarget {
+  binding: string;
+  instance?: string;
+}
+
+// ── client → gateway ──────────────────────────────────────────────────────────
+
+export interface CallFrame {
+  type: 'call';
+  id: string;
+  to: CallTarget;
+  method: string;
+  /** codec string of the argument array */
+  args: string;
+  /** Application state to carry along the call chain (JSON object). Reserved keys are stripped by the gateway. */
+  state?: Record<string, unknown>;
+}
+
+export type IncomingCallResponseFrame =
+  | { type: 'incoming_call_response'; id: string; ok: true; result: string }
+  | { type: 'incoming_call_response'; id: string; ok: false; error: string };
+
+export type ClientFrame = CallFrame | IncomingCallResponseFrame;
+
+// ── gateway → client ──────────────────────────────────────────────────────────
+
+export interface ConnectionStatusFrame {
+  type: 'connection_status';
+  /** true: the gateway has no memory of this client (fresh, or grace period over): re-subscribe. */
+  subscriptionRequired: boolean;
+  instanceName: string;
+  sub: string;
+  protocol: number;
+}
+
+export type CallResponseFrame =
+  | { type: 'call_response'; id: string; ok: true; result: string }
+  | { type: 'call_response'; id: string; ok: false; error: string };
+
+export interface IncomingCallFrame {
+  type: 'incoming_call';
+  id: string;
+  method: string;
+  args: string;
+  /** the original caller of the chain */
+  origin: Origin;
+  /** every hop, origin first, the immediate caller last */
+  chain: Origin[];
+}
+
+export interface SupersededFrame {
+  type: 'superseded';
+  reason: string;
+}
+
+/** A frame the gateway could not act on and could not answer as a call. */
+export interface ErrorFrame {
+  type: 'error';
+  id?: string;
+  code: string;
+  message: string;
+}
+
+export type ServerFrame = ConnectionStatusFrame | CallResponseFrame | IncomingCallFrame | SupersededFrame | ErrorFrame;
+
+// ── decoding ──────────────────────────────────────────────────────────────────
+
+const BINDING_RE = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+const METHOD_RE = /^[A-Za-z_$][A-Za-z0-9_$]{0,99}$/;
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function parseObject(text: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ProtocolError('Frame is not valid JSON; send a JSON object with a "type" field.', 'bad_json');
+  }
+  if (!isObject(value)) throw new ProtocolError('Frame must be a JSON object with a "type" field.', 'bad_frame');
+  return value;
+}
+
+/** A call id that a caller can echo back: a non-empty string within the length limit. */
+export function readCallId(frame: Record<string, unknown>, maxLength: number = DEFAULTS.maxCallIdLength): string | undefined {
+  const id = frame.id;
+  return typeof id === 'string' && id.length > 0 && id.length <= maxLength ? id : undefined;
+}
+
+function fieldError(type: string, field: string, expected: string): ProtocolError {
+  return new ProtocolError(`"${type}" frame field "${field}" must be ${expected}.`, 'bad_field');
+}
+
+/** A ProtocolError from `decodeClientFrame`, with what could still be read of the frame. */
+export type FrameError = ProtocolError & { callId?: string; frameType?: string };
+
+/**
+ * Parses and validates a frame from a client. Throws `ProtocolError`; when the
+ * frame had a usable call id, `error.callId` lets the gateway answer that call.
+ */
+export function decodeClientFrame(text: string, maxIdLength: number = DEFAULTS.maxCallIdLength): ClientFrame {
+  const frame = parseObject(text);
+  const id = readCallId(frame, maxIdLength);
+  const fail = (error: ProtocolError): never => {
+    if (id !== undefined) (error as FrameError).callId = id;
+    (error as FrameError).frameType = typeof frame.type === 'string' ? frame.type.slice(0, 40) : undefined;
+    throw error;
+  };
+  if (frame.type === 'call') {
+    if (id === undefined) fail(fieldError('call', 'id', `a non-empty string of at most ${maxIdLength} characters`));
+    const to = frame.to;
+    if (!isObject(to) || typeof to.binding !== 'string' || !BINDING_RE.test(to.binding)) fail(fieldError('call', 'to.binding', 'a binding name (letters, digits, _)'));
+    const target = to as Record<string, unknown>;
+    if (target.instance !== undefined && (typeof target.instance !== 'string' || target.instance.length === 0 || target.instance.length > 256)) fail(fieldError('call', 'to.instance', 'a non-empty string of at most 256 characters'));
+    if (typeof frame.method !== 'string' || !METHOD_RE.test(frame.method)) fail(fieldError('call', 'method', 'a method name (identifier characters, at most 100)'));
+    if (typeof frame.args !== 'string') fail(fieldError('call', 'args', 'a codec string of the argument array'));
+    if (frame.state !== undefined && !isObject(frame.state)) fail(fieldError('call', 'state', 'a JSON object'));
+    return {
+      type: 'call',
+      id: id!,
+      to: target.instance === undefined ? { binding: target.binding as string } : { binding: target.binding as string, instance: target.instance as string },
+      method: frame.method as string,
+      args: frame.args as string,
+      ...(frame.state === undefined ? {} : { state: frame.state as Record<string, unknown> }),
+    };
+  }
+  if (frame.type === 'incoming_call_response') {
+    if (id === undefined) fail(fieldError('incoming_call_response', 'id', 'the id of the incoming call'));
+    if (frame.ok === true && typeof frame.result === 'string') return { type: 'incoming_call_response', id: id!, ok: true, result: frame.result };
+    if (frame.ok === false && typeof frame.error === 'string') return { type: 'incoming_call_response', id: id!, ok: false, error: frame.error };
+    return fail(fieldError('incoming_call_response', 'ok/result/error', 'ok: true with a "result" codec string, or ok: false with an "error" codec string'));
+  }
+  return fail(new ProtocolError(`Unknown frame type ${JSON.stringify(String(frame.type)).slice(0, 60)}; expected "call" or "incoming_call_response".`, 'unknown_type'));
+}
+
+/** Parses a frame from the gateway. The client trusts the gateway, so this checks shape only. */
+export function decodeServerFrame(text: string): ServerFrame {
+  const frame = parseObject(text);
+  switch (frame.type) {
+    case 'connection_status':
+    case 'call_response':
+    case 'incoming_call':
+    case 'superseded':
+    case 'error':
+      return frame as unknown as ServerFrame;
+    default:
+      throw new ProtocolError(`Unknown frame type from gateway: ${String(frame.type).slice(0, 60)}`, 'unknown_type');
+  }
+}
+
+export function encodeFrame(frame: ClientFrame | ServerFrame): string {
+  return JSON.stringify(frame);
+}

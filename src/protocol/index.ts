@@ -1,0 +1,5 @@
+export * from './close-codes.js';
+export * from './limits.js';
+export * from './errors.js';
+export * from './codec.js';
+export * from './frames.js';

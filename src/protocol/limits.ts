@@ -1,0 +1,26 @@
+/** Defaults from DESIGN.md; every one is configurable where it is used. */
+export const DEFAULTS = {
+  gracePeriodMs: 5_000,
+  clientResponseTimeoutMs: 30_000,
+  callTimeoutMs: 30_000,
+  reconnectMinDelayMs: 1_000,
+  reconnectMaxDelayMs: 30_000,
+  heartbeatIntervalMs: 30_000,
+  heartbeatTimeoutMs: 10_000,
+  maxQueuedCalls: 100,
+  maxFrameBytes: 1024 * 1024,
+  maxInFlightCalls: 256,
+  maxPendingClientCalls: 256,
+  rememberedCallIds: 1_000,
+  maxCallIdLength: 128,
+} as const;
+
+/** Heartbeat strings, answered by the runtime's auto-response without waking the gateway. */
+export const HEARTBEAT_PING = 'meshgate:ping';
+export const HEARTBEAT_PONG = 'meshgate:pong';
+
+/** The subprotocol the server selects, and the prefix of the one carrying the token. */
+export const SUBPROTOCOL = 'meshgate';
+export const TOKEN_SUBPROTOCOL_PREFIX = 'meshgate.token.';
+
+export const PROTOCOL_VERSION = 1;
