@@ -1,0 +1,98 @@
+/**
+ * Calls from the mesh to this client. Only methods of the app's handler
+ * object are callable (never Object.prototype's or `constructor`); a call
+ * whose origin is another client is refused unless allowed. Recent call ids
+ * are remembered, so a call the gateway delivers again after a reconnect is
+ * answered from memory instead of running the handler twice.
+ */
+import { decodeValue, encodeValue } from '../protocol/codec.js';
+import { ForbiddenError, MeshError, MethodNotExposedError, ProtocolError } from '../protocol/errors.js';
+import { encodeFrame, type IncomingCallFrame, type Origin } from '../protocol/frames.js';
+
+/** What a handler can learn about the call it serves: `this` inside it is the handler object, so this comes from `client.incomingContext`. */
+export interface IncomingContext {
+  id: string;
+  method: string;
+  origin: Origin;
+  chain: Origin[];
+}
+
+function findHandler(handlers: object | undefined, name: string): ((...args: unknown[]) => unknown) | undefined {
+  if (!handlers || name === 'constructor' || name === '__proto__' || name === 'then') return undefined;
+  if (name in Object.prototype) return undefined;
+  const fn = (handlers as Record<string, unknown>)[name];
+  return typeof fn === 'function' ? (fn as (...args: unknown[]) => unknown) : undefined;
+}
+
+function encodeError(error: unknown): string {
+  const wire = error instanceof Error ? error : new MeshError(String(error));
+  try {
+    return encodeValue(wire);
+  } catch {
+    return encodeValue(new MeshError(`${wire.name}: ${wire.message}`));
+  }
+}
+
+export class IncomingCalls {
+  /** answers already sent, by id, oldest first (bounded) */
+  readonly #answered = new Map<string, string>();
+  /** ids now running */
+  readonly #running = new Set<string>();
+  #current: IncomingContext | undefined;
+
+  constructor(
+    private readonly handlers: object | undefined,
+    private readonly allowClientOrigins: boolean,
+    private readonly remember: number,
+    private readonly onHandlerError: (error: unknown, context: IncomingContext) => void,
+  ) {}
+
+  /** The incoming call whose handler is running synchronously right now. */
+  get current(): IncomingContext | undefined {
+    return this.#current;
+  }
+
+  get runningCount(): number {
+    return this.#running.size;
+  }
+
+  /** Serves one incoming call; `send` delivers the answer on whatever socket is current when it is ready. */
+  async serve(frame: IncomingCallFrame, send: (text: string) => void): Promise<void> {
+    const remembered = this.#answered.get(frame.id);
+    if (remembered !== undefined) return send(remembered);
+    if (this.#running.has(frame.id)) return; // delivered again while running: one answer goes out when done
+    this.#running.add(frame.id);
+    const context: IncomingContext = { id: frame.id, method: frame.method, origin: frame.origin, chain: frame.chain };
+    let answer: string;
+    try {
+      const result = await this.#run(frame, context);
+      answer = encodeFrame({ type: 'incoming_call_response', id: frame.id, ok: true, result: encodeValue(result) });
+    } catch (error) {
+      if (!(error instanceof MeshError)) this.onHandlerError(error, context);
+      answer = encodeFrame({ type: 'incoming_call_response', id: frame.id, ok: false, error: encodeError(error) });
+    }
+    this.#running.delete(frame.id);
+    this.#answered.set(frame.id, answer);
+    if (this.#answered.size > this.remember) this.#answered.delete(this.#answered.keys().next().value!);
+    send(answer);
+  }
+
+  async #run(frame: IncomingCallFrame, context: IncomingContext): Promise<unknown> {
+    if (frame.origin?.kind === 'client' && !this.allowClientOrigins) {
+      throw new ForbiddenError('This client does not accept calls that originate from another client (set allowClientOrigins: true to allow them).');
+    }
+    const handler = findHandler(this.handlers, frame.method);
+    if (!handler) throw new MethodNotExposedError(frame.method, 'this client');
+    const args = decodeValue(frame.args);
+    if (!Array.isArray(args)) throw new ProtocolError('Incoming call arguments must encode an array.', 'bad_payload');
+    // Visible only during the handler's synchronous start: concurrent calls would clobber it later.
+    this.#current = context;
+    let result: unknown;
+    try {
+      result = handler.apply(this.handlers, args);
+    } finally {
+      this.#current = undefined;
+    }
+    return await result;
+  }
+}

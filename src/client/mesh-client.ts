@@ -1,0 +1,434 @@
+/**
+ * MeshClient: one WebSocket to this client's gateway, kept correct under
+ * reconnects, duplicate tabs, flaky networks and supersession.
+ *
+ * Every socket's handlers check that the socket is still the current one
+ * before touching state (the stale-event guard from the seed), so a replaced
+ * socket's late close, message or error never clobbers the new connection.
+ */
+import {
+  WS_CLOSE_NORMAL, WS_CLOSE_SUPERSEDED, WS_CLOSE_TOKEN_EXPIRED, LOGIN_REQUIRED_CODES,
+} from '../protocol/close-codes.js';
+import { ClientClosedError, LoginRequiredError, OutcomeUnknownError, SupersededError } from '../protocol/errors.js';
+import { decodeServerFrame, type CallTarget, type ConnectionStatusFrame, type ServerFrame } from '../protocol/frames.js';
+import { DEFAULTS, HEARTBEAT_PING, HEARTBEAT_PONG, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../protocol/limits.js';
+import { createStub, type Stub } from '../protocol/stub.js';
+import { Backoff } from './backoff.js';
+import { IncomingCalls, type IncomingContext } from './incoming.js';
+import { OutgoingCalls } from './outgoing.js';
+import { resolveSocketClass, SOCKET_OPEN, type SocketClass, type SocketLike } from './socket.js';
+import { TabIdentity } from './tab-id.js';
+import { readTokenPayload, TokenSource, TransientRefreshError, type RefreshSource } from './token.js';
+
+export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'superseded' | 'disconnected';
+
+export interface MeshClientOptions<Handlers extends object = object> {
+  /** Base URL of the mesh's edge Worker, e.g. `https://app.example.com` or `ws://127.0.0.1:8787`. */
+  url: string;
+  /** The gateway binding to connect through (default 'GATEWAY'). */
+  gateway?: string;
+  /** `{sub}.{tabId}`; by default the token's sub and a tab id (per tab in browsers, random in Node). */
+  instanceName?: string;
+  accessToken?: string;
+  /** An async function or an endpoint URL (POSTed to) returning `{ access_token }`. */
+  refresh?: RefreshSource;
+  /** The WebSocket class; required in Node.js 20 (`ws`). Default: the global WebSocket. */
+  WebSocket?: SocketClass;
+  /** Methods the mesh may call on this client. Only these are callable. */
+  handlers?: Handlers;
+  /** Accept incoming calls whose origin is another client (default false). */
+  allowClientOrigins?: boolean;
+  /** Connect on construction (default true). */
+  autoConnect?: boolean;
+  callTimeoutMs?: number;
+  maxQueuedCalls?: number;
+  reconnectMinDelayMs?: number;
+  reconnectMaxDelayMs?: number;
+  heartbeatIntervalMs?: number;
+  heartbeatTimeoutMs?: number;
+  /** Remembered incoming call ids, so a redelivered call is answered from memory. */
+  rememberedCallIds?: number;
+  /** Listen to `online`, `focus` and `visibilitychange` to reconnect at once (default: true where `window` exists). */
+  browserEvents?: boolean;
+  fetch?: typeof fetch;
+  onStateChange?: (state: ConnectionState, previous: ConnectionState) => void;
+  /** The gateway has no memory of this client (first connect, or the grace period ran out): (re)subscribe here. */
+  onSubscriptionRequired?: () => void | Promise<void>;
+  /** The token was refused for good (4400/4403, or the refresh answered 401/403). */
+  onLoginRequired?: (reason: string) => void;
+  /** Another process took over this identity; this client stopped and will not reconnect by itself. */
+  onSuperseded?: () => void;
+  /** Connected again after a drop, inside the grace period (no resubscribe needed). */
+  onReconnected?: (info: { subscriptionRequired: boolean }) => void;
+  /** Errors with nowhere else to go (a throwing callback or handler). */
+  onError?: (error: unknown) => void;
+}
+
+interface BrowserTarget {
+  addEventListener(type: string, listener: () => void): void;
+  removeEventListener(type: string, listener: () => void): void;
+}
+
+export class MeshClient<Handlers extends object = object> {
+  readonly #options: MeshClientOptions<Handlers>;
+  readonly #Socket: SocketClass;
+  readonly #tokens: TokenSource;
+  readonly #tab = new TabIdentity();
+  readonly #backoff: Backoff;
+  readonly #outgoing: OutgoingCalls;
+  readonly #incoming: IncomingCalls;
+
+  #state: ConnectionState = 'disconnected';
+  #ws: SocketLike | undefined;
+  /** true once the current socket got connection_status */
+  #ready = false;
+  #everConnected = false;
+  #closed = false;
+  #instanceName: string | undefined;
+  #attempt: Promise<void> | undefined;
+  #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  #heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  #pongTimer: ReturnType<typeof setTimeout> | undefined;
+  #removeBrowserListeners: (() => void) | undefined;
+
+  constructor(options: MeshClientOptions<Handlers>) {
+    this.#options = options;
+    this.#Socket = resolveSocketClass(options.WebSocket);
+    this.#tokens = new TokenSource(options.accessToken, options.refresh, options.fetch);
+    this.#backoff = new Backoff(options.reconnectMinDelayMs ?? DEFAULTS.reconnectMinDelayMs, options.reconnectMaxDelayMs ?? DEFAULTS.reconnectMaxDelayMs);
+    this.#outgoing = new OutgoingCalls(options.maxQueuedCalls ?? DEFAULTS.maxQueuedCalls, options.callTimeoutMs ?? DEFAULTS.callTimeoutMs);
+    this.#incoming = new IncomingCalls(options.handlers, options.allowClientOrigins ?? false, options.rememberedCallIds ?? DEFAULTS.rememberedCallIds,
+      (error) => this.#report(error));
+    this.#instanceName = options.instanceName;
+    this.#listenToBrowser();
+    if (options.autoConnect !== false) void this.connect().catch((error) => this.#report(error));
+  }
+
+  // ── public API ───────────────────────────────────────────────────────────
+
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  /** `{sub}.{tabId}`, known once the first connect resolved it. */
+  get instanceName(): string | undefined {
+    return this.#instanceName;
+  }
+
+  /** The incoming call whose handler is starting right now (read it synchronously at the top of a handler). */
+  get incomingContext(): IncomingContext | undefined {
+    return this.#incoming.current;
+  }
+
+  /** Unsettled outgoing calls (queued or in flight). */
+  get pendingCalls(): number {
+    return this.#outgoing.size;
+  }
+
+  /**
+   * Opens the connection. Resolves once a socket is open and the gateway sent
+   * its status, or when the attempt failed (the client then keeps retrying by
+   * itself). Overlapping calls share one attempt; never two sockets.
+   */
+  connect(): Promise<void> {
+    if (this.#closed) return Promise.reject(new ClientClosedError('This client was disconnected or disposed; create a new MeshClient.'));
+    if (this.#ws || this.#attempt) return this.#attempt ?? Promise.resolve();
+    this.#clearReconnectTimer();
+    this.#setState(this.#everConnected ? 'reconnecting' : 'connecting');
+    const attempt = this.#open().finally(() => {
+      if (this.#attempt === attempt) this.#attempt = undefined;
+    });
+    this.#attempt = attempt;
+    return attempt;
+  }
+
+  /** Closes for good: no later event, timer or listener brings the client back; unsettled calls reject. */
+  disconnect(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#clearReconnectTimer();
+    this.#stopHeartbeat();
+    this.#removeBrowserListeners?.();
+    this.#removeBrowserListeners = undefined;
+    this.#tab.close();
+    const ws = this.#ws;
+    this.#ws = undefined;
+    this.#ready = false;
+    try {
+      ws?.close(WS_CLOSE_NORMAL, 'Client disconnected');
+    } catch {
+      // already closed
+    }
+    this.#outgoing.failAll(() => new ClientClosedError());
+    this.#setState('disconnected');
+  }
+
+  [Symbol.dispose](): void {
+    this.disconnect();
+  }
+
+  /** A typed stub for a Durable Object (binding + instance) or a Worker (binding only). */
+  node<T>(binding: string, instance?: string, options: { timeoutMs?: number } = {}): Stub<T> {
+    const to: CallTarget = instance === undefined ? { binding } : { binding, instance };
+    return createStub<T>((method, args) => this.call(to, method, args, options.timeoutMs));
+  }
+
+  /** Calls a method on a mesh node. Queues while disconnected; always settles by the deadline. */
+  call(to: CallTarget, method: string, args: unknown[], timeoutMs?: number): Promise<unknown> {
+    if (this.#closed) return Promise.reject(new ClientClosedError());
+    if (this.#state === 'superseded') return Promise.reject(new SupersededError());
+    try {
+      return this.#outgoing.start(to, method, args, timeoutMs, (frame) => this.#send(frame));
+    } catch (error) {
+      return Promise.reject(error); // e.g. an argument the codec cannot carry
+    }
+  }
+
+  // ── connection ───────────────────────────────────────────────────────────
+
+  async #open(): Promise<void> {
+    let token: string;
+    try {
+      token = await this.#tokens.get();
+      if (!this.#instanceName) {
+        const sub = readTokenPayload(token)?.sub;
+        if (!sub) throw new LoginRequiredError('the access token has no sub; pass instanceName');
+        this.#instanceName = `${sub}.${await this.#tab.resolve()}`;
+      }
+    } catch (error) {
+      this.#attempt = undefined;
+      if (this.#closed) return;
+      if (error instanceof TransientRefreshError) return this.#scheduleReconnect();
+      if (error instanceof LoginRequiredError) return this.#loginRequired(error.message);
+      this.#report(error);
+      return this.#scheduleReconnect();
+    }
+    if (this.#closed || this.#ws) return;
+
+    const gateway = this.#options.gateway ?? 'GATEWAY';
+    const base = this.#options.url.replace(/^http/, 'ws').replace(/\/+$/, '');
+    const url = `${base}/gateway/${encodeURIComponent(gateway)}/${encodeURIComponent(this.#instanceName)}`;
+    let ws: SocketLike;
+    try {
+      ws = new this.#Socket(url, [SUBPROTOCOL, `${TOKEN_SUBPROTOCOL_PREFIX}${token}`]);
+    } catch (error) {
+      this.#attempt = undefined;
+      this.#report(error);
+      return this.#scheduleReconnect();
+    }
+    this.#ws = ws;
+    this.#ready = false;
+
+    await new Promise<void>((resolve) => {
+      ws.onopen = () => {
+        if (this.#ws === ws) this.#startHeartbeat(ws);
+      };
+      ws.onmessage = (event) => {
+        if (this.#ws !== ws) return;
+        this.#onMessage(ws, event.data, resolve);
+      };
+      ws.onerror = () => {
+        // a close event follows; nothing to decide here
+      };
+      ws.onclose = (event) => {
+        resolve();
+        if (this.#ws !== ws) return; // stale close from a socket already replaced
+        this.#attempt = undefined; // cleared now, so a reconnect can start in this same tick
+        this.#onClose(event.code, event.reason);
+      };
+    });
+  }
+
+  #onMessage(ws: SocketLike, data: unknown, opened: () => void): void {
+    this.#gotSignOfLife();
+    if (data === HEARTBEAT_PONG) return;
+    let frame: ServerFrame;
+    try {
+      frame = decodeServerFrame(String(data));
+    } catch (error) {
+      this.#report(error);
+      return;
+    }
+    switch (frame.type) {
+      case 'connection_status':
+        this.#attempt = undefined;
+        this.#onConnected(frame);
+        opened();
+        return;
+      case 'call_response':
+        if (!frame.ok && frame.error.includes('"TokenExpiredError"') && this.#outgoing.requeue(frame.id)) return;
+        this.#outgoing.answer(frame);
+        return;
+      case 'incoming_call':
+        void this.#incoming.serve(frame, (text) => this.#send(text));
+        return;
+      case 'superseded':
+        this.#onSuperseded(ws);
+        return;
+      case 'error':
+        this.#report(new Error(`Gateway reported ${frame.code}: ${frame.message}`));
+        return;
+    }
+  }
+
+  #onConnected(status: ConnectionStatusFrame): void {
+    const wasConnected = this.#everConnected;
+    this.#ready = true;
+    this.#everConnected = true;
+    this.#backoff.reset();
+    this.#instanceName = status.instanceName;
+    this.#setState('connected');
+    // The gateway's memory is gone: calls it may have run cannot be resent safely.
+    this.#outgoing.flush((frame) => this.#send(frame), status.subscriptionRequired ? (method) => new OutcomeUnknownError(method) : undefined);
+    if (wasConnected) this.#callback(() => this.#options.onReconnected?.({ subscriptionRequired: status.subscriptionRequired }));
+    if (status.subscriptionRequired) this.#callback(() => this.#options.onSubscriptionRequired?.());
+  }
+
+  #onSuperseded(ws: SocketLike): void {
+    // Ignore this socket from now on; its 4409 close may arrive much later.
+    this.#ws = undefined;
+    this.#ready = false;
+    this.#stopHeartbeat();
+    try {
+      ws.close(WS_CLOSE_NORMAL, 'Superseded');
+    } catch {
+      // already closing
+    }
+    this.#setState('superseded');
+    this.#outgoing.failAll(() => new SupersededError());
+    this.#callback(() => this.#options.onSuperseded?.());
+  }
+
+  #onClose(code: number, reason: string): void {
+    const ws = this.#ws;
+    this.#ws = undefined;
+    this.#ready = false;
+    this.#stopHeartbeat();
+    if (code === WS_CLOSE_SUPERSEDED && ws) return this.#onSuperseded(ws);
+    if (LOGIN_REQUIRED_CODES.includes(code)) return this.#loginRequired(reason || `closed with ${code}`);
+    if (code === WS_CLOSE_TOKEN_EXPIRED) {
+      this.#tokens.invalidate();
+      if (!this.#tokens.canRefresh) return this.#loginRequired('token expired and no refresh is configured');
+    }
+    this.#scheduleReconnect();
+  }
+
+  #loginRequired(reason: string): void {
+    this.#clearReconnectTimer();
+    this.#outgoing.failAll(() => new LoginRequiredError(reason));
+    this.#setState('disconnected');
+    this.#callback(() => this.#options.onLoginRequired?.(reason));
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#closed || this.#reconnectTimer) return;
+    this.#setState('reconnecting');
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = undefined;
+      void this.connect().catch((error) => this.#report(error));
+    }, this.#backoff.next());
+  }
+
+  /** The network came back or the tab became visible: skip the rest of the backoff wait. */
+  #reconnectNow = (): void => {
+    if (this.#closed || !this.#reconnectTimer) return;
+    if (typeof document !== 'undefined' && document.visibilityState === 'hidden') return;
+    this.#clearReconnectTimer();
+    void this.connect().catch((error) => this.#report(error));
+  };
+
+  #clearReconnectTimer(): void {
+    if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = undefined;
+  }
+
+  #listenToBrowser(): void {
+    const win = (globalThis as { window?: BrowserTarget }).window;
+    const doc = (globalThis as { document?: BrowserTarget }).document;
+    if (this.#options.browserEvents === false || !win) return;
+    win.addEventListener('online', this.#reconnectNow);
+    win.addEventListener('focus', this.#reconnectNow);
+    doc?.addEventListener('visibilitychange', this.#reconnectNow);
+    this.#removeBrowserListeners = () => {
+      win.removeEventListener('online', this.#reconnectNow);
+      win.removeEventListener('focus', this.#reconnectNow);
+      doc?.removeEventListener('visibilitychange', this.#reconnectNow);
+    };
+  }
+
+  // ── heartbeat ────────────────────────────────────────────────────────────
+
+  #startHeartbeat(ws: SocketLike): void {
+    this.#stopHeartbeat();
+    const interval = this.#options.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs;
+    const timeout = this.#options.heartbeatTimeoutMs ?? DEFAULTS.heartbeatTimeoutMs;
+    this.#heartbeatTimer = setInterval(() => {
+      if (this.#ws !== ws || this.#pongTimer) return;
+      try {
+        ws.send(HEARTBEAT_PING);
+      } catch {
+        return; // the close event handles it
+      }
+      this.#pongTimer = setTimeout(() => this.#onDeadSocket(ws), timeout);
+    }, interval);
+  }
+
+  #gotSignOfLife(): void {
+    if (this.#pongTimer) clearTimeout(this.#pongTimer);
+    this.#pongTimer = undefined;
+  }
+
+  #stopHeartbeat(): void {
+    if (this.#heartbeatTimer) clearInterval(this.#heartbeatTimer);
+    this.#heartbeatTimer = undefined;
+    this.#gotSignOfLife();
+  }
+
+  /** No pong in time: the socket is dead even if no close event came. Drop it and reconnect. */
+  #onDeadSocket(ws: SocketLike): void {
+    if (this.#ws !== ws) return;
+    this.#ws = undefined;
+    this.#ready = false;
+    this.#stopHeartbeat();
+    try {
+      ws.close(4000, 'Heartbeat timeout');
+    } catch {
+      // already closed
+    }
+    this.#scheduleReconnect();
+  }
+
+  // ── helpers ──────────────────────────────────────────────────────────────
+
+  /** Sends on the current socket if it is ready; false means "queue it". */
+  #send(text: string): boolean {
+    const ws = this.#ws;
+    if (!ws || !this.#ready || ws.readyState !== SOCKET_OPEN) return false;
+    try {
+      ws.send(text);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  #setState(next: ConnectionState): void {
+    const previous = this.#state;
+    if (previous === next) return;
+    this.#state = next;
+    this.#callback(() => this.#options.onStateChange?.(next, previous));
+  }
+
+  #callback(fn: () => unknown): void {
+    try {
+      const result = fn();
+      if (result instanceof Promise) result.catch((error) => this.#report(error));
+    } catch (error) {
+      this.#report(error);
+    }
+  }
+
+  #report(error: unknown): void {
+    if (this.#options.onError) this.#options.onError(error);
+  }
+}

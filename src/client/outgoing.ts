@@ -1,0 +1,110 @@
+/**
+ * Calls from this client into the mesh, from creation until they settle.
+ * A call is queued until it can be sent, sent (and resent after a reconnect
+ * that kept the gateway's memory, with the same id), and always settles: with
+ * the answer, or with a typed error at its deadline. Nothing stays behind.
+ */
+import { encodeValue, decodeValue } from '../protocol/codec.js';
+import { CallTimeoutError, LimitExceededError } from '../protocol/errors.js';
+import { encodeFrame, type CallResponseFrame, type CallTarget } from '../protocol/frames.js';
+
+interface OutgoingCall {
+  method: string;
+  frame: string;
+  /** sent on some socket and not answered yet */
+  sent: boolean;
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+export class OutgoingCalls {
+  /** every unsettled call, in the order it was made */
+  readonly #calls = new Map<string, OutgoingCall>();
+  readonly #idPrefix = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}-`;
+  #nextId = 0;
+  #queued = 0;
+
+  constructor(
+    private readonly maxQueued: number,
+    private readonly defaultTimeoutMs: number,
+  ) {}
+
+  get size(): number {
+    return this.#calls.size;
+  }
+
+  /**
+   * Starts a call. `send` is tried at once; if it returns false the call waits
+   * in the queue for `flush`.
+   */
+  start(to: CallTarget, method: string, args: unknown[], timeoutMs: number | undefined, send: (frame: string) => boolean): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const id = `${this.#idPrefix}${++this.#nextId}`;
+      const frame = encodeFrame({ type: 'call', id, to, method, args: encodeValue(args) });
+      const sent = send(frame);
+      if (!sent && this.#queued >= this.maxQueued) {
+        reject(new LimitExceededError('maxQueuedCalls', this.maxQueued, 'the client is not connected and its queue is full; wait for the connection or raise maxQueuedCalls.'));
+        return;
+      }
+      const ms = timeoutMs ?? this.defaultTimeoutMs;
+      const timer = setTimeout(() => this.#settle(id, (call) => call.reject(new CallTimeoutError(method, ms))), ms);
+      this.#calls.set(id, { method, frame, sent, resolve, reject, timer });
+      if (!sent) this.#queued++;
+    });
+  }
+
+  /** Handles an answer from the gateway; an answer to an unknown id (already settled) is ignored. */
+  answer(frame: CallResponseFrame): void {
+    this.#settle(frame.id, (call) => {
+      try {
+        if (frame.ok) call.resolve(decodeValue(frame.result));
+        else call.reject(decodeValue(frame.error));
+      } catch (error) {
+        call.reject(error);
+      }
+    });
+  }
+
+  /** The gateway refused to run this call for now (token expired): send it again after the reconnect. */
+  requeue(id: string): boolean {
+    const call = this.#calls.get(id);
+    if (!call || !call.sent) return false;
+    call.sent = false;
+    this.#queued++;
+    return true;
+  }
+
+  /**
+   * After a (re)connect: sends every unsettled call in the order made. If the
+   * gateway lost its memory, calls already sent fail with `lostError` instead:
+   * they may or may not have run.
+   */
+  flush(send: (frame: string) => boolean, lostError?: (method: string) => Error): void {
+    for (const [id, call] of this.#calls) {
+      if (call.sent && lostError) {
+        this.#settle(id, (c) => c.reject(lostError(c.method)));
+        continue;
+      }
+      if (!send(call.frame)) return;
+      if (!call.sent) {
+        call.sent = true;
+        this.#queued--;
+      }
+    }
+  }
+
+  /** Settles every call with an error (client closed, superseded, login required). */
+  failAll(error: () => Error): void {
+    for (const id of [...this.#calls.keys()]) this.#settle(id, (call) => call.reject(error()));
+  }
+
+  #settle(id: string, how: (call: OutgoingCall) => void): void {
+    const call = this.#calls.get(id);
+    if (!call) return;
+    this.#calls.delete(id);
+    clearTimeout(call.timer);
+    if (!call.sent) this.#queued--;
+    how(call);
+  }
+}

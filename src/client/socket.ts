@@ -1,0 +1,22 @@
+/** The slice of the WebSocket API the client uses: browsers' WebSocket and the `ws` package both fit. */
+export interface SocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((event: unknown) => void) | null;
+  onmessage: ((event: { data: unknown }) => void) | null;
+  onclose: ((event: { code: number; reason: string }) => void) | null;
+  onerror: ((event: unknown) => void) | null;
+}
+
+export type SocketClass = new (url: string, protocols?: string | string[]) => SocketLike;
+
+export const SOCKET_OPEN = 1;
+
+/** The WebSocket class to use: the one given, else the global one; Node 20 has none, so it must be given there. */
+export function resolveSocketClass(given: SocketClass | undefined): SocketClass {
+  if (given) return given;
+  const global = (globalThis as { WebSocket?: SocketClass }).WebSocket;
+  if (global) return global;
+  throw new TypeError("No WebSocket class found. In Node.js 20 pass one: new MeshClient({ WebSocket: (await import('ws')).default, ... }).");
+}

@@ -1,0 +1,85 @@
+/**
+ * Where the access token comes from: a fixed token, or a refresh function /
+ * endpoint returning `{ access_token }`. Refresh failures are told apart:
+ * 401/403 means the user must log in; anything else is transient and retried.
+ */
+import { LoginRequiredError } from '../protocol/errors.js';
+
+export type RefreshSource = (() => Promise<string | { access_token: string }>) | string;
+
+export class TransientRefreshError extends Error {
+  override name = 'TransientRefreshError';
+}
+
+/** Reads a JWT's payload without verifying it (the server verifies); undefined if it is not a JWT. */
+export function readTokenPayload(token: string): { sub?: string; exp?: number } | undefined {
+  const part = token.split('.')[1];
+  if (!part) return undefined;
+  try {
+    const base64 = part.replace(/-/g, '+').replace(/_/g, '/');
+    const json = decodeURIComponent(Array.from(atob(base64), (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`).join(''));
+    return JSON.parse(json) as { sub?: string; exp?: number };
+  } catch {
+    return undefined;
+  }
+}
+
+export class TokenSource {
+  #token: string | undefined;
+  readonly #refresh: RefreshSource | undefined;
+  readonly #fetch: typeof fetch | undefined;
+
+  constructor(accessToken: string | undefined, refresh: RefreshSource | undefined, fetchImpl?: typeof fetch) {
+    if (!accessToken && !refresh) throw new TypeError('MeshClient needs an accessToken or a refresh function/URL.');
+    this.#token = accessToken;
+    this.#refresh = refresh;
+    this.#fetch = fetchImpl ?? (globalThis.fetch ? globalThis.fetch.bind(globalThis) : undefined);
+  }
+
+  /** A token believed valid: the current one unless it expires within 10 s, else a refreshed one. */
+  async get(): Promise<string> {
+    if (this.#token && !this.#expiresSoon(this.#token)) return this.#token;
+    if (!this.#refresh) {
+      if (this.#token) return this.#token; // let the server decide; it answers 4401 if it is expired
+      throw new LoginRequiredError('no access token');
+    }
+    this.#token = await this.#fetchToken();
+    return this.#token;
+  }
+
+  /** Forget the current token (the server said it expired). */
+  invalidate(): void {
+    if (this.#refresh) this.#token = undefined;
+  }
+
+  get canRefresh(): boolean {
+    return this.#refresh !== undefined;
+  }
+
+  #expiresSoon(token: string): boolean {
+    const exp = readTokenPayload(token)?.exp;
+    return typeof exp === 'number' && exp * 1000 - Date.now() < 10_000;
+  }
+
+  async #fetchToken(): Promise<string> {
+    const refresh = this.#refresh!;
+    if (typeof refresh === 'function') {
+      const result = await refresh();
+      const token = typeof result === 'string' ? result : result?.access_token;
+      if (!token) throw new LoginRequiredError('the refresh function returned no token');
+      return token;
+    }
+    if (!this.#fetch) throw new TypeError('No fetch available to call the refresh URL; pass a refresh function instead.');
+    let response: Response;
+    try {
+      response = await this.#fetch(refresh, { method: 'POST', credentials: 'include' });
+    } catch (error) {
+      throw new TransientRefreshError(`Token refresh failed: ${(error as Error).message}`);
+    }
+    if (response.status === 401 || response.status === 403) throw new LoginRequiredError(`token refresh answered ${response.status}`);
+    if (!response.ok) throw new TransientRefreshError(`Token refresh answered ${response.status}`);
+    const body = (await response.json().catch(() => undefined)) as { access_token?: unknown } | undefined;
+    if (typeof body?.access_token !== 'string') throw new TransientRefreshError('Token refresh answered without access_token');
+    return body.access_token;
+  }
+}

@@ -1,0 +1,396 @@
+/** Unit tests of MeshClient's connection state machine: fake socket, fake timers. */
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { MeshClient, type ConnectionState, type MeshClientOptions } from '../../src/client/index.js';
+import { Backoff } from '../../src/client/backoff.js';
+import { encodeValue, decodeValue } from '../../src/protocol/codec.js';
+import { CallTimeoutError, LimitExceededError, OutcomeUnknownError, SupersededError, ClientClosedError, LoginRequiredError } from '../../src/protocol/errors.js';
+import { FakeSocket } from '../support/fake-socket.js';
+
+// A JWT-shaped token with sub "alice" and no exp (the client only reads it).
+const TOKEN = `e30.${Buffer.from(JSON.stringify({ sub: 'alice' })).toString('base64url')}.sig`;
+
+function makeClient(extra: Partial<MeshClientOptions> = {}) {
+  const states: ConnectionState[] = [];
+  const events: string[] = [];
+  const client = new MeshClient({
+    url: 'ws://mesh.test',
+    accessToken: TOKEN,
+    instanceName: 'alice.tab',
+    WebSocket: FakeSocket,
+    browserEvents: false,
+    onStateChange: (s) => states.push(s),
+    onSubscriptionRequired: () => void events.push('subscribe'),
+    onSuperseded: () => void events.push('superseded'),
+    onLoginRequired: (reason) => void events.push(`login:${reason}`),
+    ...extra,
+  });
+  return { client, states, events };
+}
+
+/** Lets the client's awaited token/tab promises run. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 20; i++) await Promise.resolve();
+}
+
+beforeEach(() => {
+  vi.useFakeTimers();
+  FakeSocket.reset();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('seed: stale-close guard', () => {
+  it("an old socket's 4409 close does not clobber the new connection", async () => {
+    const { client, states } = makeClient();
+    await settle();
+    const first = FakeSocket.last;
+    first.serverOpen();
+    // The network drops silently; the heartbeat finds it dead and the client reconnects.
+    first.serverClose(1006);
+    await vi.advanceTimersByTimeAsync(1000);
+    const second = FakeSocket.last;
+    expect(second).not.toBe(first);
+    second.serverOpen(false);
+    expect(client.state).toBe('connected');
+    // The gateway closes the old socket with 4409 late: nothing changes.
+    first.onclose?.({ code: 4409, reason: 'Superseded by new connection' });
+    first.onmessage?.({ data: JSON.stringify({ type: 'superseded', reason: 'x' }) });
+    expect(client.state).toBe('connected');
+    expect(states).not.toContain('superseded');
+    expect(FakeSocket.instances).toHaveLength(2);
+    client.disconnect();
+  });
+
+  it('a normal close on the current socket schedules a reconnect', async () => {
+    const { client } = makeClient();
+    await settle();
+    FakeSocket.last.serverOpen();
+    FakeSocket.last.serverClose(1001, 'going away');
+    expect(client.state).toBe('reconnecting');
+    expect(FakeSocket.instances).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(FakeSocket.instances).toHaveLength(2);
+    client.disconnect();
+  });
+});
+
+describe('backoff', () => {
+  it('doubles to the cap, with jitter inside [base/2, base]', () => {
+    for (const r of [0, 0.5, 0.999]) {
+      const backoff = new Backoff(1000, 30_000, () => r);
+      const delays = Array.from({ length: 8 }, () => backoff.next());
+      const bases = [1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000];
+      delays.forEach((d, i) => {
+        expect(d).toBeGreaterThanOrEqual(bases[i]! / 2);
+        expect(d).toBeLessThanOrEqual(bases[i]!);
+      });
+    }
+    const randomBackoff = new Backoff(1000, 30_000);
+    const seen = new Set(Array.from({ length: 20 }, () => { randomBackoff.reset(); return randomBackoff.next(); }));
+    expect(seen.size).toBeGreaterThan(1); // jitter really varies
+  });
+
+  it('the client waits longer after each failed attempt and resets after connecting', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.999);
+    const { client } = makeClient();
+    await settle();
+    const waits: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const before = FakeSocket.instances.length;
+      FakeSocket.last.serverClose(1006);
+      let waited = 0;
+      while (FakeSocket.instances.length === before && waited < 60_000) {
+        await vi.advanceTimersByTimeAsync(100);
+        waited += 100;
+      }
+      waits.push(waited);
+    }
+    expect(waits).toEqual([1000, 2000, 4000, 8000]);
+    FakeSocket.last.serverOpen();
+    FakeSocket.last.serverClose(1006);
+    await vi.advanceTimersByTimeAsync(999);
+    const count = FakeSocket.instances.length;
+    await vi.advanceTimersByTimeAsync(1);
+    expect(FakeSocket.instances.length).toBe(count + 1);
+    client.disconnect();
+    vi.mocked(Math.random).mockRestore();
+  });
+});
+
+describe('supersession', () => {
+  it('4409 on the current socket ends in superseded, with no reconnect', async () => {
+    const { client, events } = makeClient();
+    await settle();
+    FakeSocket.last.serverOpen();
+    FakeSocket.last.serverClose(4409, 'Superseded by new connection');
+    expect(client.state).toBe('superseded');
+    expect(events).toContain('superseded');
+    await vi.advanceTimersByTimeAsync(120_000);
+    expect(FakeSocket.instances).toHaveLength(1);
+    await expect(client.node('COUNTER', 'x').call()).rejects.toBeInstanceOf(SupersededError);
+    client.disconnect();
+  });
+
+  it('the in-band superseded frame acts at once; the late close is then ignored', async () => {
+    const { client, events } = makeClient();
+    await settle();
+    const socket = FakeSocket.last;
+    socket.serverOpen();
+    const pending = client.node<{ slow(): number }>('COUNTER', 'x').slow();
+    socket.serverSend({ type: 'superseded', reason: 'Superseded by new connection' });
+    expect(client.state).toBe('superseded');
+    await expect(pending).rejects.toBeInstanceOf(SupersededError);
+    socket.serverClose(4409);
+    expect(events.filter((e) => e === 'superseded')).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(FakeSocket.instances).toHaveLength(1);
+  });
+});
+
+describe('heartbeat', () => {
+  it('pings every interval; a missing pong closes the socket and reconnects', async () => {
+    const { client } = makeClient({ heartbeatIntervalMs: 30_000, heartbeatTimeoutMs: 10_000 });
+    await settle();
+    const socket = FakeSocket.last;
+    socket.serverOpen();
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(socket.sent).toContain('meshgate:ping');
+    socket.serverSend('meshgate:pong');
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(socket.sent.filter((s) => s === 'meshgate:ping')).toHaveLength(2);
+    // no pong this time
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(socket.closedWith?.code).toBe(4000);
+    expect(client.state).toBe('reconnecting');
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(FakeSocket.instances).toHaveLength(2);
+    // the dead socket's close arriving later changes nothing
+    socket.serverClose(1006);
+    FakeSocket.last.serverOpen(false);
+    expect(client.state).toBe('connected');
+    client.disconnect();
+  });
+});
+
+describe('disconnect is final', () => {
+  it('a disposed client stays disposed after an online event, timers and late socket events', async () => {
+    const listeners = new Map<string, () => void>();
+    const fakeWindow = {
+      addEventListener: (type: string, fn: () => void) => listeners.set(type, fn),
+      removeEventListener: (type: string) => listeners.delete(type),
+    };
+    vi.stubGlobal('window', fakeWindow);
+    try {
+      const { client, states } = makeClient({ browserEvents: true });
+      await settle();
+      expect(listeners.has('online')).toBe(true);
+      const socket = FakeSocket.last;
+      socket.serverOpen();
+      socket.serverClose(1006);
+      const online = listeners.get('online')!;
+      client[Symbol.dispose]();
+      expect(listeners.size).toBe(0); // listeners removed
+      online(); // a late event from a listener captured before removal
+      socket.serverClose(1006);
+      await vi.advanceTimersByTimeAsync(120_000);
+      expect(FakeSocket.instances).toHaveLength(1);
+      expect(client.state).toBe('disconnected');
+      expect(states.at(-1)).toBe('disconnected');
+      await expect(client.connect()).rejects.toBeInstanceOf(ClientClosedError);
+    } finally {
+      vi.unstubAllGlobals();
+    }
+  });
+
+  it('an online event reconnects at once instead of waiting out the backoff', async () => {
+    const listeners = new Map<string, () => void>();
+    vi.stubGlobal('window', { addEventListener: (t: string, f: () => void) => listeners.set(t, f), removeEventListener: (t: string) => listeners.delete(t) });
+    try {
+      const { client } = makeClient({ browserEvents: true, reconnectMinDelayMs: 20_000 });
+      await settle();
+      FakeSocket.last.serverOpen();
+      FakeSocket.last.serverClose(1006);
+      expect(FakeSocket.instances).toHaveLength(1);
+      listeners.get('online')!();
+      await settle();
+      expect(FakeSocket.instances).toHaveLength(2);
+      client.disconnect();
+    } finally {
+      vi.unstubAllGlobals();
+    }
+  });
+
+  it('a refresh that resolves after disconnect() opens no socket', async () => {
+    let release!: (token: string) => void;
+    const { client } = makeClient({ accessToken: undefined, refresh: () => new Promise<string>((r) => (release = r)) });
+    await settle();
+    client.disconnect();
+    release(TOKEN);
+    await settle();
+    expect(FakeSocket.instances).toHaveLength(0);
+  });
+
+  it('two overlapping connect() calls open one socket', async () => {
+    const { client } = makeClient({ autoConnect: false });
+    await Promise.all([client.connect(), client.connect(), settle().then(() => FakeSocket.last.serverOpen())]);
+    expect(FakeSocket.instances).toHaveLength(1);
+    void client.connect();
+    await settle();
+    expect(FakeSocket.instances).toHaveLength(1);
+    client.disconnect();
+  });
+});
+
+describe('tokens', () => {
+  it('4401 refreshes the token and reconnects with the new one', async () => {
+    let n = 0;
+    const refresh = vi.fn(async () => `e30.${Buffer.from(JSON.stringify({ sub: 'alice', n: ++n })).toString('base64url')}.sig`);
+    const { client } = makeClient({ accessToken: undefined, refresh });
+    await settle();
+    FakeSocket.last.serverOpen();
+    FakeSocket.last.serverClose(4401, 'Token expired');
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(refresh).toHaveBeenCalledTimes(2);
+    const protocols = FakeSocket.last.protocols as string[];
+    expect(protocols[0]).toBe('meshgate');
+    expect(protocols[1]).toContain(Buffer.from(JSON.stringify({ sub: 'alice', n: 2 })).toString('base64url'));
+    client.disconnect();
+  });
+
+  it('a transient refresh failure (5xx) is retried; 401 from the refresh means login required', async () => {
+    const answers = [500, 503, 401];
+    const fetchImpl = vi.fn(async () => new Response('{}', { status: answers.shift() ?? 401 }));
+    const { client, events } = makeClient({ accessToken: undefined, refresh: 'https://auth.test/refresh', fetch: fetchImpl as unknown as typeof fetch });
+    await settle();
+    expect(client.state).toBe('reconnecting');
+    await vi.advanceTimersByTimeAsync(1000);
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(fetchImpl).toHaveBeenCalledTimes(3);
+    expect(client.state).toBe('disconnected');
+    expect(events.some((e) => e.startsWith('login:'))).toBe(true);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(fetchImpl).toHaveBeenCalledTimes(3);
+    expect(FakeSocket.instances).toHaveLength(0);
+  });
+
+  it('4400 and 4403 end in disconnected + onLoginRequired, with no reconnect loop', async () => {
+    for (const code of [4400, 4403]) {
+      FakeSocket.reset();
+      const { client, events } = makeClient();
+      await settle();
+      const pending = client.node<{ a(): void }>('X', 'y').a();
+      FakeSocket.last.serverClose(code, 'Token invalid');
+      expect(client.state).toBe('disconnected');
+      expect(events).toContain('login:Token invalid');
+      await expect(pending).rejects.toBeInstanceOf(LoginRequiredError);
+      await vi.advanceTimersByTimeAsync(120_000);
+      expect(FakeSocket.instances).toHaveLength(1);
+    }
+  });
+});
+
+describe('calls', () => {
+  it('queue while disconnected and go out in order once connection_status arrives', async () => {
+    const { client } = makeClient();
+    await settle();
+    const stub = client.node<{ put(n: number): number }>('COUNTER', 'c');
+    const results = [stub.put(1), stub.put(2), stub.put(3)];
+    const socket = FakeSocket.last;
+    expect(socket.sent).toHaveLength(0);
+    socket.serverOpen();
+    const calls = socket.frames().filter((f) => f.type === 'call');
+    expect(calls.map((f) => decodeValue(f.args as string))).toEqual([[1], [2], [3]]);
+    for (const f of calls) socket.serverSend({ type: 'call_response', id: f.id, ok: true, result: encodeValue((decodeValue(f.args as string) as number[])[0]! * 10) });
+    expect(await Promise.all(results)).toEqual([10, 20, 30]);
+    expect(client.pendingCalls).toBe(0);
+    client.disconnect();
+  });
+
+  it('a full queue rejects the new call at once with a clear error', async () => {
+    const { client } = makeClient({ maxQueuedCalls: 2 });
+    await settle();
+    const stub = client.node<{ put(n: number): number }>('COUNTER', 'c');
+    const kept = [stub.put(1), stub.put(2)];
+    const error = await stub.put(3).catch((e) => e);
+    expect(error).toBeInstanceOf(LimitExceededError);
+    expect(error.message).toMatch(/queue is full/);
+    client.disconnect();
+    await Promise.allSettled(kept);
+  });
+
+  it('every call has a deadline; nothing is left behind after it settles', async () => {
+    const { client } = makeClient({ callTimeoutMs: 5000 });
+    await settle();
+    FakeSocket.last.serverOpen();
+    const call = client.node<{ never(): void }>('COUNTER', 'c').never().catch((e) => e);
+    expect(client.pendingCalls).toBe(1);
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(await call).toBeInstanceOf(CallTimeoutError);
+    expect(client.pendingCalls).toBe(0);
+    client.disconnect();
+  });
+
+  it('in-flight calls are resent with the same id inside the grace period, and fail as outcome-unknown after it', async () => {
+    const { client } = makeClient();
+    await settle();
+    FakeSocket.last.serverOpen();
+    const stub = client.node<{ work(): number }>('COUNTER', 'c');
+    const first = stub.work();
+    const firstId = FakeSocket.last.frames().find((f) => f.type === 'call')!.id;
+    FakeSocket.last.serverClose(1006);
+    await vi.advanceTimersByTimeAsync(1000);
+    FakeSocket.last.serverOpen(false); // grace period: gateway remembers
+    const resent = FakeSocket.last.frames().find((f) => f.type === 'call')!;
+    expect(resent.id).toBe(firstId);
+    FakeSocket.last.serverSend({ type: 'call_response', id: firstId, ok: true, result: encodeValue(7) });
+    expect(await first).toBe(7);
+
+    const second = stub.work().catch((e) => e);
+    FakeSocket.last.serverClose(1006);
+    await vi.advanceTimersByTimeAsync(1000);
+    FakeSocket.last.serverOpen(true); // after the grace period
+    const error = await second;
+    expect(error).toBeInstanceOf(OutcomeUnknownError);
+    expect(error.name).toBe('OutcomeUnknownError');
+    expect(FakeSocket.last.frames().filter((f) => f.type === 'call')).toHaveLength(0);
+    client.disconnect();
+  });
+
+  it('incoming calls run only listed handlers, refuse client origins, and answer a redelivery from memory', async () => {
+    let runs = 0;
+    const { client } = makeClient({ handlers: { applyChange: (n: number) => { runs++; return n + 1; } } });
+    await settle();
+    const socket = FakeSocket.last;
+    socket.serverOpen();
+    const node = { kind: 'node', binding: 'DOC', instance: 'd' };
+    const call = (id: string, method: string, origin: unknown = node) =>
+      socket.serverSend({ type: 'incoming_call', id, method, args: encodeValue([1]), origin, chain: [origin] });
+    call('i1', 'applyChange');
+    call('i1', 'applyChange'); // redelivered while running / after
+    call('i2', 'toString');
+    call('i3', 'constructor');
+    call('i4', 'applyChange', { kind: 'client', gateway: 'GATEWAY', instance: 'bob.t', sub: 'bob' });
+    await settle();
+    call('i1', 'applyChange');
+    await settle();
+    const answers = socket.frames().filter((f) => f.type === 'incoming_call_response');
+    const byId = (id: string) => answers.filter((a) => a.id === id);
+    expect(runs).toBe(1);
+    expect(byId('i1').every((a) => a.ok === true && decodeValue(a.result as string) === 2)).toBe(true);
+    expect(byId('i1').length).toBeGreaterThanOrEqual(1);
+    expect((decodeValue(byId('i2')[0]!.error as string) as Error).name).toBe('MethodNotExposedError');
+    expect((decodeValue(byId('i3')[0]!.error as string) as Error).name).toBe('MethodNotExposedError');
+    expect((decodeValue(byId('i4')[0]!.error as string) as Error).name).toBe('ForbiddenError');
+    client.disconnect();
+  });
+
+  it('disconnect() rejects every unsettled call with ClientClosedError', async () => {
+    const { client } = makeClient();
+    await settle();
+    const pending = client.node<{ a(): void }>('X', 'y').a();
+    client.disconnect();
+    await expect(pending).rejects.toBeInstanceOf(ClientClosedError);
+    expect(client.pendingCalls).toBe(0);
+  });
+});
