@@ -20,6 +20,12 @@ export interface ClientCallOptions {
   gateway?: string;
   /** how long to wait for a connected client's answer (default: the gateway's, 30 s) */
   timeoutMs?: number;
+  /**
+   * Start a new call chain at this node, so the client sees this node as the
+   * origin. Use it for calls the node decides on (broadcasts, notifications):
+   * clients refuse by default calls whose origin is another client.
+   */
+  ownChain?: boolean;
 }
 
 export class MeshApi {
@@ -53,15 +59,15 @@ export class MeshApi {
       if (!namespace) throw new TypeError(`No gateway binding "${gatewayBinding}" in env; pass { gateway: 'YOUR_BINDING' } to mesh.client().`);
       const gateway = namespace.get(namespace.idFromName(instanceName));
       return settleResult(await gateway.__meshgateCallClient({
-        instanceName, method, args: encodeValue(args), context: this.#nextContext(),
+        instanceName, method, args: encodeValue(args), context: this.#nextContext(options.ownChain === true),
         ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
       }));
     });
   }
 
-  #nextContext(): CallContext {
+  #nextContext(ownChain = false): CallContext {
     const self = this.#self();
-    const current = getCallContext();
+    const current = ownChain ? undefined : getCallContext();
     if (!current) return { origin: self, caller: self, chain: [self], state: {} };
     return { ...current, caller: self, chain: [...current.chain, self] };
   }

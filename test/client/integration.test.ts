@@ -1,0 +1,121 @@
+/** The real client in Node against the gateway on workerd. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { MeshClient, type MeshClientOptions } from '../../src/client/index.js';
+import type { SocketClass } from '../../src/client/socket.js';
+import { startTestMesh, type TestMesh } from '../support/mesh.js';
+import { createNetwork, waitFor } from '../support/network.js';
+
+type Counter = {
+  increment(by?: number): number;
+  echo<T>(value: T): T;
+  callClient(instance: string, method: string, args: unknown[], options?: { timeoutMs?: number; ownChain?: boolean }): { ok: boolean; value?: unknown; error?: Error; isDisconnected?: boolean };
+};
+
+let mesh: TestMesh;
+const clients: MeshClient[] = [];
+
+beforeAll(async () => {
+  mesh = await startTestMesh({ graceMs: 600 });
+});
+afterAll(async () => {
+  for (const c of clients) c.disconnect();
+  await mesh?.dispose();
+});
+
+async function client(sub: string, extra: Partial<MeshClientOptions> = {}) {
+  const token = await mesh.token(sub);
+  const events: string[] = [];
+  const c = new MeshClient({
+    url: mesh.url.origin,
+    accessToken: token,
+    WebSocket: WebSocket as unknown as SocketClass,
+    reconnectMinDelayMs: 50,
+    reconnectMaxDelayMs: 200,
+    onSubscriptionRequired: () => void events.push('subscriptionRequired'),
+    onSuperseded: () => void events.push('superseded'),
+    onStateChange: (s) => void events.push(`state:${s}`),
+    ...extra,
+  });
+  clients.push(c);
+  return { c, events };
+}
+
+/** Waits for the client to reach a state, bounded. */
+function until(c: MeshClient, state: string, timeoutMs = 5000): Promise<void> {
+  return waitFor(() => c.state === state, `state ${state} (is ${c.state})`, timeoutMs);
+}
+
+describe('MeshClient on workerd', () => {
+  it('call round trip with rich values', async () => {
+    const { c } = await client('rich');
+    const value = { when: new Date(5), tags: new Set(['a']), map: new Map([[1n, [NaN, -Infinity, undefined]]]), bytes: new Uint8Array([1, 2, 3]), re: /x+/gi };
+    const back = await c.node<Counter>('COUNTER', 'rich').echo(value);
+    expect(back).toEqual(value);
+    expect(back.map.get(1n)![2]).toBeUndefined();
+    expect(c.instanceName).toMatch(/^rich\./);
+    expect(c.state).toBe('connected');
+  });
+
+  it('a DO calls the client and gets the answer', async () => {
+    const { c } = await client('callee', { handlers: { applyChange: (n: number) => ({ applied: n * 2 }) } });
+    await c.connect();
+    const { c: caller } = await client('caller');
+    const counter = caller.node<Counter>('COUNTER', 'cb');
+    // The node starts its own chain (a broadcast it decides on): the client answers.
+    expect(await counter.callClient(c.instanceName!, 'applyChange', [21], { ownChain: true })).toEqual({ ok: true, value: { applied: 42 } });
+    // Relaying another client's call: the origin is that client, refused by default.
+    const relayed = await counter.callClient(c.instanceName!, 'applyChange', [21]);
+    expect(relayed.ok).toBe(false);
+    expect(relayed.error!.name).toBe('ForbiddenError');
+  });
+
+  it('reconnects after the socket drops: no resubscribe inside the grace period, one after it', async () => {
+    const network = createNetwork();
+    const { c, events } = await client('drop', { WebSocket: network.WebSocket });
+    await until(c, 'connected');
+    const instance = c.instanceName!;
+    expect(events.filter((e) => e === 'subscriptionRequired')).toHaveLength(1);
+
+    network.drop();
+    await until(c, 'reconnecting');
+    await until(c, 'connected');
+    expect(events.filter((e) => e === 'subscriptionRequired')).toHaveLength(1);
+    expect(await c.node<Counter>('COUNTER', 'drop').increment(1)).toBe(1);
+
+    // Stay away until the gateway's grace period (600 ms here) has run out.
+    network.offline = true;
+    network.drop();
+    await until(c, 'reconnecting');
+    await waitFor(async () => (await mesh.state(instance)).alarm !== null, 'the grace alarm to be set');
+    await waitFor(async () => (await mesh.state(instance)).alarm === null, 'the grace period to end');
+    network.offline = false;
+    await until(c, 'connected', 8000);
+    expect(events.filter((e) => e === 'subscriptionRequired')).toHaveLength(2);
+    expect((await mesh.state(instance)).alarm).toBeNull();
+  });
+
+  it('two clients with one instance name: the first ends superseded, the second works, and there is no reconnect war', async () => {
+    const token = await mesh.token('twin');
+    const first = await client('twin', { instanceName: 'twin.same', accessToken: token });
+    await until(first.c, 'connected');
+    const second = await client('twin', { instanceName: 'twin.same', accessToken: token });
+    await until(second.c, 'connected');
+    await until(first.c, 'superseded');
+    expect(first.events.filter((e) => e === 'superseded')).toHaveLength(1);
+    // Watch for 10 s: nobody takes the identity back.
+    const started = Date.now();
+    const seen = new Set<string>();
+    while (Date.now() - started < 10_000) {
+      seen.add(`${first.c.state}/${second.c.state}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect([...seen]).toEqual(['superseded/connected']);
+    expect(first.events.filter((e) => e === 'superseded')).toHaveLength(1);
+    expect(second.events.filter((e) => e === 'superseded')).toHaveLength(0);
+    expect(await second.c.node<Counter>('COUNTER', 'twin').increment(5)).toBe(5);
+    const state = await mesh.state('twin.same');
+    expect(state.open).toBe(1);
+  }, 20_000);
+});
+
