@@ -20,6 +20,14 @@ import { resolveSocketClass, SOCKET_OPEN, type SocketClass, type SocketLike } fr
 import { TabIdentity } from './tab-id.js';
 import { readTokenPayload, TokenSource, TransientRefreshError, type RefreshSource } from './token.js';
 
+function closeQuietly(ws: SocketLike, code: number, reason: string): void {
+  try {
+    ws.close(code, reason);
+  } catch {
+    // already closed
+  }
+}
+
 export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'superseded' | 'disconnected';
 
 export interface MeshClientOptions<Handlers extends object = object> {
@@ -90,6 +98,8 @@ export class MeshClient<Handlers extends object = object> {
   #heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   #pongTimer: ReturnType<typeof setTimeout> | undefined;
   #removeBrowserListeners: (() => void) | undefined;
+  /** sockets replaced by reconnect(), closed once the new one is connected */
+  #retired: SocketLike[] = [];
 
   constructor(options: MeshClientOptions<Handlers>) {
     this.#options = options;
@@ -142,6 +152,24 @@ export class MeshClient<Handlers extends object = object> {
     return attempt;
   }
 
+  /**
+   * Replaces the current socket with a new one now (e.g. after a network
+   * change). The old socket stays open until the new one is connected, so the
+   * gateway sees a supersession and moves calls in flight to the new socket.
+   */
+  reconnect(): Promise<void> {
+    if (this.#closed) return Promise.reject(new ClientClosedError());
+    const old = this.#ws;
+    if (old) {
+      this.#ws = undefined; // from now on its events are stale
+      this.#ready = false;
+      this.#stopHeartbeat();
+      this.#retired.push(old);
+    }
+    this.#clearReconnectTimer();
+    return this.connect();
+  }
+
   /** Closes for good: no later event, timer or listener brings the client back; unsettled calls reject. */
   disconnect(): void {
     if (this.#closed) return;
@@ -154,11 +182,7 @@ export class MeshClient<Handlers extends object = object> {
     const ws = this.#ws;
     this.#ws = undefined;
     this.#ready = false;
-    try {
-      ws?.close(WS_CLOSE_NORMAL, 'Client disconnected');
-    } catch {
-      // already closed
-    }
+    for (const socket of [ws, ...this.#retired.splice(0)]) if (socket) closeQuietly(socket, WS_CLOSE_NORMAL, 'Client disconnected');
     this.#outgoing.failAll(() => new ClientClosedError());
     this.#setState('disconnected');
   }
@@ -272,6 +296,7 @@ export class MeshClient<Handlers extends object = object> {
   }
 
   #onConnected(status: ConnectionStatusFrame): void {
+    for (const old of this.#retired.splice(0)) closeQuietly(old, WS_CLOSE_NORMAL, 'Replaced');
     const wasConnected = this.#everConnected;
     this.#ready = true;
     this.#everConnected = true;
@@ -289,11 +314,7 @@ export class MeshClient<Handlers extends object = object> {
     this.#ws = undefined;
     this.#ready = false;
     this.#stopHeartbeat();
-    try {
-      ws.close(WS_CLOSE_NORMAL, 'Superseded');
-    } catch {
-      // already closing
-    }
+    closeQuietly(ws, WS_CLOSE_NORMAL, 'Superseded');
     this.#setState('superseded');
     this.#outgoing.failAll(() => new SupersededError());
     this.#callback(() => this.#options.onSuperseded?.());
@@ -390,11 +411,7 @@ export class MeshClient<Handlers extends object = object> {
     this.#ws = undefined;
     this.#ready = false;
     this.#stopHeartbeat();
-    try {
-      ws.close(4000, 'Heartbeat timeout');
-    } catch {
-      // already closed
-    }
+    closeQuietly(ws, 4000, 'Heartbeat timeout');
     this.#scheduleReconnect();
   }
 

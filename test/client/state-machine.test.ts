@@ -128,7 +128,7 @@ describe('supersession', () => {
     expect(events).toContain('superseded');
     await vi.advanceTimersByTimeAsync(120_000);
     expect(FakeSocket.instances).toHaveLength(1);
-    await expect(client.node('COUNTER', 'x').call()).rejects.toBeInstanceOf(SupersededError);
+    await expect(client.node<{ call(): void }>('COUNTER', 'x').call()).rejects.toBeInstanceOf(SupersededError);
     client.disconnect();
   });
 

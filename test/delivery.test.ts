@@ -1,0 +1,140 @@
+/**
+ * Delivery guarantees on real workerd: every call settles, a resent call runs
+ * at most once, calls to a client follow it to its new socket, storms leave
+ * one socket, and calls are dispatched in the order sent.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MeshClient, OutcomeUnknownError, type MeshClientOptions } from '../src/client/index.js';
+import { encodeValue, decodeValue } from '../src/protocol/codec.js';
+import { closeFrame, startTestMesh, RawSocket, type TestMesh } from './support/mesh.js';
+import { createNetwork, waitFor } from './support/network.js';
+
+type Counter = {
+  slowCount(key: string, ms: number): number;
+  runs(key: string): number;
+  append(key: string, n: number): number;
+  list(key: string): number[];
+  callClient(instance: string, method: string, args: unknown[], options?: { ownChain?: boolean; timeoutMs?: number }): { ok: boolean; value?: unknown; error?: Error };
+};
+
+const GRACE_MS = 600;
+let mesh: TestMesh;
+const clients: MeshClient[] = [];
+
+beforeAll(async () => {
+  mesh = await startTestMesh({ graceMs: GRACE_MS });
+});
+afterAll(async () => {
+  for (const c of clients) c.disconnect();
+  await mesh?.dispose();
+});
+
+async function connectedClient(sub: string, extra: Partial<MeshClientOptions> = {}) {
+  const network = createNetwork();
+  const client = new MeshClient({
+    url: mesh.url.origin,
+    accessToken: await mesh.token(sub),
+    WebSocket: network.WebSocket,
+    reconnectMinDelayMs: 30,
+    reconnectMaxDelayMs: 100,
+    ...extra,
+  });
+  clients.push(client);
+  await waitFor(() => client.state === 'connected', `${sub} to connect`);
+  return { client, network };
+}
+
+describe('client → mesh across a dropped socket', () => {
+  it('a call in flight when the socket dies resolves after a reconnect inside the grace period, and runs once', async () => {
+    const { client, network } = await connectedClient('inflight');
+    const counter = client.node<Counter>('COUNTER', 'inflight');
+    const call = counter.slowCount('k1', 300);
+    await waitFor(async () => (await counter.runs('k1')) === 1, 'the method to start'); // ~50 ms in
+    network.drop();
+    await waitFor(() => client.state === 'reconnecting', 'the drop to be noticed');
+    expect(await call).toBe(1);
+    expect(await counter.runs('k1')).toBe(1);
+  });
+
+  it('with the reconnect after the grace period, the call rejects as outcome-unknown within its deadline', async () => {
+    const { client, network } = await connectedClient('lost', { callTimeoutMs: 10_000 });
+    const instance = client.instanceName!;
+    const started = Date.now();
+    const counter = client.node<Counter>('COUNTER', 'lost');
+    const call = counter.slowCount('k2', 300).catch((e: unknown) => e);
+    await waitFor(async () => (await counter.runs('k2')) === 1, 'the method to start');
+    network.offline = true;
+    network.drop();
+    await waitFor(async () => (await mesh.state(instance)).alarm !== null, 'the grace period to start');
+    await waitFor(async () => (await mesh.state(instance)).alarm === null, 'the grace period to end', 5000);
+    network.offline = false;
+    const error = await call;
+    expect(error).toBeInstanceOf(OutcomeUnknownError);
+    expect((error as Error).name).toBe('OutcomeUnknownError');
+    expect(Date.now() - started).toBeLessThan(10_000);
+    // It did run once on the server: "unknown" was the honest answer.
+    expect(await counter.runs('k2')).toBe(1);
+  });
+});
+
+describe('mesh → client across supersession', () => {
+  it('a call forwarded to a socket that is then superseded by the same client resolves from the new socket; the handler runs once', async () => {
+    let runs = 0;
+    const { client: callee } = await connectedClient('callee', {
+      handlers: {
+        async slowNote(k: string) {
+          runs++;
+          await new Promise((r) => setTimeout(r, 300));
+          return `noted ${k}`;
+        },
+      },
+    });
+    const { client: caller } = await connectedClient('caller');
+    const result = caller.node<Counter>('COUNTER', 'notes').callClient(callee.instanceName!, 'slowNote', ['n1'], { ownChain: true });
+    await waitFor(() => runs === 1, 'the handler to start');
+    await callee.reconnect(); // the new socket supersedes the old one at the gateway
+    expect(await result).toEqual({ ok: true, value: 'noted n1' });
+    expect(runs).toBe(1);
+    const state = await mesh.state(callee.instanceName!);
+    expect(state.open).toBe(1);
+    expect(callee.state).toBe('connected');
+  });
+});
+
+describe('storms', () => {
+  it('50 simultaneous upgrades for one identity, 20 rounds: one open socket, 49 closes with 4409, then a call is served', async () => {
+    const instance = 'storm.tab';
+    const token = await mesh.token('storm');
+    for (let round = 0; round < 20; round++) {
+      const sockets = Array.from({ length: 50 }, () => new RawSocket(mesh.wsUrl(instance), token));
+      await Promise.all(sockets.map((s) => s.opened));
+      // The last upgrade accepted survives; every other socket gets a 4409 close frame.
+      const codes = await Promise.all(sockets.map((s) => closeFrame(s, 300).then((c) => c.code, () => 'open')));
+      expect(codes.filter((c) => c === 'open')).toHaveLength(1);
+      expect(codes.filter((c) => c === 4409)).toHaveLength(49);
+      const survivor = sockets[codes.indexOf('open')]!;
+      // connection_status is the first frame every socket saw.
+      for (const s of sockets) if (s.frames.length > 0) expect(s.frames[0]!.type).toBe('connection_status');
+      survivor.send({ type: 'call', id: `r${round}`, to: { binding: 'COUNTER', instance: 'storm' }, method: 'append', args: encodeValue(['storm', round]) });
+      const answer = await survivor.next((f) => f.id === `r${round}`);
+      expect(decodeValue(answer.result as string)).toBe(round);
+      const state = await mesh.state(instance);
+      expect(state.open).toBe(1);
+      expect({ round, alarm: state.alarm, in: state.alarm ? state.alarm - Date.now() : 0 }).toEqual({ round, alarm: null, in: 0 });
+      for (const s of sockets) s.ws.terminate();
+    }
+  }, 120_000);
+});
+
+describe('ordering', () => {
+  it('calls sent on one connection are dispatched in the order sent, resends included', async () => {
+    const { client, network } = await connectedClient('order');
+    const counter = client.node<Counter>('COUNTER', 'order');
+    const calls = Array.from({ length: 60 }, (_, n) => {
+      if (n === 30) network.drop(); // half go out, the connection dies, the rest queue
+      return counter.append('seq', n);
+    });
+    expect(await Promise.all(calls)).toEqual(Array.from({ length: 60 }, (_, n) => n));
+    expect(await counter.list('seq')).toEqual(Array.from({ length: 60 }, (_, n) => n));
+  });
+});
