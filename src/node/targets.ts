@@ -47,7 +47,9 @@ export async function callNode(stub: NodeStub, envelope: MeshEnvelope): Promise<
     return await stub.__meshgateCall(envelope);
   } catch (error) {
     const message = (error as Error)?.message ?? '';
-    if (/does not (exist|implement)|not a function|no such method|RPC/i.test(message) && /__meshgateCall/.test(message)) {
+    // A class that is no DurableObject/WorkerEntrypoint at all ("does not support RPC") names no method in its error.
+    const noMeshMethod = /does not (exist|implement)|not a function|no such method|RPC/i.test(message) && /__meshgateCall/.test(message);
+    if (noMeshMethod || /does not support RPC/i.test(message)) {
       throw new UnknownBindingError(envelope.target.binding, 'it is not a meshgate node (extend MeshDurableObject or MeshWorker)');
     }
     throw error;

@@ -95,3 +95,70 @@ export class RawSocket {
     this.ws.close(code);
   }
 }
+
+// ── helpers for raw-protocol tests ────────────────────────────────────────────
+
+interface WsInternals {
+  _closeFrameReceived: boolean;
+  _closeCode: number;
+  _closeMessage: Buffer;
+  _receiver: { once(event: 'conclude', listener: (code: number, reason: Buffer) => void): void } | null;
+}
+
+/**
+ * Resolves with the code and reason of the server's close frame as soon as it
+ * arrives. `RawSocket.closed` waits for ws's `close` event, which waits for the
+ * TCP connection to end — and workerd can hold that open 10–30 s after closing
+ * a hibernatable socket from another request.
+ */
+export async function closeFrame(sock: RawSocket, timeoutMs = 5000): Promise<{ code: number; reason: string }> {
+  await sock.opened.catch(() => undefined);
+  const ws = sock.ws as unknown as WsInternals;
+  if (ws._closeFrameReceived) return { code: ws._closeCode, reason: ws._closeMessage.toString() };
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no close frame within ${timeoutMs} ms`)), timeoutMs);
+    const done = (code: number, reason: string) => {
+      clearTimeout(timer);
+      resolve({ code, reason });
+    };
+    ws._receiver?.once('conclude', (code, reason) => done(code, reason.toString()));
+    void sock.closed.then(({ code, reason }) => done(code, reason));
+  });
+}
+
+/** Polls `check` until it returns a truthy value (bounded); for state that has no event to await. */
+export async function waitFor<T>(check: () => Promise<T> | T, what: string, timeoutMs = 5000, intervalMs = 20): Promise<Exclude<T, false | null | undefined | 0 | ''>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  while (Date.now() < deadline) {
+    last = await check();
+    if (last) return last as Exclude<T, false | null | undefined | 0 | ''>;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last value ${JSON.stringify(last)}`);
+}
+
+// (ES imports are hoisted; this one stays down here with the helpers that use it.)
+import { decodeValue, encodeValue } from '../../src/protocol/codec.js';
+
+let callSeq = 0;
+
+/** Sends a `call` frame (extra fields are merged into the frame as is) and returns its id. */
+export function sendCall(sock: RawSocket, to: { binding: string; instance?: string }, method: string, args: unknown[] = [], extra: Record<string, unknown> = {}): string {
+  const id = `call-${++callSeq}`;
+  sock.send({ type: 'call', id, to, method, args: encodeValue(args), ...extra });
+  return id;
+}
+
+/** Waits for the `call_response` to `id` and decodes it. */
+export async function callResponse(sock: RawSocket, id: string, timeoutMs = 5000): Promise<{ ok: boolean; value: any; error: any }> {
+  const frame = await sock.next((f) => f.type === 'call_response' && f.id === id, timeoutMs);
+  return frame.ok === true
+    ? { ok: true, value: decodeValue(frame.result as string), error: undefined }
+    : { ok: false, value: undefined, error: decodeValue(frame.error as string) };
+}
+
+/** A call over a raw socket: sends it and waits for its decoded answer. */
+export function callOver(sock: RawSocket, to: { binding: string; instance?: string }, method: string, args: unknown[] = [], extra: Record<string, unknown> = {}) {
+  return callResponse(sock, sendCall(sock, to, method, args, extra));
+}
