@@ -1,0 +1,77 @@
+/**
+ * The published package works for a stranger: `npm pack`, install into a
+ * fresh project, import the client in Node, bundle the client for a browser
+ * (no server code, no cloudflare:* import), bundle a Worker with wrangler.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { build } from 'esbuild';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+
+const root = resolve(import.meta.dirname, '..');
+let project: string;
+
+function run(cmd: string, args: string[], cwd: string): string {
+  return execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WRANGLER_SEND_METRICS: 'false', NO_UPDATE_NOTIFIER: '1' } });
+}
+
+beforeAll(() => {
+  project = mkdtempSync(join(tmpdir(), 'meshgate-pack-'));
+  run('npm', ['pack', '--pack-destination', project, '--silent'], root);
+  const tarball = readdirSync(project).find((f) => f.endsWith('.tgz'))!;
+  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'adopter', private: true, type: 'module' }));
+  run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', `./${tarball}`, `ws@${JSON.parse(readFileSync(join(root, 'node_modules/ws/package.json'), 'utf8')).version}`], project);
+}, 180_000);
+
+afterAll(() => {
+  if (project) rmSync(project, { recursive: true, force: true });
+});
+
+it('meshgate/client imports in Node and constructs a client with ws', () => {
+  writeFileSync(join(project, 'node-client.mjs'), `
+    import WebSocket from 'ws';
+    import { MeshClient, WS_CLOSE_SUPERSEDED, ClientDisconnectedError } from 'meshgate/client';
+    const client = new MeshClient({ url: 'ws://127.0.0.1:9', accessToken: 'e30.eyJzdWIiOiJhIn0.x', WebSocket, autoConnect: false });
+    console.log(JSON.stringify({ state: client.state, code: WS_CLOSE_SUPERSEDED, err: new ClientDisconnectedError('a.b').name }));
+  `);
+  const out = JSON.parse(run('node', ['node-client.mjs'], project));
+  expect(out).toEqual({ state: 'disconnected', code: 4409, err: 'ClientDisconnectedError' });
+});
+
+it('meshgate/client bundles for the browser with no server code and no cloudflare:* import', async () => {
+  writeFileSync(join(project, 'browser.js'), `import { MeshClient } from 'meshgate/client'; window.MeshClient = MeshClient;`);
+  const result = await build({ entryPoints: [join(project, 'browser.js')], bundle: true, minify: true, format: 'esm', platform: 'browser', write: false, absWorkingDir: project, metafile: true });
+  const code = result.outputFiles[0]!.text;
+  expect(code).not.toMatch(/cloudflare:/);
+  expect(code).not.toMatch(/async_hooks/);
+  const inputs = Object.keys(result.metafile.inputs);
+  expect(inputs.some((f) => /meshgate\/dist\/client\//.test(f))).toBe(true);
+  expect(inputs.filter((f) => /meshgate\/dist\/(gateway|edge|node|subscriptions)\//.test(f) || /jose/.test(f))).toEqual([]);
+  const size = { minified: code.length, gzip: gzipSync(code).length };
+  console.log(`client bundle: ${(size.minified / 1024).toFixed(1)} KiB minified, ${(size.gzip / 1024).toFixed(1)} KiB gzipped`);
+  expect(size.gzip).toBeLessThan(20 * 1024);
+});
+
+it('a Worker using meshgate bundles with wrangler deploy --dry-run', () => {
+  writeFileSync(join(project, 'worker.ts'), `
+    import { ClientGateway, MeshDurableObject, createMeshWorker, mesh } from 'meshgate';
+    export class Gateway extends ClientGateway {}
+    export class Document extends MeshDurableObject {
+      @mesh update(text: string) { return text.length; }
+    }
+    export default createMeshWorker<{ JWT_SECRET: string }>({ auth: { secret: (env) => env.JWT_SECRET } });
+  `);
+  writeFileSync(join(project, 'wrangler.jsonc'), JSON.stringify({
+    name: 'adopter', main: 'worker.ts', compatibility_date: '2026-04-20', compatibility_flags: ['nodejs_compat'],
+    durable_objects: { bindings: [{ name: 'GATEWAY', class_name: 'Gateway' }, { name: 'DOCUMENT', class_name: 'Document' }] },
+    migrations: [{ tag: 'v1', new_sqlite_classes: ['Gateway', 'Document'] }],
+  }));
+  run('node', [join(root, 'node_modules/wrangler/bin/wrangler.js'), 'deploy', '--dry-run', '--outdir', 'out'], project);
+  const bundle = readFileSync(join(project, 'out/worker.js'), 'utf8');
+  expect(bundle).toMatch(/Superseded by new connection/);
+  expect(bundle).toMatch(/export\s*\{[^}]*\bGateway\b[^}]*\}/);
+  expect(bundle).toMatch(/__meshgateCall/);
+}, 120_000);
