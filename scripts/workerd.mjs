@@ -10,7 +10,7 @@ export const COMPATIBILITY_DATE = '2026-04-20';
 export const COMPATIBILITY_FLAGS = ['nodejs_compat'];
 
 /** Bundles a Worker entry to one ES module string. */
-export async function bundleWorker(entry, { define = {}, loaders = {} } = {}) {
+export async function bundleWorker(entry, { define = {}, loaders = {}, plugins = [] } = {}) {
   const result = await build({
     entryPoints: [entry],
     bundle: true,
@@ -24,15 +24,17 @@ export async function bundleWorker(entry, { define = {}, loaders = {} } = {}) {
     logLevel: 'silent',
     define,
     loader: loaders,
+    plugins,
   });
   return result.outputFiles[0].text;
 }
 
 /**
  * Starts workerd with the bundled entry.
- * `durableObjects`: { BINDING: 'ClassName' }; `services`: { BINDING: 'EntrypointClass' } for Workers in the same script.
+ * `durableObjects`: { BINDING: 'ClassName' }; `services`: { BINDING: 'EntrypointClass' } for Workers in the same script;
+ * `compatibilityFlags` replaces the default flags (the benchmarks add `no_web_socket_compression`).
  */
-export async function startWorkerd({ entry, script, durableObjects = {}, services = {}, bindings = {}, port = 0, host = '127.0.0.1', log = false }) {
+export async function startWorkerd({ entry, script, durableObjects = {}, services = {}, bindings = {}, port = 0, host = '127.0.0.1', log = false, compatibilityFlags = COMPATIBILITY_FLAGS }) {
   const code = script ?? (await bundleWorker(entry));
   const serviceBindings = Object.fromEntries(
     Object.entries(services).map(([binding, entrypoint]) => [binding, { name: 'main', entrypoint }]),
@@ -42,7 +44,7 @@ export async function startWorkerd({ entry, script, durableObjects = {}, service
     modules: true,
     script: code,
     compatibilityDate: COMPATIBILITY_DATE,
-    compatibilityFlags: COMPATIBILITY_FLAGS,
+    compatibilityFlags,
     durableObjects,
     serviceBindings,
     bindings,

@@ -3,3 +3,4 @@ export * from './node/index.js';
 export * from './gateway/index.js';
 export * from './edge/index.js';
 export * from './protocol/index.js';
+export * from './subscriptions/index.js';

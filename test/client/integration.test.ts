@@ -42,8 +42,8 @@ async function client(sub: string, extra: Partial<MeshClientOptions> = {}) {
 }
 
 /** Waits for the client to reach a state, bounded. */
-function until(c: MeshClient, state: string, timeoutMs = 5000): Promise<void> {
-  return waitFor(() => c.state === state, `state ${state} (is ${c.state})`, timeoutMs);
+async function until(c: MeshClient, state: string, timeoutMs = 5000): Promise<void> {
+  await waitFor(() => c.state === state, `state ${state} (is ${c.state})`, timeoutMs);
 }
 
 describe('MeshClient on workerd', () => {

@@ -1,0 +1,197 @@
+/**
+ * The chat page: login form → RoomSession → DOM. Everything the page shows
+ * comes from RoomSession's listener; the DOM is written with textContent
+ * only, so names and messages can never inject markup.
+ */
+import type { ConnectionState } from 'meshgate/client';
+import { RoomSession, type SessionEvent } from '../client/session.js';
+import { ROOM_PATTERN, type ChatMessage, type Delivery, type PresenceEntry, type RoomSnapshot } from '../shared.js';
+import { DroppableWebSocket, dropConnections, goOffline } from './droppable-socket.js';
+
+const STORE_NAME = 'chat.name';
+const STORE_ROOM = 'chat.room';
+const NAME_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
+/** Longer than the default 5 s grace period, so coming back means resubscribing. */
+const OFFLINE_MS = 8_000;
+
+function $<T extends HTMLElement = HTMLElement>(id: string): T {
+  const element = document.getElementById(id);
+  if (!element) throw new Error(`The page is missing #${id}`);
+  return element as T;
+}
+
+function el(tag: string, text: string, className?: string): HTMLElement {
+  const node = document.createElement(tag);
+  node.textContent = text;
+  if (className) node.className = className;
+  return node;
+}
+
+function clock(at: number): string {
+  return new Date(at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
+}
+
+function describeDelivery(what: string, d: Delivery): string {
+  const parts = [`${what}: delivered to ${d.delivered} of ${d.total}`];
+  if (d.dropped) parts.push(`${d.dropped} dropped (gone)`);
+  if (d.timedOut) parts.push(`${d.timedOut} too slow (kept)`);
+  if (d.failed) parts.push(`${d.failed} failed`);
+  return parts.join(' · ');
+}
+
+let session: RoomSession | undefined;
+/** messages by id: fan-outs can overlap, so arrival order is not message order */
+const messages = new Map<number, ChatMessage>();
+
+function renderMessages(): void {
+  const list = $('messages');
+  const atBottom = list.scrollTop + list.clientHeight >= list.scrollHeight - 20;
+  list.replaceChildren(...[...messages.values()].sort((a, b) => a.id - b.id).map((m) => {
+    const li = document.createElement('li');
+    li.dataset.id = String(m.id);
+    li.replaceChildren(el('span', clock(m.at), 'time'), el('span', m.from, 'from'), el('span', m.text, 'text'));
+    return li;
+  }));
+  if (atBottom) list.scrollTop = list.scrollHeight;
+}
+
+function renderPresence(presence: PresenceEntry[]): void {
+  const me = session?.name;
+  $('presence').replaceChildren(...presence.map((p) => {
+    const li = el('li', p.connections > 1 ? `${p.sub} (${p.connections} connections)` : p.sub, p.sub === me ? 'me' : undefined);
+    li.dataset.sub = p.sub;
+    return li;
+  }));
+}
+
+function renderCounter(value: number, by?: string): void {
+  $('counter-value').textContent = String(value);
+  $('counter-by').textContent = by ? `last +1 by ${by}` : '';
+}
+
+function renderState(state: ConnectionState): void {
+  const badge = $('state');
+  badge.textContent = state;
+  badge.dataset.state = state;
+  $('superseded-banner').hidden = state !== 'superseded';
+  // Calls queue while reconnecting, but a stopped client cannot send at all.
+  const stopped = state === 'superseded' || state === 'disconnected';
+  for (const id of ['message-input', 'send', 'increment']) $<HTMLInputElement>(id).disabled = stopped;
+  $('instance').textContent = session?.client.instanceName ?? '—';
+}
+
+/** Session events, plus the page's own (kinds 'dropped' and 'online'). */
+function addEvent(event: SessionEvent | { kind: 'dropped' | 'online'; text: string; at: number }): void {
+  const li = document.createElement('li');
+  li.dataset.kind = event.kind;
+  li.replaceChildren(el('span', clock(event.at), 'time'), el('span', event.text));
+  const list = $('events');
+  list.appendChild(li);
+  list.scrollTop = list.scrollHeight;
+}
+
+function start(name: string, room: string): void {
+  sessionStorage.setItem(STORE_NAME, name);
+  sessionStorage.setItem(STORE_ROOM, room);
+  $('login').hidden = true;
+  $('app').hidden = false;
+  $('user').textContent = name;
+  $('room-name').textContent = room;
+  messages.clear();
+  session = new RoomSession({
+    url: location.origin,
+    name,
+    room,
+    WebSocket: DroppableWebSocket,
+    listener: {
+      state: renderState,
+      event(event) {
+        addEvent(event);
+        // e.g. the server restarted with a new secret: back to the form, name filled in.
+        if (event.kind === 'login-required') void leave(`Please join again — ${event.text}`);
+      },
+      snapshot(snapshot: RoomSnapshot) {
+        for (const m of snapshot.messages) messages.set(m.id, m);
+        renderMessages();
+        renderPresence(snapshot.presence);
+        renderCounter(snapshot.counter);
+      },
+      message(m) {
+        messages.set(m.id, m);
+        renderMessages();
+      },
+      presence: renderPresence,
+      counter: renderCounter,
+    },
+  });
+}
+
+async function leave(reason = ''): Promise<void> {
+  const current = session;
+  session = undefined;
+  sessionStorage.removeItem(STORE_NAME);
+  if (current) $<HTMLInputElement>('name-input').value = current.name;
+  await current?.close();
+  $('events').replaceChildren();
+  $('login-error').textContent = reason;
+  $('app').hidden = true;
+  $('login').hidden = false;
+}
+
+function wire(): void {
+  $('login-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const name = $<HTMLInputElement>('name-input').value.trim();
+    const room = $<HTMLInputElement>('room-input').value.trim().toLowerCase();
+    if (!NAME_PATTERN.test(name)) return void ($('login-error').textContent = 'Name: 1–32 letters, digits, _ or -.');
+    if (!ROOM_PATTERN.test(room)) return void ($('login-error').textContent = 'Room: lowercase letters, digits and -, up to 32.');
+    $('login-error').textContent = '';
+    start(name, room);
+  });
+
+  $('composer').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const input = $<HTMLInputElement>('message-input');
+    const text = input.value.trim();
+    if (!text || !session) return;
+    input.value = '';
+    $('delivery').textContent = 'sending…';
+    session.send(text).then(
+      (d) => void ($('delivery').textContent = describeDelivery('Message', d)),
+      (error: Error) => void ($('delivery').textContent = `Not sent: ${error.message}`),
+    );
+  });
+
+  $('increment').addEventListener('click', () => {
+    session?.increment(1).then(
+      (d) => void ($('delivery').textContent = describeDelivery('Counter', d)),
+      (error: Error) => void ($('delivery').textContent = `Counter not changed: ${error.message}`),
+    );
+  });
+
+  $('drop').addEventListener('click', () => {
+    const n = dropConnections();
+    addEvent({ kind: 'dropped', text: n ? 'You dropped the connection' : 'No open connection to drop', at: Date.now() });
+  });
+
+  $('offline').addEventListener('click', () => {
+    const button = $<HTMLButtonElement>('offline');
+    button.disabled = true;
+    addEvent({ kind: 'dropped', text: `You went offline for ${OFFLINE_MS / 1000} s`, at: Date.now() });
+    goOffline(OFFLINE_MS, () => {
+      button.disabled = false;
+      addEvent({ kind: 'online', text: 'Back online', at: Date.now() });
+    });
+  });
+
+  $('takeover').addEventListener('click', () => void session?.client.connect());
+  $('leave').addEventListener('click', () => void leave());
+
+  // A reload (or a duplicated tab) comes back to the same room.
+  const name = sessionStorage.getItem(STORE_NAME);
+  const room = sessionStorage.getItem(STORE_ROOM);
+  if (room) $<HTMLInputElement>('room-input').value = room;
+  if (name && room && NAME_PATTERN.test(name) && ROOM_PATTERN.test(room)) start(name, room);
+}
+
+wire();

@@ -1,0 +1,175 @@
+/**
+ * One user in one chat room, over one MeshClient: used by the browser page
+ * and the Node client alike. It shows the pattern meshgate is built around:
+ *
+ * - `onSubscriptionRequired` is the one place that (re)subscribes: the client
+ *   calls it on the first connection and whenever the gateway forgot this
+ *   client (the grace period ran out). A reconnect inside the grace period
+ *   keeps the subscription on the server, so nothing is called.
+ * - One case needs a look: a *new* page that reuses a tab id the gateway
+ *   still remembers (a reload, or Leave then Join) is told it need not
+ *   subscribe. It asks the room whether it is subscribed (`snapshot()`), and
+ *   only if not, runs the same subscribe function.
+ * - The room pushes messages, presence and the counter to the client's
+ *   handlers; the client never polls.
+ */
+import { MeshClient, type ConnectionState, type MeshClientOptions, type SocketClass } from 'meshgate/client';
+import {
+  ROOM_BINDING, type ChatClientApi, type ChatMessage, type Delivery, type PresenceEntry, type RoomApi, type RoomSnapshot,
+} from '../shared.js';
+import { devLogin } from './dev-login.js';
+
+/** Connection events worth showing to a person. */
+export type SessionEventKind =
+  | 'connected' | 'joined' | 'connection-lost' | 'reconnected-in-grace' | 'resubscribed' | 'superseded' | 'login-required' | 'error';
+
+export interface SessionEvent {
+  kind: SessionEventKind;
+  text: string;
+  at: number;
+}
+
+export interface SessionListener {
+  event?(event: SessionEvent): void;
+  state?(state: ConnectionState): void;
+  /** the whole room, after a (re)subscribe or on first load */
+  snapshot?(snapshot: RoomSnapshot): void;
+  message?(message: ChatMessage): void;
+  presence?(presence: PresenceEntry[]): void;
+  counter?(value: number, by: string): void;
+}
+
+export interface RoomSessionOptions {
+  /** The Worker's base URL, e.g. http://127.0.0.1:8787 */
+  url: string;
+  name: string;
+  room: string;
+  listener: SessionListener;
+  /** Node.js 20 has no global WebSocket: pass `ws`. */
+  WebSocket?: SocketClass;
+  /** Extra MeshClient options (timings, instanceName). */
+  client?: Partial<MeshClientOptions<ChatClientApi>>;
+}
+
+export class RoomSession {
+  readonly client: MeshClient<ChatClientApi>;
+  readonly room: string;
+  readonly name: string;
+  readonly #listener: SessionListener;
+  #everConnected = false;
+  #lostSince: number | undefined;
+  #outage = 'a moment';
+  /** true once this session subscribed (or found its subscription kept) and has the room's state */
+  #hasRoom = false;
+  /** onSubscriptionRequired has run at least once */
+  #subscribeCalled = false;
+
+  constructor(options: RoomSessionOptions) {
+    this.room = options.room;
+    this.name = options.name;
+    this.#listener = options.listener;
+    const listener = options.listener;
+    const handlers: ChatClientApi = {
+      message: (message) => listener.message?.(message),
+      presence: (presence) => listener.presence?.(presence),
+      counter: (value, by) => listener.counter?.(value, by),
+    };
+    this.client = new MeshClient<ChatClientApi>({
+      url: options.url,
+      // A fresh token whenever the client needs one (first connect, or after 4401 expiry).
+      refresh: () => devLogin(options.url, options.name),
+      handlers,
+      ...(options.WebSocket ? { WebSocket: options.WebSocket } : {}),
+      onStateChange: (state) => this.#onState(state),
+      onReconnected: ({ subscriptionRequired }) => {
+        if (!subscriptionRequired) this.#emit('reconnected-in-grace', `Reconnected after ${this.#lostFor()} — inside the grace period, subscriptions kept`);
+      },
+      onSubscriptionRequired: () => this.#subscribe(),
+      onSuperseded: () => this.#emit('superseded', 'Superseded: this identity was opened elsewhere. This connection stopped and will not reconnect.'),
+      onLoginRequired: (reason) => this.#emit('login-required', `Login required: ${reason}`),
+      onError: (error) => this.#emit('error', `Error: ${(error as Error)?.message ?? String(error)}`),
+      ...options.client,
+    });
+  }
+
+  async send(text: string): Promise<Delivery> {
+    return (await this.#roomStub().send(text)).delivery;
+  }
+
+  async increment(by = 1): Promise<Delivery> {
+    return (await this.#roomStub().increment(by)).delivery;
+  }
+
+  /** Leaves the room on the server and closes the connection for good. */
+  async close(): Promise<void> {
+    if (this.client.state === 'connected') await this.#roomStub().leave().catch(() => undefined);
+    this.client.disconnect();
+  }
+
+  // ── connection events ────────────────────────────────────────────────────
+
+  /** The one function that subscribes: from onSubscriptionRequired (and from #loadSnapshot when the room says we are not subscribed). */
+  async #subscribe(): Promise<void> {
+    this.#subscribeCalled = true; // before any await: #onState's microtask checks it
+    const snapshot = await this.#roomStub().join();
+    const again = this.#hasRoom;
+    this.#hasRoom = true;
+    this.#listener.snapshot?.(snapshot);
+    if (again) this.#emit('resubscribed', `Resubscribed to "${this.room}" after the grace period ran out (${this.#lostFor()} away)`);
+    else this.#emit('joined', `Joined room "${this.room}"`);
+  }
+
+  #onState(state: ConnectionState): void {
+    this.#listener.state?.(state);
+    if (state === 'connected') {
+      const first = !this.#everConnected;
+      this.#everConnected = true;
+      if (first) {
+        this.#emit('connected', `Connected as ${this.client.instanceName}`);
+        // The client runs onSubscriptionRequired synchronously right after this
+        // callback. If it did not (the gateway still remembered this tab id),
+        // fetch the room, subscribing only if the room does not list us.
+        queueMicrotask(() => {
+          if (!this.#subscribeCalled) void this.#loadSnapshot();
+        });
+      }
+      // Measured now: onReconnected / onSubscriptionRequired run right after this callback.
+      this.#outage = this.#lostSince === undefined ? 'a moment' : `${((Date.now() - this.#lostSince) / 1000).toFixed(1)} s`;
+      this.#lostSince = undefined;
+    } else if (state === 'reconnecting' && this.#everConnected && this.#lostSince === undefined) {
+      this.#lostSince = Date.now();
+      this.#emit('connection-lost', 'Connection lost — reconnecting');
+    }
+  }
+
+  /**
+   * A first connection that did not need to subscribe: this identity (tab id)
+   * was connected moments ago and the gateway still remembers it — a reload,
+   * or Leave then Join. The rooms still have what that earlier page
+   * subscribed to, which may not be this room: ask, and subscribe if not.
+   */
+  async #loadSnapshot(): Promise<void> {
+    try {
+      const snapshot = await this.#roomStub().snapshot();
+      if (!snapshot.subscribed) return await this.#subscribe();
+      this.#hasRoom = true;
+      this.#listener.snapshot?.(snapshot);
+      this.#emit('joined', `Back in room "${this.room}" (still subscribed from before the reload)`);
+    } catch (error) {
+      this.#emit('error', `Could not load the room: ${(error as Error).message}`);
+    }
+  }
+
+  #roomStub() {
+    return this.client.node<RoomApi>(ROOM_BINDING, this.room);
+  }
+
+  /** How long the last outage lasted, for the event log. */
+  #lostFor(): string {
+    return this.#outage;
+  }
+
+  #emit(kind: SessionEventKind, text: string): void {
+    this.#listener.event?.({ kind, text, at: Date.now() });
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * The chat from a terminal: joins the same room as the browser page, prints
+ * what happens, and sends each line you type.
+ *
+ *   npm run example:node -- --name bob [--room lobby] [--url http://127.0.0.1:8787]
+ *
+ * Commands: /inc (counter +1), /who (presence), /drop (drop the connection), /quit.
+ * Node.js 20 has no global WebSocket, so the client is given `ws`.
+ */
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import WebSocket from 'ws';
+import type { SocketClass } from 'meshgate/client';
+import { RoomSession } from './client/session.js';
+import { ROOM_PATTERN, type PresenceEntry } from './shared.js';
+
+const { values } = parseArgs({
+  options: {
+    name: { type: 'string', default: `node-${Math.random().toString(36).slice(2, 6)}` },
+    room: { type: 'string', default: 'lobby' },
+    url: { type: 'string', default: process.env.CHAT_URL ?? `http://127.0.0.1:${process.env.PORT ?? 8787}` },
+  },
+});
+const name = values.name!;
+const room = values.room!;
+const url = values.url!;
+if (!/^[A-Za-z0-9_-]{1,32}$/.test(name)) fail('--name: 1–32 letters, digits, _ or -.');
+if (!ROOM_PATTERN.test(room)) fail('--room: lowercase letters, digits and -, up to 32.');
+
+function fail(message: string): never {
+  console.error(message);
+  process.exit(2);
+}
+
+/** `ws`, remembered so /drop can cut the connection the way a network failure would. */
+const sockets = new Set<WebSocket>();
+class DroppableWs extends WebSocket {
+  constructor(address: string, protocols?: string | string[]) {
+    super(address, protocols);
+    sockets.add(this);
+    this.on('close', () => sockets.delete(this));
+    this.on('error', () => {}); // reported through the close event
+  }
+}
+
+const time = () => new Date().toLocaleTimeString([], { hour12: false });
+const print = (line: string) => {
+  // Keep what the user is typing below the printed line.
+  process.stdout.write(`\r\x1b[K${line}\n`);
+  rl.prompt(true);
+};
+let presence: PresenceEntry[] = [];
+const showPresence = () => presence.map((p) => (p.connections > 1 ? `${p.sub}×${p.connections}` : p.sub)).join(', ') || 'nobody';
+
+const rl = createInterface({ input: process.stdin, output: process.stdout, prompt: `${name}@${room}> ` });
+
+const session = new RoomSession({
+  url,
+  name,
+  room,
+  WebSocket: DroppableWs as unknown as SocketClass,
+  listener: {
+    event: (e) => print(`[${time()}] * ${e.text}`),
+    snapshot: (s) => {
+      for (const m of s.messages.slice(-10)) print(`[${new Date(m.at).toLocaleTimeString([], { hour12: false })}] ${m.from}: ${m.text}`);
+      presence = s.presence;
+      print(`* in the room: ${showPresence()} · counter ${s.counter}`);
+    },
+    message: (m) => print(`[${new Date(m.at).toLocaleTimeString([], { hour12: false })}] ${m.from}: ${m.text}`),
+    presence: (p) => {
+      const before = showPresence();
+      presence = p;
+      if (showPresence() !== before) print(`* in the room: ${showPresence()}`);
+    },
+    counter: (value, by) => print(`* counter ${value} (+1 by ${by})`),
+  },
+});
+
+print(`Joining "${room}" at ${url} as ${name}. Type a message, or /inc, /who, /drop, /quit.`);
+rl.prompt();
+
+rl.on('line', (line) => {
+  const text = line.trim();
+  if (!text) return rl.prompt();
+  if (text === '/quit') return void quit();
+  if (text === '/who') return print(`* in the room: ${showPresence()} · state ${session.client.state} · ${session.client.instanceName ?? ''}`);
+  if (text === '/drop') {
+    for (const s of sockets) s.terminate();
+    return print('* dropped the connection');
+  }
+  if (text === '/inc') {
+    session.increment(1).catch((error: Error) => print(`! counter not changed: ${error.message}`));
+    return rl.prompt();
+  }
+  session.send(text).catch((error: Error) => print(`! not sent: ${error.message}`));
+  rl.prompt();
+});
+
+let quitting = false;
+async function quit(): Promise<void> {
+  if (quitting) return;
+  quitting = true;
+  rl.close();
+  await Promise.race([session.close(), new Promise((r) => setTimeout(r, 2000))]);
+  process.exit(0);
+}
+rl.on('close', () => void quit()); // Ctrl+D or end of piped input
+process.on('SIGINT', () => void quit());
+process.on('SIGTERM', () => void quit());

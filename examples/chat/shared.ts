@@ -1,0 +1,59 @@
+/**
+ * The contract between the chat room (a Durable Object) and its clients,
+ * shared by the Worker, the browser page and the Node client. Types only:
+ * importing this pulls no code into either bundle.
+ */
+
+export interface ChatMessage {
+  /** increasing per room; clients order by it (concurrent fan-outs may arrive out of order) */
+  id: number;
+  from: string;
+  text: string;
+  at: number;
+}
+
+/** One user in the room, with how many tabs/processes of theirs are subscribed. */
+export interface PresenceEntry {
+  sub: string;
+  connections: number;
+}
+
+export interface RoomSnapshot {
+  room: string;
+  /** whether the calling client is subscribed to this room */
+  subscribed: boolean;
+  messages: ChatMessage[];
+  presence: PresenceEntry[];
+  counter: number;
+}
+
+/** What a send or an increment reports back: how the fan-out went. */
+export interface Delivery {
+  total: number;
+  delivered: number;
+  dropped: number;
+  timedOut: number;
+  failed: number;
+}
+
+/** Methods of the room a client may call (the room's @mesh methods). */
+export interface RoomApi {
+  /** Subscribes the caller and returns the room as it is now. */
+  join(): RoomSnapshot;
+  /** The room as it is now, without subscribing (a page reloaded inside the grace period is still subscribed). */
+  snapshot(): RoomSnapshot;
+  leave(): void;
+  send(text: string): { message: ChatMessage; delivery: Delivery };
+  increment(by?: number): { counter: number; delivery: Delivery };
+}
+
+/** Methods the room calls on every subscribed client (the clients' handlers). */
+export interface ChatClientApi {
+  message(message: ChatMessage): void;
+  presence(presence: PresenceEntry[]): void;
+  counter(value: number, by: string): void;
+}
+
+export const ROOM_BINDING = 'ROOM';
+export const ROOM_PATTERN = /^[a-z0-9][a-z0-9-]{0,31}$/;
+export const MAX_MESSAGE_LENGTH = 500;
