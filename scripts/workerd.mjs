@@ -32,7 +32,7 @@ export async function bundleWorker(entry, { define = {}, loaders = {}, plugins =
 /**
  * Starts workerd with the bundled entry.
  * `durableObjects`: { BINDING: 'ClassName' }; `services`: { BINDING: 'EntrypointClass' } for Workers in the same script;
- * `compatibilityFlags` replaces the default flags (the benchmarks add `no_web_socket_compression`).
+ * `compatibilityFlags` replaces the default flags.
  */
 export async function startWorkerd({ entry, script, durableObjects = {}, services = {}, bindings = {}, port = 0, host = '127.0.0.1', log = false, compatibilityFlags = COMPATIBILITY_FLAGS }) {
   const code = script ?? (await bundleWorker(entry));

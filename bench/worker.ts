@@ -1,0 +1,168 @@
+/**
+ * The benchmark mesh: meshgate (gateway + app DOs) and, beside it, the
+ * physical baseline — a raw Durable Object that accepts hibernatable
+ * WebSockets and echoes (no gateway, no codec, no frames).
+ *
+ * Routes: `/gateway/GATEWAY/{instance}` (meshgate, through createMeshWorker)
+ * and `/raw/{instance}` (the raw echo DO, through the same kind of Worker →
+ * DO hop, with no token check).
+ */
+import { DurableObject } from 'cloudflare:workers';
+import { ClientGateway, MeshDurableObject, Subscriptions, createMeshWorker, mesh } from '../src/index.js';
+
+export interface Env {
+  GATEWAY: DurableObjectNamespace;
+  BENCH: DurableObjectNamespace;
+  TOPIC: DurableObjectNamespace;
+  RAW: DurableObjectNamespace;
+  HOP: DurableObjectNamespace;
+  HOP_TARGET: DurableObjectNamespace;
+  JWT_SECRET: string;
+}
+
+export class BenchGateway extends ClientGateway<Env> {}
+
+type Listener = { ping(i: number): number; notify(round: number): number };
+
+/** The app node the benchmarks call. */
+export class BenchDO extends MeshDurableObject<Env> {
+  @mesh
+  echo<T>(value: T): T {
+    return value;
+  }
+
+  /** `count` sequential DO → client calls; the client times the gaps between arrivals. */
+  @mesh
+  async callClientLoop(instanceName: string, count: number): Promise<number> {
+    const client = this.mesh.client<Listener>(instanceName, { ownChain: true });
+    let sum = 0;
+    for (let i = 0; i < count; i++) sum += await client.ping(i);
+    return sum;
+  }
+
+  /** One DO → client call, answered whenever the client answers (used by the supersede scenario). */
+  @mesh
+  async callClientOnce(instanceName: string, i: number, timeoutMs: number): Promise<number> {
+    return this.mesh.client<Listener>(instanceName, { ownChain: true, timeoutMs }).ping(i);
+  }
+}
+
+/** A topic with subscribers, using the subscriptions helper for the fan-out. */
+export class TopicDO extends MeshDurableObject<Env> {
+  readonly subs = new Subscriptions(this.ctx.storage, this.mesh);
+
+  @mesh
+  join(topic: string): string {
+    return this.subs.subscribeCaller(topic);
+  }
+
+  @mesh
+  clear(topic: string): number {
+    return this.subs.store.clearTopic(topic);
+  }
+
+  /** Calls `notify` on every subscriber; resolves when all answered. */
+  @mesh
+  async broadcast(topic: string, round: number, concurrency?: number): Promise<{ total: number; delivered: number }> {
+    const summary = await this.subs.fanOut<Listener>(topic, 'notify', [round], concurrency === undefined ? {} : { concurrency });
+    return { total: summary.total, delivered: summary.delivered };
+  }
+}
+
+/**
+ * The baseline: accepts hibernatable sockets and echoes every text message.
+ * Messages starting with `!` are bench commands (fan-out baseline) and never
+ * touch the echo path.
+ */
+export class RawEchoDO extends DurableObject<Env> {
+  #fanDriver: WebSocket | undefined;
+  #fanPending = 0;
+
+  override async fetch(): Promise<Response> {
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    this.ctx.acceptWebSocket(server);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    if (typeof message !== 'string' || message.charCodeAt(0) !== 33 /* ! */) {
+      ws.send(message);
+      return;
+    }
+    if (message.startsWith('!fan:')) {
+      // Send to every other socket of this DO; answer the driver when all acknowledged.
+      const round = message.slice(5);
+      let sent = 0;
+      for (const other of this.ctx.getWebSockets()) {
+        if (other === ws || other.readyState !== 1) continue;
+        other.send(`!f:${round}`);
+        sent++;
+      }
+      this.#fanDriver = ws;
+      this.#fanPending = sent;
+      if (sent === 0) ws.send('!done:0');
+      return;
+    }
+    if (message.startsWith('!ack') && this.#fanDriver) {
+      if (--this.#fanPending === 0) this.#fanDriver.send('!done');
+    }
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    try {
+      ws.close(code === 1005 || code === 1006 ? 1000 : code, 'bye');
+    } catch {
+      // already closed
+    }
+  }
+}
+
+/**
+ * The second baseline: a hibernatable socket whose every message goes over one
+ * Workers RPC hop to another DO and back — the gateway's physical floor.
+ */
+export class RawHopDO extends DurableObject<Env> {
+  #target: DurableObjectStub<RawHopTargetDO> | undefined;
+
+  override async fetch(request: Request): Promise<Response> {
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    this.ctx.acceptWebSocket(server);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    this.#target ??= this.env.HOP_TARGET.get(this.env.HOP_TARGET.idFromName('target')) as unknown as DurableObjectStub<RawHopTargetDO>;
+    ws.send(await this.#target.echo(message as string));
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    try {
+      ws.close(code === 1005 || code === 1006 ? 1000 : code, 'bye');
+    } catch {
+      // already closed
+    }
+  }
+}
+
+export class RawHopTargetDO extends DurableObject<Env> {
+  echo(message: string): string {
+    return message;
+  }
+}
+
+const meshWorker = createMeshWorker<Env>({ auth: { secret: (env) => env.JWT_SECRET } });
+
+export default {
+  async fetch(request, env, ctx) {
+    const url = new URL(request.url);
+    if (url.pathname.startsWith('/raw/')) {
+      const name = decodeURIComponent(url.pathname.slice(5));
+      return env.RAW.get(env.RAW.idFromName(name)).fetch(request);
+    }
+    if (url.pathname.startsWith('/hop/')) {
+      const name = decodeURIComponent(url.pathname.slice(5));
+      return env.HOP.get(env.HOP.idFromName(name)).fetch(request);
+    }
+    return meshWorker.fetch!(request as Parameters<NonNullable<typeof meshWorker.fetch>>[0], env, ctx);
+  },
+} satisfies ExportedHandler<Env>;
