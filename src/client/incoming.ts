@@ -6,7 +6,7 @@
  * answered from memory instead of running the handler twice.
  */
 import { decodeValue, encodeValue } from '../protocol/codec.js';
-import { ForbiddenError, MeshError, MethodNotExposedError, ProtocolError } from '../protocol/errors.js';
+import { ForbiddenError, LimitExceededError, MeshError, MethodNotExposedError, ProtocolError } from '../protocol/errors.js';
 import { encodeFrame, type IncomingCallFrame, type Origin } from '../protocol/frames.js';
 
 /** What a handler can learn about the call it serves: `this` inside it is the handler object, so this comes from `client.incomingContext`. */
@@ -45,6 +45,8 @@ export class IncomingCalls {
     private readonly allowClientOrigins: boolean,
     private readonly remember: number,
     private readonly onHandlerError: (error: unknown, context: IncomingContext) => void,
+    /** handlers running at once; more are answered with LimitExceededError at once (not remembered, so a redelivery runs) */
+    private readonly maxRunning: number = Number.POSITIVE_INFINITY,
   ) {}
 
   /** The incoming call whose handler is running synchronously right now. */
@@ -61,6 +63,10 @@ export class IncomingCalls {
     const remembered = this.#answered.get(frame.id);
     if (remembered !== undefined) return send(remembered);
     if (this.#running.has(frame.id)) return; // delivered again while running: one answer goes out when done
+    if (this.#running.size >= this.maxRunning) {
+      const error = new LimitExceededError('maxConcurrentIncomingCalls', this.maxRunning, 'this client is still running that many calls from the mesh; retry later.');
+      return send(encodeFrame({ type: 'incoming_call_response', id: frame.id, ok: false, error: encodeError(error) }));
+    }
     this.#running.add(frame.id);
     const context: IncomingContext = { id: frame.id, method: frame.method, origin: frame.origin, chain: frame.chain };
     let answer: string;

@@ -9,7 +9,7 @@
 import {
   WS_CLOSE_NORMAL, WS_CLOSE_SUPERSEDED, WS_CLOSE_TOKEN_EXPIRED, LOGIN_REQUIRED_CODES,
 } from '../protocol/close-codes.js';
-import { ClientClosedError, LoginRequiredError, OutcomeUnknownError, SupersededError } from '../protocol/errors.js';
+import { ClientClosedError, LoginRequiredError, OutcomeUnknownError, ProtocolError, SupersededError } from '../protocol/errors.js';
 import { decodeServerFrame, type CallTarget, type ConnectionStatusFrame, type ServerFrame } from '../protocol/frames.js';
 import { DEFAULTS, HEARTBEAT_PING, HEARTBEAT_PONG, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../protocol/limits.js';
 import { createStub, type Stub } from '../protocol/stub.js';
@@ -56,6 +56,8 @@ export interface MeshClientOptions<Handlers extends object = object> {
   heartbeatTimeoutMs?: number;
   /** Remembered incoming call ids, so a redelivered call is answered from memory. */
   rememberedCallIds?: number;
+  /** Incoming calls whose handlers run at once (default 256); more are answered with LimitExceededError. */
+  maxConcurrentIncomingCalls?: number;
   /** Listen to `online`, `focus` and `visibilitychange` to reconnect at once (default: true where `window` exists). */
   browserEvents?: boolean;
   fetch?: typeof fetch;
@@ -108,7 +110,7 @@ export class MeshClient<Handlers extends object = object> {
     this.#backoff = new Backoff(options.reconnectMinDelayMs ?? DEFAULTS.reconnectMinDelayMs, options.reconnectMaxDelayMs ?? DEFAULTS.reconnectMaxDelayMs);
     this.#outgoing = new OutgoingCalls(options.maxQueuedCalls ?? DEFAULTS.maxQueuedCalls, options.callTimeoutMs ?? DEFAULTS.callTimeoutMs);
     this.#incoming = new IncomingCalls(options.handlers, options.allowClientOrigins ?? false, options.rememberedCallIds ?? DEFAULTS.rememberedCallIds,
-      (error) => this.#report(error));
+      (error) => this.#report(error), options.maxConcurrentIncomingCalls ?? DEFAULTS.maxConcurrentIncomingCalls);
     this.#instanceName = options.instanceName;
     this.#listenToBrowser();
     if (options.autoConnect !== false) void this.connect().catch((error) => this.#report(error));
@@ -162,9 +164,15 @@ export class MeshClient<Handlers extends object = object> {
     const old = this.#ws;
     if (old) {
       this.#ws = undefined; // from now on its events are stale
+      // A connected socket stays open until the new one is connected; one still
+      // connecting has nothing to hand over, so it closes now (this keeps #retired
+      // at one socket however often reconnect() is called).
+      if (this.#ready) this.#retired.push(old);
+      else closeQuietly(old, WS_CLOSE_NORMAL, 'Replaced');
       this.#ready = false;
       this.#stopHeartbeat();
-      this.#retired.push(old);
+      // That socket's attempt is over for us: without this, connect() would return it and open nothing.
+      this.#attempt = undefined;
     }
     this.#clearReconnectTimer();
     return this.connect();
@@ -275,6 +283,8 @@ export class MeshClient<Handlers extends object = object> {
     }
     switch (frame.type) {
       case 'connection_status':
+        // Only the first frame of a socket: a repeat would resend calls already sent on it.
+        if (this.#ready) return this.#report(new ProtocolError('connection_status repeated on the same socket; ignored.', 'bad_frame'));
         this.#attempt = undefined;
         this.#onConnected(frame);
         opened();
@@ -315,6 +325,7 @@ export class MeshClient<Handlers extends object = object> {
     this.#ready = false;
     this.#stopHeartbeat();
     closeQuietly(ws, WS_CLOSE_NORMAL, 'Superseded');
+    for (const old of this.#retired.splice(0)) closeQuietly(old, WS_CLOSE_NORMAL, 'Superseded');
     this.#setState('superseded');
     this.#outgoing.failAll(() => new SupersededError());
     this.#callback(() => this.#options.onSuperseded?.());
@@ -336,6 +347,8 @@ export class MeshClient<Handlers extends object = object> {
 
   #loginRequired(reason: string): void {
     this.#clearReconnectTimer();
+    // A socket kept open by reconnect() must not outlive the stop: the gateway would keep calling it.
+    for (const old of this.#retired.splice(0)) closeQuietly(old, WS_CLOSE_NORMAL, 'Login required');
     this.#outgoing.failAll(() => new LoginRequiredError(reason));
     this.#setState('disconnected');
     this.#callback(() => this.#options.onLoginRequired?.(reason));

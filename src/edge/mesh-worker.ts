@@ -65,9 +65,14 @@ export function createMeshWorker<Env>(options: MeshWorkerOptions<Env>): Exported
         if (options.fetch) return options.fetch(new Request(request, { headers: stripInternalHeaders(request.headers) }), env, ctx);
         return new Response('Not found', { status: 404 });
       }
-      const binding = decodeURIComponent(route[1]!);
-      const namespace = (env as Record<string, unknown>)[binding] as Namespace | undefined;
-      if (!gateways.includes(binding) || !namespace || typeof namespace.idFromName !== 'function') {
+      let binding: string;
+      try {
+        binding = decodeURIComponent(route[1]!);
+      } catch {
+        binding = route[1]!; // malformed percent-encoding: no gateway has that name
+      }
+      const namespace = gateways.includes(binding) ? (env as Record<string, unknown>)[binding] as Namespace | undefined : undefined;
+      if (!namespace || typeof namespace.idFromName !== 'function') {
         return new Response(`Unknown gateway binding "${binding.slice(0, 64)}"`, { status: 404 });
       }
       if (!isUpgrade(request)) return new Response('Expected a WebSocket upgrade (Upgrade: websocket).', { status: 426 });

@@ -22,7 +22,6 @@ import { readIdentity, type VerifiedIdentity } from './identity.js';
 import { isUpgrade, refuseUpgrade, upgradeResponse } from './upgrade.js';
 
 const OPEN = 1;
-const MAX_CACHED_STUBS = 64;
 
 interface SocketInfo extends VerifiedIdentity {
   connectedAt: number;
@@ -46,6 +45,10 @@ export interface CallToClient {
   instanceName: string;
   method: string;
   context: CallContext;
+}
+
+function stubKey(to: CallTarget): string {
+  return `${to.binding}\u0000${to.instance ?? ''}`;
 }
 
 function safeSend(ws: WebSocket, text: string): boolean {
@@ -78,9 +81,15 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   readonly #running = new Set<string>();
   /** encoded answers to recent client → mesh calls, by call id (oldest first) */
   readonly #answered = new Map<string, string>();
+  /** total length of the answers in #answered, bounded by config.rememberedAnswerBytes */
+  #answeredSize = 0;
   /** mesh → client calls waiting for the client's answer, by incoming call id */
   readonly #waiting = new Map<string, WaitingClientCall>();
   readonly #socketInfo = new WeakMap<WebSocket, SocketInfo>();
+  /** The socket last seen open: saves a getWebSockets() scan per frame; re-checked on every use, rebuilt after hibernation. */
+  #current: WebSocket | undefined;
+  /** Calls taken from the frames of this burst, sent into the mesh together once the burst is read (see #dispatchSoon). */
+  #toDispatch: Array<[WebSocket, CallFrame, CallContext]> = [];
   readonly #stubs = new Map<string, NodeStub>();
   readonly #idPrefix = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}-`;
   #nextIncomingId = 0;
@@ -126,11 +135,12 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
 
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     this.ctx.acceptWebSocket(server);
+    this.#current = server;
     const info: SocketInfo = { ...identity, claims: { ...identity.claims, ...(extraClaims ?? {}) }, connectedAt: Date.now() };
     server.serializeAttachment(info);
     this.#socketInfo.set(server, info);
     if (graceAlarm !== null) void this.ctx.storage.deleteAlarm();
-    if (!remembered) this.#answered.clear();
+    if (!remembered) this.#forgetAnswers();
 
     safeSend(server, encodeFrame({
       type: 'connection_status', subscriptionRequired: !remembered, instanceName: identity.instanceName, sub: identity.sub, protocol: PROTOCOL_VERSION,
@@ -171,12 +181,14 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
       waiting.resolve({ ok: false, error: encodeError(new ClientDisconnectedError(waiting.instanceName)) });
     }
     this.#waiting.clear();
-    this.#answered.clear();
+    this.#forgetAnswers();
   }
 
   /** The open socket, if any; a closing one never counts (it may linger in getWebSockets()). */
   #activeSocket(except?: WebSocket): WebSocket | undefined {
-    return this.ctx.getWebSockets().find((ws) => ws !== except && ws.readyState === OPEN);
+    const current = this.#current;
+    if (current !== undefined && current !== except && current.readyState === OPEN) return current;
+    return (this.#current = this.ctx.getWebSockets().find((ws) => ws !== except && ws.readyState === OPEN));
   }
 
   #info(ws: WebSocket): SocketInfo {
@@ -253,7 +265,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
       state: this.#clientState(frame.state),
     };
     this.#running.add(frame.id);
-    void this.#runCall(frame, context);
+    this.#dispatchSoon(ws, frame, context);
   }
 
   /** The client's state, without the keys the application reserves for the server. */
@@ -267,26 +279,52 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     return clean;
   }
 
-  async #runCall(frame: CallFrame, context: CallContext): Promise<void> {
+  /**
+   * A call with no other running goes into the mesh at once. Calls that
+   * arrive while others run (a client with many in flight) are all read
+   * first and go out together on the next timer turn, in arrival order:
+   * issuing RPCs in one turn costs the runtime about a quarter less per call
+   * than one turn each (bench: throughput), and a lone call waits for no timer.
+   */
+  #dispatchSoon(ws: WebSocket, frame: CallFrame, context: CallContext): void {
+    if (this.#running.size === 1 && this.#toDispatch.length === 0) {
+      void this.#runCall(ws, frame, context);
+      return;
+    }
+    this.#toDispatch.push([ws, frame, context]);
+    if (this.#toDispatch.length > 1) return;
+    setTimeout(() => {
+      const batch = this.#toDispatch;
+      this.#toDispatch = [];
+      for (const [socket, call, callContext] of batch) void this.#runCall(socket, call, callContext);
+    }, 0);
+  }
+
+  async #runCall(ws: WebSocket, frame: CallFrame, context: CallContext): Promise<void> {
     let result: MeshResult;
     try {
-      await this.onBeforeCallToMesh({ to: frame.to, method: frame.method, context });
+      // Awaited only when the hook is async: the default no-op costs no extra turn.
+      const hook = this.onBeforeCallToMesh({ to: frame.to, method: frame.method, context });
+      if (hook !== undefined) await hook;
       result = await callNode(this.#stub(frame.to), { target: frame.to, method: frame.method, args: frame.args, context });
     } catch (error) {
+      // An RPC that threw may have broken its stub (e.g. the target was reset): build a fresh one next time.
+      this.#stubs.delete(stubKey(frame.to));
       result = { ok: false, error: encodeError(error) };
     }
     this.#running.delete(frame.id);
-    this.#answerCall(this.#activeSocket(), frame.id, result, true);
+    // The socket the call came on, if still open (it is then the only open one); else whichever is open now.
+    this.#answerCall(ws.readyState === OPEN ? ws : this.#activeSocket(), frame.id, result, true);
   }
 
   #stub(to: CallTarget): NodeStub {
     const { nodeBindings, gatewayBindings } = this.config;
     if (nodeBindings && !nodeBindings.includes(to.binding)) throw new UnknownBindingError(to.binding, 'it is not in this gateway\'s nodeBindings');
-    const key = `${to.binding}\u0000${to.instance ?? ''}`;
+    const key = stubKey(to);
     let stub = this.#stubs.get(key);
     if (!stub) {
       stub = resolveTarget(this.env, to, gatewayBindings);
-      if (this.#stubs.size >= MAX_CACHED_STUBS) this.#stubs.delete(this.#stubs.keys().next().value!);
+      if (this.#stubs.size >= this.config.maxCachedStubs) this.#stubs.delete(this.#stubs.keys().next().value!);
       this.#stubs.set(key, stub);
     }
     return stub;
@@ -296,9 +334,25 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     const text = encodeFrame({ type: 'call_response', id, ...result } as ServerFrame);
     if (remember) {
       this.#answered.set(id, text);
-      if (this.#answered.size > this.config.rememberedCallIds) this.#answered.delete(this.#answered.keys().next().value!);
+      this.#answeredSize += text.length;
+      // Bounded by count and by total size, oldest first; the newest answer is always kept.
+      while (this.#answered.size > this.config.rememberedCallIds || (this.#answered.size > 1 && this.#answeredSize > this.config.rememberedAnswerBytes)) {
+        const [oldestId, oldest] = this.#answered.entries().next().value!;
+        this.#answered.delete(oldestId);
+        this.#answeredSize -= oldest.length;
+      }
     }
     if (ws) safeSend(ws, text); // no socket: the client resends on reconnect and gets the remembered answer
+  }
+
+  #forgetAnswers(): void {
+    this.#answered.clear();
+    this.#answeredSize = 0;
+  }
+
+  /** Sizes of the in-memory maps, each bounded by `config` (for monitoring and tests). */
+  protected memoryStats(): { running: number; answered: number; answeredSize: number; waiting: number; stubs: number } {
+    return { running: this.#running.size, answered: this.#answered.size, answeredSize: this.#answeredSize, waiting: this.#waiting.size, stubs: this.#stubs.size };
   }
 
   // ── mesh → client ──────────────────────────────────────────────────────────
@@ -317,7 +371,8 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   /** Internal RPC entry: a node calls this gateway's client. Not callable by clients. */
   async __meshgateCallClient(envelope: ClientCallEnvelope): Promise<MeshResult> {
     try {
-      await this.onBeforeCallToClient({ instanceName: envelope.instanceName, method: envelope.method, context: envelope.context });
+      const hook = this.onBeforeCallToClient({ instanceName: envelope.instanceName, method: envelope.method, context: envelope.context });
+      if (hook !== undefined) await hook;
       if (!this.#activeSocket() && (await this.ctx.storage.getAlarm()) === null) throw new ClientDisconnectedError(envelope.instanceName);
       if (this.#waiting.size >= this.config.maxPendingClientCalls) {
         throw new LimitExceededError('maxPendingClientCalls', this.config.maxPendingClientCalls, 'the client has too many unanswered calls; retry later.');

@@ -13,7 +13,11 @@ export interface GatewayConfig {
   maxPendingClientCalls: number;
   /** answered call ids remembered so a resent call is answered, not run again */
   rememberedCallIds: number;
+  /** total size (UTF-16 code units) of those remembered answers; the oldest are forgotten first (the newest is always kept) */
+  rememberedAnswerBytes: number;
   maxCallIdLength: number;
+  /** RPC stubs kept for reuse, least recently created dropped first */
+  maxCachedStubs: number;
   /** bindings clients may call; undefined = any non-gateway DO or Worker binding that is a mesh node */
   nodeBindings?: readonly string[];
   /** gateway bindings: never callable from a client */
@@ -30,7 +34,9 @@ export function defaultGatewayConfig(): GatewayConfig {
     maxInFlightCalls: DEFAULTS.maxInFlightCalls,
     maxPendingClientCalls: DEFAULTS.maxPendingClientCalls,
     rememberedCallIds: DEFAULTS.rememberedCallIds,
+    rememberedAnswerBytes: DEFAULTS.rememberedAnswerBytes,
     maxCallIdLength: DEFAULTS.maxCallIdLength,
+    maxCachedStubs: DEFAULTS.maxCachedStubs,
     gatewayBindings: ['GATEWAY'],
     reservedStateKeys: [],
   };

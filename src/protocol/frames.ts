@@ -104,6 +104,25 @@ export function readCallId(frame: Record<string, unknown>, maxLength: number = D
   return typeof id === 'string' && id.length > 0 && id.length <= maxLength ? id : undefined;
 }
 
+/** True if `value` (parsed JSON, so a tree) nests objects or arrays deeper than `max`. Iterative: no stack overflow. */
+function nestedDeeperThan(value: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (typeof node !== 'object' || node === null) continue;
+    if (depth > max) return true;
+    for (const child of Object.values(node)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
+/** A short description of a value for an error message; never calls the value's own toString (it may not be callable). */
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.slice(0, 40));
+  if (value === null || typeof value !== 'object') return String(value);
+  return Array.isArray(value) ? 'an array' : 'an object';
+}
+
 function fieldError(type: string, field: string, expected: string): ProtocolError {
   return new ProtocolError(`"${type}" frame field "${field}" must be ${expected}.`, 'bad_field');
 }
@@ -132,6 +151,7 @@ export function decodeClientFrame(text: string, maxIdLength: number = DEFAULTS.m
     if (typeof frame.method !== 'string' || !METHOD_RE.test(frame.method)) fail(fieldError('call', 'method', 'a method name (identifier characters, at most 100)'));
     if (typeof frame.args !== 'string') fail(fieldError('call', 'args', 'a codec string of the argument array'));
     if (frame.state !== undefined && !isObject(frame.state)) fail(fieldError('call', 'state', 'a JSON object'));
+    if (frame.state !== undefined && nestedDeeperThan(frame.state, DEFAULTS.maxStateDepth)) fail(fieldError('call', 'state', `nested at most ${DEFAULTS.maxStateDepth} levels deep`));
     return {
       type: 'call',
       id: id!,
@@ -147,22 +167,44 @@ export function decodeClientFrame(text: string, maxIdLength: number = DEFAULTS.m
     if (frame.ok === false && typeof frame.error === 'string') return { type: 'incoming_call_response', id: id!, ok: false, error: frame.error };
     return fail(fieldError('incoming_call_response', 'ok/result/error', 'ok: true with a "result" codec string, or ok: false with an "error" codec string'));
   }
-  return fail(new ProtocolError(`Unknown frame type ${JSON.stringify(String(frame.type)).slice(0, 60)}; expected "call" or "incoming_call_response".`, 'unknown_type'));
+  return fail(new ProtocolError(`Unknown frame type ${describe(frame.type)}; expected "call" or "incoming_call_response".`, 'unknown_type'));
 }
 
-/** Parses a frame from the gateway. The client trusts the gateway, so this checks shape only. */
+/**
+ * Parses a frame from the gateway. The client trusts the gateway, so this
+ * checks shape only — but it does check it, so a malformed frame is a
+ * ProtocolError here, never a TypeError deeper in the client.
+ */
 export function decodeServerFrame(text: string): ServerFrame {
   const frame = parseObject(text);
-  switch (frame.type) {
+  const type = frame.type;
+  const check = (ok: boolean, field: string, expected: string): void => {
+    if (!ok) throw fieldError(String(type), field, expected);
+  };
+  const isString = (value: unknown): value is string => typeof value === 'string';
+  switch (type) {
     case 'connection_status':
+      check(typeof frame.subscriptionRequired === 'boolean', 'subscriptionRequired', 'a boolean');
+      check(isString(frame.instanceName) && isString(frame.sub), 'instanceName/sub', 'strings');
+      break;
     case 'call_response':
+      check(isString(frame.id), 'id', 'a string');
+      check((frame.ok === true && isString(frame.result)) || (frame.ok === false && isString(frame.error)), 'ok/result/error', 'ok: true with a "result" string, or ok: false with an "error" string');
+      break;
     case 'incoming_call':
+      check(isString(frame.id) && isString(frame.method) && isString(frame.args), 'id/method/args', 'strings');
+      check(isObject(frame.origin) && Array.isArray(frame.chain), 'origin/chain', 'an object and an array');
+      break;
     case 'superseded':
+      check(isString(frame.reason), 'reason', 'a string');
+      break;
     case 'error':
-      return frame as unknown as ServerFrame;
+      check(isString(frame.code) && isString(frame.message) && (frame.id === undefined || isString(frame.id)), 'code/message/id', 'strings');
+      break;
     default:
-      throw new ProtocolError(`Unknown frame type from gateway: ${String(frame.type).slice(0, 60)}`, 'unknown_type');
+      throw new ProtocolError(`Unknown frame type from gateway: ${describe(type)}`, 'unknown_type');
   }
+  return frame as unknown as ServerFrame;
 }
 
 export function encodeFrame(frame: ClientFrame | ServerFrame): string {

@@ -12,7 +12,15 @@ export const DEFAULTS = {
   maxInFlightCalls: 256,
   maxPendingClientCalls: 256,
   rememberedCallIds: 1_000,
+  /** total size (UTF-16 code units) of the remembered answers a gateway keeps */
+  rememberedAnswerBytes: 4 * 1024 * 1024,
   maxCallIdLength: 128,
+  /** deepest nesting of a call's `state` object (fixed by the protocol) */
+  maxStateDepth: 32,
+  /** RPC stubs a gateway keeps for reuse */
+  maxCachedStubs: 64,
+  /** incoming (mesh → client) calls a client runs at once */
+  maxConcurrentIncomingCalls: 256,
 } as const;
 
 /** Heartbeat strings, answered by the runtime's auto-response without waking the gateway. */

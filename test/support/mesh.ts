@@ -14,7 +14,8 @@ export interface TestMesh {
   dispose(): Promise<void>;
 }
 
-export async function startTestMesh(options: { graceMs?: number; clientTimeoutMs?: number } = {}): Promise<TestMesh> {
+/** `env`: extra string bindings for the fixture (e.g. MAX_FRAME_BYTES, MAX_IN_FLIGHT, JWT_ISSUER; see test/fixtures/worker.ts). */
+export async function startTestMesh(options: { graceMs?: number; clientTimeoutMs?: number; env?: Record<string, string> } = {}): Promise<TestMesh> {
   const { url, dispose, mf } = await startWorkerd({
     entry: new URL('../fixtures/worker.ts', import.meta.url).pathname,
     durableObjects: { GATEWAY: 'TestGateway', COUNTER: 'CounterDO', PLAIN: 'PlainDO' },
@@ -23,6 +24,7 @@ export async function startTestMesh(options: { graceMs?: number; clientTimeoutMs
       JWT_SECRET: SECRET,
       ...(options.graceMs === undefined ? {} : { GRACE_MS: String(options.graceMs) }),
       ...(options.clientTimeoutMs === undefined ? {} : { CLIENT_TIMEOUT_MS: String(options.clientTimeoutMs) }),
+      ...options.env,
     },
   });
   const wsBase = `ws://${url.host}`;
@@ -52,8 +54,8 @@ export class RawSocket {
   readonly closed: Promise<{ code: number; reason: string }>;
   #waiters: Array<{ test: (f: Record<string, unknown>) => boolean; resolve: (f: Record<string, unknown>) => void }> = [];
 
-  constructor(url: string, token?: string, protocols?: string[]) {
-    this.ws = new WebSocket(url, protocols ?? (token ? ['meshgate', `meshgate.token.${token}`] : ['meshgate']));
+  constructor(url: string, token?: string, protocols?: string[], headers?: Record<string, string>) {
+    this.ws = new WebSocket(url, protocols ?? (token ? ['meshgate', `meshgate.token.${token}`] : ['meshgate']), headers ? { headers } : {});
     this.opened = new Promise((resolve, reject) => {
       this.ws.once('open', () => resolve());
       this.ws.once('error', reject);
