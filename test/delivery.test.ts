@@ -126,6 +126,31 @@ describe('storms', () => {
   }, 120_000);
 });
 
+describe('bursts', () => {
+  it('calls that arrive together share one RPC, and a slow one in the burst holds up none of the others', async () => {
+    const socket = new RawSocket(mesh.wsUrl('burst.t'), await mesh.token('burst'));
+    await socket.ofType('connection_status');
+    const call = (id: string, method: string, args: unknown[]) =>
+      socket.send({ type: 'call', id, to: { binding: 'COUNTER', instance: 'burst' }, method, args: encodeValue(args) });
+    // One synchronous loop: the frames reach the gateway together.
+    call('first', 'hold', ['h1']);
+    call('slow', 'hold', ['h2']);
+    for (let n = 0; n < 10; n++) call(`fast${n}`, 'append', ['burst', n]);
+    const fast = await Promise.all(Array.from({ length: 10 }, (_, n) => socket.next((f) => f.id === `fast${n}`)));
+    expect(fast.map((f) => decodeValue(f.result as string))).toEqual(Array.from({ length: 10 }, (_, n) => n));
+    // Both holds are still running: nothing waited for them.
+    expect(socket.frames.some((f) => f.id === 'first' || f.id === 'slow')).toBe(false);
+    call('rel1', 'release', ['h1']);
+    call('rel2', 'release', ['h2']);
+    expect(decodeValue((await socket.next((f) => f.id === 'slow')).result as string)).toBe('h2');
+    expect(decodeValue((await socket.next((f) => f.id === 'first')).result as string)).toBe('h1');
+    call('b', 'batches', []);
+    const batches = decodeValue((await socket.next((f) => f.id === 'b')).result as string) as number[];
+    expect(batches.some((size) => size >= 2)).toBe(true);
+    socket.close();
+  });
+});
+
 describe('ordering', () => {
   it('calls sent on one connection are dispatched in the order sent, resends included', async () => {
     const { client, network } = await connectedClient('order');

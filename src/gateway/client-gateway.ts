@@ -16,7 +16,7 @@ import { decodeClientFrame, encodeFrame, type FrameError, type CallFrame, type C
 import { HEARTBEAT_PING, HEARTBEAT_PONG, PROTOCOL_VERSION } from '../protocol/limits.js';
 import { encodeError } from '../node/dispatch.js';
 import type { CallContext, ClientCallEnvelope, MeshResult } from '../node/envelope.js';
-import { callNode, resolveTarget, type NodeStub } from '../node/targets.js';
+import { callNode, callNodeBatch, resolveTarget, type NodeStub } from '../node/targets.js';
 import { defaultGatewayConfig, type GatewayConfig } from './config.js';
 import { readIdentity, type VerifiedIdentity } from './identity.js';
 import { isUpgrade, refuseUpgrade, upgradeResponse } from './upgrade.js';
@@ -26,6 +26,9 @@ const OPEN = 1;
 interface SocketInfo extends VerifiedIdentity {
   connectedAt: number;
 }
+
+/** A client → mesh call read from a socket and not yet sent. */
+type PendingCall = [ws: WebSocket, frame: CallFrame, context: CallContext];
 
 interface WaitingClientCall {
   /** the encoded `incoming_call` frame, resent as is on a new socket */
@@ -89,7 +92,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   /** The socket last seen open: saves a getWebSockets() scan per frame; re-checked on every use, rebuilt after hibernation. */
   #current: WebSocket | undefined;
   /** Calls taken from the frames of this burst, sent into the mesh together once the burst is read (see #dispatchSoon). */
-  #toDispatch: Array<[WebSocket, CallFrame, CallContext]> = [];
+  #toDispatch: PendingCall[] = [];
   readonly #stubs = new Map<string, NodeStub>();
   readonly #idPrefix = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}-`;
   #nextIncomingId = 0;
@@ -292,26 +295,90 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
       return;
     }
     this.#toDispatch.push([ws, frame, context]);
-    if (this.#toDispatch.length > 1) return;
-    setTimeout(() => {
-      const batch = this.#toDispatch;
-      this.#toDispatch = [];
-      for (const [socket, call, callContext] of batch) void this.#runCall(socket, call, callContext);
-    }, 0);
+    if (this.#toDispatch.length === 1) setTimeout(() => this.#dispatchBurst(), 0);
   }
 
+  /**
+   * Sends a burst: calls to the same target share one RPC (results come back
+   * as they complete, see dispatchBatch), in arrival order. A call whose hook
+   * is async goes on its own once the hook is done.
+   */
+  #dispatchBurst(): void {
+    const burst = this.#toDispatch;
+    this.#toDispatch = [];
+    const byTarget = new Map<string, PendingCall[]>();
+    for (const call of burst) {
+      const [ws, frame, context] = call;
+      let hook: void | Promise<void>;
+      try {
+        hook = this.onBeforeCallToMesh({ to: frame.to, method: frame.method, context });
+      } catch (error) {
+        this.#finishCall(ws, frame, { ok: false, error: encodeError(error) });
+        continue;
+      }
+      if (hook !== undefined) {
+        hook.then(() => this.#sendCall(ws, frame, context), (error) => this.#finishCall(ws, frame, { ok: false, error: encodeError(error) }));
+        continue;
+      }
+      const key = stubKey(frame.to);
+      const group = byTarget.get(key);
+      if (group) group.push(call);
+      else byTarget.set(key, [call]);
+    }
+    for (const group of byTarget.values()) {
+      if (group.length === 1) void this.#sendCall(...group[0]!);
+      else void this.#sendBatch(group);
+    }
+  }
+
+  /** Runs the application's hook, then sends the call. */
   async #runCall(ws: WebSocket, frame: CallFrame, context: CallContext): Promise<void> {
-    let result: MeshResult;
     try {
       // Awaited only when the hook is async: the default no-op costs no extra turn.
       const hook = this.onBeforeCallToMesh({ to: frame.to, method: frame.method, context });
       if (hook !== undefined) await hook;
+    } catch (error) {
+      this.#finishCall(ws, frame, { ok: false, error: encodeError(error) });
+      return;
+    }
+    await this.#sendCall(ws, frame, context);
+  }
+
+  async #sendCall(ws: WebSocket, frame: CallFrame, context: CallContext): Promise<void> {
+    let result: MeshResult;
+    try {
       result = await callNode(this.#stub(frame.to), { target: frame.to, method: frame.method, args: frame.args, context });
     } catch (error) {
       // An RPC that threw may have broken its stub (e.g. the target was reset): build a fresh one next time.
       this.#stubs.delete(stubKey(frame.to));
       result = { ok: false, error: encodeError(error) };
     }
+    this.#finishCall(ws, frame, result);
+  }
+
+  /** Many calls to one target in one RPC; each is answered as its result arrives. */
+  async #sendBatch(group: PendingCall[]): Promise<void> {
+    const open = new Set(group.keys());
+    const finish = (index: number, result: MeshResult): void => {
+      const call = group[index];
+      if (!call || !open.delete(index)) return;
+      this.#finishCall(call[0], call[1], result);
+    };
+    const to = group[0]![1].to;
+    try {
+      const envelopes = group.map(([, frame, context]) => ({ target: frame.to, method: frame.method, args: frame.args, context }));
+      await callNodeBatch(this.#stub(to), envelopes, (results) => {
+        for (const [index, result] of results) finish(index, result);
+      });
+      if (open.size > 0) throw new MeshError('The node finished a batch without answering every call.');
+    } catch (error) {
+      this.#stubs.delete(stubKey(to));
+      const result: MeshResult = { ok: false, error: encodeError(error) };
+      for (const index of [...open]) finish(index, result);
+    }
+  }
+
+  #finishCall(ws: WebSocket, frame: CallFrame, result: MeshResult): void {
     this.#running.delete(frame.id);
     // The socket the call came on, if still open (it is then the only open one); else whichever is open now.
     this.#answerCall(ws.readyState === OPEN ? ws : this.#activeSocket(), frame.id, result, true);

@@ -1,7 +1,7 @@
 /** Base classes for application nodes: a Durable Object and a Worker reachable through the mesh. */
 import { DurableObject, WorkerEntrypoint } from 'cloudflare:workers';
 import type { Origin } from '../protocol/frames.js';
-import { dispatchCall } from './dispatch.js';
+import { dispatchBatch, dispatchCall, type BatchDelivery } from './dispatch.js';
 import type { MeshEnvelope, MeshResult } from './envelope.js';
 import { MeshApi } from './mesh-api.js';
 
@@ -20,6 +20,13 @@ export class MeshDurableObject<Env = unknown> extends DurableObject<Env> {
     this.#self ??= { kind: 'node', binding: envelope.target.binding, ...(envelope.target.instance === undefined ? {} : { instance: envelope.target.instance }) };
     return dispatchCall(this, envelope);
   }
+
+  /** Internal RPC entry for a burst of calls from one gateway; not callable by clients. */
+  async __meshgateCallBatch(envelopes: MeshEnvelope[], deliver: BatchDelivery): Promise<void> {
+    const first = envelopes[0];
+    if (first) this.#self ??= { kind: 'node', binding: first.target.binding, ...(first.target.instance === undefined ? {} : { instance: first.target.instance }) };
+    return dispatchBatch(this, envelopes, deliver);
+  }
 }
 
 export class MeshWorker<Env = unknown> extends WorkerEntrypoint<Env> {
@@ -34,5 +41,10 @@ export class MeshWorker<Env = unknown> extends WorkerEntrypoint<Env> {
   async __meshgateCall(envelope: MeshEnvelope): Promise<MeshResult> {
     this.#self ??= { kind: 'node', binding: envelope.target.binding };
     return dispatchCall(this, envelope);
+  }
+
+  async __meshgateCallBatch(envelopes: MeshEnvelope[], deliver: BatchDelivery): Promise<void> {
+    if (envelopes[0]) this.#self ??= { kind: 'node', binding: envelopes[0].target.binding };
+    return dispatchBatch(this, envelopes, deliver);
   }
 }

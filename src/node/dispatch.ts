@@ -28,6 +28,30 @@ export async function dispatchCall(node: object, envelope: MeshEnvelope): Promis
   }
 }
 
+/** Receives results of a batch, several at once when they complete together; an RPC stub of a gateway function. */
+export type BatchDelivery = (results: Array<[index: number, result: MeshResult]>) => unknown;
+
+/**
+ * Runs a burst of calls (one RPC for many) in order of arrival, concurrently.
+ * Results go back through `deliver` as they complete — a slow call never holds
+ * up the fast ones — with the results of one turn sharing one delivery.
+ */
+export async function dispatchBatch(node: object, envelopes: MeshEnvelope[], deliver: BatchDelivery): Promise<void> {
+  let ready: Array<[number, MeshResult]> = [];
+  const deliveries: unknown[] = [];
+  const flush = (): void => {
+    if (ready.length === 0) return;
+    deliveries.push(deliver(ready));
+    ready = [];
+  };
+  await Promise.all(envelopes.map(async (envelope, index) => {
+    const result = await dispatchCall(node, envelope);
+    if (ready.push([index, result]) === 1) setTimeout(flush, 0);
+  }));
+  flush();
+  await Promise.all(deliveries);
+}
+
 /** Turns a MeshResult back into a value or a thrown error. */
 export function settleResult(result: MeshResult): unknown {
   if (result.ok) return decodeValue(result.result);

@@ -1,10 +1,12 @@
 /** Finds the RPC stub behind a binding name: a Durable Object namespace (needs an instance) or a Worker service binding. */
 import { UnknownBindingError } from '../protocol/errors.js';
 import type { CallTarget } from '../protocol/frames.js';
+import type { BatchDelivery } from './dispatch.js';
 import type { MeshEnvelope, MeshResult } from './envelope.js';
 
 export interface NodeStub {
   __meshgateCall(envelope: MeshEnvelope): Promise<MeshResult>;
+  __meshgateCallBatch(envelopes: MeshEnvelope[], deliver: BatchDelivery): Promise<void>;
 }
 
 interface Namespace {
@@ -41,17 +43,31 @@ export function resolveTarget(env: unknown, target: CallTarget, excluded: readon
   throw new UnknownBindingError(target.binding, 'it is not a Durable Object or Worker binding');
 }
 
-/** Calls a node; an RPC failure that means "this is no mesh node" becomes UnknownBindingError. */
+/** An RPC failure that means "this is no mesh node" becomes UnknownBindingError; others pass through. */
+function explainRpcError(error: unknown, binding: string): unknown {
+  const message = (error as Error)?.message ?? '';
+  // A class that is no DurableObject/WorkerEntrypoint at all ("does not support RPC") names no method in its error.
+  const noMeshMethod = /does not (exist|implement)|not a function|no such method|RPC/i.test(message) && /__meshgateCall/.test(message);
+  if (noMeshMethod || /does not support RPC/i.test(message)) {
+    return new UnknownBindingError(binding, 'it is not a meshgate node (extend MeshDurableObject or MeshWorker)');
+  }
+  return error;
+}
+
+/** Calls a node with one call. */
 export async function callNode(stub: NodeStub, envelope: MeshEnvelope): Promise<MeshResult> {
   try {
     return await stub.__meshgateCall(envelope);
   } catch (error) {
-    const message = (error as Error)?.message ?? '';
-    // A class that is no DurableObject/WorkerEntrypoint at all ("does not support RPC") names no method in its error.
-    const noMeshMethod = /does not (exist|implement)|not a function|no such method|RPC/i.test(message) && /__meshgateCall/.test(message);
-    if (noMeshMethod || /does not support RPC/i.test(message)) {
-      throw new UnknownBindingError(envelope.target.binding, 'it is not a meshgate node (extend MeshDurableObject or MeshWorker)');
-    }
-    throw error;
+    throw explainRpcError(error, envelope.target.binding);
+  }
+}
+
+/** Calls a node with a burst of calls in one RPC; results arrive through `deliver`. */
+export async function callNodeBatch(stub: NodeStub, envelopes: MeshEnvelope[], deliver: BatchDelivery): Promise<void> {
+  try {
+    await stub.__meshgateCallBatch(envelopes, deliver);
+  } catch (error) {
+    throw explainRpcError(error, envelopes[0]?.target.binding ?? '?');
   }
 }
