@@ -68,8 +68,14 @@ export interface MeshClientOptions<Handlers extends object = object> {
   onLoginRequired?: (reason: string) => void;
   /** Another process took over this identity; this client stopped and will not reconnect by itself. */
   onSuperseded?: () => void;
-  /** Connected again after a drop, inside the grace period (no resubscribe needed). */
-  onReconnected?: (info: { subscriptionRequired: boolean }) => void;
+  /**
+   * Every time the gateway accepted a socket (before onSubscriptionRequired).
+   * `firstConnection` is true for this client object's first connection: with
+   * `subscriptionRequired: false` there, a new page reused an identity the
+   * gateway still remembers (a reload) — the app's own state is fresh, the
+   * server's subscriptions are not.
+   */
+  onConnected?: (info: { subscriptionRequired: boolean; firstConnection: boolean }) => void;
   /** Errors with nowhere else to go (a throwing callback or handler). */
   onError?: (error: unknown) => void;
 }
@@ -315,7 +321,7 @@ export class MeshClient<Handlers extends object = object> {
     this.#setState('connected');
     // The gateway's memory is gone: calls it may have run cannot be resent safely.
     this.#outgoing.flush((frame) => this.#send(frame), status.subscriptionRequired ? (method) => new OutcomeUnknownError(method) : undefined);
-    if (wasConnected) this.#callback(() => this.#options.onReconnected?.({ subscriptionRequired: status.subscriptionRequired }));
+    this.#callback(() => this.#options.onConnected?.({ subscriptionRequired: status.subscriptionRequired, firstConnection: !wasConnected }));
     if (status.subscriptionRequired) this.#callback(() => this.#options.onSubscriptionRequired?.());
   }
 

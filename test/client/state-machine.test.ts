@@ -75,6 +75,23 @@ describe('seed: stale-close guard', () => {
   });
 });
 
+describe('onConnected', () => {
+  it('reports every connection, the first one marked, before onSubscriptionRequired', async () => {
+    const seen: string[] = [];
+    const { client } = makeClient({
+      onConnected: ({ subscriptionRequired, firstConnection }) => void seen.push(`connected:${firstConnection}:${subscriptionRequired}`),
+      onSubscriptionRequired: () => void seen.push('subscribe'),
+    });
+    await settle();
+    FakeSocket.last.serverOpen(false); // a reload: the gateway still remembers this tab id
+    FakeSocket.last.serverClose(1006);
+    await vi.advanceTimersByTimeAsync(1000);
+    FakeSocket.last.serverOpen(true);
+    expect(seen).toEqual(['connected:true:false', 'connected:false:true', 'subscribe']);
+    client.disconnect();
+  });
+});
+
 describe('backoff', () => {
   it('doubles to the cap, with jitter inside [base/2, base]', () => {
     for (const r of [0, 0.5, 0.999]) {

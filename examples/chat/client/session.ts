@@ -8,8 +8,9 @@
  *   keeps the subscription on the server, so nothing is called.
  * - One case needs a look: a *new* page that reuses a tab id the gateway
  *   still remembers (a reload, or Leave then Join) is told it need not
- *   subscribe. It asks the room whether it is subscribed (`snapshot()`), and
- *   only if not, runs the same subscribe function.
+ *   subscribe (`onConnected` with `firstConnection` and no
+ *   `subscriptionRequired`). It asks the room whether it is subscribed
+ *   (`snapshot()`), and only if not, runs the same subscribe function.
  * - The room pushes messages, presence and the counter to the client's
  *   handlers; the client never polls.
  */
@@ -61,8 +62,6 @@ export class RoomSession {
   #outage = 'a moment';
   /** true once this session subscribed (or found its subscription kept) and has the room's state */
   #hasRoom = false;
-  /** onSubscriptionRequired has run at least once */
-  #subscribeCalled = false;
 
   constructor(options: RoomSessionOptions) {
     this.room = options.room;
@@ -81,8 +80,15 @@ export class RoomSession {
       handlers,
       ...(options.WebSocket ? { WebSocket: options.WebSocket } : {}),
       onStateChange: (state) => this.#onState(state),
-      onReconnected: ({ subscriptionRequired }) => {
-        if (!subscriptionRequired) this.#emit('reconnected-in-grace', `Reconnected after ${this.#lostFor()} — inside the grace period, subscriptions kept`);
+      onConnected: ({ subscriptionRequired, firstConnection }) => {
+        if (firstConnection) {
+          this.#emit('connected', `Connected as ${this.client.instanceName}`);
+          // A new page on a tab id the gateway still remembers (a reload): the rooms
+          // still have what that earlier page subscribed to, which may not be this room.
+          if (!subscriptionRequired) void this.#loadSnapshot();
+        } else if (!subscriptionRequired) {
+          this.#emit('reconnected-in-grace', `Reconnected after ${this.#lostFor()} — inside the grace period, subscriptions kept`);
+        }
       },
       onSubscriptionRequired: () => this.#subscribe(),
       onSuperseded: () => this.#emit('superseded', 'Superseded: this identity was opened elsewhere. This connection stopped and will not reconnect.'),
@@ -110,7 +116,6 @@ export class RoomSession {
 
   /** The one function that subscribes: from onSubscriptionRequired (and from #loadSnapshot when the room says we are not subscribed). */
   async #subscribe(): Promise<void> {
-    this.#subscribeCalled = true; // before any await: #onState's microtask checks it
     const snapshot = await this.#roomStub().join();
     const again = this.#hasRoom;
     this.#hasRoom = true;
@@ -122,18 +127,8 @@ export class RoomSession {
   #onState(state: ConnectionState): void {
     this.#listener.state?.(state);
     if (state === 'connected') {
-      const first = !this.#everConnected;
       this.#everConnected = true;
-      if (first) {
-        this.#emit('connected', `Connected as ${this.client.instanceName}`);
-        // The client runs onSubscriptionRequired synchronously right after this
-        // callback. If it did not (the gateway still remembered this tab id),
-        // fetch the room, subscribing only if the room does not list us.
-        queueMicrotask(() => {
-          if (!this.#subscribeCalled) void this.#loadSnapshot();
-        });
-      }
-      // Measured now: onReconnected / onSubscriptionRequired run right after this callback.
+      // Measured now: onConnected / onSubscriptionRequired run right after this callback.
       this.#outage = this.#lostSince === undefined ? 'a moment' : `${((Date.now() - this.#lostSince) / 1000).toFixed(1)} s`;
       this.#lostSince = undefined;
     } else if (state === 'reconnecting' && this.#everConnected && this.#lostSince === undefined) {
