@@ -238,6 +238,35 @@ describe('disconnect is final', () => {
     }
   });
 
+  it('focus and visibilitychange to visible reconnect at once; a hidden tab waits out the backoff', async () => {
+    const listeners = new Map<string, () => void>();
+    const target = { addEventListener: (t: string, f: () => void) => listeners.set(t, f), removeEventListener: (t: string) => listeners.delete(t) };
+    const doc = { ...target, visibilityState: 'hidden' };
+    vi.stubGlobal('window', target);
+    vi.stubGlobal('document', doc);
+    try {
+      const { client } = makeClient({ browserEvents: true, reconnectMinDelayMs: 20_000 });
+      await settle();
+      FakeSocket.last.serverOpen();
+      FakeSocket.last.serverClose(1006);
+      listeners.get('visibilitychange')!(); // still hidden: nothing
+      await settle();
+      expect(FakeSocket.instances).toHaveLength(1);
+      doc.visibilityState = 'visible';
+      listeners.get('visibilitychange')!();
+      await settle();
+      expect(FakeSocket.instances).toHaveLength(2);
+      FakeSocket.last.serverOpen();
+      FakeSocket.last.serverClose(1006);
+      listeners.get('focus')!();
+      await settle();
+      expect(FakeSocket.instances).toHaveLength(3);
+      client.disconnect();
+    } finally {
+      vi.unstubAllGlobals();
+    }
+  });
+
   it('a refresh that resolves after disconnect() opens no socket', async () => {
     let release!: (token: string) => void;
     const { client } = makeClient({ accessToken: undefined, refresh: () => new Promise<string>((r) => (release = r)) });
