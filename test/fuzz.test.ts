@@ -498,7 +498,7 @@ async function runSchedule(actions: Action[]): Promise<void> {
         const id = f.id as string;
         if (a.how === 'expired') {
           // As the gateway does: the call did not run, and the socket closes with 4401 right after.
-          s.serverSend({ type: 'call_response', id, ok: false, error: encodeValue(Object.assign(new Error('The access token expired'), { name: 'TokenExpiredError' })) });
+          s.serverSend({ type: 'call_response', id, ok: false, error: encodeValue(Object.assign(new Error('The access token expired'), { name: 'TokenExpiredError' })), retryAfterReconnect: true });
           if (a.how === 'expired' && model(s) === 'open') {
             server.set(s, 'gone');
             s.serverClose(4401, 'Token expired');

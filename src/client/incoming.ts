@@ -5,7 +5,7 @@
  * are remembered, so a call the gateway delivers again after a reconnect is
  * answered from memory instead of running the handler twice.
  */
-import { decodeValue, encodeValue } from '../protocol/codec.js';
+import { decodeValue, encodeError, encodeValue } from '../protocol/codec.js';
 import { ForbiddenError, LimitExceededError, MeshError, MethodNotExposedError, ProtocolError } from '../protocol/errors.js';
 import { encodeFrame, type IncomingCallFrame, type Origin } from '../protocol/frames.js';
 
@@ -24,14 +24,6 @@ function findHandler(handlers: object | undefined, name: string): ((...args: unk
   return typeof fn === 'function' ? (fn as (...args: unknown[]) => unknown) : undefined;
 }
 
-function encodeError(error: unknown): string {
-  const wire = error instanceof Error ? error : new MeshError(String(error));
-  try {
-    return encodeValue(wire);
-  } catch {
-    return encodeValue(new MeshError(`${wire.name}: ${wire.message}`));
-  }
-}
 
 export class IncomingCalls {
   /** answers already sent, by id, oldest first (bounded) */

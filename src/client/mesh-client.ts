@@ -54,6 +54,10 @@ export interface MeshClientOptions<Handlers extends object = object> {
   reconnectMaxDelayMs?: number;
   heartbeatIntervalMs?: number;
   heartbeatTimeoutMs?: number;
+  /** A socket that has not received the gateway's status this long after it was created is dropped and retried (default 10 s). */
+  connectTimeoutMs?: number;
+  /** Calls that encode to more characters than this reject at once (default 1 MiB, the gateway's default limit). */
+  maxFrameBytes?: number;
   /** Remembered incoming call ids, so a redelivered call is answered from memory. */
   rememberedCallIds?: number;
   /** Incoming calls whose handlers run at once (default 256); more are answered with LimitExceededError. */
@@ -105,6 +109,9 @@ export class MeshClient<Handlers extends object = object> {
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   #heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   #pongTimer: ReturnType<typeof setTimeout> | undefined;
+  #handshakeTimer: ReturnType<typeof setTimeout> | undefined;
+  /** set while the server refused the token: calls fail at once until connect() is called again */
+  #loginRequiredReason: string | undefined;
   #removeBrowserListeners: (() => void) | undefined;
   /** sockets replaced by reconnect(), closed once the new one is connected */
   #retired: SocketLike[] = [];
@@ -114,7 +121,8 @@ export class MeshClient<Handlers extends object = object> {
     this.#Socket = resolveSocketClass(options.WebSocket);
     this.#tokens = new TokenSource(options.accessToken, options.refresh, options.fetch);
     this.#backoff = new Backoff(options.reconnectMinDelayMs ?? DEFAULTS.reconnectMinDelayMs, options.reconnectMaxDelayMs ?? DEFAULTS.reconnectMaxDelayMs);
-    this.#outgoing = new OutgoingCalls(options.maxQueuedCalls ?? DEFAULTS.maxQueuedCalls, options.callTimeoutMs ?? DEFAULTS.callTimeoutMs);
+    this.#outgoing = new OutgoingCalls(options.maxQueuedCalls ?? DEFAULTS.maxQueuedCalls, options.callTimeoutMs ?? DEFAULTS.callTimeoutMs,
+      options.maxFrameBytes ?? DEFAULTS.maxFrameBytes);
     this.#incoming = new IncomingCalls(options.handlers, options.allowClientOrigins ?? false, options.rememberedCallIds ?? DEFAULTS.rememberedCallIds,
       (error) => this.#report(error), options.maxConcurrentIncomingCalls ?? DEFAULTS.maxConcurrentIncomingCalls);
     this.#instanceName = options.instanceName;
@@ -151,6 +159,7 @@ export class MeshClient<Handlers extends object = object> {
   connect(): Promise<void> {
     if (this.#closed) return Promise.reject(new ClientClosedError('This client was disconnected or disposed; create a new MeshClient.'));
     if (this.#ws || this.#attempt) return this.#attempt ?? Promise.resolve();
+    this.#loginRequiredReason = undefined;
     this.#clearReconnectTimer();
     this.#setState(this.#everConnected ? 'reconnecting' : 'connecting');
     const attempt = this.#open().finally(() => {
@@ -215,6 +224,7 @@ export class MeshClient<Handlers extends object = object> {
   call(to: CallTarget, method: string, args: unknown[], timeoutMs?: number): Promise<unknown> {
     if (this.#closed) return Promise.reject(new ClientClosedError());
     if (this.#state === 'superseded') return Promise.reject(new SupersededError());
+    if (this.#loginRequiredReason !== undefined) return Promise.reject(new LoginRequiredError(this.#loginRequiredReason));
     try {
       return this.#outgoing.start(to, method, args, timeoutMs, (frame) => this.#send(frame));
     } catch (error) {
@@ -256,6 +266,8 @@ export class MeshClient<Handlers extends object = object> {
     }
     this.#ws = ws;
     this.#ready = false;
+    // A connect that hangs (a blackholed network, a handshake that never completes) counts as a dead socket.
+    this.#handshakeTimer = setTimeout(() => this.#onDeadSocket(ws, 'Handshake timeout'), this.#options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs);
 
     await new Promise<void>((resolve) => {
       ws.onopen = () => {
@@ -292,11 +304,12 @@ export class MeshClient<Handlers extends object = object> {
         // Only the first frame of a socket: a repeat would resend calls already sent on it.
         if (this.#ready) return this.#report(new ProtocolError('connection_status repeated on the same socket; ignored.', 'bad_frame'));
         this.#attempt = undefined;
+        this.#clearHandshakeTimer();
         this.#onConnected(frame);
         opened();
         return;
       case 'call_response':
-        if (!frame.ok && frame.error.includes('"TokenExpiredError"') && this.#outgoing.requeue(frame.id)) return;
+        if (!frame.ok && frame.retryAfterReconnect === true && this.#outgoing.requeue(frame.id)) return;
         this.#outgoing.answer(frame);
         return;
       case 'incoming_call':
@@ -320,7 +333,8 @@ export class MeshClient<Handlers extends object = object> {
     this.#instanceName = status.instanceName;
     this.#setState('connected');
     // The gateway's memory is gone: calls it may have run cannot be resent safely.
-    this.#outgoing.flush((frame) => this.#send(frame), status.subscriptionRequired ? (method) => new OutcomeUnknownError(method) : undefined);
+    this.#outgoing.epoch = status.epoch;
+    this.#outgoing.flush((frame) => this.#send(frame), status.subscriptionRequired, (method) => new OutcomeUnknownError(method));
     this.#callback(() => this.#options.onConnected?.({ subscriptionRequired: status.subscriptionRequired, firstConnection: !wasConnected }));
     if (status.subscriptionRequired) this.#callback(() => this.#options.onSubscriptionRequired?.());
   }
@@ -331,7 +345,7 @@ export class MeshClient<Handlers extends object = object> {
     this.#ready = false;
     this.#stopHeartbeat();
     closeQuietly(ws, WS_CLOSE_NORMAL, 'Superseded');
-    for (const old of this.#retired.splice(0)) closeQuietly(old, WS_CLOSE_NORMAL, 'Superseded');
+    this.#closeRetired('Superseded');
     this.#setState('superseded');
     this.#outgoing.failAll(() => new SupersededError());
     this.#callback(() => this.#options.onSuperseded?.());
@@ -348,13 +362,15 @@ export class MeshClient<Handlers extends object = object> {
       this.#tokens.invalidate();
       if (!this.#tokens.canRefresh) return this.#loginRequired('token expired and no refresh is configured');
     }
+    this.#closeRetired('Replacement failed');
     this.#scheduleReconnect();
   }
 
   #loginRequired(reason: string): void {
     this.#clearReconnectTimer();
+    this.#loginRequiredReason = reason;
     // A socket kept open by reconnect() must not outlive the stop: the gateway would keep calling it.
-    for (const old of this.#retired.splice(0)) closeQuietly(old, WS_CLOSE_NORMAL, 'Login required');
+    this.#closeRetired('Login required');
     this.#outgoing.failAll(() => new LoginRequiredError(reason));
     this.#setState('disconnected');
     this.#callback(() => this.#options.onLoginRequired?.(reason));
@@ -399,7 +415,9 @@ export class MeshClient<Handlers extends object = object> {
   // ── heartbeat ────────────────────────────────────────────────────────────
 
   #startHeartbeat(ws: SocketLike): void {
-    this.#stopHeartbeat();
+    // Not #stopHeartbeat(): the handshake deadline keeps running until the gateway's status arrives.
+    if (this.#heartbeatTimer) clearInterval(this.#heartbeatTimer);
+    this.#gotSignOfLife();
     const interval = this.#options.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs;
     const timeout = this.#options.heartbeatTimeoutMs ?? DEFAULTS.heartbeatTimeoutMs;
     this.#heartbeatTimer = setInterval(() => {
@@ -409,7 +427,7 @@ export class MeshClient<Handlers extends object = object> {
       } catch {
         return; // the close event handles it
       }
-      this.#pongTimer = setTimeout(() => this.#onDeadSocket(ws), timeout);
+      this.#pongTimer = setTimeout(() => this.#onDeadSocket(ws, 'Heartbeat timeout'), timeout);
     }, interval);
   }
 
@@ -421,17 +439,30 @@ export class MeshClient<Handlers extends object = object> {
   #stopHeartbeat(): void {
     if (this.#heartbeatTimer) clearInterval(this.#heartbeatTimer);
     this.#heartbeatTimer = undefined;
+    this.#clearHandshakeTimer();
     this.#gotSignOfLife();
   }
 
+  #clearHandshakeTimer(): void {
+    if (this.#handshakeTimer) clearTimeout(this.#handshakeTimer);
+    this.#handshakeTimer = undefined;
+  }
+
   /** No pong in time: the socket is dead even if no close event came. Drop it and reconnect. */
-  #onDeadSocket(ws: SocketLike): void {
+  #onDeadSocket(ws: SocketLike, reason: string): void {
     if (this.#ws !== ws) return;
     this.#ws = undefined;
     this.#ready = false;
+    this.#attempt = undefined; // that attempt is over: the reconnect must open a new socket
     this.#stopHeartbeat();
-    closeQuietly(ws, 4000, 'Heartbeat timeout');
+    closeQuietly(ws, 4000, reason);
+    this.#closeRetired('Replacement failed');
     this.#scheduleReconnect();
+  }
+
+  /** Sockets kept open by reconnect() go once their replacement failed: the gateway must see the client gone. */
+  #closeRetired(reason: string): void {
+    for (const old of this.#retired.splice(0)) closeQuietly(old, WS_CLOSE_NORMAL, reason);
   }
 
   // ── helpers ──────────────────────────────────────────────────────────────

@@ -13,6 +13,8 @@ interface OutgoingCall {
   frame: string;
   /** sent on some socket and not answered yet */
   sent: boolean;
+  /** the gateway incarnation it was sent to (see ConnectionStatusFrame.epoch) */
+  sentEpoch?: string | undefined;
   resolve(value: unknown): void;
   reject(error: unknown): void;
   timer: ReturnType<typeof setTimeout>;
@@ -24,10 +26,13 @@ export class OutgoingCalls {
   readonly #idPrefix = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}-`;
   #nextId = 0;
   #queued = 0;
+  /** the incarnation of the gateway the current socket talks to */
+  epoch: string | undefined;
 
   constructor(
     private readonly maxQueued: number,
     private readonly defaultTimeoutMs: number,
+    private readonly maxFrameChars: number,
   ) {}
 
   get size(): number {
@@ -42,6 +47,11 @@ export class OutgoingCalls {
     return new Promise((resolve, reject) => {
       const id = `${this.#idPrefix}${++this.#nextId}`;
       const frame = encodeFrame({ type: 'call', id, to, method, args: encodeValue(args) });
+      if (frame.length > this.maxFrameChars) {
+        // The gateway would close the socket (1009) for it, on every resend: refuse it here instead.
+        reject(new LimitExceededError('maxFrameBytes', this.maxFrameChars, `this call encodes to ${frame.length} characters; send less per call, or raise maxFrameBytes on both the client and the gateway.`));
+        return;
+      }
       const sent = send(frame);
       if (!sent && this.#queued >= this.maxQueued) {
         reject(new LimitExceededError('maxQueuedCalls', this.maxQueued, 'the client is not connected and its queue is full; wait for the connection or raise maxQueuedCalls.'));
@@ -49,7 +59,7 @@ export class OutgoingCalls {
       }
       const ms = timeoutMs ?? this.defaultTimeoutMs;
       const timer = setTimeout(() => this.#settle(id, (call) => call.reject(new CallTimeoutError(method, ms))), ms);
-      this.#calls.set(id, { method, frame, sent, resolve, reject, timer });
+      this.#calls.set(id, { method, frame, sent, sentEpoch: this.epoch, resolve, reject, timer });
       if (!sent) this.#queued++;
     });
   }
@@ -71,24 +81,26 @@ export class OutgoingCalls {
     const call = this.#calls.get(id);
     if (!call || !call.sent) return false;
     call.sent = false;
+    call.sentEpoch = undefined;
     this.#queued++;
     return true;
   }
 
   /**
-   * After a (re)connect: sends every unsettled call in the order made. If the
-   * gateway lost its memory, calls already sent fail with `lostError` instead:
-   * they may or may not have run.
+   * After a (re)connect: sends every unsettled call in the order made. Calls
+   * already sent to a gateway that has since lost its memory (`forgotten`, or a
+   * new epoch: it restarted) fail with `lostError`: they may or may not have run.
    */
-  flush(send: (frame: string) => boolean, lostError?: (method: string) => Error): void {
+  flush(send: (frame: string) => boolean, forgotten: boolean, lostError: (method: string) => Error): void {
     for (const [id, call] of this.#calls) {
-      if (call.sent && lostError) {
+      if (call.sent && (forgotten || call.sentEpoch !== this.epoch)) {
         this.#settle(id, (c) => c.reject(lostError(c.method)));
         continue;
       }
       if (!send(call.frame)) return;
       if (!call.sent) {
         call.sent = true;
+        call.sentEpoch = this.epoch;
         this.#queued--;
       }
     }

@@ -4,7 +4,7 @@
  * code the client acts on.
  */
 import { createRemoteJWKSet, errors, importJWK, importSPKI, jwtVerify, type JWK, type JWTPayload } from 'jose';
-import { WS_CLOSE_FORBIDDEN, WS_CLOSE_TOKEN_EXPIRED } from '../protocol/close-codes.js';
+import { WS_CLOSE_FORBIDDEN, WS_CLOSE_INTERNAL, WS_CLOSE_TOKEN_EXPIRED } from '../protocol/close-codes.js';
 
 type FromEnv<Env, T> = T | ((env: Env) => T | undefined);
 
@@ -42,6 +42,27 @@ function read<Env, T>(value: FromEnv<Env, T> | undefined, env: Env): T | undefin
 
 const jwksCache = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
 
+/** Failures that are the token's fault: the client's user must log in again (4403). */
+const TOKEN_FAULTS = [
+  errors.JWSInvalid, errors.JWSSignatureVerificationFailed, errors.JWTInvalid, errors.JOSEAlgNotAllowed,
+  errors.JOSENotSupported, errors.JWKSNoMatchingKey, errors.JWKSMultipleMatchingKeys,
+];
+
+/** The server cannot verify tokens right now: close with 1011 so the client backs off and retries; log the cause. */
+function serverFailure(cause: unknown): AuthFailure {
+  console.error('meshgate: cannot verify access tokens:', cause);
+  return new AuthFailure(WS_CLOSE_INTERNAL, 'Cannot verify tokens now');
+}
+
+async function importPublicKey(publicKey: JWK | string, algorithms: string[]) {
+  const alg = typeof publicKey === 'string' ? algorithms[0]! : publicKey.alg ?? algorithms[0]!;
+  try {
+    return typeof publicKey === 'string' ? await importSPKI(publicKey, alg) : await importJWK(publicKey, alg);
+  } catch (error) {
+    throw serverFailure(new Error(`auth.publicKey does not import as ${alg} (set auth.algorithms to the key's algorithm): ${(error as Error).message}`));
+  }
+}
+
 export async function verifyAccessToken<Env>(token: string, options: AuthOptions<Env>, env: Env): Promise<VerifiedToken> {
   const issuer = read(options.issuer, env);
   const audience = read(options.audience, env);
@@ -57,19 +78,20 @@ export async function verifyAccessToken<Env>(token: string, options: AuthOptions
       if (!jwks) jwksCache.set(jwksUrl, (jwks = createRemoteJWKSet(new URL(jwksUrl))));
       ({ payload } = await jwtVerify(token, jwks, { ...checks, algorithms }));
     } else if (publicKey) {
-      const alg = algorithms[0]!;
-      const key = typeof publicKey === 'string' ? await importSPKI(publicKey, alg) : await importJWK(publicKey, publicKey.alg ?? alg);
-      ({ payload } = await jwtVerify(token, key, { ...checks, algorithms }));
+      ({ payload } = await jwtVerify(token, await importPublicKey(publicKey, algorithms), { ...checks, algorithms }));
     } else if (secret) {
       ({ payload } = await jwtVerify(token, new TextEncoder().encode(secret), { ...checks, algorithms: ['HS256'] }));
     } else {
-      throw new AuthFailure(WS_CLOSE_FORBIDDEN, 'Server has no key configured');
+      throw serverFailure('no key configured: set auth.secret, auth.publicKey or auth.jwksUrl');
     }
   } catch (error) {
     if (error instanceof AuthFailure) throw error;
     if (error instanceof errors.JWTExpired) throw new AuthFailure(WS_CLOSE_TOKEN_EXPIRED, 'Token expired');
     if (error instanceof errors.JWTClaimValidationFailed) throw new AuthFailure(WS_CLOSE_FORBIDDEN, `Token claim "${error.claim}" invalid`);
-    throw new AuthFailure(WS_CLOSE_FORBIDDEN, 'Token invalid');
+    if (TOKEN_FAULTS.some((fault) => error instanceof fault)) throw new AuthFailure(WS_CLOSE_FORBIDDEN, 'Token invalid');
+    // Anything else is the server's side: the JWKS endpoint is down or slow, a key is misconfigured.
+    // The client must retry later, not send its user to log in.
+    throw serverFailure(error);
   }
   if (typeof payload.sub !== 'string' || !SUB_PATTERN.test(payload.sub)) {
     throw new AuthFailure(WS_CLOSE_FORBIDDEN, 'Token has no usable sub');

@@ -9,22 +9,23 @@
  */
 import { DurableObject } from 'cloudflare:workers';
 import {
-  ClientDisconnectedError, ClientTimeoutError, LimitExceededError, MeshError, TokenExpiredError, UnknownBindingError,
+  ForbiddenError, OutcomeUnknownError, ClientDisconnectedError, ClientTimeoutError, LimitExceededError, MeshError, TokenExpiredError, UnknownBindingError,
 } from '../protocol/errors.js';
-import { SUPERSEDED_REASON, WS_CLOSE_NORMAL, WS_CLOSE_SUPERSEDED, WS_CLOSE_TOKEN_EXPIRED, WS_CLOSE_TOO_LARGE, WS_CLOSE_FORBIDDEN } from '../protocol/close-codes.js';
+import { SUPERSEDED_REASON, WS_CLOSE_INTERNAL, WS_CLOSE_NORMAL, WS_CLOSE_SUPERSEDED, WS_CLOSE_TOKEN_EXPIRED, WS_CLOSE_TOO_LARGE, WS_CLOSE_FORBIDDEN } from '../protocol/close-codes.js';
 import { decodeClientFrame, encodeFrame, type FrameError, type CallFrame, type CallTarget, type IncomingCallResponseFrame, type Origin, type ServerFrame } from '../protocol/frames.js';
 import { HEARTBEAT_PING, HEARTBEAT_PONG, PROTOCOL_VERSION } from '../protocol/limits.js';
-import { encodeError } from '../node/dispatch.js';
+import { encodeError } from '../protocol/codec.js';
 import type { CallContext, ClientCallEnvelope, MeshResult } from '../node/envelope.js';
 import { callNode, callNodeBatch, resolveTarget, type NodeStub } from '../node/targets.js';
 import { defaultGatewayConfig, type GatewayConfig } from './config.js';
 import { readIdentity, type VerifiedIdentity } from './identity.js';
-import { isUpgrade, refuseUpgrade, upgradeResponse } from './upgrade.js';
+import { closeReason, isUpgrade, refuseUpgrade, upgradeResponse } from './upgrade.js';
 
 const OPEN = 1;
 
 interface SocketInfo extends VerifiedIdentity {
-  connectedAt: number;
+  /** the gateway closed this socket itself (superseded, too large, token expired) */
+  closedByGateway?: true;
 }
 
 /** A client → mesh call read from a socket and not yet sent. */
@@ -50,6 +51,32 @@ export interface CallToClient {
   context: CallContext;
 }
 
+/** workerd keeps socket attachments up to 16 KiB; the identity must fit with room to spare. */
+const MAX_ATTACHMENT_CHARS = 15_000;
+
+function tokenExpired(info: SocketInfo): boolean {
+  return info.exp !== undefined && Date.now() >= info.exp * 1000;
+}
+
+/** Drops `__proto__` keys at every depth: state travels to nodes without the codec's guard. */
+function withoutProtoKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutProtoKeys);
+  if (typeof value !== 'object' || value === null) return value;
+  const clean: Record<string, unknown> = {};
+  for (const [key, inner] of Object.entries(value)) if (key !== '__proto__') clean[key] = withoutProtoKeys(inner);
+  return clean;
+}
+
+/**
+ * An error from the RPC itself (not from the method: that comes back as a
+ * result). Unless it means the call never left (no such node), the method
+ * may or may not have run.
+ */
+function rpcFailure(error: unknown, method: string): unknown {
+  if (error instanceof UnknownBindingError || error instanceof ForbiddenError) return error;
+  return new OutcomeUnknownError(method, error);
+}
+
 function stubKey(to: CallTarget): string {
   return `${to.binding}\u0000${to.instance ?? ''}`;
 }
@@ -65,7 +92,7 @@ function safeSend(ws: WebSocket, text: string): boolean {
 
 function safeClose(ws: WebSocket, code: number, reason: string): void {
   try {
-    ws.close(code, reason);
+    ws.close(code, closeReason(reason));
   } catch {
     // already closed
   }
@@ -96,6 +123,8 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   readonly #stubs = new Map<string, NodeStub>();
   readonly #idPrefix = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}-`;
   #nextIncomingId = 0;
+  /** This incarnation of the gateway: a client that sees another epoch knows the gateway's memory was lost. */
+  readonly #epoch = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -125,48 +154,69 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     try {
       extraClaims = await this.onBeforeAccept(identity, request);
     } catch (error) {
-      return refuseUpgrade(request, WS_CLOSE_FORBIDDEN, String((error as Error)?.message ?? error).slice(0, 120));
+      return refuseUpgrade(request, WS_CLOSE_FORBIDDEN, String((error as Error)?.message ?? error));
+    }
+    const info: SocketInfo = { ...identity, claims: { ...identity.claims, ...(extraClaims ?? {}) } };
+    // Checked before anything changes: an attachment workerd refuses must not cost the live socket its place.
+    if (JSON.stringify(info).length > MAX_ATTACHMENT_CHARS) {
+      return refuseUpgrade(request, WS_CLOSE_FORBIDDEN, 'Token claims too large');
     }
 
-    // Read the alarm first: storage reads close the input gate, so no other
-    // upgrade interleaves between here and the accept below.
     const graceAlarm = await this.ctx.storage.getAlarm();
+    // No await from here to the accept: concurrent upgrades cannot interleave.
     const previous = this.ctx.getWebSockets();
-    // The gateway still remembers this client if any socket is left or the grace period runs.
-    const remembered = previous.length > 0 || graceAlarm !== null;
-    for (const old of previous) this.#supersede(old);
+    // The gateway still remembers this client if a socket is open or the grace period runs; a
+    // socket still closing does not count (it may linger long after the gateway let it go).
+    const remembered = previous.some((ws) => ws.readyState === OPEN) || graceAlarm !== null;
+    for (const old of previous) this.#closeByGateway(old, WS_CLOSE_SUPERSEDED, SUPERSEDED_REASON, true);
 
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     this.ctx.acceptWebSocket(server);
     this.#current = server;
-    const info: SocketInfo = { ...identity, claims: { ...identity.claims, ...(extraClaims ?? {}) }, connectedAt: Date.now() };
     server.serializeAttachment(info);
     this.#socketInfo.set(server, info);
     if (graceAlarm !== null) void this.ctx.storage.deleteAlarm();
     if (!remembered) this.#forgetAnswers();
 
     safeSend(server, encodeFrame({
-      type: 'connection_status', subscriptionRequired: !remembered, instanceName: identity.instanceName, sub: identity.sub, protocol: PROTOCOL_VERSION,
+      type: 'connection_status', subscriptionRequired: !remembered, instanceName: identity.instanceName, sub: identity.sub,
+      protocol: PROTOCOL_VERSION, epoch: this.#epoch,
     }));
     // Calls to the client that were sent on a socket now gone follow it here.
     for (const waiting of this.#waiting.values()) safeSend(server, waiting.frame);
     return upgradeResponse(request, client);
   }
 
-  /** Tells the old socket in band (its close event can lag by tens of seconds), then closes it with 4409. */
-  #supersede(old: WebSocket): void {
-    if (old.readyState === OPEN) safeSend(old, encodeFrame({ type: 'superseded', reason: SUPERSEDED_REASON }));
-    safeClose(old, WS_CLOSE_SUPERSEDED, SUPERSEDED_REASON);
+  /**
+   * Closes a socket from the gateway's side and marks it, so its close event —
+   * which can come tens of seconds later — never starts a grace period again.
+   * A superseded socket is told in band first: its close event can lag.
+   */
+  #closeByGateway(ws: WebSocket, code: number, reason: string, superseded = false): void {
+    if (superseded && ws.readyState === OPEN) safeSend(ws, encodeFrame({ type: 'superseded', reason }));
+    const info = this.#info(ws);
+    if (info && !info.closedByGateway) {
+      const closed: SocketInfo = { ...info, closedByGateway: true };
+      try {
+        ws.serializeAttachment(closed);
+      } catch {
+        // a socket already closed takes no attachment; the in-memory mark still holds
+      }
+      this.#socketInfo.set(ws, closed);
+    }
+    safeClose(ws, code, reason);
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     // Complete the close handshake: workerd does not echo a client's close on a hibernatable socket here.
-    safeClose(ws, echoableCode(code), reason.slice(0, 120));
+    safeClose(ws, echoableCode(code), reason);
+    if (this.#info(ws)?.closedByGateway) return; // its grace period, if any, was decided when the gateway closed it
     await this.#afterSocketGone(ws);
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {
-    safeClose(ws, 1011, 'WebSocket error');
+    safeClose(ws, WS_CLOSE_INTERNAL, 'WebSocket error');
+    if (this.#info(ws)?.closedByGateway) return;
     await this.#afterSocketGone(ws);
   }
 
@@ -194,11 +244,11 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     return (this.#current = this.ctx.getWebSockets().find((ws) => ws !== except && ws.readyState === OPEN));
   }
 
-  #info(ws: WebSocket): SocketInfo {
+  #info(ws: WebSocket): SocketInfo | undefined {
     let info = this.#socketInfo.get(ws);
     if (!info) {
-      info = ws.deserializeAttachment() as SocketInfo;
-      this.#socketInfo.set(ws, info);
+      info = (ws.deserializeAttachment() ?? undefined) as SocketInfo | undefined;
+      if (info) this.#socketInfo.set(ws, info);
     }
     return info;
   }
@@ -212,7 +262,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
       return;
     }
     if (message.length > this.config.maxFrameBytes) {
-      safeClose(ws, WS_CLOSE_TOO_LARGE, `Frame too large (limit ${this.config.maxFrameBytes})`);
+      this.#closeByGateway(ws, WS_CLOSE_TOO_LARGE, `Frame too large (limit ${this.config.maxFrameBytes})`);
       await this.#afterSocketGone(ws);
       return;
     }
@@ -229,16 +279,22 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
       return;
     }
 
-    const info = this.#info(ws);
-    if (info.exp !== undefined && Date.now() >= info.exp * 1000) {
-      if (frame.type === 'call') this.#answerCall(ws, frame.id, { ok: false, error: encodeError(new TokenExpiredError()) }, false);
+    const info = this.#info(ws)!;
+    if (tokenExpired(info)) {
+      // The call did not run: the client keeps it and sends it again after refreshing its token.
+      if (frame.type === 'call') this.#answerCall(ws, frame.id, { ok: false, error: encodeError(new TokenExpiredError()) }, false, true);
       else this.#takeClientAnswer(ws, frame);
-      safeClose(ws, WS_CLOSE_TOKEN_EXPIRED, 'Token expired');
-      await this.#afterSocketGone(ws);
+      await this.#expire(ws);
       return;
     }
     if (frame.type === 'call') this.#takeCall(ws, info, frame);
     else this.#takeClientAnswer(ws, frame);
+  }
+
+  /** Closes a socket whose token expired (4401: the client refreshes and reconnects) and starts the grace period. */
+  async #expire(ws: WebSocket): Promise<void> {
+    this.#closeByGateway(ws, WS_CLOSE_TOKEN_EXPIRED, 'Token expired');
+    await this.#afterSocketGone(ws);
   }
 
   #sendError(ws: WebSocket, code: string, message: string, id?: string): void {
@@ -277,7 +333,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     if (!state) return clean;
     for (const [key, value] of Object.entries(state)) {
       if (key === '__proto__' || this.config.reservedStateKeys.includes(key)) continue;
-      clean[key] = value;
+      clean[key] = withoutProtoKeys(value);
     }
     return clean;
   }
@@ -317,7 +373,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
         continue;
       }
       if (hook !== undefined) {
-        hook.then(() => this.#sendCall(ws, frame, context), (error) => this.#finishCall(ws, frame, { ok: false, error: encodeError(error) }));
+        Promise.resolve(hook).then(() => this.#sendCall(ws, frame, context), (error) => this.#finishCall(ws, frame, { ok: false, error: encodeError(error) }));
         continue;
       }
       const key = stubKey(frame.to);
@@ -351,7 +407,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     } catch (error) {
       // An RPC that threw may have broken its stub (e.g. the target was reset): build a fresh one next time.
       this.#stubs.delete(stubKey(frame.to));
-      result = { ok: false, error: encodeError(error) };
+      result = { ok: false, error: encodeError(rpcFailure(error, frame.method)) };
     }
     this.#finishCall(ws, frame, result);
   }
@@ -373,8 +429,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
       if (open.size > 0) throw new MeshError('The node finished a batch without answering every call.');
     } catch (error) {
       this.#stubs.delete(stubKey(to));
-      const result: MeshResult = { ok: false, error: encodeError(error) };
-      for (const index of [...open]) finish(index, result);
+      for (const index of [...open]) finish(index, { ok: false, error: encodeError(rpcFailure(error, group[index]![1].method)) });
     }
   }
 
@@ -397,8 +452,8 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     return stub;
   }
 
-  #answerCall(ws: WebSocket | undefined, id: string, result: MeshResult, remember: boolean): void {
-    const text = encodeFrame({ type: 'call_response', id, ...result } as ServerFrame);
+  #answerCall(ws: WebSocket | undefined, id: string, result: MeshResult, remember: boolean, retryAfterReconnect = false): void {
+    const text = encodeFrame({ type: 'call_response', id, ...result, ...(retryAfterReconnect ? { retryAfterReconnect: true } : {}) } as ServerFrame);
     if (remember) {
       this.#answered.set(id, text);
       this.#answeredSize += text.length;
@@ -440,6 +495,10 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     try {
       const hook = this.onBeforeCallToClient({ instanceName: envelope.instanceName, method: envelope.method, context: envelope.context });
       if (hook !== undefined) await hook;
+      // A client whose token expired gets no more calls: it must refresh and reconnect (the call waits for that).
+      const active = this.#activeSocket();
+      const activeInfo = active && this.#info(active);
+      if (active && activeInfo && tokenExpired(activeInfo)) await this.#expire(active);
       if (!this.#activeSocket() && (await this.ctx.storage.getAlarm()) === null) throw new ClientDisconnectedError(envelope.instanceName);
       if (this.#waiting.size >= this.config.maxPendingClientCalls) {
         throw new LimitExceededError('maxPendingClientCalls', this.config.maxPendingClientCalls, 'the client has too many unanswered calls; retry later.');

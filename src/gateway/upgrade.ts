@@ -7,6 +7,13 @@ export function upgradeResponse(request: Request, client: WebSocket): Response {
   return new Response(null, { status: 101, webSocket: client, ...(headers ? { headers } : {}) });
 }
 
+/** A close reason workerd accepts: at most 123 UTF-8 bytes, cut on a character boundary. */
+export function closeReason(text: string): string {
+  const bytes = new TextEncoder().encode(text);
+  if (bytes.length <= 123) return text;
+  return new TextDecoder().decode(bytes.slice(0, 123)).replace(/\uFFFD+$/, ''); // a cut character decodes to U+FFFD
+}
+
 /**
  * Refuses an upgrade in a way a browser can read: accept it, then close at
  * once with a code the client acts on (browsers never see an HTTP status of a
@@ -15,7 +22,7 @@ export function upgradeResponse(request: Request, client: WebSocket): Response {
 export function refuseUpgrade(request: Request, code: number, reason: string): Response {
   const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
   server.accept();
-  server.close(code, reason);
+  server.close(code, closeReason(reason));
   return upgradeResponse(request, client);
 }
 

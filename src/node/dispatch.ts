@@ -1,19 +1,9 @@
 /** Runs one incoming mesh call on a node: allowlist check, decode, context, encode. */
-import { decodeValue, encodeValue } from '../protocol/codec.js';
-import { MeshError, MethodNotExposedError, ProtocolError } from '../protocol/errors.js';
+import { decodeValue, encodeError, encodeValue } from '../protocol/codec.js';
+import { MethodNotExposedError, ProtocolError } from '../protocol/errors.js';
 import { runWithContext } from './context.js';
 import type { MeshEnvelope, MeshResult } from './envelope.js';
 import { findExposedMethod } from './exposed.js';
-
-/** Encodes an error for the wire; one that cannot be encoded (odd custom properties) becomes a plain MeshError with its message. */
-export function encodeError(error: unknown): string {
-  const wire = error instanceof Error ? error : new MeshError(`Non-error value thrown: ${String(error)}`);
-  try {
-    return encodeValue(wire);
-  } catch {
-    return encodeValue(new MeshError(`${wire.name}: ${wire.message}`));
-  }
-}
 
 export async function dispatchCall(node: object, envelope: MeshEnvelope): Promise<MeshResult> {
   const method = findExposedMethod(node, envelope.method);
@@ -41,7 +31,8 @@ export async function dispatchBatch(node: object, envelopes: MeshEnvelope[], del
   const deliveries: unknown[] = [];
   const flush = (): void => {
     if (ready.length === 0) return;
-    deliveries.push(deliver(ready));
+    // A gateway that went away (its stub disposed) cannot take results: nothing to do but drop them.
+    deliveries.push(Promise.resolve(deliver(ready)).catch(() => undefined));
     ready = [];
   };
   await Promise.all(envelopes.map(async (envelope, index) => {

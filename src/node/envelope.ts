@@ -43,7 +43,3 @@ export interface ClientCallEnvelope {
 
 /** The answer to an envelope: a codec string of the result, or of the error. */
 export type MeshResult = { ok: true; result: string } | { ok: false; error: string };
-
-/** The RPC method names the mesh parts expose to each other (never to clients: they are not marked @mesh). */
-export const NODE_RPC = '__meshgateCall';
-export const GATEWAY_RPC = '__meshgateCallClient';

@@ -6,7 +6,7 @@
  * stack, which would leak server internals to clients.
  */
 import { parse, stringify } from 'devalue';
-import { ProtocolError, reviveError } from './errors.js';
+import { MeshError, ProtocolError, reviveError } from './errors.js';
 
 type ErrorParts = [name: string, message: string, cause: unknown, props: Record<string, unknown>];
 
@@ -42,6 +42,16 @@ export function decodeValue(text: string): unknown {
     return parse(text, revivers);
   } catch (error) {
     throw new ProtocolError(`Payload does not decode: ${(error as Error).message}`, 'bad_payload');
+  }
+}
+
+/** Encodes an error for the wire; one that cannot be encoded (odd custom properties) becomes a plain MeshError with its message. */
+export function encodeError(error: unknown): string {
+  const wire = error instanceof Error ? error : new MeshError(`Non-error value thrown: ${String(error)}`);
+  try {
+    return encodeValue(wire);
+  } catch {
+    return encodeValue(new MeshError(`${wire.name}: ${wire.message}`));
   }
 }
 

@@ -50,8 +50,12 @@ export class CallTimeoutError extends MeshError {
 /** The call was sent, the connection dropped, and the gateway's memory of it is gone: it may or may not have run. */
 export class OutcomeUnknownError extends MeshError {
   method: string;
-  constructor(method: string) {
-    super(`Call to "${method}" was in flight when the connection dropped and the reconnect came after the grace period; it may or may not have run. Check the target's state before retrying.`, 'outcome_unknown');
+  /** With a `cause`: the RPC into the mesh failed mid-call (the node reset, the network between them broke). */
+  constructor(method: string, cause?: unknown) {
+    super(cause === undefined
+      ? `Call to "${method}" was in flight when the connection dropped and the gateway's memory of it is gone (grace period over, or the gateway restarted); it may or may not have run. Check the target's state before retrying.`
+      : `Call to "${method}" failed inside the mesh (${String((cause as Error)?.message ?? cause).slice(0, 200)}); it may or may not have run. Check the target's state before retrying.`,
+    'outcome_unknown', cause === undefined ? undefined : { cause });
     this.method = method;
   }
 }

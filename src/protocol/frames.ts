@@ -46,11 +46,18 @@ export interface ConnectionStatusFrame {
   instanceName: string;
   sub: string;
   protocol: number;
+  /**
+   * This incarnation of the gateway. A client that sees a different epoch on a
+   * reconnect knows the gateway restarted (e.g. it hibernated) and forgot the
+   * calls it had answered: calls sent before must not be resent.
+   */
+  epoch?: string;
 }
 
 export type CallResponseFrame =
   | { type: 'call_response'; id: string; ok: true; result: string }
-  | { type: 'call_response'; id: string; ok: false; error: string };
+  /** `retryAfterReconnect`: the call did not run (the token expired); send it again once reconnected. */
+  | { type: 'call_response'; id: string; ok: false; error: string; retryAfterReconnect?: true };
 
 export interface IncomingCallFrame {
   type: 'incoming_call';

@@ -7,6 +7,7 @@ export const DEFAULTS = {
   reconnectMaxDelayMs: 30_000,
   heartbeatIntervalMs: 30_000,
   heartbeatTimeoutMs: 10_000,
+  connectTimeoutMs: 10_000,
   maxQueuedCalls: 100,
   maxFrameBytes: 1024 * 1024,
   maxInFlightCalls: 256,

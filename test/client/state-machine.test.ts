@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MeshClient, type ConnectionState, type MeshClientOptions } from '../../src/client/index.js';
 import { Backoff } from '../../src/client/backoff.js';
 import { encodeValue, decodeValue } from '../../src/protocol/codec.js';
-import { CallTimeoutError, LimitExceededError, OutcomeUnknownError, SupersededError, ClientClosedError, LoginRequiredError } from '../../src/protocol/errors.js';
+import { CallTimeoutError, LimitExceededError, OutcomeUnknownError, SupersededError, ClientClosedError, LoginRequiredError, TokenExpiredError } from '../../src/protocol/errors.js';
 import { FakeSocket } from '../support/fake-socket.js';
 
 // A JWT-shaped token with sub "alice" and no exp (the client only reads it).
@@ -438,5 +438,109 @@ describe('calls', () => {
     client.disconnect();
     await expect(pending).rejects.toBeInstanceOf(ClientClosedError);
     expect(client.pendingCalls).toBe(0);
+  });
+});
+
+describe('review fixes', () => {
+  const status = (socket: FakeSocket, epoch: string, subscriptionRequired = false) => {
+    socket.readyState = 1;
+    socket.onopen?.({});
+    socket.serverSend({ type: 'connection_status', subscriptionRequired, instanceName: 'alice.tab', sub: 'alice', protocol: 1, epoch });
+  };
+
+  it('a call sent to a gateway that restarted since (new epoch) fails as outcome-unknown instead of being resent', async () => {
+    const { client } = makeClient();
+    await settle();
+    status(FakeSocket.last, 'e1');
+    const kept = client.node<{ a(): number }>('C', 'x').a();
+    const lost = client.node<{ b(): number }>('C', 'x').b().catch((e) => e);
+    FakeSocket.last.serverClose(1006);
+    await vi.advanceTimersByTimeAsync(1000);
+    status(FakeSocket.last, 'e2'); // the gateway hibernated and woke: it no longer knows those ids
+    expect(await lost).toBeInstanceOf(OutcomeUnknownError);
+    expect(FakeSocket.last.frames().filter((f) => f.type === 'call')).toHaveLength(0);
+    await expect(kept).rejects.toBeInstanceOf(OutcomeUnknownError);
+    // Same epoch on the next reconnect: a call in flight is resent with its id.
+    const resent = client.node<{ c(): number }>('C', 'x').c();
+    const id = FakeSocket.last.frames().find((f) => f.type === 'call')!.id;
+    FakeSocket.last.serverClose(1006);
+    await vi.advanceTimersByTimeAsync(1000);
+    status(FakeSocket.last, 'e2');
+    expect(FakeSocket.last.frames().find((f) => f.type === 'call')!.id).toBe(id);
+    FakeSocket.last.serverSend({ type: 'call_response', id, ok: true, result: encodeValue(3) });
+    expect(await resent).toBe(3);
+    client.disconnect();
+  });
+
+  it('a socket that never completes its handshake is dropped after connectTimeoutMs and retried', async () => {
+    const { client } = makeClient({ connectTimeoutMs: 5000 });
+    await settle();
+    const hung = FakeSocket.last;
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(hung.closedWith?.code).toBe(4000);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(FakeSocket.instances).toHaveLength(2);
+    // An open socket whose status never comes is dropped the same way.
+    FakeSocket.last.readyState = 1;
+    FakeSocket.last.onopen?.({});
+    await vi.advanceTimersByTimeAsync(5000);
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(FakeSocket.instances).toHaveLength(3);
+    FakeSocket.last.serverOpen();
+    expect(client.state).toBe('connected');
+    client.disconnect();
+  });
+
+  it('a call too large for the gateway rejects at once instead of being sent', async () => {
+    const { client } = makeClient({ maxFrameBytes: 1000 });
+    await settle();
+    FakeSocket.last.serverOpen();
+    const error = await client.node<{ put(s: string): void }>('C', 'x').put('x'.repeat(2000)).catch((e) => e);
+    expect(error).toBeInstanceOf(LimitExceededError);
+    expect(error.message).toMatch(/maxFrameBytes/);
+    expect(FakeSocket.last.frames().filter((f) => f.type === 'call')).toHaveLength(0);
+    client.disconnect();
+  });
+
+  it('after login required, calls reject at once until connect() is called again', async () => {
+    const { client } = makeClient({ callTimeoutMs: 60_000 });
+    await settle();
+    FakeSocket.last.serverClose(4403, 'Token invalid');
+    const started = Date.now();
+    await expect(client.node<{ a(): void }>('C', 'x').a()).rejects.toBeInstanceOf(LoginRequiredError);
+    expect(Date.now() - started).toBe(0);
+    void client.connect();
+    await settle();
+    expect(FakeSocket.instances).toHaveLength(2);
+    const queued = client.node<{ a(): number }>('C', 'x').a();
+    FakeSocket.last.serverOpen();
+    const call = FakeSocket.last.frames().find((f) => f.type === 'call')!;
+    FakeSocket.last.serverSend({ type: 'call_response', id: call.id, ok: true, result: encodeValue(1) });
+    expect(await queued).toBe(1);
+    client.disconnect();
+  });
+
+  it('the socket kept by reconnect() is closed when its replacement fails', async () => {
+    const { client } = makeClient();
+    await settle();
+    const old = FakeSocket.last;
+    old.serverOpen();
+    void client.reconnect();
+    await settle();
+    expect(old.closedWith).toBeUndefined(); // kept open while the new one connects
+    FakeSocket.last.serverClose(1006);
+    expect(old.closedWith?.code).toBe(1000);
+    client.disconnect();
+  });
+
+  it('only a token-expired answer marked retryAfterReconnect is kept for a resend; an app error named the same is not', async () => {
+    const { client } = makeClient();
+    await settle();
+    FakeSocket.last.serverOpen();
+    const call = client.node<{ a(): void }>('C', 'x').a().catch((e) => e);
+    const id = FakeSocket.last.frames().find((f) => f.type === 'call')!.id;
+    FakeSocket.last.serverSend({ type: 'call_response', id, ok: false, error: encodeValue(new TokenExpiredError()) });
+    expect(await call).toBeInstanceOf(TokenExpiredError);
+    client.disconnect();
   });
 });

@@ -1,0 +1,123 @@
+/**
+ * What the gateway remembers, and when it must say it forgot: sockets still
+ * closing, close events that arrive late, tokens that expire while the client
+ * is silent, identities too large to keep, and key servers that are down.
+ */
+import { generateKeyPair, SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeValue, encodeValue } from '../src/protocol/codec.js';
+import { closeFrame, RawSocket, startTestMesh, waitFor, type TestMesh } from './support/mesh.js';
+
+const GRACE_MS = 400;
+let mesh: TestMesh;
+const sockets: RawSocket[] = [];
+
+beforeAll(async () => {
+  mesh = await startTestMesh({ graceMs: GRACE_MS });
+});
+afterAll(async () => {
+  for (const s of sockets) s.ws.terminate();
+  await mesh?.dispose();
+});
+
+function open(instance: string, token: string): RawSocket {
+  const socket = new RawSocket(mesh.wsUrl(instance), token);
+  sockets.push(socket);
+  return socket;
+}
+
+/** Stops reading the socket's TCP stream: the gateway's close frame is never seen, so never answered. */
+function deafen(socket: RawSocket): void {
+  (socket.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+}
+
+describe('remembering', () => {
+  it('a superseded socket that never answers its close does not make the gateway "remember" the client after the grace period', async () => {
+    const token = await mesh.token('nina');
+    const a = open('nina.t', token);
+    await a.ofType('connection_status');
+    deafen(a); // its network path died: it will never answer the 4409
+    const b = open('nina.t', token);
+    expect((await b.ofType('connection_status')).subscriptionRequired).toBe(false);
+    expect((await mesh.state('nina.t')).sockets).toBe(2); // a lingers, closing
+    b.ws.terminate();
+    await waitFor(async () => (await mesh.state('nina.t')).alarm !== null, 'the grace period to start');
+    await waitFor(async () => (await mesh.state('nina.t')).alarm === null, 'the grace period to end');
+    const c = open('nina.t', token);
+    expect((await c.ofType('connection_status')).subscriptionRequired).toBe(true);
+  });
+
+  it("a late close from a socket the gateway closed itself does not start a new grace period", async () => {
+    const token = await mesh.token('omar');
+    const a = open('omar.t', token);
+    await a.ofType('connection_status');
+    deafen(a);
+    const b = open('omar.t', token);
+    await b.ofType('connection_status');
+    b.ws.terminate();
+    await waitFor(async () => (await mesh.state('omar.t')).alarm !== null, 'the grace period to start');
+    await waitFor(async () => (await mesh.state('omar.t')).alarm === null, 'the grace period to end');
+    a.ws.terminate(); // the old socket's TCP finally goes away
+    await waitFor(async () => (await mesh.state('omar.t')).sockets === 0, 'the old socket to be gone');
+    expect((await mesh.state('omar.t')).alarm).toBeNull();
+    const c = open('omar.t', token);
+    expect((await c.ofType('connection_status')).subscriptionRequired).toBe(true);
+  });
+
+  it('every connection_status names the gateway incarnation (epoch), the same while it lives', async () => {
+    const token = await mesh.token('pia');
+    const a = open('pia.t', token);
+    const first = await a.ofType('connection_status');
+    const b = open('pia.t', token);
+    const second = await b.ofType('connection_status');
+    expect(typeof first.epoch).toBe('string');
+    expect(second.epoch).toBe(first.epoch);
+  });
+});
+
+describe('tokens and identities', () => {
+  it('a silent client whose token expired gets no mesh calls: the gateway closes it with 4401 and the call waits for the reconnect', async () => {
+    const expiresAt = (Math.floor(Date.now() / 1000) + 3) * 1000; // mesh.token sets exp = now + 2 s, in whole seconds
+    const shortLived = await mesh.token('quinn', {}, 2);
+    const callee = open('quinn.t', shortLived);
+    await callee.ofType('connection_status');
+    const caller = open('rosa.t', await mesh.token('rosa'));
+    await caller.ofType('connection_status');
+    await waitFor(() => Date.now() >= expiresAt, 'the token to expire', 5000, 50);
+    caller.send({ type: 'call', id: 'cb', to: { binding: 'COUNTER', instance: 'memory' }, method: 'callClient', args: encodeValue(['quinn.t', 'hello', [], { ownChain: true }]) });
+    expect((await closeFrame(callee)).code).toBe(4401);
+    expect(callee.frames.some((f) => f.type === 'incoming_call')).toBe(false);
+    const renewed = open('quinn.t', await mesh.token('quinn'));
+    const incoming = await renewed.ofType('incoming_call');
+    renewed.send({ type: 'incoming_call_response', id: incoming.id, ok: true, result: encodeValue('hi') });
+    const answer = await caller.next((f) => f.id === 'cb');
+    expect(decodeValue(answer.result as string)).toEqual({ ok: true, value: 'hi' });
+  });
+
+  it('an identity too large to keep is refused with 4403 before the live socket is touched', async () => {
+    const token = await mesh.token('sam');
+    const live = open('sam.t', token);
+    await live.ofType('connection_status');
+    const huge = open('sam.t', await mesh.token('sam', { blob: 'x'.repeat(20_000) }));
+    expect(await closeFrame(huge)).toEqual({ code: 4403, reason: 'Token claims too large' });
+    const state = await mesh.state('sam.t');
+    expect(state.open).toBe(1);
+    expect(live.ws.readyState).toBe(live.ws.OPEN);
+    expect(live.frames.some((f) => f.type === 'superseded')).toBe(false);
+  });
+});
+
+describe('a key server that is down', () => {
+  it('closes with 1011 (retry later), not 4403 (log in again)', async () => {
+    const down = await startTestMesh({ env: { JWKS_URL: 'http://127.0.0.1:9/.well-known/jwks.json' } });
+    try {
+      const { privateKey } = await generateKeyPair('RS256');
+      const token = await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject('tara').setExpirationTime('1h').sign(privateKey);
+      const socket = new RawSocket(down.wsUrl('tara.t'), token);
+      sockets.push(socket);
+      expect(await closeFrame(socket, 10_000)).toEqual({ code: 1011, reason: 'Cannot verify tokens now' });
+    } finally {
+      await down.dispose();
+    }
+  });
+});
