@@ -107,6 +107,32 @@ describe('tokens and identities', () => {
   });
 });
 
+describe('a node that never answers', () => {
+  it('is given up after callDeadlineMs: the call gets OutcomeUnknownError and its in-flight slot is freed', async () => {
+    const slow = await startTestMesh({ env: { CALL_DEADLINE_MS: '300', MAX_IN_FLIGHT: '1' } });
+    try {
+      const socket = new RawSocket(slow.wsUrl('uma.t'), await slow.token('uma'));
+      sockets.push(socket);
+      await socket.ofType('connection_status');
+      socket.send({ type: 'call', id: 'h', to: { binding: 'COUNTER', instance: 'stuck' }, method: 'hold', args: encodeValue(['forever', 60_000]) });
+      const answer = await socket.next((f) => f.id === 'h', 5000);
+      const error = decodeValue(answer.error as string) as Error;
+      expect(error.name).toBe('OutcomeUnknownError');
+      expect((error.cause as Error).message).toMatch(/did not answer within 300 ms/);
+      // The only slot is free again: the next call runs.
+      socket.send({ type: 'call', id: 'n', to: { binding: 'COUNTER', instance: 'stuck' }, method: 'increment', args: encodeValue([1]) });
+      expect(decodeValue((await socket.next((f) => f.id === 'n')).result as string)).toBe(1);
+      // A resend of the given-up call is answered from memory, not run again.
+      socket.send({ type: 'call', id: 'h', to: { binding: 'COUNTER', instance: 'stuck' }, method: 'hold', args: encodeValue(['forever', 60_000]) });
+      await waitFor(() => socket.frames.filter((f) => f.id === 'h').length === 2, 'the remembered answer');
+      socket.send({ type: 'call', id: 'r', to: { binding: 'COUNTER', instance: 'stuck' }, method: 'release', args: encodeValue(['forever']) });
+      await socket.next((f) => f.id === 'r');
+    } finally {
+      await slow.dispose();
+    }
+  });
+});
+
 describe('a key server that is down', () => {
   it('closes with 1011 (retry later), not 4403 (log in again)', async () => {
     const down = await startTestMesh({ env: { JWKS_URL: 'http://127.0.0.1:9/.well-known/jwks.json' } });

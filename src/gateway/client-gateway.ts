@@ -108,7 +108,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   protected config: GatewayConfig = defaultGatewayConfig();
 
   /** client → mesh calls now running, by call id */
-  readonly #running = new Set<string>();
+  readonly #running = new Map<string, ReturnType<typeof setTimeout>>();
   /** encoded answers to recent client → mesh calls, by call id (oldest first) */
   readonly #answered = new Map<string, string>();
   /** total length of the answers in #answered, bounded by config.rememberedAnswerBytes */
@@ -323,7 +323,8 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
       originAuth: { sub: info.sub, claims: info.claims },
       state: this.#clientState(frame.state),
     };
-    this.#running.add(frame.id);
+    // A node that never answers must not hold this slot forever: past the deadline the call is given up.
+    this.#running.set(frame.id, setTimeout(() => this.#giveUp(ws, frame), this.config.callDeadlineMs));
     this.#dispatchSoon(ws, frame, context);
   }
 
@@ -433,7 +434,16 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     }
   }
 
+  /** The node did not answer within callDeadlineMs: free the slot; the call may still run, so the answer is "unknown". */
+  #giveUp(ws: WebSocket, frame: CallFrame): void {
+    const cause = new Error(`the node did not answer within ${this.config.callDeadlineMs} ms`);
+    this.#finishCall(ws, frame, { ok: false, error: encodeError(new OutcomeUnknownError(frame.method, cause)) });
+  }
+
   #finishCall(ws: WebSocket, frame: CallFrame, result: MeshResult): void {
+    const deadline = this.#running.get(frame.id);
+    if (deadline === undefined) return; // given up already: the client has its answer
+    clearTimeout(deadline);
     this.#running.delete(frame.id);
     // The socket the call came on, if still open (it is then the only open one); else whichever is open now.
     this.#answerCall(ws.readyState === OPEN ? ws : this.#activeSocket(), frame.id, result, true);

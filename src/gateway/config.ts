@@ -15,6 +15,8 @@ export interface GatewayConfig {
   rememberedCallIds: number;
   /** total size (UTF-16 code units) of those remembered answers; the oldest are forgotten first (the newest is always kept) */
   rememberedAnswerBytes: number;
+  /** a client → mesh call the node has not answered after this long is given up (OutcomeUnknownError) and its slot freed */
+  callDeadlineMs: number;
   maxCallIdLength: number;
   /** RPC stubs kept for reuse, least recently created dropped first */
   maxCachedStubs: number;
@@ -35,6 +37,7 @@ export function defaultGatewayConfig(): GatewayConfig {
     maxPendingClientCalls: DEFAULTS.maxPendingClientCalls,
     rememberedCallIds: DEFAULTS.rememberedCallIds,
     rememberedAnswerBytes: DEFAULTS.rememberedAnswerBytes,
+    callDeadlineMs: DEFAULTS.gatewayCallDeadlineMs,
     maxCallIdLength: DEFAULTS.maxCallIdLength,
     maxCachedStubs: DEFAULTS.maxCachedStubs,
     gatewayBindings: ['GATEWAY'],

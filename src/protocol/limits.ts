@@ -3,6 +3,8 @@ export const DEFAULTS = {
   gracePeriodMs: 5_000,
   clientResponseTimeoutMs: 30_000,
   callTimeoutMs: 30_000,
+  /** the gateway's own deadline for a call into the mesh: past the client's, so the client's timeout speaks first */
+  gatewayCallDeadlineMs: 60_000,
   reconnectMinDelayMs: 1_000,
   reconnectMaxDelayMs: 30_000,
   heartbeatIntervalMs: 30_000,
