@@ -30,7 +30,7 @@ export class ClientTimeoutError extends MeshError {
   clientInstanceName: string;
   timeoutMs: number;
   constructor(clientInstanceName: string, timeoutMs: number) {
-    super(`Client "${clientInstanceName}" did not answer within ${timeoutMs} ms; it is still connected, so retry or raise clientResponseTimeoutMs.`, 'client_timeout');
+    super(`Client "${clientInstanceName}" did not answer within ${timeoutMs} ms. It is not known to be gone (slow, or reconnecting inside its grace period): keep it, retry, or raise clientResponseTimeoutMs.`, 'client_timeout');
     this.clientInstanceName = clientInstanceName;
     this.timeoutMs = timeoutMs;
   }
