@@ -5,21 +5,12 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { SignJWT, generateKeyPair } from 'jose';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { WS_CLOSE_FORBIDDEN, WS_CLOSE_NO_TOKEN, WS_CLOSE_TOKEN_EXPIRED } from '../src/protocol/close-codes.js';
-import { RawSocket, SECRET, callOver, closeFrame, startTestMesh, type TestMesh } from './support/mesh.js';
+import { RawSocket, SECRET, callOver, closeFrame, useTestMesh } from './support/mesh.js';
 
-let mesh: TestMesh;
-const sockets: RawSocket[] = [];
-
-beforeAll(async () => {
-  mesh = await startTestMesh();
-});
-
-afterAll(async () => {
-  for (const sock of sockets) sock.ws.terminate();
-  await mesh?.dispose();
-});
+const suite = useTestMesh();
+const { sockets } = suite;
 
 // ── helpers ───────────────────────────────────────────────────────────────────
 
@@ -28,7 +19,7 @@ const inAnHour = () => Math.floor(Date.now() / 1000) + 3600;
 
 /** Opens a raw socket and records the 101 response's headers, if there is one. */
 function open(instance: string, token?: string, options: { binding?: string; protocols?: string[] } = {}) {
-  const sock = new RawSocket(mesh.wsUrl(instance, options.binding), token, options.protocols);
+  const sock = new RawSocket(suite.mesh.wsUrl(instance, options.binding), token, options.protocols);
   sockets.push(sock);
   const upgrade = new Promise<IncomingMessage>((resolve) => sock.ws.once('upgrade', resolve));
   return { sock, upgrade };
@@ -43,7 +34,7 @@ async function expectRefused(instance: string, token: string | undefined, code: 
   expect(close.reason.length).toBeGreaterThan(0);
   expect(sock.frames).toEqual([]); // no connection_status: the gateway was never reached
   if (token) expectNoToken(await upgrade, token);
-  expect(await mesh.state(instance)).toMatchObject({ sockets: 0 });
+  expect(await suite.mesh.state(instance)).toMatchObject({ sockets: 0 });
   return close;
 }
 
@@ -73,13 +64,13 @@ describe('auth rejections close the accepted upgrade with a code the client can 
 
   test('expired token → 4401', async () => {
     expect(WS_CLOSE_TOKEN_EXPIRED).toBe(4401);
-    const token = await mesh.token('alice', {}, -60);
+    const token = await suite.mesh.token('alice', {}, -60);
     expect((await expectRefused('alice.exp1', token, 4401)).reason).toBe('Token expired');
   });
 
   test.each([
     ['a bad signature', async () => {
-      const [header, , signature] = (await mesh.token('mallory')).split('.');
+      const [header, , signature] = (await suite.mesh.token('mallory')).split('.');
       return `${header}.${b64url({ sub: 'alice', exp: inAnHour() })}.${signature}`;
     }],
     ['alg: none', async () => `${b64url({ alg: 'none', typ: 'JWT' })}.${b64url({ sub: 'alice', exp: inAnHour() })}.`],
@@ -100,7 +91,7 @@ describe('auth rejections close the accepted upgrade with a code the client can 
   test.each(['bob.t1', 'alice', 'alice.', 'aliceX.t1', 'xalice.t1', 'alice.t1.t2', 'ALICE.t1'])(
     'instance name %s for sub "alice" → 4403',
     async (instance) => {
-      const close = await expectRefused(instance, await mesh.token('alice'), WS_CLOSE_FORBIDDEN);
+      const close = await expectRefused(instance, await suite.mesh.token('alice'), WS_CLOSE_FORBIDDEN);
       expect(close.reason).toBe('Instance name must be {sub}.{tabId}');
     },
   );
@@ -110,8 +101,8 @@ describe('auth rejections close the accepted upgrade with a code the client can 
 
 describe('routing', () => {
   test('a non-upgrade GET to the gateway route → 426', async () => {
-    const res = await fetch(new URL('/gateway/GATEWAY/alice.t1', mesh.url), {
-      headers: { 'Sec-WebSocket-Protocol': `meshgate, meshgate.token.${await mesh.token('alice')}` },
+    const res = await fetch(new URL('/gateway/GATEWAY/alice.t1', suite.mesh.url), {
+      headers: { 'Sec-WebSocket-Protocol': `meshgate, meshgate.token.${await suite.mesh.token('alice')}` },
     });
     expect(res.status).toBe(426);
     await res.body?.cancel();
@@ -123,9 +114,9 @@ describe('routing', () => {
     ['NOPE', 'alice.t1'],
     ['JWT_SECRET', 'alice.t1'],
   ])('an upgrade to /gateway/%s/%s → 404', async (binding, instance) => {
-    const { sock } = open(instance, await mesh.token('alice'), { binding });
+    const { sock } = open(instance, await suite.mesh.token('alice'), { binding });
     await expect(sock.opened).rejects.toThrow('Unexpected server response: 404');
-    const res = await fetch(new URL(`/gateway/${binding}/${instance}`, mesh.url));
+    const res = await fetch(new URL(`/gateway/${binding}/${instance}`, suite.mesh.url));
     expect(res.status).toBe(404);
     await res.body?.cancel();
   });
@@ -135,7 +126,7 @@ describe('routing', () => {
 
 describe('handshake', () => {
   test('the 101 selects subprotocol "meshgate" only and never echoes the token', async () => {
-    const token = await mesh.token('alice');
+    const token = await suite.mesh.token('alice');
     const { sock, upgrade } = open('alice.hs1', token);
     await sock.opened;
     expect(sock.ws.protocol).toBe('meshgate');
@@ -147,7 +138,7 @@ describe('handshake', () => {
   });
 
   test('a refused upgrade does not echo the token either', async () => {
-    const token = await mesh.token('alice');
+    const token = await suite.mesh.token('alice');
     const { sock, upgrade } = open('bob.hs2', token);
     await sock.opened;
     expect(sock.ws.protocol).toBe('meshgate');
@@ -160,7 +151,7 @@ describe('handshake', () => {
 
 describe('development login', () => {
   test('POST /auth/dev-token {"sub":"alice"} returns a token that connects', async () => {
-    const res = await fetch(new URL('/auth/dev-token', mesh.url), {
+    const res = await fetch(new URL('/auth/dev-token', suite.mesh.url), {
       method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sub: 'alice' }),
     });
     expect(res.status).toBe(200);
@@ -173,7 +164,7 @@ describe('development login', () => {
   });
 
   test('the dev token is bound to its sub', async () => {
-    const res = await fetch(new URL('/auth/dev-token', mesh.url), { method: 'POST', body: JSON.stringify({ sub: 'alice' }) });
+    const res = await fetch(new URL('/auth/dev-token', suite.mesh.url), { method: 'POST', body: JSON.stringify({ sub: 'alice' }) });
     const { access_token: token } = (await res.json()) as { access_token: string };
     await expectRefused('bob.dev2', token, WS_CLOSE_FORBIDDEN);
   });

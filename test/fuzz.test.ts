@@ -6,7 +6,7 @@
  * prints the seed and the shrunk counterexample.
  */
 import fc from 'fast-check';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MeshClient, type ConnectionState } from '../src/client/index.js';
 import { decodeValue, encodeValue } from '../src/protocol/codec.js';
 import {
@@ -15,7 +15,7 @@ import {
 import { decodeClientFrame, decodeServerFrame, encodeFrame, type ClientFrame, type FrameError } from '../src/protocol/frames.js';
 import { DEFAULTS } from '../src/protocol/limits.js';
 import { FakeSocket } from './support/fake-socket.js';
-import { RawSocket, callOver, startTestMesh, waitFor, type TestMesh } from './support/mesh.js';
+import { RawSocket, callOver, useTestMesh, waitFor } from './support/mesh.js';
 
 // ── arbitraries ───────────────────────────────────────────────────────────────
 
@@ -296,15 +296,8 @@ describe('decodeValue (the codec)', () => {
 // ── a live gateway ────────────────────────────────────────────────────────────
 
 describe('a live gateway on workerd', () => {
-  let mesh: TestMesh;
-  const sockets: RawSocket[] = [];
-  beforeAll(async () => {
-    mesh = await startTestMesh();
-  });
-  afterAll(async () => {
-    for (const sock of sockets) sock.ws.terminate();
-    await mesh?.dispose();
-  });
+  const suite = useTestMesh();
+  const { sockets } = suite;
 
   it('answers each of 200 random and mutated frames exactly once, stays open and still serves a valid call', async () => {
     const seed = Date.now() ^ 0x5eed;
@@ -331,7 +324,7 @@ describe('a live gateway on workerd', () => {
       return { text: JSON.stringify({ ...frame, id }), binary, id };
     });
 
-    const sock = new RawSocket(mesh.wsUrl('fuzz.t1'), await mesh.token('fuzz'));
+    const sock = new RawSocket(suite.mesh.wsUrl('fuzz.t1'), await suite.mesh.token('fuzz'));
     sockets.push(sock);
     await sock.ofType('connection_status');
     for (const frame of frames) sock.ws.send(frame.binary ? Buffer.from(frame.text, 'latin1') : frame.text, { binary: frame.binary });
@@ -351,7 +344,7 @@ describe('a live gateway on workerd', () => {
 
     expect(await callOver(sock, { binding: 'COUNTER', instance: 'fuzz-after' }, 'increment', [7])).toMatchObject({ ok: true, value: 7 });
     expect(answers()).toHaveLength(frames.length + 1); // nothing else arrived
-    expect(await mesh.state('fuzz.t1')).toMatchObject({ sockets: 1, open: 1 });
+    expect(await suite.mesh.state('fuzz.t1')).toMatchObject({ sockets: 1, open: 1 });
     console.log(`gateway fuzz (seed ${seed}):`, ['call_response', 'error', '__text'].map((t) => `${t} ${answers().filter((f) => f.type === t).length}`).join(', '),
       `, ok calls ${answers().filter((f) => f.ok === true).length}`);
     const fresh = await callOver(sock, { binding: 'COUNTER', instance: 'fuzz-after' }, 'freshObject', []);

@@ -3,21 +3,12 @@
  * comes from the verified token only, only @mesh methods are callable, only
  * mesh nodes are reachable, and values keep their types end to end.
  */
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { MethodNotExposedError, ProtocolError, UnknownBindingError } from '../src/protocol/errors.js';
-import { RawSocket, callOver, startTestMesh, type TestMesh } from './support/mesh.js';
+import { RawSocket, callOver, useTestMesh } from './support/mesh.js';
 
-let mesh: TestMesh;
-const sockets: RawSocket[] = [];
-
-beforeAll(async () => {
-  mesh = await startTestMesh();
-});
-
-afterAll(async () => {
-  for (const sock of sockets) sock.ws.terminate();
-  await mesh?.dispose();
-});
+const suite = useTestMesh();
+const { sockets } = suite;
 
 // ── helpers ───────────────────────────────────────────────────────────────────
 
@@ -25,7 +16,7 @@ const counter = (instance: string) => ({ binding: 'COUNTER', instance });
 
 /** Opens a socket for `instance` with a token for its `{sub}` carrying `claims`, and waits until it is ready. */
 async function connect(instance: string, claims: Record<string, unknown> = {}) {
-  const sock = new RawSocket(mesh.wsUrl(instance), await mesh.token(instance.split('.')[0]!, claims));
+  const sock = new RawSocket(suite.mesh.wsUrl(instance), await suite.mesh.token(instance.split('.')[0]!, claims));
   sockets.push(sock);
   await sock.ofType('connection_status');
   return sock;

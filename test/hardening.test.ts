@@ -14,19 +14,10 @@ import { decodeValue, encodeValue } from '../src/protocol/codec.js';
 import { ClientTimeoutError, ProtocolError } from '../src/protocol/errors.js';
 import { DEFAULTS } from '../src/protocol/limits.js';
 import { FakeSocket } from './support/fake-socket.js';
-import { RawSocket, SECRET, callOver, callResponse, closeFrame, sendCall, startTestMesh, type TestMesh } from './support/mesh.js';
+import { RawSocket, SECRET, callOver, callResponse, closeFrame, sendCall, startTestMesh, useTestMesh, type TestMesh } from './support/mesh.js';
 
-let mesh: TestMesh;
-const sockets: RawSocket[] = [];
-
-beforeAll(async () => {
-  mesh = await startTestMesh();
-});
-
-afterAll(async () => {
-  for (const sock of sockets) sock.ws.terminate();
-  await mesh?.dispose();
-});
+const suite = useTestMesh();
+const { sockets } = suite;
 
 // ── helpers ───────────────────────────────────────────────────────────────────
 
@@ -34,7 +25,7 @@ const counter = (instance: string) => ({ binding: 'COUNTER', instance });
 let socketSeq = 0;
 
 async function connect(instance = `eve.h${++socketSeq}`, headers?: Record<string, string>) {
-  const sock = new RawSocket(mesh.wsUrl(instance), await mesh.token(instance.split('.')[0]!), undefined, headers);
+  const sock = new RawSocket(suite.mesh.wsUrl(instance), await suite.mesh.token(instance.split('.')[0]!), undefined, headers);
   sockets.push(sock);
   const status = await sock.ofType('connection_status');
   return { sock, status, instance };
@@ -218,7 +209,7 @@ describe('no prototype pollution on the server', () => {
   async function expectClean(sock: RawSocket, instance: string) {
     const { value } = await callOver(sock, counter('pollution'), 'freshObject', []);
     expect(value).toEqual(baseline);
-    const gateway = (await mesh.state(instance)) as unknown as { freshObject: Fresh };
+    const gateway = (await suite.mesh.state(instance)) as unknown as { freshObject: Fresh };
     expect(gateway.freshObject).toEqual(baseline);
   }
 
@@ -283,7 +274,7 @@ describe('no prototype pollution in the client, and malformed gateway frames are
     FakeSocket.reset();
     const reported: unknown[] = [];
     const client = new MeshClient({
-      url: 'ws://mesh.test', accessToken: TOKEN, instanceName: 'alice.tab', WebSocket: FakeSocket, browserEvents: false, handlers,
+      url: 'ws://suite.mesh.test', accessToken: TOKEN, instanceName: 'alice.tab', WebSocket: FakeSocket, browserEvents: false, handlers,
       onError: (error) => void reported.push(error),
     });
     await settle();
@@ -368,7 +359,7 @@ describe('answers to incoming calls that are not waiting', () => {
     const { sock, instance } = await connect();
     sock.send({ type: 'incoming_call_response', id: 'never-sent', ok: true, result: encodeValue(1) });
     expect(await sock.ofType('error')).toMatchObject({ code: 'unknown_call_id', id: 'never-sent' });
-    expect(((await mesh.state(instance)) as unknown as { memory: { waiting: number } }).memory.waiting).toBe(0);
+    expect(((await suite.mesh.state(instance)) as unknown as { memory: { waiting: number } }).memory.waiting).toBe(0);
     await stillWorks(sock, 1);
   });
 
@@ -432,17 +423,17 @@ describe('client-supplied internal headers never reach the gateway', () => {
     expect(context.origin).toMatchObject({ kind: 'client', sub: 'alice', instance: 'alice.hdr1' });
     expect(JSON.stringify(context)).not.toContain('mallory');
 
-    const { internalHeadersSeen } = (await mesh.state('alice.hdr1')) as unknown as { internalHeadersSeen: string[][] };
+    const { internalHeadersSeen } = (await suite.mesh.state('alice.hdr1')) as unknown as { internalHeadersSeen: string[][] };
     expect(internalHeadersSeen).toEqual([['x-meshgate-identity']]); // only the edge's own, once
   });
 
   it('a forged identity header cannot open another sub\'s gateway', async () => {
-    const sock = new RawSocket(mesh.wsUrl('mallory.hdr2'), await mesh.token('alice'), undefined, {
+    const sock = new RawSocket(suite.mesh.wsUrl('mallory.hdr2'), await suite.mesh.token('alice'), undefined, {
       'x-meshgate-identity': JSON.stringify({ sub: 'mallory', claims: {}, instanceName: 'mallory.hdr2', gateway: 'GATEWAY' }),
     });
     sockets.push(sock);
     expect((await closeFrame(sock)).code).toBe(4403);
-    expect(await mesh.state('mallory.hdr2')).toMatchObject({ sockets: 0, internalHeadersSeen: [] });
+    expect(await suite.mesh.state('mallory.hdr2')).toMatchObject({ sockets: 0, internalHeadersSeen: [] });
   });
 });
 
@@ -454,13 +445,13 @@ describe('odd gateway routes', () => {
     ['/gateway/hasOwnProperty/alice.t1', 404],
     ['/gateway/GATEWAY%00/alice.t1', 404],
   ])('%s → %i, not a crash', async (path, status) => {
-    const res = await fetch(new URL(path, mesh.url));
+    const res = await fetch(new URL(path, suite.mesh.url));
     expect(res.status).toBe(status);
     expect(await res.text()).toMatch(/^Unknown gateway binding/);
   });
 
   it('an upgrade with a malformed instance name is refused with 4403; a good one still connects', async () => {
-    const bad = new RawSocket(`ws://${mesh.url.host}/gateway/GATEWAY/%E0%A4%A`, await mesh.token('alice'));
+    const bad = new RawSocket(`ws://${suite.mesh.url.host}/gateway/GATEWAY/%E0%A4%A`, await suite.mesh.token('alice'));
     sockets.push(bad);
     expect(await closeFrame(bad)).toEqual({ code: 4403, reason: 'Bad instance name' });
     const { status } = await connect('alice.route1');
@@ -483,12 +474,12 @@ async function expectRefused(target: TestMesh, instance: string, token: string) 
 
 describe('token time checks', () => {
   it('a token that is not valid yet (nbf in the future) → 4403', async () => {
-    const close = await expectRefused(mesh, 'alice.nbf1', await signed({ sub: 'alice', nbf: now() + 600, exp: now() + 3600 }));
+    const close = await expectRefused(suite.mesh, 'alice.nbf1', await signed({ sub: 'alice', nbf: now() + 600, exp: now() + 3600 }));
     expect(close).toEqual({ code: 4403, reason: 'Token claim "nbf" invalid' });
   });
 
   it('the same token with nbf in the past connects (the check above can fail)', async () => {
-    const sock = new RawSocket(mesh.wsUrl('alice.nbf2'), await signed({ sub: 'alice', nbf: now() - 5, exp: now() + 3600 }));
+    const sock = new RawSocket(suite.mesh.wsUrl('alice.nbf2'), await signed({ sub: 'alice', nbf: now() - 5, exp: now() + 3600 }));
     sockets.push(sock);
     expect(await sock.ofType('connection_status')).toMatchObject({ sub: 'alice' });
   });
@@ -526,7 +517,7 @@ describe('issuer and audience, when configured', () => {
   });
 
   it('the default mesh (no issuer configured) accepts a token with any issuer', async () => {
-    const sock = new RawSocket(mesh.wsUrl('alice.iss9'), await signed({ sub: 'alice', iss: 'https://anyone.test', exp: now() + 3600 }));
+    const sock = new RawSocket(suite.mesh.wsUrl('alice.iss9'), await signed({ sub: 'alice', iss: 'https://anyone.test', exp: now() + 3600 }));
     sockets.push(sock);
     expect(await sock.ofType('connection_status')).toMatchObject({ sub: 'alice' });
   });

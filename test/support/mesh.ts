@@ -1,6 +1,7 @@
 /** Starts the test mesh on real workerd and gives tests tokens and raw sockets. */
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
+import { afterAll, beforeAll } from 'vitest';
 // @ts-expect-error plain ESM helper shared with scripts
 import { startWorkerd } from '../../scripts/workerd.mjs';
 
@@ -43,6 +44,22 @@ export async function startTestMesh(options: { graceMs?: number; clientTimeoutMs
     },
     dispose,
   };
+}
+
+/**
+ * One mesh for the enclosing suite: started before its tests, ended after
+ * them together with every socket a test put in `sockets`.
+ */
+export function useTestMesh(options?: Parameters<typeof startTestMesh>[0]): { readonly mesh: TestMesh; readonly sockets: RawSocket[] } {
+  const suite = { mesh: undefined as unknown as TestMesh, sockets: [] as RawSocket[] };
+  beforeAll(async () => {
+    suite.mesh = await startTestMesh(options);
+  });
+  afterAll(async () => {
+    for (const socket of suite.sockets) socket.ws.terminate();
+    await suite.mesh?.dispose();
+  });
+  return suite;
 }
 
 /** A raw protocol-level socket, for tests that must see exact frames and close codes. */
