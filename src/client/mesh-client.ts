@@ -20,6 +20,9 @@ import { resolveSocketClass, SOCKET_OPEN, type SocketClass, type SocketLike } fr
 import { TabIdentity } from './tab-id.js';
 import { readTokenPayload, TokenSource, TransientRefreshError, type RefreshSource } from './token.js';
 
+/** Failed attempts in a row before the client reports them through onError (it keeps retrying). */
+const FAILURES_BEFORE_REPORT = 3;
+
 function closeQuietly(ws: SocketLike, code: number, reason: string): void {
   try {
     ws.close(code, reason);
@@ -112,6 +115,8 @@ export class MeshClient<Handlers extends object = object> {
   #handshakeTimer: ReturnType<typeof setTimeout> | undefined;
   /** set while the server refused the token: calls fail at once until connect() is called again */
   #loginRequiredReason: string | undefined;
+  /** connection attempts in a row that ended before the gateway's status */
+  #failedAttempts = 0;
   #removeBrowserListeners: (() => void) | undefined;
   /** sockets replaced by reconnect(), closed once the new one is connected */
   #retired: SocketLike[] = [];
@@ -253,9 +258,7 @@ export class MeshClient<Handlers extends object = object> {
     }
     if (this.#closed || this.#ws) return;
 
-    const gateway = this.#options.gateway ?? 'GATEWAY';
-    const base = this.#options.url.replace(/^http/, 'ws').replace(/\/+$/, '');
-    const url = `${base}/gateway/${encodeURIComponent(gateway)}/${encodeURIComponent(this.#instanceName)}`;
+    const url = this.#gatewayUrl();
     let ws: SocketLike;
     try {
       ws = new this.#Socket(url, [SUBPROTOCOL, `${TOKEN_SUBPROTOCOL_PREFIX}${token}`]);
@@ -329,6 +332,7 @@ export class MeshClient<Handlers extends object = object> {
     const wasConnected = this.#everConnected;
     this.#ready = true;
     this.#everConnected = true;
+    this.#failedAttempts = 0;
     this.#backoff.reset();
     this.#instanceName = status.instanceName;
     this.#setState('connected');
@@ -353,8 +357,10 @@ export class MeshClient<Handlers extends object = object> {
 
   #onClose(code: number, reason: string): void {
     const ws = this.#ws;
+    const wasReady = this.#ready;
     this.#ws = undefined;
     this.#ready = false;
+    if (!wasReady) this.#attemptFailed(`closed with ${code}${reason ? ` "${reason}"` : ''}`);
     this.#stopHeartbeat();
     if (code === WS_CLOSE_SUPERSEDED && ws) return this.#onSuperseded(ws);
     if (LOGIN_REQUIRED_CODES.includes(code)) return this.#loginRequired(reason || `closed with ${code}`);
@@ -451,6 +457,7 @@ export class MeshClient<Handlers extends object = object> {
   /** No pong in time: the socket is dead even if no close event came. Drop it and reconnect. */
   #onDeadSocket(ws: SocketLike, reason: string): void {
     if (this.#ws !== ws) return;
+    if (!this.#ready) this.#attemptFailed(reason.toLowerCase());
     this.#ws = undefined;
     this.#ready = false;
     this.#attempt = undefined; // that attempt is over: the reconnect must open a new socket
@@ -460,12 +467,29 @@ export class MeshClient<Handlers extends object = object> {
     this.#scheduleReconnect();
   }
 
+  /**
+   * Browsers hide why an upgrade failed (a wrong URL, an unknown gateway
+   * binding, a server down all look alike), so after a few failures in a row
+   * say so once, with what to check; the client keeps retrying.
+   */
+  #attemptFailed(how: string): void {
+    if (++this.#failedAttempts !== FAILURES_BEFORE_REPORT) return;
+    this.#report(new Error(`meshgate: ${FAILURES_BEFORE_REPORT} connection attempts to ${this.#gatewayUrl()} failed before the gateway answered (last one ${how}); still retrying. `
+      + 'If this persists, check the url and gateway options: the edge answers 404 for an unknown gateway binding, and a token it cannot verify closes with 4403.'));
+  }
+
   /** Sockets kept open by reconnect() go once their replacement failed: the gateway must see the client gone. */
   #closeRetired(reason: string): void {
     for (const old of this.#retired.splice(0)) closeQuietly(old, WS_CLOSE_NORMAL, reason);
   }
 
   // ── helpers ──────────────────────────────────────────────────────────────
+
+  #gatewayUrl(): string {
+    const gateway = this.#options.gateway ?? 'GATEWAY';
+    const base = this.#options.url.replace(/^http/, 'ws').replace(/\/+$/, '');
+    return `${base}/gateway/${encodeURIComponent(gateway)}/${encodeURIComponent(this.#instanceName ?? '')}`;
+  }
 
   /** Sends on the current socket if it is ready; false means "queue it". */
   #send(text: string): boolean {

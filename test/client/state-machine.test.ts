@@ -543,4 +543,22 @@ describe('review fixes', () => {
     expect(await call).toBeInstanceOf(TokenExpiredError);
     client.disconnect();
   });
+
+  it('three failed connection attempts in a row are reported once through onError, with the URL; the client keeps retrying', async () => {
+    const errors: string[] = [];
+    const { client } = makeClient({ onError: (e) => void errors.push((e as Error).message) });
+    await settle();
+    for (let i = 0; i < 5; i++) {
+      FakeSocket.last.serverClose(1006);
+      await vi.advanceTimersByTimeAsync(30_000);
+    }
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toContain('ws://mesh.test/gateway/GATEWAY/alice.tab');
+    expect(errors[0]).toContain('3 connection attempts');
+    expect(FakeSocket.instances.length).toBeGreaterThanOrEqual(6); // still retrying (handshake timeouts count too)
+    FakeSocket.last.serverOpen();
+    expect(client.state).toBe('connected');
+    client.disconnect();
+  });
 });
+
