@@ -127,26 +127,35 @@ describe('storms', () => {
 });
 
 describe('bursts', () => {
-  it('calls that arrive together share one RPC, and a slow one in the burst holds up none of the others', async () => {
+  it('calls to one Worker that arrive together share one RPC, and a slow one holds up none of the others', async () => {
     const socket = new RawSocket(mesh.wsUrl('burst.t'), await mesh.token('burst'));
     await socket.ofType('connection_status');
     const call = (id: string, method: string, args: unknown[]) =>
-      socket.send({ type: 'call', id, to: { binding: 'COUNTER', instance: 'burst' }, method, args: encodeValue(args) });
+      socket.send({ type: 'call', id, to: { binding: 'ECHO_WORKER' }, method, args: encodeValue(args) });
     // One synchronous loop: the frames reach the gateway together.
-    call('first', 'hold', ['h1']);
-    call('slow', 'hold', ['h2']);
-    for (let n = 0; n < 10; n++) call(`fast${n}`, 'append', ['burst', n]);
+    call('first', 'slowShout', ['a', 1500]);
+    call('slow', 'slowShout', ['b', 1500]);
+    for (let n = 0; n < 10; n++) call(`fast${n}`, 'shout', [`f${n}`]);
     const fast = await Promise.all(Array.from({ length: 10 }, (_, n) => socket.next((f) => f.id === `fast${n}`)));
-    expect(fast.map((f) => decodeValue(f.result as string))).toEqual(Array.from({ length: 10 }, (_, n) => n));
-    // Both holds are still running: nothing waited for them.
+    expect(fast.map((f) => decodeValue(f.result as string))).toEqual(Array.from({ length: 10 }, (_, n) => `F${n}!`));
+    // Both slow calls are still running: nothing waited for them.
     expect(socket.frames.some((f) => f.id === 'first' || f.id === 'slow')).toBe(false);
-    call('rel1', 'release', ['h1']);
-    call('rel2', 'release', ['h2']);
-    expect(decodeValue((await socket.next((f) => f.id === 'slow')).result as string)).toBe('h2');
-    expect(decodeValue((await socket.next((f) => f.id === 'first')).result as string)).toBe('h1');
+    expect(decodeValue((await socket.next((f) => f.id === 'slow')).result as string)).toBe('B!');
     call('b', 'batches', []);
     const batches = decodeValue((await socket.next((f) => f.id === 'b')).result as string) as number[];
     expect(batches.some((size) => size >= 2)).toBe(true);
+    socket.close();
+  });
+
+  it("calls to one Durable Object that arrive together keep its input gate: 20 read-modify-writes in one burst lose no update", async () => {
+    const socket = new RawSocket(mesh.wsUrl('gate.t'), await mesh.token('gate'));
+    await socket.ofType('connection_status');
+    for (let n = 0; n < 20; n++) {
+      socket.send({ type: 'call', id: `g${n}`, to: { binding: 'COUNTER', instance: 'gate' }, method: 'storageIncrement', args: encodeValue([]) });
+    }
+    const answers = await Promise.all(Array.from({ length: 20 }, (_, n) => socket.next((f) => f.id === `g${n}`)));
+    const values = answers.map((f) => decodeValue(f.result as string) as number).sort((a, b) => a - b);
+    expect(values).toEqual(Array.from({ length: 20 }, (_, n) => n + 1));
     socket.close();
   });
 });

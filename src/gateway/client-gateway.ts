@@ -356,9 +356,10 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   }
 
   /**
-   * Sends a burst: calls to the same target share one RPC (results come back
-   * as they complete, see dispatchBatch), in arrival order. A call whose hook
-   * is async goes on its own once the hook is done.
+   * Sends a burst in arrival order, all RPCs issued in one turn. Calls to the
+   * same Worker share one RPC (results come back as they complete, see
+   * dispatchBatch). A call whose hook is async goes on its own once the hook
+   * is done.
    */
   #dispatchBurst(): void {
     const burst = this.#toDispatch;
@@ -383,8 +384,10 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
       else byTarget.set(key, [call]);
     }
     for (const group of byTarget.values()) {
-      if (group.length === 1) void this.#sendCall(...group[0]!);
-      else void this.#sendBatch(group);
+      // Only Workers take a burst in one RPC. A Durable Object gets one RPC per call, so its
+      // input gate still keeps one call's storage reads and writes from interleaving with another's.
+      if (group.length > 1 && group[0]![1].to.instance === undefined) void this.#sendBatch(group);
+      else for (const call of group) void this.#sendCall(...call);
     }
   }
 

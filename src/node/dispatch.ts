@@ -23,6 +23,8 @@ export type BatchDelivery = (results: Array<[index: number, result: MeshResult]>
 
 /**
  * Runs a burst of calls (one RPC for many) in order of arrival, concurrently.
+ * The gateway sends bursts only to Workers: calls inside one RPC share one
+ * event, so a Durable Object's input gate could not keep them apart.
  * Results go back through `deliver` as they complete — a slow call never holds
  * up the fast ones — with the results of one turn sharing one delivery.
  */
