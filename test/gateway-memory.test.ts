@@ -94,16 +94,37 @@ describe('tokens and identities', () => {
     expect(decodeValue(answer.result as string)).toEqual({ ok: true, value: 'hi' });
   });
 
-  it('an identity too large to keep is refused with 4403 before the live socket is touched', async () => {
-    const token = await mesh.token('sam');
-    const live = open('sam.t', token);
-    await live.ofType('connection_status');
-    const huge = open('sam.t', await mesh.token('sam', { blob: 'x'.repeat(20_000) }));
-    expect(await closeFrame(huge)).toEqual({ code: 4403, reason: 'Token claims too large' });
-    const state = await mesh.state('sam.t');
-    expect(state.open).toBe(1);
-    expect(live.ws.readyState).toBe(live.ws.OPEN);
-    expect(live.frames.some((f) => f.type === 'superseded')).toBe(false);
+  it('an identity too large to keep is refused with 4403 before the live socket is touched, whatever its characters', async () => {
+    for (const [instance, blob] of [['sam.w', 'ж'.repeat(8_600)], ['sam.x', 'x'.repeat(20_000)]] as const) {
+      const token = await mesh.token('sam');
+      const live = open(instance, token);
+      await live.ofType('connection_status');
+      const huge = open(instance, await mesh.token('sam', { blob }));
+      expect(await closeFrame(huge)).toEqual({ code: 4403, reason: 'Token claims too large' });
+      expect((await mesh.state(instance)).open).toBe(1);
+      expect(live.frames.some((f) => f.type === 'superseded')).toBe(false);
+    }
+  });
+
+  it('an identity that fits is kept whole, non-Latin-1 characters included', async () => {
+    const name = 'Жанна ✓ '.repeat(400);
+    const socket = open('sam.y', await mesh.token('sam', { name }));
+    await socket.ofType('connection_status');
+    socket.send({ type: 'call', id: 'w', to: { binding: 'COUNTER', instance: 'memory' }, method: 'whoCalled', args: encodeValue([]) });
+    const context = decodeValue((await socket.next((f) => f.id === 'w')).result as string) as { originAuth: { claims: { name: string } } };
+    expect(context.originAuth.claims.name).toBe(name);
+  });
+
+  it('a resend marked with another epoch is answered outcome-unknown; one marked with this epoch runs', async () => {
+    const socket = open('vera.t', await mesh.token('vera'));
+    const { epoch } = await socket.ofType('connection_status');
+    const call = (id: string, resentFrom: string) =>
+      socket.send({ type: 'call', id, to: { binding: 'COUNTER', instance: 'epochs' }, method: 'increment', args: encodeValue([1]), resentFrom });
+    call('old', 'an-earlier-incarnation');
+    const old = await socket.next((f) => f.id === 'old');
+    expect((decodeValue(old.error as string) as Error).name).toBe('OutcomeUnknownError');
+    call('lost', epoch as string); // sent under this epoch but never received: safe to run
+    expect(decodeValue((await socket.next((f) => f.id === 'lost')).result as string)).toBe(1);
   });
 });
 
@@ -127,6 +148,21 @@ describe('a node that never answers', () => {
       await waitFor(() => socket.frames.filter((f) => f.id === 'h').length === 2, 'the remembered answer');
       socket.send({ type: 'call', id: 'r', to: { binding: 'COUNTER', instance: 'stuck' }, method: 'release', args: encodeValue(['forever']) });
       await socket.next((f) => f.id === 'r');
+    } finally {
+      await slow.dispose();
+    }
+  });
+});
+
+describe('deadlines', () => {
+  it("the gateway waits at least the caller's own deadline before giving up on the node", async () => {
+    const slow = await startTestMesh({ env: { CALL_DEADLINE_MS: '200' } });
+    try {
+      const socket = new RawSocket(slow.wsUrl('walt.t'), await slow.token('walt'));
+      sockets.push(socket);
+      await socket.ofType('connection_status');
+      socket.send({ type: 'call', id: 'h', to: { binding: 'COUNTER', instance: 'patient' }, method: 'hold', args: encodeValue(['k', 800]), timeoutMs: 3_000 });
+      expect(decodeValue((await socket.next((f) => f.id === 'h', 5000)).result as string)).toBe('k');
     } finally {
       await slow.dispose();
     }

@@ -39,6 +39,8 @@ export class IncomingCalls {
     private readonly onHandlerError: (error: unknown, context: IncomingContext) => void,
     /** handlers running at once; more are answered with LimitExceededError at once (not remembered, so a redelivery runs) */
     private readonly maxRunning: number = Number.POSITIVE_INFINITY,
+    /** answers longer than this would make the gateway close the socket (1009): they become a LimitExceededError */
+    private readonly maxAnswerChars: () => number = () => Number.POSITIVE_INFINITY,
   ) {}
 
   /** The incoming call whose handler is running synchronously right now. */
@@ -68,6 +70,11 @@ export class IncomingCalls {
     } catch (error) {
       if (!(error instanceof MeshError)) this.onHandlerError(error, context);
       answer = encodeFrame({ type: 'incoming_call_response', id: frame.id, ok: false, error: encodeError(error) });
+    }
+    if (answer.length > this.maxAnswerChars()) {
+      const tooLarge = new LimitExceededError('maxFrameBytes', this.maxAnswerChars(), `the answer to "${frame.method}" encodes to ${answer.length} characters; return less per call.`);
+      this.onHandlerError(tooLarge, context);
+      answer = encodeFrame({ type: 'incoming_call_response', id: frame.id, ok: false, error: encodeError(tooLarge) });
     }
     this.#running.delete(frame.id);
     this.#answered.set(frame.id, answer);

@@ -129,7 +129,8 @@ export class MeshClient<Handlers extends object = object> {
     this.#outgoing = new OutgoingCalls(options.maxQueuedCalls ?? DEFAULTS.maxQueuedCalls, options.callTimeoutMs ?? DEFAULTS.callTimeoutMs,
       options.maxFrameBytes ?? DEFAULTS.maxFrameBytes);
     this.#incoming = new IncomingCalls(options.handlers, options.allowClientOrigins ?? false, options.rememberedCallIds ?? DEFAULTS.rememberedCallIds,
-      (error) => this.#report(error), options.maxConcurrentIncomingCalls ?? DEFAULTS.maxConcurrentIncomingCalls);
+      (error) => this.#report(error), options.maxConcurrentIncomingCalls ?? DEFAULTS.maxConcurrentIncomingCalls,
+      () => this.#outgoing.maxFrameChars);
     this.#instanceName = options.instanceName;
     this.#listenToBrowser();
     if (options.autoConnect !== false) void this.connect().catch((error) => this.#report(error));
@@ -338,6 +339,7 @@ export class MeshClient<Handlers extends object = object> {
     this.#setState('connected');
     // The gateway's memory is gone: calls it may have run cannot be resent safely.
     this.#outgoing.epoch = status.epoch;
+    this.#outgoing.maxFrameChars = Math.min(this.#options.maxFrameBytes ?? DEFAULTS.maxFrameBytes, status.maxFrameBytes ?? Number.POSITIVE_INFINITY);
     this.#outgoing.flush((frame) => this.#send(frame), status.subscriptionRequired, (method) => new OutcomeUnknownError(method));
     this.#callback(() => this.#options.onConnected?.({ subscriptionRequired: status.subscriptionRequired, firstConnection: !wasConnected }));
     if (status.subscriptionRequired) this.#callback(() => this.#options.onSubscriptionRequired?.());

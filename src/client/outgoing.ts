@@ -6,10 +6,12 @@
  */
 import { encodeValue, decodeValue } from '../protocol/codec.js';
 import { CallTimeoutError, LimitExceededError } from '../protocol/errors.js';
-import { encodeFrame, type CallResponseFrame, type CallTarget } from '../protocol/frames.js';
+import { encodeFrame, type CallFrame, type CallResponseFrame, type CallTarget } from '../protocol/frames.js';
 
 interface OutgoingCall {
   method: string;
+  body: CallFrame;
+  /** the encoded body, for the first send */
   frame: string;
   /** sent on some socket and not answered yet */
   sent: boolean;
@@ -28,12 +30,16 @@ export class OutgoingCalls {
   #queued = 0;
   /** the incarnation of the gateway the current socket talks to */
   epoch: string | undefined;
+  /** the smaller of this client's frame limit and the gateway's (from connection_status) */
+  maxFrameChars: number;
 
   constructor(
     private readonly maxQueued: number,
     private readonly defaultTimeoutMs: number,
-    private readonly maxFrameChars: number,
-  ) {}
+    maxFrameChars: number,
+  ) {
+    this.maxFrameChars = maxFrameChars;
+  }
 
   get size(): number {
     return this.#calls.size;
@@ -46,7 +52,10 @@ export class OutgoingCalls {
   start(to: CallTarget, method: string, args: unknown[], timeoutMs: number | undefined, send: (frame: string) => boolean): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const id = `${this.#idPrefix}${++this.#nextId}`;
-      const frame = encodeFrame({ type: 'call', id, to, method, args: encodeValue(args) });
+      const ms = timeoutMs ?? this.defaultTimeoutMs;
+      // The deadline travels along, so the gateway never gives up on the node before the caller does.
+      const body: CallFrame = { type: 'call', id, to, method, args: encodeValue(args), timeoutMs: ms };
+      const frame = encodeFrame(body);
       if (frame.length > this.maxFrameChars) {
         // The gateway would close the socket (1009) for it, on every resend: refuse it here instead.
         reject(new LimitExceededError('maxFrameBytes', this.maxFrameChars, `this call encodes to ${frame.length} characters; send less per call, or raise maxFrameBytes on both the client and the gateway.`));
@@ -57,9 +66,8 @@ export class OutgoingCalls {
         reject(new LimitExceededError('maxQueuedCalls', this.maxQueued, 'the client is not connected and its queue is full; wait for the connection or raise maxQueuedCalls.'));
         return;
       }
-      const ms = timeoutMs ?? this.defaultTimeoutMs;
       const timer = setTimeout(() => this.#settle(id, (call) => call.reject(new CallTimeoutError(method, ms))), ms);
-      this.#calls.set(id, { method, frame, sent, sentEpoch: this.epoch, resolve, reject, timer });
+      this.#calls.set(id, { method, body, frame, sent, sentEpoch: this.epoch, resolve, reject, timer });
       if (!sent) this.#queued++;
     });
   }
@@ -88,16 +96,19 @@ export class OutgoingCalls {
 
   /**
    * After a (re)connect: sends every unsettled call in the order made. Calls
-   * already sent to a gateway that has since lost its memory (`forgotten`, or a
-   * new epoch: it restarted) fail with `lostError`: they may or may not have run.
+   * already sent go again marked `resentFrom` (the epoch they were sent under),
+   * so a gateway that restarted since answers OutcomeUnknownError instead of
+   * running them twice. If the gateway forgot this client altogether
+   * (`forgotten`), calls already sent fail with `lostError` here.
    */
   flush(send: (frame: string) => boolean, forgotten: boolean, lostError: (method: string) => Error): void {
     for (const [id, call] of this.#calls) {
-      if (call.sent && (forgotten || call.sentEpoch !== this.epoch)) {
+      if (call.sent && forgotten) {
         this.#settle(id, (c) => c.reject(lostError(c.method)));
         continue;
       }
-      if (!send(call.frame)) return;
+      const text = call.sent && call.sentEpoch !== undefined ? encodeFrame({ ...call.body, resentFrom: call.sentEpoch }) : call.frame;
+      if (!send(text)) return;
       if (!call.sent) {
         call.sent = true;
         call.sentEpoch = this.epoch;

@@ -51,8 +51,7 @@ export interface CallToClient {
   context: CallContext;
 }
 
-/** workerd keeps socket attachments up to 16 KiB; the identity must fit with room to spare. */
-const MAX_ATTACHMENT_CHARS = 15_000;
+const MAX_CALL_DEADLINE_MS = 15 * 60_000;
 
 function tokenExpired(info: SocketInfo): boolean {
   return info.exp !== undefined && Date.now() >= info.exp * 1000;
@@ -157,8 +156,12 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
       return refuseUpgrade(request, WS_CLOSE_FORBIDDEN, String((error as Error)?.message ?? error));
     }
     const info: SocketInfo = { ...identity, claims: { ...identity.claims, ...(extraClaims ?? {}) } };
-    // Checked before anything changes: an attachment workerd refuses must not cost the live socket its place.
-    if (JSON.stringify(info).length > MAX_ATTACHMENT_CHARS) {
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    // Tried before anything changes: an identity workerd cannot keep (over 16 KiB serialized)
+    // must not cost the live socket its place.
+    try {
+      server.serializeAttachment(info);
+    } catch {
       return refuseUpgrade(request, WS_CLOSE_FORBIDDEN, 'Token claims too large');
     }
 
@@ -170,7 +173,6 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     const remembered = previous.some((ws) => ws.readyState === OPEN) || graceAlarm !== null;
     for (const old of previous) this.#closeByGateway(old, WS_CLOSE_SUPERSEDED, SUPERSEDED_REASON, true);
 
-    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     this.ctx.acceptWebSocket(server);
     this.#current = server;
     server.serializeAttachment(info);
@@ -180,7 +182,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
 
     safeSend(server, encodeFrame({
       type: 'connection_status', subscriptionRequired: !remembered, instanceName: identity.instanceName, sub: identity.sub,
-      protocol: PROTOCOL_VERSION, epoch: this.#epoch,
+      protocol: PROTOCOL_VERSION, epoch: this.#epoch, maxFrameBytes: this.config.maxFrameBytes,
     }));
     // Calls to the client that were sent on a socket now gone follow it here.
     for (const waiting of this.#waiting.values()) safeSend(server, waiting.frame);
@@ -281,9 +283,15 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
 
     const info = this.#info(ws)!;
     if (tokenExpired(info)) {
-      // The call did not run: the client keeps it and sends it again after refreshing its token.
-      if (frame.type === 'call') this.#answerCall(ws, frame.id, { ok: false, error: encodeError(new TokenExpiredError()) }, false, true);
-      else this.#takeClientAnswer(ws, frame);
+      if (frame.type === 'call') {
+        // A resend of a call this gateway knows is answered as usual; a new one did not run:
+        // the client keeps it and sends it again after refreshing its token.
+        const remembered = this.#answered.get(frame.id);
+        if (remembered !== undefined) safeSend(ws, remembered);
+        else if (!this.#running.has(frame.id)) this.#answerCall(ws, frame.id, { ok: false, error: encodeError(new TokenExpiredError()) }, false, true);
+      } else {
+        this.#takeClientAnswer(ws, frame);
+      }
       await this.#expire(ws);
       return;
     }
@@ -310,6 +318,11 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
       return;
     }
     if (this.#running.has(frame.id)) return; // a resend of a running call: its answer goes to the open socket when done
+    if (frame.resentFrom !== undefined && frame.resentFrom !== this.#epoch) {
+      // Sent to an earlier incarnation of this gateway, whose memory died with it: it may have run.
+      this.#answerCall(ws, frame.id, { ok: false, error: encodeError(new OutcomeUnknownError(frame.method)) }, true);
+      return;
+    }
     if (this.#running.size >= this.config.maxInFlightCalls) {
       this.#answerCall(ws, frame.id, {
         ok: false,
@@ -324,7 +337,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
       state: this.#clientState(frame.state),
     };
     // A node that never answers must not hold this slot forever: past the deadline the call is given up.
-    this.#running.set(frame.id, setTimeout(() => this.#giveUp(ws, frame), this.config.callDeadlineMs));
+    this.#running.set(frame.id, setTimeout(() => this.#giveUp(ws, frame), this.#deadlineFor(frame)));
     this.#dispatchSoon(ws, frame, context);
   }
 
@@ -437,9 +450,15 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     }
   }
 
+  /** At least callDeadlineMs, and never before the caller's own deadline (plus a margin), capped at 15 minutes. */
+  #deadlineFor(frame: CallFrame): number {
+    if (frame.timeoutMs === undefined) return this.config.callDeadlineMs;
+    return Math.min(Math.max(this.config.callDeadlineMs, frame.timeoutMs + 5_000), MAX_CALL_DEADLINE_MS);
+  }
+
   /** The node did not answer within callDeadlineMs: free the slot; the call may still run, so the answer is "unknown". */
   #giveUp(ws: WebSocket, frame: CallFrame): void {
-    const cause = new Error(`the node did not answer within ${this.config.callDeadlineMs} ms`);
+    const cause = new Error(`the node did not answer within ${this.#deadlineFor(frame)} ms`);
     this.#finishCall(ws, frame, { ok: false, error: encodeError(new OutcomeUnknownError(frame.method, cause)) });
   }
 

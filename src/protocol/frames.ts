@@ -29,6 +29,10 @@ export interface CallFrame {
   args: string;
   /** Application state to carry along the call chain (JSON object). Reserved keys are stripped by the gateway. */
   state?: Record<string, unknown>;
+  /** The caller's deadline in ms: the gateway waits at least this long for the node. */
+  timeoutMs?: number;
+  /** On a resend: the gateway epoch the call was first sent under. */
+  resentFrom?: string;
 }
 
 export type IncomingCallResponseFrame =
@@ -52,6 +56,8 @@ export interface ConnectionStatusFrame {
    * calls it had answered: calls sent before must not be resent.
    */
   epoch?: string;
+  /** The gateway's frame limit: a client sends no frame longer than this. */
+  maxFrameBytes?: number;
 }
 
 export type CallResponseFrame =
@@ -159,6 +165,12 @@ export function decodeClientFrame(text: string, maxIdLength: number = DEFAULTS.m
     if (typeof frame.args !== 'string') fail(fieldError('call', 'args', 'a codec string of the argument array'));
     if (frame.state !== undefined && !isObject(frame.state)) fail(fieldError('call', 'state', 'a JSON object'));
     if (frame.state !== undefined && nestedDeeperThan(frame.state, DEFAULTS.maxStateDepth)) fail(fieldError('call', 'state', `nested at most ${DEFAULTS.maxStateDepth} levels deep`));
+    if (frame.timeoutMs !== undefined && !(Number.isInteger(frame.timeoutMs) && (frame.timeoutMs as number) > 0 && (frame.timeoutMs as number) <= 86_400_000)) {
+      fail(fieldError('call', 'timeoutMs', 'a whole number of milliseconds from 1 to 86400000'));
+    }
+    if (frame.resentFrom !== undefined && (typeof frame.resentFrom !== 'string' || frame.resentFrom.length === 0 || frame.resentFrom.length > 64)) {
+      fail(fieldError('call', 'resentFrom', 'the epoch string from connection_status'));
+    }
     return {
       type: 'call',
       id: id!,
@@ -166,6 +178,8 @@ export function decodeClientFrame(text: string, maxIdLength: number = DEFAULTS.m
       method: frame.method as string,
       args: frame.args as string,
       ...(frame.state === undefined ? {} : { state: frame.state as Record<string, unknown> }),
+      ...(frame.timeoutMs === undefined ? {} : { timeoutMs: frame.timeoutMs as number }),
+      ...(frame.resentFrom === undefined ? {} : { resentFrom: frame.resentFrom as string }),
     };
   }
   if (frame.type === 'incoming_call_response') {

@@ -448,27 +448,42 @@ describe('review fixes', () => {
     socket.serverSend({ type: 'connection_status', subscriptionRequired, instanceName: 'alice.tab', sub: 'alice', protocol: 1, epoch });
   };
 
-  it('a call sent to a gateway that restarted since (new epoch) fails as outcome-unknown instead of being resent', async () => {
+  it('a call in flight is resent with its id, marked resentFrom the epoch it was sent under, so the gateway can tell a restart', async () => {
     const { client } = makeClient();
     await settle();
     status(FakeSocket.last, 'e1');
-    const kept = client.node<{ a(): number }>('C', 'x').a();
-    const lost = client.node<{ b(): number }>('C', 'x').b().catch((e) => e);
+    const first = client.node<{ a(): number }>('C', 'x').a().catch((e) => e);
+    const sent = FakeSocket.last.frames().find((f) => f.type === 'call')!;
+    expect(sent.resentFrom).toBeUndefined();
+    expect(sent.timeoutMs).toBe(30_000); // the deadline travels with the call
     FakeSocket.last.serverClose(1006);
     await vi.advanceTimersByTimeAsync(1000);
-    status(FakeSocket.last, 'e2'); // the gateway hibernated and woke: it no longer knows those ids
-    expect(await lost).toBeInstanceOf(OutcomeUnknownError);
-    expect(FakeSocket.last.frames().filter((f) => f.type === 'call')).toHaveLength(0);
-    await expect(kept).rejects.toBeInstanceOf(OutcomeUnknownError);
-    // Same epoch on the next reconnect: a call in flight is resent with its id.
-    const resent = client.node<{ c(): number }>('C', 'x').c();
-    const id = FakeSocket.last.frames().find((f) => f.type === 'call')!.id;
+    status(FakeSocket.last, 'e2'); // the gateway restarted (it hibernated) and kept the socket's identity
+    const resent = FakeSocket.last.frames().find((f) => f.type === 'call')!;
+    expect(resent).toMatchObject({ id: sent.id, resentFrom: 'e1' });
+    // The gateway, which no longer knows the id, answers that the outcome is unknown.
+    FakeSocket.last.serverSend({ type: 'call_response', id: sent.id, ok: false, error: encodeValue(new OutcomeUnknownError('a')) });
+    expect(await first).toBeInstanceOf(OutcomeUnknownError);
+    // A call first sent under e2 is resent marked e2.
+    const second = client.node<{ c(): number }>('C', 'x').c();
+    const id = FakeSocket.last.frames().filter((f) => f.type === 'call').at(-1)!.id;
     FakeSocket.last.serverClose(1006);
     await vi.advanceTimersByTimeAsync(1000);
     status(FakeSocket.last, 'e2');
-    expect(FakeSocket.last.frames().find((f) => f.type === 'call')!.id).toBe(id);
+    expect(FakeSocket.last.frames().find((f) => f.type === 'call')).toMatchObject({ id, resentFrom: 'e2' });
     FakeSocket.last.serverSend({ type: 'call_response', id, ok: true, result: encodeValue(3) });
-    expect(await resent).toBe(3);
+    expect(await second).toBe(3);
+    client.disconnect();
+  });
+
+  it("the gateway's frame limit from connection_status also bounds the client's calls", async () => {
+    const { client } = makeClient();
+    await settle();
+    FakeSocket.last.readyState = 1;
+    FakeSocket.last.onopen?.({});
+    FakeSocket.last.serverSend({ type: 'connection_status', subscriptionRequired: true, instanceName: 'alice.tab', sub: 'alice', protocol: 1, epoch: 'e', maxFrameBytes: 500 });
+    const error = await client.node<{ put(s: string): void }>('C', 'x').put('y'.repeat(600)).catch((e) => e);
+    expect(error).toBeInstanceOf(LimitExceededError);
     client.disconnect();
   });
 
