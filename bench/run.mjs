@@ -67,6 +67,7 @@ async function startMesh() {
     durableObjects: {
       GATEWAY: 'BenchGateway', BENCH: 'BenchDO', TOPIC: { className: 'TopicDO', useSQLite: true }, RAW: 'RawEchoDO', HOP: 'RawHopDO', HOP_TARGET: 'RawHopTargetDO',
     },
+    services: { BENCH_WORKER: 'BenchWorker' },
     bindings: { JWT_SECRET: SECRET },
   });
   const pid = workerdPids().find((p) => !before.has(p));
@@ -232,16 +233,19 @@ function throughputScenario(name, deflate) {
   return scenario(name, 60_000, async () => {
     const c = await connectClient(BASE, name, { WebSocket: deflate ? DeflateSocket : PlainSocket });
     const stub = c.node('BENCH', name);
+    const workerStub = c.node('BENCH_WORKER');
     const raw = await rawSocket(BASE, name, { deflate });
     const hop = await rawSocket(BASE, name, { kind: 'hop', deflate });
     const IN_FLIGHT = 64;
     await rawThroughput(raw, n(3_000), IN_FLIGHT, 1_500);
     await rawThroughput(hop, n(3_000), IN_FLIGHT, 1_500);
     await meshThroughput(stub, n(3_000), IN_FLIGHT, 1_500);
+    await meshThroughput(workerStub, n(3_000), IN_FLIGHT, 1_500);
     const rawRuns = [];
     const hopRuns = [];
     const meshRuns = [];
-    const cpu = { raw: 0, hop: 0, mesh: 0 };
+    const workerRuns = [];
+    const cpu = { raw: 0, hop: 0, mesh: 0, worker: 0 };
     const timed = async (side, runs, run) => {
       const c0 = cpuMs(main.pid);
       runs.push(await run());
@@ -252,6 +256,7 @@ function throughputScenario(name, deflate) {
       await timed('raw', rawRuns, () => rawThroughput(raw, n(20_000), IN_FLIGHT, runMs));
       await timed('hop', hopRuns, () => rawThroughput(hop, n(10_000), IN_FLIGHT, runMs));
       await timed('mesh', meshRuns, () => meshThroughput(stub, n(10_000), IN_FLIGHT, runMs));
+      await timed('worker', workerRuns, () => meshThroughput(workerStub, n(10_000), IN_FLIGHT, runMs));
     }
     const median = (runs) => Math.round(runs.map((x) => x.perSecond).sort((a, b) => a - b)[Math.floor(runs.length / 2)]);
     const runsOf = (runs) => runs.map((x) => Math.round(x.perSecond));
@@ -263,7 +268,11 @@ function throughputScenario(name, deflate) {
     record({
       scenario: name, unit: 'per second', deflate,
       what: `calls/s with ${IN_FLIGHT} in flight from one client (median of ${meshRuns.length} runs)`,
-      measured: { perSecond: m, runs: runsOf(meshRuns), workerdCpuUsPerCall: cpuPerCall('mesh', meshRuns) },
+      measured: {
+        perSecond: m, runs: runsOf(meshRuns), workerdCpuUsPerCall: cpuPerCall('mesh', meshRuns),
+        // The same calls to a MeshWorker: a burst shares one RPC there.
+        toWorker: { perSecond: median(workerRuns), runs: runsOf(workerRuns), workerdCpuUsPerCall: cpuPerCall('worker', workerRuns) },
+      },
       baseline: { name: `raw echo messages/s with ${IN_FLIGHT} in flight`, perSecond: b, runs: runsOf(rawRuns), workerdCpuUsPerCall: cpuPerCall('raw', rawRuns) },
       baselineHop: { name: `RPC-hop floor messages/s with ${IN_FLIGHT} in flight`, perSecond: h, runs: runsOf(hopRuns), workerdCpuUsPerCall: cpuPerCall('hop', hopRuns) },
       ratio: { perSecond: ratio(m, b), perSecondVsHop: ratio(m, h) },
@@ -684,8 +693,10 @@ for (const s of results) {
       break;
     case 'throughput':
     case 'throughput_deflate':
-      row(s.scenario, 'per second, 64 in flight', m.perSecond, b.perSecond, s.ratio.perSecond, s.samples.measured, s.baselineHop.perSecond);
-      row(s.scenario, 'workerd CPU µs / call', m.workerdCpuUsPerCall, b.workerdCpuUsPerCall, ratio(m.workerdCpuUsPerCall, b.workerdCpuUsPerCall), null, s.baselineHop.workerdCpuUsPerCall);
+      row(s.scenario, 'per second, 64 in flight (to a DO)', m.perSecond, b.perSecond, s.ratio.perSecond, s.samples.measured, s.baselineHop.perSecond);
+      row(s.scenario, 'workerd CPU µs / call (to a DO)', m.workerdCpuUsPerCall, b.workerdCpuUsPerCall, ratio(m.workerdCpuUsPerCall, b.workerdCpuUsPerCall), null, s.baselineHop.workerdCpuUsPerCall);
+      row(s.scenario, 'per second, 64 in flight (to a Worker)', m.toWorker.perSecond, b.perSecond, ratio(m.toWorker.perSecond, b.perSecond), null, s.baselineHop.perSecond);
+      row(s.scenario, 'workerd CPU µs / call (to a Worker)', m.toWorker.workerdCpuUsPerCall, b.workerdCpuUsPerCall, ratio(m.toWorker.workerdCpuUsPerCall, b.workerdCpuUsPerCall), null, s.baselineHop.workerdCpuUsPerCall);
       break;
     case 'supersede':
       row(s.scenario, 'open → old 4409 close p50 ms', m.closeAfterOpen.p50, null, null, m.closeAfterOpen.n);

@@ -8,7 +8,7 @@
  * DO hop, with no token check).
  */
 import { DurableObject } from 'cloudflare:workers';
-import { ClientGateway, MeshDurableObject, Subscriptions, createMeshWorker, mesh } from '../src/index.js';
+import { ClientGateway, MeshDurableObject, MeshWorker, Subscriptions, createMeshWorker, mesh } from '../src/index.js';
 
 export interface Env {
   GATEWAY: DurableObjectNamespace;
@@ -21,6 +21,14 @@ export interface Env {
 }
 
 export class BenchGateway extends ClientGateway<Env> {}
+
+/** A stateless node: bursts of calls to it share one RPC (a Durable Object gets one RPC per call). */
+export class BenchWorker extends MeshWorker<Env> {
+  @mesh
+  echo<T>(value: T): T {
+    return value;
+  }
+}
 
 type Listener = { ping(i: number): number; notify(round: number): number };
 
