@@ -9,9 +9,9 @@
  */
 import { DurableObject } from 'cloudflare:workers';
 import {
-  ForbiddenError, OutcomeUnknownError, ClientDisconnectedError, ClientTimeoutError, LimitExceededError, MeshError, TokenExpiredError, UnknownBindingError,
+  OutcomeUnknownError, ClientDisconnectedError, ClientTimeoutError, LimitExceededError, MeshError, TokenExpiredError, UnknownBindingError,
 } from '../protocol/errors.js';
-import { SUPERSEDED_REASON, WS_CLOSE_INTERNAL, WS_CLOSE_NORMAL, WS_CLOSE_SUPERSEDED, WS_CLOSE_TOKEN_EXPIRED, WS_CLOSE_TOO_LARGE, WS_CLOSE_FORBIDDEN } from '../protocol/close-codes.js';
+import { SUPERSEDED_REASON, WS_CLOSE_INTERNAL, WS_CLOSE_SUPERSEDED, WS_CLOSE_TOKEN_EXPIRED, WS_CLOSE_TOO_LARGE, WS_CLOSE_FORBIDDEN } from '../protocol/close-codes.js';
 import { decodeClientFrame, encodeFrame, type FrameError, type CallFrame, type CallTarget, type IncomingCallResponseFrame, type Origin, type ServerFrame } from '../protocol/frames.js';
 import { HEARTBEAT_PING, HEARTBEAT_PONG, PROTOCOL_VERSION } from '../protocol/limits.js';
 import { encodeError } from '../protocol/codec.js';
@@ -19,9 +19,9 @@ import type { CallContext, ClientCallEnvelope, MeshResult } from '../node/envelo
 import { callNode, callNodeBatch, resolveTarget, type NodeStub } from '../node/targets.js';
 import { defaultGatewayConfig, type GatewayConfig } from './config.js';
 import { readIdentity, type VerifiedIdentity } from './identity.js';
-import { closeReason, isUpgrade, refuseUpgrade, upgradeResponse } from './upgrade.js';
-
-const OPEN = 1;
+import { isUpgrade, refuseUpgrade, upgradeResponse } from './upgrade.js';
+import { MAX_CALL_DEADLINE_MS, rpcFailure, stubKey, withoutProtoKeys } from './calls.js';
+import { echoableCode, OPEN, safeClose, safeSend } from './sockets.js';
 
 interface SocketInfo extends VerifiedIdentity {
   /** the gateway closed this socket itself (superseded, too large, token expired) */
@@ -51,55 +51,8 @@ export interface CallToClient {
   context: CallContext;
 }
 
-const MAX_CALL_DEADLINE_MS = 15 * 60_000;
-
 function tokenExpired(info: SocketInfo): boolean {
   return info.exp !== undefined && Date.now() >= info.exp * 1000;
-}
-
-/** Drops `__proto__` keys at every depth: state travels to nodes without the codec's guard. */
-function withoutProtoKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(withoutProtoKeys);
-  if (typeof value !== 'object' || value === null) return value;
-  const clean: Record<string, unknown> = {};
-  for (const [key, inner] of Object.entries(value)) if (key !== '__proto__') clean[key] = withoutProtoKeys(inner);
-  return clean;
-}
-
-/**
- * An error from the RPC itself (not from the method: that comes back as a
- * result). Unless it means the call never left (no such node), the method
- * may or may not have run.
- */
-function rpcFailure(error: unknown, method: string): unknown {
-  if (error instanceof UnknownBindingError || error instanceof ForbiddenError) return error;
-  return new OutcomeUnknownError(method, error);
-}
-
-function stubKey(to: CallTarget): string {
-  return `${to.binding}\u0000${to.instance ?? ''}`;
-}
-
-function safeSend(ws: WebSocket, text: string): boolean {
-  try {
-    ws.send(text);
-    return true;
-  } catch {
-    return false; // the socket closed under us; the resend rules cover what was lost
-  }
-}
-
-function safeClose(ws: WebSocket, code: number, reason: string): void {
-  try {
-    ws.close(code, closeReason(reason));
-  } catch {
-    // already closed
-  }
-}
-
-/** A close code we may send back: 1000 or an application code; anything else echoes as 1000. */
-function echoableCode(code: number): number {
-  return code === WS_CLOSE_NORMAL || (code >= 3000 && code <= 4999) ? code : WS_CLOSE_NORMAL;
 }
 
 export class ClientGateway<Env = unknown> extends DurableObject<Env> {

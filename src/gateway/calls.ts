@@ -1,0 +1,29 @@
+/** Helpers for client → mesh calls in the gateway. */
+import { ForbiddenError, OutcomeUnknownError, UnknownBindingError } from '../protocol/errors.js';
+import type { CallTarget } from '../protocol/frames.js';
+
+/** The longest the gateway waits for a node, whatever deadline the caller asked for. */
+export const MAX_CALL_DEADLINE_MS = 15 * 60_000;
+
+/** Drops `__proto__` keys at every depth: state travels to nodes without the codec's guard. */
+export function withoutProtoKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutProtoKeys);
+  if (typeof value !== 'object' || value === null) return value;
+  const clean: Record<string, unknown> = {};
+  for (const [key, inner] of Object.entries(value)) if (key !== '__proto__') clean[key] = withoutProtoKeys(inner);
+  return clean;
+}
+
+/**
+ * An error from the RPC itself (not from the method: that comes back as a
+ * result). Unless it means the call never left (no such node), the method
+ * may or may not have run.
+ */
+export function rpcFailure(error: unknown, method: string): unknown {
+  if (error instanceof UnknownBindingError || error instanceof ForbiddenError) return error;
+  return new OutcomeUnknownError(method, error);
+}
+
+export function stubKey(to: CallTarget): string {
+  return `${to.binding}\u0000${to.instance ?? ''}`;
+}
