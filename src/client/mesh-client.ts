@@ -11,9 +11,11 @@ import {
 } from '../protocol/close-codes.js';
 import { ClientClosedError, LoginRequiredError, OutcomeUnknownError, ProtocolError, SupersededError } from '../protocol/errors.js';
 import { decodeServerFrame, type CallTarget, type ConnectionStatusFrame, type ServerFrame } from '../protocol/frames.js';
-import { DEFAULTS, HEARTBEAT_PING, HEARTBEAT_PONG, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../protocol/limits.js';
+import { DEFAULTS, HEARTBEAT_PONG, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../protocol/limits.js';
 import { createStub, type Stub } from '../protocol/stub.js';
 import { Backoff } from './backoff.js';
+import { Liveness } from './liveness.js';
+import { onNetworkReturn } from './network-return.js';
 import { IncomingCalls, type IncomingContext } from './incoming.js';
 import { OutgoingCalls } from './outgoing.js';
 import { resolveSocketClass, SOCKET_OPEN, type SocketClass, type SocketLike } from './socket.js';
@@ -87,11 +89,6 @@ export interface MeshClientOptions<Handlers extends object = object> {
   onError?: (error: unknown) => void;
 }
 
-interface BrowserTarget {
-  addEventListener(type: string, listener: () => void): void;
-  removeEventListener(type: string, listener: () => void): void;
-}
-
 export class MeshClient<Handlers extends object = object> {
   readonly #options: MeshClientOptions<Handlers>;
   readonly #Socket: SocketClass;
@@ -110,9 +107,7 @@ export class MeshClient<Handlers extends object = object> {
   #instanceName: string | undefined;
   #attempt: Promise<void> | undefined;
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
-  #heartbeatTimer: ReturnType<typeof setInterval> | undefined;
-  #pongTimer: ReturnType<typeof setTimeout> | undefined;
-  #handshakeTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #liveness: Liveness;
   /** set while the server refused the token: calls fail at once until connect() is called again */
   #loginRequiredReason: string | undefined;
   /** connection attempts in a row that ended before the gateway's status */
@@ -132,7 +127,12 @@ export class MeshClient<Handlers extends object = object> {
       (error) => this.#report(error), options.maxConcurrentIncomingCalls ?? DEFAULTS.maxConcurrentIncomingCalls,
       () => this.#outgoing.maxFrameChars);
     this.#instanceName = options.instanceName;
-    this.#listenToBrowser();
+    this.#liveness = new Liveness({
+      intervalMs: options.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs,
+      timeoutMs: options.heartbeatTimeoutMs ?? DEFAULTS.heartbeatTimeoutMs,
+      connectTimeoutMs: options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+    }, (ws, reason) => this.#onDeadSocket(ws, reason));
+    if (options.browserEvents !== false) this.#removeBrowserListeners = onNetworkReturn(this.#reconnectNow);
     if (options.autoConnect !== false) void this.connect().catch((error) => this.#report(error));
   }
 
@@ -191,7 +191,7 @@ export class MeshClient<Handlers extends object = object> {
       if (this.#ready) this.#retired.push(old);
       else closeQuietly(old, WS_CLOSE_NORMAL, 'Replaced');
       this.#ready = false;
-      this.#stopHeartbeat();
+      this.#liveness.stop();
       // That socket's attempt is over for us: without this, connect() would return it and open nothing.
       this.#attempt = undefined;
     }
@@ -204,7 +204,7 @@ export class MeshClient<Handlers extends object = object> {
     if (this.#closed) return;
     this.#closed = true;
     this.#clearReconnectTimer();
-    this.#stopHeartbeat();
+    this.#liveness.stop();
     this.#removeBrowserListeners?.();
     this.#removeBrowserListeners = undefined;
     this.#tab.close();
@@ -271,11 +271,11 @@ export class MeshClient<Handlers extends object = object> {
     this.#ws = ws;
     this.#ready = false;
     // A connect that hangs (a blackholed network, a handshake that never completes) counts as a dead socket.
-    this.#handshakeTimer = setTimeout(() => this.#onDeadSocket(ws, 'Handshake timeout'), this.#options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs);
+    this.#liveness.created(ws);
 
     await new Promise<void>((resolve) => {
       ws.onopen = () => {
-        if (this.#ws === ws) this.#startHeartbeat(ws);
+        if (this.#ws === ws) this.#liveness.opened(ws);
       };
       ws.onmessage = (event) => {
         if (this.#ws !== ws) return;
@@ -294,7 +294,7 @@ export class MeshClient<Handlers extends object = object> {
   }
 
   #onMessage(ws: SocketLike, data: unknown, opened: () => void): void {
-    this.#gotSignOfLife();
+    this.#liveness.signOfLife();
     if (data === HEARTBEAT_PONG) return;
     let frame: ServerFrame;
     try {
@@ -308,7 +308,7 @@ export class MeshClient<Handlers extends object = object> {
         // Only the first frame of a socket: a repeat would resend calls already sent on it.
         if (this.#ready) return this.#report(new ProtocolError('connection_status repeated on the same socket; ignored.', 'bad_frame'));
         this.#attempt = undefined;
-        this.#clearHandshakeTimer();
+        this.#liveness.connected();
         this.#onConnected(frame);
         opened();
         return;
@@ -349,7 +349,7 @@ export class MeshClient<Handlers extends object = object> {
     // Ignore this socket from now on; its 4409 close may arrive much later.
     this.#ws = undefined;
     this.#ready = false;
-    this.#stopHeartbeat();
+    this.#liveness.stop();
     closeQuietly(ws, WS_CLOSE_NORMAL, 'Superseded');
     this.#closeRetired('Superseded');
     this.#setState('superseded');
@@ -363,7 +363,7 @@ export class MeshClient<Handlers extends object = object> {
     this.#ws = undefined;
     this.#ready = false;
     if (!wasReady) this.#attemptFailed(`closed with ${code}${reason ? ` "${reason}"` : ''}`);
-    this.#stopHeartbeat();
+    this.#liveness.stop();
     if (code === WS_CLOSE_SUPERSEDED && ws) return this.#onSuperseded(ws);
     if (LOGIN_REQUIRED_CODES.includes(code)) return this.#loginRequired(reason || `closed with ${code}`);
     if (code === WS_CLOSE_TOKEN_EXPIRED) {
@@ -406,56 +406,6 @@ export class MeshClient<Handlers extends object = object> {
     this.#reconnectTimer = undefined;
   }
 
-  #listenToBrowser(): void {
-    const win = (globalThis as { window?: BrowserTarget }).window;
-    const doc = (globalThis as { document?: BrowserTarget }).document;
-    if (this.#options.browserEvents === false || !win) return;
-    win.addEventListener('online', this.#reconnectNow);
-    win.addEventListener('focus', this.#reconnectNow);
-    doc?.addEventListener('visibilitychange', this.#reconnectNow);
-    this.#removeBrowserListeners = () => {
-      win.removeEventListener('online', this.#reconnectNow);
-      win.removeEventListener('focus', this.#reconnectNow);
-      doc?.removeEventListener('visibilitychange', this.#reconnectNow);
-    };
-  }
-
-  // ── heartbeat ────────────────────────────────────────────────────────────
-
-  #startHeartbeat(ws: SocketLike): void {
-    // Not #stopHeartbeat(): the handshake deadline keeps running until the gateway's status arrives.
-    if (this.#heartbeatTimer) clearInterval(this.#heartbeatTimer);
-    this.#gotSignOfLife();
-    const interval = this.#options.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs;
-    const timeout = this.#options.heartbeatTimeoutMs ?? DEFAULTS.heartbeatTimeoutMs;
-    this.#heartbeatTimer = setInterval(() => {
-      if (this.#ws !== ws || this.#pongTimer) return;
-      try {
-        ws.send(HEARTBEAT_PING);
-      } catch {
-        return; // the close event handles it
-      }
-      this.#pongTimer = setTimeout(() => this.#onDeadSocket(ws, 'Heartbeat timeout'), timeout);
-    }, interval);
-  }
-
-  #gotSignOfLife(): void {
-    if (this.#pongTimer) clearTimeout(this.#pongTimer);
-    this.#pongTimer = undefined;
-  }
-
-  #stopHeartbeat(): void {
-    if (this.#heartbeatTimer) clearInterval(this.#heartbeatTimer);
-    this.#heartbeatTimer = undefined;
-    this.#clearHandshakeTimer();
-    this.#gotSignOfLife();
-  }
-
-  #clearHandshakeTimer(): void {
-    if (this.#handshakeTimer) clearTimeout(this.#handshakeTimer);
-    this.#handshakeTimer = undefined;
-  }
-
   /** No pong in time: the socket is dead even if no close event came. Drop it and reconnect. */
   #onDeadSocket(ws: SocketLike, reason: string): void {
     if (this.#ws !== ws) return;
@@ -463,7 +413,7 @@ export class MeshClient<Handlers extends object = object> {
     this.#ws = undefined;
     this.#ready = false;
     this.#attempt = undefined; // that attempt is over: the reconnect must open a new socket
-    this.#stopHeartbeat();
+    this.#liveness.stop();
     closeQuietly(ws, 4000, reason);
     this.#closeRetired('Replacement failed');
     this.#scheduleReconnect();
