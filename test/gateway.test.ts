@@ -3,40 +3,31 @@
  * supersession, the grace period, mesh → client calls following the client,
  * token expiry while connected, and the heartbeat.
  */
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { encodeValue, decodeValue } from '../src/protocol/codec.js';
 import { ClientDisconnectedError, TokenExpiredError } from '../src/protocol/errors.js';
 import { SUPERSEDED_REASON, WS_CLOSE_SUPERSEDED, WS_CLOSE_TOKEN_EXPIRED } from '../src/protocol/close-codes.js';
 import { HEARTBEAT_PING, HEARTBEAT_PONG } from '../src/protocol/limits.js';
 import {
-  RawSocket, callOver, callResponse, closeFrame, sendCall, startTestMesh, waitFor, type TestMesh,
+  RawSocket, callOver, callResponse, closeFrame, sendCall, useTestMesh, waitFor,
 } from './support/mesh.js';
 
 const GRACE_MS = 1000;
 
-let mesh: TestMesh;
-const sockets: RawSocket[] = [];
-
-beforeAll(async () => {
-  mesh = await startTestMesh({ graceMs: GRACE_MS });
-});
-
-afterAll(async () => {
-  for (const sock of sockets) sock.ws.terminate();
-  await mesh?.dispose();
-});
+const suite = useTestMesh({ graceMs: GRACE_MS });
+const { sockets } = suite;
 
 // ── helpers ───────────────────────────────────────────────────────────────────
 
 type GatewayState = { sockets: number; open: number; alarm: number | null; closesHandled: number[]; clientCallsSeen: number };
 
-const state = (instance: string) => mesh.state(instance) as Promise<GatewayState>;
+const state = (instance: string) => suite.mesh.state(instance) as Promise<GatewayState>;
 const counter = (instance: string) => ({ binding: 'COUNTER', instance });
 const types = (sock: RawSocket) => sock.frames.map((f) => f.type);
 
 /** Opens a socket for `instance` (token for its `{sub}`) and waits for its connection_status, which must be the first frame. */
 async function connect(instance: string, token?: string) {
-  const sock = new RawSocket(mesh.wsUrl(instance), token ?? (await mesh.token(instance.split('.')[0]!)));
+  const sock = new RawSocket(suite.mesh.wsUrl(instance), token ?? (await suite.mesh.token(instance.split('.')[0]!)));
   sockets.push(sock);
   const status = await sock.ofType('connection_status');
   expect(sock.frames[0]).toBe(status);
@@ -236,7 +227,7 @@ describe('grace period', () => {
 
 describe('token expiry while connected', () => {
   test('the next call gets a TokenExpiredError answer and the socket closes with 4401', async () => {
-    const token = await mesh.token('lena', {}, 2);
+    const token = await suite.mesh.token('lena', {}, 2);
     const exp = (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { exp: number }).exp;
     const { sock } = await connect('lena.exp1', token);
     expect(await callOver(sock, counter('exp1'), 'increment', [1])).toMatchObject({ ok: true, value: 1 });
