@@ -182,16 +182,14 @@ export class MeshClient<Handlers extends object = object> {
    */
   reconnect(): Promise<void> {
     if (this.#closed) return Promise.reject(new ClientClosedError());
-    const old = this.#ws;
+    const wasReady = this.#ready;
+    const old = this.#detach();
     if (old) {
-      this.#ws = undefined; // from now on its events are stale
       // A connected socket stays open until the new one is connected; one still
       // connecting has nothing to hand over, so it closes now (this keeps #retired
       // at one socket however often reconnect() is called).
-      if (this.#ready) this.#retired.push(old);
+      if (wasReady) this.#retired.push(old);
       else closeQuietly(old, WS_CLOSE_NORMAL, 'Replaced');
-      this.#ready = false;
-      this.#liveness.stop();
       // That socket's attempt is over for us: without this, connect() would return it and open nothing.
       this.#attempt = undefined;
     }
@@ -204,13 +202,10 @@ export class MeshClient<Handlers extends object = object> {
     if (this.#closed) return;
     this.#closed = true;
     this.#clearReconnectTimer();
-    this.#liveness.stop();
     this.#removeBrowserListeners?.();
     this.#removeBrowserListeners = undefined;
     this.#tab.close();
-    const ws = this.#ws;
-    this.#ws = undefined;
-    this.#ready = false;
+    const ws = this.#detach();
     for (const socket of [ws, ...this.#retired.splice(0)]) if (socket) closeQuietly(socket, WS_CLOSE_NORMAL, 'Client disconnected');
     this.#outgoing.failAll(() => new ClientClosedError());
     this.#setState('disconnected');
@@ -231,11 +226,8 @@ export class MeshClient<Handlers extends object = object> {
     if (this.#closed) return Promise.reject(new ClientClosedError());
     if (this.#state === 'superseded') return Promise.reject(new SupersededError());
     if (this.#loginRequiredReason !== undefined) return Promise.reject(new LoginRequiredError(this.#loginRequiredReason));
-    try {
-      return this.#outgoing.start(to, method, args, timeoutMs, (frame) => this.#send(frame));
-    } catch (error) {
-      return Promise.reject(error); // e.g. an argument the codec cannot carry
-    }
+    // An argument the codec cannot carry rejects the returned promise (it is thrown inside its executor).
+    return this.#outgoing.start(to, method, args, timeoutMs, (frame) => this.#send(frame));
   }
 
   // ── connection ───────────────────────────────────────────────────────────
@@ -347,9 +339,7 @@ export class MeshClient<Handlers extends object = object> {
 
   #onSuperseded(ws: SocketLike): void {
     // Ignore this socket from now on; its 4409 close may arrive much later.
-    this.#ws = undefined;
-    this.#ready = false;
-    this.#liveness.stop();
+    this.#detach();
     closeQuietly(ws, WS_CLOSE_NORMAL, 'Superseded');
     this.#closeRetired('Superseded');
     this.#setState('superseded');
@@ -358,12 +348,9 @@ export class MeshClient<Handlers extends object = object> {
   }
 
   #onClose(code: number, reason: string): void {
-    const ws = this.#ws;
     const wasReady = this.#ready;
-    this.#ws = undefined;
-    this.#ready = false;
+    const ws = this.#detach();
     if (!wasReady) this.#attemptFailed(`closed with ${code}${reason ? ` "${reason}"` : ''}`);
-    this.#liveness.stop();
     if (code === WS_CLOSE_SUPERSEDED && ws) return this.#onSuperseded(ws);
     if (LOGIN_REQUIRED_CODES.includes(code)) return this.#loginRequired(reason || `closed with ${code}`);
     if (code === WS_CLOSE_TOKEN_EXPIRED) {
@@ -410,10 +397,8 @@ export class MeshClient<Handlers extends object = object> {
   #onDeadSocket(ws: SocketLike, reason: string): void {
     if (this.#ws !== ws) return;
     if (!this.#ready) this.#attemptFailed(reason.toLowerCase());
-    this.#ws = undefined;
-    this.#ready = false;
+    this.#detach();
     this.#attempt = undefined; // that attempt is over: the reconnect must open a new socket
-    this.#liveness.stop();
     closeQuietly(ws, 4000, reason);
     this.#closeRetired('Replacement failed');
     this.#scheduleReconnect();
@@ -436,6 +421,15 @@ export class MeshClient<Handlers extends object = object> {
   }
 
   // ── helpers ──────────────────────────────────────────────────────────────
+
+  /** Lets go of the current socket: from here on its events are stale and its timers are off. */
+  #detach(): SocketLike | undefined {
+    const ws = this.#ws;
+    this.#ws = undefined;
+    this.#ready = false;
+    this.#liveness.stop();
+    return ws;
+  }
 
   #gatewayUrl(): string {
     const gateway = this.#options.gateway ?? 'GATEWAY';

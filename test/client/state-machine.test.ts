@@ -575,5 +575,15 @@ describe('review fixes', () => {
     expect(client.state).toBe('connected');
     client.disconnect();
   });
+
+  it('an argument the codec cannot carry rejects the call with a clear TypeError, and nothing is queued', async () => {
+    const { client } = makeClient();
+    await settle();
+    const error = await client.node<{ put(f: unknown): void }>('C', 'x').put(() => 1).catch((e) => e);
+    expect(error).toBeInstanceOf(TypeError);
+    expect(error.message).toMatch(/cannot send this value/);
+    expect(client.pendingCalls).toBe(0);
+    client.disconnect();
+  });
 });
 
