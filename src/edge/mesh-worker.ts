@@ -10,6 +10,7 @@ import { IDENTITY_HEADER, INTERNAL_HEADER_PREFIX, type VerifiedIdentity } from '
 import { isUpgrade, refuseUpgrade } from '../gateway/upgrade.js';
 import { AuthFailure, verifyAccessToken, type AuthOptions } from './auth.js';
 import { DEV_TOKEN_PATH, issueDevToken } from './dev-token.js';
+import { isNamespace, type Namespace } from '../node/targets.js';
 
 export interface MeshWorkerOptions<Env> {
   /** Durable Object bindings that are client gateways (default ['GATEWAY']). */
@@ -27,11 +28,6 @@ export interface MeshWorkerOptions<Env> {
 }
 
 const TAB_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
-
-interface Namespace {
-  idFromName(name: string): unknown;
-  get(id: unknown): { fetch(request: Request): Promise<Response> };
-}
 
 /** Removes every client-supplied internal header, whatever its case. */
 export function stripInternalHeaders(headers: Headers): Headers {
@@ -71,8 +67,8 @@ export function createMeshWorker<Env>(options: MeshWorkerOptions<Env>): Exported
       } catch {
         binding = route[1]!; // malformed percent-encoding: no gateway has that name
       }
-      const namespace = gateways.includes(binding) ? (env as Record<string, unknown>)[binding] as Namespace | undefined : undefined;
-      if (!namespace || typeof namespace.idFromName !== 'function') {
+      const candidate = gateways.includes(binding) ? (env as Record<string, unknown>)[binding] : undefined;
+      if (!isNamespace(candidate)) {
         return new Response(`Unknown gateway binding "${binding.slice(0, 64)}"`, { status: 404 });
       }
       if (!isUpgrade(request)) return new Response('Expected a WebSocket upgrade (Upgrade: websocket).', { status: 426 });
@@ -101,6 +97,7 @@ export function createMeshWorker<Env>(options: MeshWorkerOptions<Env>): Exported
       const headers = stripInternalHeaders(request.headers);
       headers.set(IDENTITY_HEADER, JSON.stringify(identity));
       headers.set('Sec-WebSocket-Protocol', 'meshgate'); // the token goes no further than the edge
+      const namespace = candidate as Namespace<{ fetch(request: Request): Promise<Response> }>;
       const stub = namespace.get(namespace.idFromName(instanceName));
       return stub.fetch(new Request(request.url, { method: 'GET', headers }));
     },

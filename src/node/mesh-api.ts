@@ -9,7 +9,7 @@ import { createStub, type Stub } from '../protocol/stub.js';
 import { getCallContext } from './context.js';
 import { settleResult } from './dispatch.js';
 import type { CallContext, ClientCallEnvelope, MeshResult } from './envelope.js';
-import { callNode, resolveTarget } from './targets.js';
+import { callNode, isNamespace, resolveTarget, type Namespace } from './targets.js';
 
 interface GatewayStub {
   __meshgateCallClient(envelope: ClientCallEnvelope): Promise<MeshResult>;
@@ -55,9 +55,9 @@ export class MeshApi {
   client<T>(instanceName: string, options: ClientCallOptions = {}): Stub<T> {
     const gatewayBinding = options.gateway ?? 'GATEWAY';
     return createStub<T>(async (method, args) => {
-      const namespace = (this.#env as Record<string, { idFromName(n: string): unknown; get(id: unknown): GatewayStub }>)[gatewayBinding];
-      if (!namespace) throw new TypeError(`No gateway binding "${gatewayBinding}" in env; pass { gateway: 'YOUR_BINDING' } to mesh.client().`);
-      const gateway = namespace.get(namespace.idFromName(instanceName));
+      const namespace = (this.#env as Record<string, unknown>)[gatewayBinding];
+      if (!isNamespace(namespace)) throw new TypeError(`No Durable Object binding "${gatewayBinding}" for the gateway in env; pass { gateway: 'YOUR_BINDING' } to mesh.client().`);
+      const gateway = (namespace as Namespace<GatewayStub>).get(namespace.idFromName(instanceName));
       return settleResult(await gateway.__meshgateCallClient({
         instanceName, method, args: encodeValue(args), context: this.#nextContext(options.ownChain === true),
         ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),

@@ -9,13 +9,13 @@ export interface NodeStub {
   __meshgateCallBatch(envelopes: MeshEnvelope[], deliver: BatchDelivery): Promise<void>;
 }
 
-interface Namespace {
+export interface Namespace<Stub = unknown> {
   idFromName(name: string): unknown;
-  get(id: unknown): unknown;
+  get(id: unknown): Stub;
 }
 
 // RPC stubs answer every property with a function, so bindings are told apart by their tag.
-function isNamespace(value: unknown): value is Namespace {
+export function isNamespace(value: unknown): value is Namespace {
   return Object.prototype.toString.call(value) === '[object DurableObjectNamespace]';
 }
 
