@@ -323,9 +323,10 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
 
   /**
    * Sends a burst in arrival order, all RPCs issued in one turn. Calls to the
-   * same Worker share one RPC (results come back as they complete, see
-   * dispatchBatch). A call whose hook is async goes on its own once the hook
-   * is done.
+   * same node share one RPC; results come back as they complete, and a Durable
+   * Object runs them as it would separate RPCs, input gate included (see
+   * dispatchBatchGated). A call whose hook is async goes on its own once the
+   * hook is done.
    */
   #dispatchBurst(): void {
     const burst = this.#toDispatch;
@@ -350,10 +351,8 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
       else byTarget.set(key, [call]);
     }
     for (const group of byTarget.values()) {
-      // Only Workers take a burst in one RPC. A Durable Object gets one RPC per call, so its
-      // input gate still keeps one call's storage reads and writes from interleaving with another's.
-      if (group.length > 1 && group[0]![1].to.instance === undefined) void this.#sendBatch(group);
-      else for (const call of group) void this.#sendCall(...call);
+      if (group.length > 1) void this.#sendBatch(group);
+      else void this.#sendCall(...group[0]!);
     }
   }
 

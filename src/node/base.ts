@@ -1,7 +1,7 @@
 /** Base classes for application nodes: a Durable Object and a Worker reachable through the mesh. */
 import { DurableObject, WorkerEntrypoint } from 'cloudflare:workers';
 import type { Origin } from '../protocol/frames.js';
-import { dispatchBatch, dispatchCall, type BatchDelivery } from './dispatch.js';
+import { dispatchBatch, dispatchBatchGated, dispatchCall, type BatchDelivery } from './dispatch.js';
 import type { MeshEnvelope, MeshResult } from './envelope.js';
 import { MeshApi } from './mesh-api.js';
 
@@ -21,11 +21,11 @@ export class MeshDurableObject<Env = unknown> extends DurableObject<Env> {
     return dispatchCall(this, envelope);
   }
 
-  /** Internal RPC entry for a burst of calls from one gateway; not callable by clients. */
+  /** Internal RPC entry for a burst of calls from one gateway, run as separate RPCs would be; not callable by clients. */
   async __meshgateCallBatch(envelopes: MeshEnvelope[], deliver: BatchDelivery): Promise<void> {
     const first = envelopes[0];
     if (first) this.#self ??= { kind: 'node', binding: first.target.binding, ...(first.target.instance === undefined ? {} : { instance: first.target.instance }) };
-    return dispatchBatch(this, envelopes, deliver);
+    return dispatchBatchGated(this, envelopes, deliver);
   }
 }
 

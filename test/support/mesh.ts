@@ -19,7 +19,7 @@ export interface TestMesh {
 export async function startTestMesh(options: { graceMs?: number; clientTimeoutMs?: number; env?: Record<string, string> } = {}): Promise<TestMesh> {
   const { url, dispose, mf } = await startWorkerd({
     entry: new URL('../fixtures/worker.ts', import.meta.url).pathname,
-    durableObjects: { GATEWAY: 'TestGateway', COUNTER: 'CounterDO', PLAIN: 'PlainDO' },
+    durableObjects: { GATEWAY: 'TestGateway', COUNTER: 'CounterDO', COUNTER_SQL: { className: 'SqlCounterDO', useSQLite: true }, PLAIN: 'PlainDO' },
     services: { ECHO_WORKER: 'EchoWorker' },
     bindings: {
       JWT_SECRET: SECRET,
