@@ -22,6 +22,7 @@ import { readIdentity, type VerifiedIdentity } from './identity.js';
 import { isUpgrade, refuseUpgrade, upgradeResponse } from './upgrade.js';
 import { MAX_CALL_DEADLINE_MS, rpcFailure, stubKey, withoutProtoKeys } from './calls.js';
 import { echoableCode, OPEN, safeClose, safeSend } from './sockets.js';
+import { Deadlines } from './deadlines.js';
 
 interface SocketInfo extends VerifiedIdentity {
   /** the gateway closed this socket itself (superseded, too large, token expired) */
@@ -36,7 +37,6 @@ interface WaitingClientCall {
   frame: string;
   instanceName: string;
   resolve(result: MeshResult): void;
-  timer: ReturnType<typeof setTimeout>;
 }
 
 export interface CallToMesh {
@@ -59,14 +59,15 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   /** Override in a subclass (or assign in its constructor) to change limits and timings. */
   protected config: GatewayConfig = defaultGatewayConfig();
 
-  /** client → mesh calls now running, by call id */
-  readonly #running = new Map<string, ReturnType<typeof setTimeout>>();
+  /** client → mesh calls now running, by call id, each given up at its deadline */
+  readonly #running = new Deadlines<string>();
   /** encoded answers to recent client → mesh calls, by call id (oldest first) */
   readonly #answered = new Map<string, string>();
   /** total length of the answers in #answered, bounded by config.rememberedAnswerBytes */
   #answeredSize = 0;
   /** mesh → client calls waiting for the client's answer, by incoming call id */
   readonly #waiting = new Map<string, WaitingClientCall>();
+  readonly #waitingDeadlines = new Deadlines<string>();
   readonly #socketInfo = new WeakMap<WebSocket, SocketInfo>();
   /** The socket last seen open: saves a getWebSockets() scan per frame; re-checked on every use, rebuilt after hibernation. */
   #current: WebSocket | undefined;
@@ -184,8 +185,8 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   /** The grace period ended without a reconnect: calls to the client fail for good. */
   override async alarm(): Promise<void> {
     if (this.#activeSocket()) return;
+    this.#waitingDeadlines.clear();
     for (const waiting of this.#waiting.values()) {
-      clearTimeout(waiting.timer);
       waiting.resolve({ ok: false, error: encodeError(new ClientDisconnectedError(waiting.instanceName)) });
     }
     this.#waiting.clear();
@@ -290,7 +291,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
       state: this.#clientState(frame.state),
     };
     // A node that never answers must not hold this slot forever: past the deadline the call is given up.
-    this.#running.set(frame.id, setTimeout(() => this.#giveUp(ws, frame), this.#deadlineFor(frame)));
+    this.#running.add(frame.id, this.#deadlineFor(frame), () => this.#giveUp(ws, frame));
     this.#dispatchSoon(ws, frame, context);
   }
 
@@ -411,14 +412,11 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   /** The node did not answer within callDeadlineMs: free the slot; the call may still run, so the answer is "unknown". */
   #giveUp(ws: WebSocket, frame: CallFrame): void {
     const cause = new Error(`the node did not answer within ${this.#deadlineFor(frame)} ms`);
-    this.#finishCall(ws, frame, { ok: false, error: encodeError(new OutcomeUnknownError(frame.method, cause)) });
+    this.#answerCall(ws.readyState === OPEN ? ws : this.#activeSocket(), frame.id, { ok: false, error: encodeError(new OutcomeUnknownError(frame.method, cause)) }, true);
   }
 
   #finishCall(ws: WebSocket, frame: CallFrame, result: MeshResult): void {
-    const deadline = this.#running.get(frame.id);
-    if (deadline === undefined) return; // given up already: the client has its answer
-    clearTimeout(deadline);
-    this.#running.delete(frame.id);
+    if (!this.#running.delete(frame.id)) return; // given up already: the client has its answer
     // The socket the call came on, if still open (it is then the only open one); else whichever is open now.
     this.#answerCall(ws.readyState === OPEN ? ws : this.#activeSocket(), frame.id, result, true);
   }
@@ -470,7 +468,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
       return;
     }
     this.#waiting.delete(frame.id);
-    clearTimeout(waiting.timer);
+    this.#waitingDeadlines.delete(frame.id);
     waiting.resolve(frame.ok ? { ok: true, result: frame.result } : { ok: false, error: frame.error });
   }
 
@@ -496,11 +494,11 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     });
     const timeoutMs = envelope.timeoutMs ?? this.config.clientResponseTimeoutMs;
     return new Promise<MeshResult>((resolve) => {
-      const timer = setTimeout(() => {
+      this.#waiting.set(id, { frame, instanceName: envelope.instanceName, resolve });
+      this.#waitingDeadlines.add(id, timeoutMs, () => {
         this.#waiting.delete(id);
         resolve({ ok: false, error: encodeError(new ClientTimeoutError(envelope.instanceName, timeoutMs)) });
-      }, timeoutMs);
-      this.#waiting.set(id, { frame, instanceName: envelope.instanceName, resolve, timer });
+      });
       const active = this.#activeSocket();
       if (active) safeSend(active, frame); // otherwise it goes out when the client reconnects
     });

@@ -1,0 +1,75 @@
+/** The gateway's one-timer deadlines, on fake timers (the end-to-end deadline tests run on workerd: limits, gateway-calls). */
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { Deadlines } from '../src/gateway/deadlines.js';
+
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('Deadlines', () => {
+  it('expires each entry at its own deadline, earliest first, and not a settled one', () => {
+    const deadlines = new Deadlines<string>(1_000);
+    const expired: string[] = [];
+    deadlines.add('late', 5_000, () => expired.push('late'));
+    deadlines.add('early', 300, () => expired.push('early'));
+    deadlines.add('settled', 100, () => expired.push('settled'));
+    expect(deadlines.delete('settled')).toBe(true);
+    vi.advanceTimersByTime(299);
+    expect(expired).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(expired).toEqual(['early']);
+    vi.advanceTimersByTime(4_699);
+    expect(expired).toEqual(['early']);
+    vi.advanceTimersByTime(1);
+    expect(expired).toEqual(['early', 'late']);
+    expect(deadlines.size).toBe(0);
+    expect(deadlines.delete('late')).toBe(false);
+  });
+
+  it('sets one timer for many entries, and none is left once nothing is pending', () => {
+    const deadlines = new Deadlines<number>(1_000);
+    for (let n = 0; n < 100; n++) deadlines.add(n, 60_000, () => {});
+    expect(vi.getTimerCount()).toBe(1);
+    for (let n = 0; n < 100; n++) deadlines.delete(n);
+    // The timer is not cleared per entry; it runs out within maxTimerMs and is not set again.
+    vi.advanceTimersByTime(1_000);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('keeps sweeping at most maxTimerMs apart while an entry is pending', () => {
+    const deadlines = new Deadlines<string>(1_000);
+    let expired = false;
+    deadlines.add('a', 3_500, () => (expired = true));
+    vi.advanceTimersByTime(3_000);
+    expect(expired).toBe(false);
+    expect(vi.getTimerCount()).toBe(1);
+    vi.advanceTimersByTime(500);
+    expect(expired).toBe(true);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('an entry added by an expiring one gets its own deadline', () => {
+    const deadlines = new Deadlines<string>(1_000);
+    const expired: string[] = [];
+    deadlines.add('first', 100, () => {
+      expired.push('first');
+      deadlines.add('second', 50, () => expired.push('second'));
+    });
+    vi.advanceTimersByTime(150);
+    expect(expired).toEqual(['first', 'second']);
+  });
+
+  it('clear() drops every pending entry', () => {
+    const deadlines = new Deadlines<string>(1_000);
+    let expired = 0;
+    deadlines.add('a', 10, () => expired++);
+    deadlines.add('b', 20, () => expired++);
+    deadlines.clear();
+    vi.advanceTimersByTime(2_000);
+    expect(expired).toBe(0);
+    expect(deadlines.has('a')).toBe(false);
+  });
+});
