@@ -336,6 +336,8 @@ await scenario('supersede', 60_000, async () => {
   const bench = driver.node('BENCH', 'sup');
   const gatewayUrl = (instance) => `${BASE}/gateway/GATEWAY/${encodeURIComponent(instance)}`;
   const closeAfterOpen = [];
+  const closeAfterConnect = [];
+  const followAfterConnect = [];
   const supersededFrameAfterOpen = [];
   const followAfterOpen = [];
   const connectToOpen = [];
@@ -391,6 +393,8 @@ await scenario('supersede', 60_000, async () => {
     if (close.code !== 4409) throw new Error(`first socket closed with ${close.code}, expected 4409`);
     connectToOpen.push(second.openedAt - t0);
     closeAfterOpen.push(close.at - second.openedAt);
+    closeAfterConnect.push(close.at - t0);
+    followAfterConnect.push(followedAt - t0);
     if (supersededAt !== undefined) supersededFrameAfterOpen.push(supersededAt - second.openedAt);
     followAfterOpen.push(followedAt - second.openedAt);
     first.terminate();
@@ -405,11 +409,12 @@ await scenario('supersede', 60_000, async () => {
     what: 'a second socket for the same identity: from its open to the first socket\'s 4409 close frame, and to the first DO → client call delivered on it (a call in flight on the first socket follows)',
     measured: {
       closeAfterOpen: close, supersededFrameAfterOpen: summary(supersededFrameAfterOpen), followedCallAfterOpen: follow, connectToOpen: open,
+      closeAfterConnect: summary(closeAfterConnect), followedCallAfterConnect: summary(followAfterConnect),
     },
     baseline: { name: 'raw DO upgrade, connect → open', ...b },
     ratio: { connectToOpen_p50: ratio(open.p50, b.p50), connectToOpen_p99: ratio(open.p99, b.p99) },
     samples: { measured: close.n, baseline: b.n },
-    note: 'The gateway closes the old socket before it accepts the new one, so the 4409 close frame can reach the client before the new socket\'s open event (figures ≤ 0).',
+    note: 'The gateway closes the old socket before it accepts the new one, so the 4409 close frame usually reaches the client before the new socket\'s open event (figures ≤ 0); the *AfterConnect figures count from the new socket\'s connect instead.',
   });
   disconnect(driver);
 });
@@ -703,6 +708,8 @@ for (const s of results) {
       row(s.scenario, 'open → old 4409 close p99 ms', m.closeAfterOpen.p99, null, null, null);
       row(s.scenario, 'open → call on new socket p50 ms', m.followedCallAfterOpen.p50, null, null, null);
       row(s.scenario, 'open → call on new socket p99 ms', m.followedCallAfterOpen.p99, null, null, null);
+      row(s.scenario, 'connect → old 4409 close p50 ms', m.closeAfterConnect.p50, null, null, null);
+      row(s.scenario, 'connect → call on new socket p50 ms', m.followedCallAfterConnect.p50, null, null, null);
       row(s.scenario, 'connect → open p50 ms', m.connectToOpen.p50, b.p50, s.ratio.connectToOpen_p50, null);
       row(s.scenario, 'connect → open p99 ms', m.connectToOpen.p99, b.p99, s.ratio.connectToOpen_p99, null);
       break;
