@@ -483,6 +483,17 @@ describe('token time checks', () => {
     sockets.push(sock);
     expect(await sock.ofType('connection_status')).toMatchObject({ sub: 'alice' });
   });
+
+  it('nbf up to 60 s ahead connects: a client whose clock runs a little ahead is not sent to log in', async () => {
+    const sock = new RawSocket(suite.mesh.wsUrl('alice.nbf3'), await signed({ sub: 'alice', nbf: now() + 30, iat: now() + 30, exp: now() + 3600 }));
+    sockets.push(sock);
+    expect(await sock.ofType('connection_status')).toMatchObject({ sub: 'alice' });
+  });
+
+  it('exp gets no such slack: a token expired 10 s ago → 4401', async () => {
+    const close = await expectRefused(suite.mesh, 'alice.exp1', await signed({ sub: 'alice', exp: now() - 10 }));
+    expect(close).toEqual({ code: 4401, reason: 'Token expired' });
+  });
 });
 
 describe('issuer and audience, when configured', () => {

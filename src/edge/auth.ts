@@ -19,6 +19,12 @@ export interface AuthOptions<Env> {
   algorithms?: string[];
   issuer?: FromEnv<Env, string>;
   audience?: FromEnv<Env, string>;
+  /**
+   * Seconds a token's `nbf` (and `iat`) may lie in the future, for clocks
+   * that run a little apart (default 60). `exp` is checked without slack: the
+   * gateway closes a socket when its token expires, by its own clock.
+   */
+  clockToleranceSeconds?: number;
 }
 
 export interface VerifiedToken {
@@ -39,6 +45,8 @@ export const SUB_PATTERN = /^[A-Za-z0-9_@-][A-Za-z0-9_@+-]{0,127}$/;
 function read<Env, T>(value: FromEnv<Env, T> | undefined, env: Env): T | undefined {
   return typeof value === 'function' ? (value as (env: Env) => T | undefined)(env) : value;
 }
+
+const DEFAULT_CLOCK_TOLERANCE_SECONDS = 60;
 
 const jwksCache = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
 
@@ -66,7 +74,7 @@ async function importPublicKey(publicKey: JWK | string, algorithms: string[]) {
 export async function verifyAccessToken<Env>(token: string, options: AuthOptions<Env>, env: Env): Promise<VerifiedToken> {
   const issuer = read(options.issuer, env);
   const audience = read(options.audience, env);
-  const checks = { ...(issuer ? { issuer } : {}), ...(audience ? { audience } : {}) };
+  const checks = { ...(issuer ? { issuer } : {}), ...(audience ? { audience } : {}), clockTolerance: options.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS };
   let payload: JWTPayload;
   try {
     const secret = read(options.secret, env);
@@ -93,6 +101,8 @@ export async function verifyAccessToken<Env>(token: string, options: AuthOptions
     // The client must retry later, not send its user to log in.
     throw serverFailure(error);
   }
+  // The tolerance above applies to exp too; the gateway would close such a socket at once (4401), so refuse it here.
+  if (payload.exp !== undefined && payload.exp * 1000 <= Date.now()) throw new AuthFailure(WS_CLOSE_TOKEN_EXPIRED, 'Token expired');
   if (typeof payload.sub !== 'string' || !SUB_PATTERN.test(payload.sub)) {
     throw new AuthFailure(WS_CLOSE_FORBIDDEN, 'Token has no usable sub');
   }
