@@ -11,7 +11,7 @@ import {
 } from '../protocol/close-codes.js';
 import { ClientClosedError, LoginRequiredError, OutcomeUnknownError, ProtocolError, SupersededError } from '../protocol/errors.js';
 import { decodeServerFrame, type CallTarget, type ConnectionStatusFrame, type ServerFrame } from '../protocol/frames.js';
-import { DEFAULTS, HEARTBEAT_PONG, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../protocol/limits.js';
+import { DEFAULTS, DEFAULT_GATEWAY_BINDING, HEARTBEAT_PONG, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../protocol/limits.js';
 import { createStub, type Stub } from '../protocol/stub.js';
 import { Backoff } from './backoff.js';
 import { Liveness } from './liveness.js';
@@ -432,7 +432,7 @@ export class MeshClient<Handlers extends object = object> {
   }
 
   #gatewayUrl(): string {
-    const gateway = this.#options.gateway ?? 'GATEWAY';
+    const gateway = this.#options.gateway ?? DEFAULT_GATEWAY_BINDING;
     const base = this.#options.url.replace(/^http/, 'ws').replace(/\/+$/, '');
     return `${base}/gateway/${encodeURIComponent(gateway)}/${encodeURIComponent(this.#instanceName ?? '')}`;
   }

@@ -5,7 +5,7 @@
  * — only for bindings configured as gateways.
  */
 import { WS_CLOSE_FORBIDDEN, WS_CLOSE_NO_TOKEN } from '../protocol/close-codes.js';
-import { TOKEN_SUBPROTOCOL_PREFIX } from '../protocol/limits.js';
+import { DEFAULT_GATEWAY_BINDING, TOKEN_SUBPROTOCOL_PREFIX } from '../protocol/limits.js';
 import { IDENTITY_HEADER, INTERNAL_HEADER_PREFIX, type VerifiedIdentity } from '../gateway/identity.js';
 import { isUpgrade, refuseUpgrade } from '../gateway/upgrade.js';
 import { AuthFailure, verifyAccessToken, type AuthOptions } from './auth.js';
@@ -46,7 +46,7 @@ function tokenFrom(request: Request): string | undefined {
 }
 
 export function createMeshWorker<Env>(options: MeshWorkerOptions<Env>): ExportedHandler<Env> {
-  const gateways = options.gateways ?? ['GATEWAY'];
+  const gateways = options.gateways ?? [DEFAULT_GATEWAY_BINDING];
   return {
     async fetch(request, env, ctx) {
       const url = new URL(request.url);

@@ -1,4 +1,4 @@
-import { DEFAULTS } from '../protocol/limits.js';
+import { DEFAULTS, DEFAULT_GATEWAY_BINDING } from '../protocol/limits.js';
 
 export interface GatewayConfig {
   /** how long a disconnected client's gateway waits for a reconnect before calls to it fail */
@@ -40,7 +40,7 @@ export function defaultGatewayConfig(): GatewayConfig {
     callDeadlineMs: DEFAULTS.gatewayCallDeadlineMs,
     maxCallIdLength: DEFAULTS.maxCallIdLength,
     maxCachedStubs: DEFAULTS.maxCachedStubs,
-    gatewayBindings: ['GATEWAY'],
+    gatewayBindings: [DEFAULT_GATEWAY_BINDING],
     reservedStateKeys: [],
   };
 }

@@ -4,6 +4,7 @@
  * keeps its origin; a call made outside one starts a chain at this node.
  */
 import { encodeValue } from '../protocol/codec.js';
+import { DEFAULT_GATEWAY_BINDING } from '../protocol/limits.js';
 import type { CallTarget, Origin } from '../protocol/frames.js';
 import { createStub, type Stub } from '../protocol/stub.js';
 import { getCallContext } from './context.js';
@@ -53,7 +54,7 @@ export class MeshApi {
 
   /** A stub for a connected client, addressed by its instance name (`{sub}.{tabId}`). */
   client<T>(instanceName: string, options: ClientCallOptions = {}): Stub<T> {
-    const gatewayBinding = options.gateway ?? 'GATEWAY';
+    const gatewayBinding = options.gateway ?? DEFAULT_GATEWAY_BINDING;
     return createStub<T>(async (method, args) => {
       const namespace = (this.#env as Record<string, unknown>)[gatewayBinding];
       if (!isNamespace(namespace)) throw new TypeError(`No Durable Object binding "${gatewayBinding}" for the gateway in env; pass { gateway: 'YOUR_BINDING' } to mesh.client().`);

@@ -26,6 +26,9 @@ export const DEFAULTS = {
   maxConcurrentIncomingCalls: 256,
 } as const;
 
+/** The gateway binding clients connect through unless told otherwise (edge, gateway, client and nodes agree on it). */
+export const DEFAULT_GATEWAY_BINDING = 'GATEWAY';
+
 /** Heartbeat strings, answered by the runtime's auto-response without waking the gateway. */
 export const HEARTBEAT_PING = 'meshgate:ping';
 export const HEARTBEAT_PONG = 'meshgate:pong';
