@@ -65,7 +65,7 @@ async function startMesh() {
   const { url, dispose } = await startWorkerd({
     script,
     durableObjects: {
-      GATEWAY: 'BenchGateway', BENCH: 'BenchDO', TOPIC: { className: 'TopicDO', useSQLite: true }, RAW: 'RawEchoDO', HOP: 'RawHopDO', HOP_TARGET: 'RawHopTargetDO',
+      GATEWAY: 'BenchGateway', BENCH: 'BenchDO', BENCH_BURSTS: 'BenchBurstDO', TOPIC: { className: 'TopicDO', useSQLite: true }, RAW: 'RawEchoDO', HOP: 'RawHopDO', HOP_TARGET: 'RawHopTargetDO',
     },
     services: { BENCH_WORKER: 'BenchWorker' },
     bindings: { JWT_SECRET: SECRET },
@@ -234,6 +234,7 @@ function throughputScenario(name, deflate) {
     const c = await connectClient(BASE, name, { WebSocket: deflate ? DeflateSocket : PlainSocket });
     const stub = c.node('BENCH', name);
     const workerStub = c.node('BENCH_WORKER');
+    const burstStub = c.node('BENCH_BURSTS', name);
     const raw = await rawSocket(BASE, name, { deflate });
     const hop = await rawSocket(BASE, name, { kind: 'hop', deflate });
     const IN_FLIGHT = 64;
@@ -241,11 +242,13 @@ function throughputScenario(name, deflate) {
     await rawThroughput(hop, n(3_000), IN_FLIGHT, 1_500);
     await meshThroughput(stub, n(3_000), IN_FLIGHT, 1_500);
     await meshThroughput(workerStub, n(3_000), IN_FLIGHT, 1_500);
+    await meshThroughput(burstStub, n(3_000), IN_FLIGHT, 1_500);
+    const burstRuns = [];
     const rawRuns = [];
     const hopRuns = [];
     const meshRuns = [];
     const workerRuns = [];
-    const cpu = { raw: 0, hop: 0, mesh: 0, worker: 0 };
+    const cpu = { raw: 0, hop: 0, mesh: 0, worker: 0, bursts: 0 };
     const timed = async (side, runs, run) => {
       const c0 = cpuMs(main.pid);
       runs.push(await run());
@@ -257,6 +260,7 @@ function throughputScenario(name, deflate) {
       await timed('hop', hopRuns, () => rawThroughput(hop, n(10_000), IN_FLIGHT, runMs));
       await timed('mesh', meshRuns, () => meshThroughput(stub, n(10_000), IN_FLIGHT, runMs));
       await timed('worker', workerRuns, () => meshThroughput(workerStub, n(10_000), IN_FLIGHT, runMs));
+      await timed('bursts', burstRuns, () => meshThroughput(burstStub, n(10_000), IN_FLIGHT, runMs));
     }
     const median = (runs) => Math.round(runs.map((x) => x.perSecond).sort((a, b) => a - b)[Math.floor(runs.length / 2)]);
     const runsOf = (runs) => runs.map((x) => Math.round(x.perSecond));
@@ -270,12 +274,13 @@ function throughputScenario(name, deflate) {
       what: `calls/s with ${IN_FLIGHT} in flight from one client (median of ${meshRuns.length} runs)`,
       measured: {
         perSecond: m, runs: runsOf(meshRuns), workerdCpuUsPerCall: cpuPerCall('mesh', meshRuns),
-        // The same calls to a MeshWorker: a burst shares one RPC there.
+        // The same calls to a MeshWorker, and to a Durable Object that accepts bursts: a burst shares one RPC there.
         toWorker: { perSecond: median(workerRuns), runs: runsOf(workerRuns), workerdCpuUsPerCall: cpuPerCall('worker', workerRuns) },
+        toBurstDO: { perSecond: median(burstRuns), runs: runsOf(burstRuns), workerdCpuUsPerCall: cpuPerCall('bursts', burstRuns) },
       },
       baseline: { name: `raw echo messages/s with ${IN_FLIGHT} in flight`, perSecond: b, runs: runsOf(rawRuns), workerdCpuUsPerCall: cpuPerCall('raw', rawRuns) },
       baselineHop: { name: `RPC-hop floor messages/s with ${IN_FLIGHT} in flight`, perSecond: h, runs: runsOf(hopRuns), workerdCpuUsPerCall: cpuPerCall('hop', hopRuns) },
-      ratio: { perSecond: ratio(m, b), perSecondVsHop: ratio(m, h) },
+      ratio: { perSecond: ratio(m, b), perSecondVsHop: ratio(m, h), toWorker: ratio(median(workerRuns), b), toBurstDO: ratio(median(burstRuns), b) },
       samples: { measured: count(meshRuns), baseline: count(rawRuns), baselineHop: count(hopRuns) }, target: '≥ 0.5× raw',
     });
     raw.terminate();
@@ -700,6 +705,8 @@ for (const s of results) {
     case 'throughput_deflate':
       row(s.scenario, 'per second, 64 in flight (to a DO)', m.perSecond, b.perSecond, s.ratio.perSecond, s.samples.measured, s.baselineHop.perSecond);
       row(s.scenario, 'workerd CPU µs / call (to a DO)', m.workerdCpuUsPerCall, b.workerdCpuUsPerCall, ratio(m.workerdCpuUsPerCall, b.workerdCpuUsPerCall), null, s.baselineHop.workerdCpuUsPerCall);
+      row(s.scenario, 'per second, 64 in flight (DO with bursts)', m.toBurstDO.perSecond, b.perSecond, ratio(m.toBurstDO.perSecond, b.perSecond), null, s.baselineHop.perSecond);
+      row(s.scenario, 'workerd CPU µs / call (DO with bursts)', m.toBurstDO.workerdCpuUsPerCall, b.workerdCpuUsPerCall, ratio(m.toBurstDO.workerdCpuUsPerCall, b.workerdCpuUsPerCall), null, s.baselineHop.workerdCpuUsPerCall);
       row(s.scenario, 'per second, 64 in flight (to a Worker)', m.toWorker.perSecond, b.perSecond, ratio(m.toWorker.perSecond, b.perSecond), null, s.baselineHop.perSecond);
       row(s.scenario, 'workerd CPU µs / call (to a Worker)', m.toWorker.workerdCpuUsPerCall, b.workerdCpuUsPerCall, ratio(m.toWorker.workerdCpuUsPerCall, b.workerdCpuUsPerCall), null, s.baselineHop.workerdCpuUsPerCall);
       break;

@@ -13,6 +13,7 @@ import { ClientGateway, MeshDurableObject, MeshWorker, Subscriptions, createMesh
 export interface Env {
   GATEWAY: DurableObjectNamespace;
   BENCH: DurableObjectNamespace;
+  BENCH_BURSTS: DurableObjectNamespace;
   TOPIC: DurableObjectNamespace;
   RAW: DurableObjectNamespace;
   HOP: DurableObjectNamespace;
@@ -22,7 +23,7 @@ export interface Env {
 
 export class BenchGateway extends ClientGateway<Env> {}
 
-/** A stateless node: bursts of calls to it share one RPC (a Durable Object gets one RPC per call). */
+/** A stateless node: bursts of calls to it share one RPC (a Durable Object, one RPC per call unless it accepts bursts). */
 export class BenchWorker extends MeshWorker<Env> {
   @mesh
   echo<T>(value: T): T {
@@ -53,6 +54,11 @@ export class BenchDO extends MeshDurableObject<Env> {
   async callClientOnce(instanceName: string, i: number, timeoutMs: number): Promise<number> {
     return this.mesh.client<Listener>(instanceName, { ownChain: true, timeoutMs }).ping(i);
   }
+}
+
+/** The same node, opted in to bursts (its methods touch no storage): calls that arrive together share one RPC. */
+export class BenchBurstDO extends BenchDO {
+  static override acceptsCallBursts = true;
 }
 
 /** A topic with subscribers, using the subscriptions helper for the fan-out. */

@@ -147,55 +147,96 @@ describe('bursts', () => {
     socket.close();
   });
 
-  // A burst to one Durable Object shares one RPC, yet must behave like separate RPCs: the input
-  // gate keeps storage read-modify-writes apart, and a call waiting on anything else lets the next run.
+  // A Durable Object gets one RPC per call unless its class accepts bursts: calls inside one RPC
+  // share one event, and its input gate could no longer keep their storage operations apart.
   for (const binding of ['COUNTER', 'COUNTER_SQL']) {
-    it(`calls to one Durable Object (${binding === 'COUNTER' ? 'key-value' : 'SQLite'} storage) that arrive together share one RPC and keep its input gate: 20 read-modify-writes lose no update`, async () => {
+    it(`calls to a Durable Object (${binding === 'COUNTER' ? 'key-value' : 'SQLite'} storage) that arrive together each get their own RPC by default, so its input gate holds: 20 read-modify-writes lose no update`, async () => {
       const socket = new RawSocket(mesh.wsUrl(`gate.${binding}`), await mesh.token('gate'));
       await socket.ofType('connection_status');
-      // One synchronous loop: the frames reach the gateway together.
-      for (let n = 0; n < 20; n++) {
-        socket.send({ type: 'call', id: `g${n}`, to: { binding, instance: 'gate' }, method: 'storageIncrement', args: encodeValue([]) });
-      }
+      const call = (id: string, method: string) => ({ type: 'call', id, to: { binding, instance: 'gate' }, method, args: encodeValue([]) });
+      socket.send(call('learn', 'storageIncrement')); // the gateway learns what it can about the class
+      await socket.next((f) => f.id === 'learn');
+      socket.sendTogether(Array.from({ length: 20 }, (_, n) => call(`g${n}`, 'storageIncrement')));
       const answers = await Promise.all(Array.from({ length: 20 }, (_, n) => socket.next((f) => f.id === `g${n}`)));
-      const values = answers.map((f) => decodeValue(f.result as string) as number);
       // Each call saw the previous one's write, in the order sent.
-      expect(values).toEqual(Array.from({ length: 20 }, (_, n) => n + 1));
-      socket.send({ type: 'call', id: 'b', to: { binding, instance: 'gate' }, method: 'batches', args: encodeValue([]) });
-      const batches = decodeValue((await socket.next((f) => f.id === 'b')).result as string) as string[][];
-      expect(batches.some((methods) => methods.length >= 2)).toBe(true);
+      expect(answers.map((f) => decodeValue(f.result as string))).toEqual(Array.from({ length: 20 }, (_, n) => n + 2));
+      socket.send(call('b', 'batches'));
+      expect(decodeValue((await socket.next((f) => f.id === 'b')).result as string)).toEqual([]);
       socket.close();
     });
   }
 
-  describe('a burst in one RPC to a Durable Object runs as separate RPCs would', () => {
-    type Burst = { burst(binding: string, instance: string, calls: Array<[string, unknown[]]>): Array<[number, unknown]> };
-    const burstFrom = async (name: string) => (await connectedClient(name)).client.node<Burst>('COUNTER', `${name}-sender`);
+  it('calls to a Durable Object whose class accepts bursts share one RPC once the gateway has learned so, and keep their order', async () => {
+    const socket = new RawSocket(mesh.wsUrl('bursts.t'), await mesh.token('bursts'));
+    await socket.ofType('connection_status');
+    const call = (id: string, method: string, args: unknown[]) => ({ type: 'call', id, to: { binding: 'COUNTER_BURSTS', instance: 'bursts' }, method, args: encodeValue(args) });
+    socket.send(call('learn', 'echo', [1]));
+    // What the node tells its gateway stays between them.
+    expect(await socket.next((f) => f.id === 'learn')).not.toHaveProperty('acceptsBursts');
+    socket.sendTogether(Array.from({ length: 20 }, (_, n) => call(`a${n}`, 'append', ['seq', n])));
+    const answers = await Promise.all(Array.from({ length: 20 }, (_, n) => socket.next((f) => f.id === `a${n}`)));
+    expect(answers.map((f) => decodeValue(f.result as string))).toEqual(Array.from({ length: 20 }, (_, n) => n));
+    socket.send(call('list', 'list', ['seq']));
+    expect(decodeValue((await socket.next((f) => f.id === 'list')).result as string)).toEqual(Array.from({ length: 20 }, (_, n) => n));
+    socket.send(call('b', 'batches', []));
+    const batches = decodeValue((await socket.next((f) => f.id === 'b')).result as string) as string[][];
+    expect(batches.some(([outcome, ...methods]) => outcome === 'ran' && methods.length >= 2)).toBe(true);
+    socket.close();
+  });
 
-    for (const binding of ['COUNTER', 'COUNTER_SQL']) {
-      it(`storage read-modify-writes keep the input gate (${binding === 'COUNTER' ? 'key-value' : 'SQLite'} storage): 30 in one burst lose no update`, async () => {
-        const sender = await burstFrom(`rmw-${binding}`);
-        const arrived = await sender.burst(binding, `rmw-${binding}`, Array.from({ length: 30 }, () => ['storageIncrement', []]));
-        // Each call saw the previous one's write, and they finished in the order sent.
-        expect(arrived).toEqual(Array.from({ length: 30 }, (_, n) => [n, n + 1]));
-      });
+  it('when the class stops accepting bursts (a new deployment), a gateway that still sends one gets it back unrun and sends the calls one by one', async () => {
+    const socket = new RawSocket(mesh.wsUrl('bursts.off'), await mesh.token('bursts'));
+    await socket.ofType('connection_status');
+    const call = (id: string, method: string, args: unknown[]) => ({ type: 'call', id, to: { binding: 'COUNTER_BURSTS', instance: 'bursts-off' }, method, args: encodeValue(args) });
+    socket.send(call('learn', 'echo', [1]));
+    await socket.next((f) => f.id === 'learn');
+    socket.send({ ...call('off', 'acceptBursts', [false]), to: { binding: 'COUNTER_BURSTS', instance: 'switch' } });
+    await socket.next((f) => f.id === 'off');
+    try {
+      socket.sendTogether(Array.from({ length: 10 }, (_, n) => call(`a${n}`, 'append', ['seq', n])));
+      const answers = await Promise.all(Array.from({ length: 10 }, (_, n) => socket.next((f) => f.id === `a${n}`)));
+      expect(answers.map((f) => decodeValue(f.result as string))).toEqual(Array.from({ length: 10 }, (_, n) => n));
+      socket.send(call('list', 'list', ['seq']));
+      expect(decodeValue((await socket.next((f) => f.id === 'list')).result as string)).toEqual(Array.from({ length: 10 }, (_, n) => n));
+      socket.send(call('b', 'batches', []));
+      const batches = decodeValue((await socket.next((f) => f.id === 'b')).result as string) as string[][];
+      expect(batches.length).toBeGreaterThan(0);
+      expect(batches.every(([outcome]) => outcome === 'refused')).toBe(true);
+    } finally {
+      socket.send({ ...call('on', 'acceptBursts', [true]), to: { binding: 'COUNTER_BURSTS', instance: 'switch' } });
+      await socket.next((f) => f.id === 'on');
+      socket.close();
     }
+  });
 
-    it('a call waiting on something other than storage lets the next ones run: a hold released by a later call of the same burst completes, and fast calls are not held up', async () => {
+  describe('one RPC carrying a burst, straight to the node', () => {
+    type Burst = { burst(binding: string, instance: string, calls: Array<[string, unknown[]]>): { accepted: boolean; arrived: Array<[number, unknown]> } };
+    const burstFrom = async (name: string) => (await connectedClient(name)).client.node<Burst & { list(key: string): number[] }>('COUNTER', `${name}-sender`);
+
+    it('a Durable Object that does not accept bursts runs none of it and answers false', async () => {
+      const sender = await burstFrom('refused');
+      const { accepted, arrived } = await sender.burst('COUNTER', 'refused-target', [['append', ['r', 0]], ['append', ['r', 1]]]);
+      expect(accepted).toBe(false);
+      expect(arrived).toEqual([]);
+      const target = (await connectedClient('refused-check')).client.node<{ list(key: string): number[] }>('COUNTER', 'refused-target');
+      expect(await target.list('r')).toEqual([]);
+    });
+
+    it('in one that does, the calls run concurrently: a hold released by a later call of the same burst completes, and fast calls are not held up', async () => {
       const sender = await burstFrom('hold');
-      // Run strictly one after the other, `hold` would block the rest for 60 s (longer than this test's time limit).
-      const arrived = await sender.burst('COUNTER', 'hold-target', [
+      const { accepted, arrived } = await sender.burst('COUNTER_BURSTS', 'hold-target', [
         ['hold', ['k', 60_000]], ['append', ['b', 0]], ['append', ['b', 1]], ['append', ['b', 2]], ['release', ['k']],
       ]);
+      expect(accepted).toBe(true);
       expect(arrived.map(([index]) => index)).toEqual([1, 2, 3, 4, 0]);
       expect(arrived.map(([, value]) => value)).toEqual([0, 1, 2, true, 'k']);
     });
 
     it('a call that throws answers with its error and the rest still run', async () => {
       const sender = await burstFrom('throws');
-      const arrived = await sender.burst('COUNTER', 'throws-target', [['append', ['t', 0]], ['fail', []], ['append', ['t', 1]]]);
+      const { arrived } = await sender.burst('COUNTER_BURSTS', 'throws-target', [['append', ['t', 0]], ['fail', []], ['append', ['t', 1]]]);
       expect(arrived.map(([index]) => index).sort()).toEqual([0, 1, 2]);
-      expect(arrived.find(([index]) => index === 1)![1]).toBeInstanceOf(Error);
+      expect(arrived.find(([index]) => index === 1)![1]).toBeInstanceOf(RangeError);
       expect(arrived.find(([index]) => index === 2)![1]).toBe(1);
     });
   });

@@ -12,7 +12,7 @@ import {
   OutcomeUnknownError, ClientDisconnectedError, ClientTimeoutError, LimitExceededError, MeshError, TokenExpiredError, UnknownBindingError,
 } from '../protocol/errors.js';
 import { SUPERSEDED_REASON, WS_CLOSE_INTERNAL, WS_CLOSE_SUPERSEDED, WS_CLOSE_TOKEN_EXPIRED, WS_CLOSE_TOO_LARGE, WS_CLOSE_FORBIDDEN } from '../protocol/close-codes.js';
-import { decodeClientFrame, encodeFrame, type FrameError, type CallFrame, type CallTarget, type IncomingCallResponseFrame, type Origin, type ServerFrame } from '../protocol/frames.js';
+import { decodeClientFrame, encodeFrame, type FrameError, type CallFrame, type CallTarget, type IncomingCallResponseFrame, type Origin } from '../protocol/frames.js';
 import { HEARTBEAT_PING, HEARTBEAT_PONG, PROTOCOL_VERSION } from '../protocol/limits.js';
 import { encodeError } from '../protocol/codec.js';
 import type { CallContext, ClientCallEnvelope, MeshResult } from '../node/envelope.js';
@@ -74,6 +74,8 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   /** Calls taken from the frames of this burst, sent into the mesh together once the burst is read (see #dispatchSoon). */
   #toDispatch: PendingCall[] = [];
   readonly #stubs = new Map<string, NodeStub>();
+  /** Durable Object bindings whose class said it accepts bursts (MeshDurableObject.acceptsCallBursts) */
+  readonly #burstBindings = new Set<string>();
   readonly #idPrefix = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}-`;
   #nextIncomingId = 0;
   /** This incarnation of the gateway: a client that sees another epoch knows the gateway's memory was lost. */
@@ -324,10 +326,11 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
 
   /**
    * Sends a burst in arrival order, all RPCs issued in one turn. Calls to the
-   * same node share one RPC; results come back as they complete, and a Durable
-   * Object runs them as it would separate RPCs, input gate included (see
-   * dispatchBatchGated). A call whose hook is async goes on its own once the
-   * hook is done.
+   * same Worker, or to a Durable Object that accepts bursts, share one RPC
+   * (results come back as they complete, see dispatchBatch); any other
+   * Durable Object gets one RPC per call, so its input gate keeps one call's
+   * storage reads and writes from interleaving with another's. A call whose
+   * hook is async goes on its own once the hook is done.
    */
   #dispatchBurst(): void {
     const burst = this.#toDispatch;
@@ -352,8 +355,9 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
       else byTarget.set(key, [call]);
     }
     for (const group of byTarget.values()) {
-      if (group.length > 1) void this.#sendBatch(group);
-      else void this.#sendCall(...group[0]!);
+      const to = group[0]![1].to;
+      if (group.length > 1 && (to.instance === undefined || this.#burstBindings.has(to.binding))) void this.#sendBatch(group);
+      else for (const call of group) void this.#sendCall(...call);
     }
   }
 
@@ -374,6 +378,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     let result: MeshResult;
     try {
       result = await callNode(this.#stub(frame.to), { target: frame.to, method: frame.method, args: frame.args, context });
+      if (result.acceptsBursts) this.#burstBindings.add(frame.to.binding);
     } catch (error) {
       // An RPC that threw may have broken its stub (e.g. the target was reset): build a fresh one next time.
       this.#stubs.delete(stubKey(frame.to));
@@ -393,9 +398,15 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     const to = group[0]![1].to;
     try {
       const envelopes = group.map(([, frame, context]) => ({ target: frame.to, method: frame.method, args: frame.args, context }));
-      await callNodeBatch(this.#stub(to), envelopes, (results) => {
+      const accepted = await callNodeBatch(this.#stub(to), envelopes, (results) => {
         for (const [index, result] of results) finish(index, result);
       });
+      if (!accepted) {
+        // The class no longer accepts bursts (a new version): it ran nothing, so each call goes on its own.
+        this.#burstBindings.delete(to.binding);
+        for (const call of group) void this.#sendCall(...call);
+        return;
+      }
       if (open.size > 0) throw new MeshError('The node finished a batch without answering every call.');
     } catch (error) {
       this.#stubs.delete(stubKey(to));
@@ -435,7 +446,8 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   }
 
   #answerCall(ws: WebSocket | undefined, id: string, result: MeshResult, remember: boolean, retryAfterReconnect = false): void {
-    const text = encodeFrame({ type: 'call_response', id, ...result, ...(retryAfterReconnect ? { retryAfterReconnect: true } : {}) } as ServerFrame);
+    const answer = result.ok ? { ok: true as const, result: result.result } : { ok: false as const, error: result.error };
+    const text = encodeFrame({ type: 'call_response', id, ...answer, ...(retryAfterReconnect ? { retryAfterReconnect: true } : {}) });
     if (remember) {
       this.#answered.set(id, text);
       this.#answeredSize += text.length;

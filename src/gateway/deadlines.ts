@@ -58,7 +58,12 @@ export class Deadlines<K> {
     for (const [key, entry] of this.#due) {
       if (entry.at <= now) {
         this.#due.delete(key);
-        entry.expire();
+        try {
+          entry.expire();
+        } catch (error) {
+          // one failing callback must not stop the sweep (the others would never expire)
+          console.error('meshgate: a deadline callback threw:', error);
+        }
       } else if (entry.at < next) {
         next = entry.at;
       }

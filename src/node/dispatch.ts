@@ -23,7 +23,10 @@ export type BatchDelivery = (results: Array<[index: number, result: MeshResult]>
 
 /**
  * Hands results back as they complete — a slow call never holds up the fast
- * ones — with the results of one turn sharing one delivery.
+ * ones — with the results that complete together sharing one delivery. A
+ * microtask, not a timer, gathers them: in a Durable Object a pending timer
+ * waits behind the input gate and would hold up any later timer, including
+ * one inside a blockConcurrencyWhile().
  */
 class ResultDelivery {
   #ready: Array<[number, MeshResult]> = [];
@@ -35,7 +38,7 @@ class ResultDelivery {
   }
 
   add(index: number, result: MeshResult): void {
-    if (this.#ready.push([index, result]) === 1) setTimeout(() => this.#flush(), 0);
+    if (this.#ready.push([index, result]) === 1) queueMicrotask(() => this.#flush());
   }
 
   async finish(): Promise<void> {
@@ -51,47 +54,16 @@ class ResultDelivery {
   }
 }
 
-/** A Worker's burst: every call starts at once, in order of arrival (a Worker has no input gate to respect). */
+/**
+ * Runs a burst of calls (one RPC for many), all started at once in order of
+ * arrival. Calls inside one RPC share one event, so a Durable Object's input
+ * gate cannot keep them apart: only Workers and Durable Objects that opt in
+ * (acceptsCallBursts) receive bursts.
+ */
 export async function dispatchBatch(node: object, envelopes: MeshEnvelope[], deliver: BatchDelivery): Promise<void> {
   const results = new ResultDelivery(deliver);
   await Promise.all(envelopes.map(async (envelope, index) => results.add(index, await dispatchCall(node, envelope))));
   await results.finish();
-}
-
-/**
- * A Durable Object's burst, run as if each call were its own RPC. Separate
- * RPCs are separate events, and the object's input gate delivers the next one
- * only while the current one waits on something other than storage. Inside
- * one RPC the gate cannot do that, so this loop does it: the next call starts
- * when the current one has finished, or when a zero-delay timer fires while
- * it is still pending — the timer is itself an event behind the input gate,
- * so it fires only once the call waits on a fetch, an RPC, a timer or another
- * call, never on a storage read or write. Calls that need each other (one
- * waits for the next to arrive) still both run.
- */
-export async function dispatchBatchGated(node: object, envelopes: MeshEnvelope[], deliver: BatchDelivery): Promise<void> {
-  const results = new ResultDelivery(deliver);
-  const started: Array<Promise<void>> = [];
-  for (let index = 0; index < envelopes.length; index++) {
-    const call = dispatchCall(node, envelopes[index]!).then((result) => results.add(index, result));
-    started.push(call);
-    if (index < envelopes.length - 1) await finishedOrWaiting(call);
-  }
-  await Promise.all(started);
-  await results.finish();
-}
-
-/** Microtask turns to wait before setting a timer: a call that does no I/O settles within a few (the common case, no timer needed). */
-const QUICK_TURNS = 8;
-
-async function finishedOrWaiting(call: Promise<void>): Promise<void> {
-  let settled = false;
-  void call.then(() => (settled = true));
-  for (let turn = 0; turn < QUICK_TURNS && !settled; turn++) await undefined;
-  if (settled) return;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([call, new Promise<void>((resolve) => (timer = setTimeout(resolve, 0)))]);
-  clearTimeout(timer);
 }
 
 /** Turns a MeshResult back into a value or a thrown error. */

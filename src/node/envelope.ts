@@ -41,5 +41,9 @@ export interface ClientCallEnvelope {
   timeoutMs?: number;
 }
 
-/** The answer to an envelope: a codec string of the result, or of the error. */
-export type MeshResult = { ok: true; result: string } | { ok: false; error: string };
+/**
+ * The answer to an envelope: a codec string of the result, or of the error.
+ * `acceptsBursts` tells the gateway this Durable Object takes calls that
+ * arrive together in one RPC (see MeshDurableObject.acceptsCallBursts).
+ */
+export type MeshResult = ({ ok: true; result: string } | { ok: false; error: string }) & { acceptsBursts?: true };

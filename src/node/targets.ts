@@ -6,7 +6,8 @@ import type { MeshEnvelope, MeshResult } from './envelope.js';
 
 export interface NodeStub {
   __meshgateCall(envelope: MeshEnvelope): Promise<MeshResult>;
-  __meshgateCallBatch(envelopes: MeshEnvelope[], deliver: BatchDelivery): Promise<void>;
+  /** false: the node ran nothing and takes these calls one by one */
+  __meshgateCallBatch(envelopes: MeshEnvelope[], deliver: BatchDelivery): Promise<boolean>;
 }
 
 export interface Namespace<Stub = unknown> {
@@ -63,10 +64,10 @@ export async function callNode(stub: NodeStub, envelope: MeshEnvelope): Promise<
   }
 }
 
-/** Calls a node with a burst of calls in one RPC; results arrive through `deliver`. */
-export async function callNodeBatch(stub: NodeStub, envelopes: MeshEnvelope[], deliver: BatchDelivery): Promise<void> {
+/** Calls a node with a burst of calls in one RPC; results arrive through `deliver`. False: the node refused the burst and ran nothing. */
+export async function callNodeBatch(stub: NodeStub, envelopes: MeshEnvelope[], deliver: BatchDelivery): Promise<boolean> {
   try {
-    await stub.__meshgateCallBatch(envelopes, deliver);
+    return await stub.__meshgateCallBatch(envelopes, deliver);
   } catch (error) {
     throw explainRpcError(error, envelopes[0]?.target.binding ?? '?');
   }

@@ -19,7 +19,7 @@ export interface TestMesh {
 export async function startTestMesh(options: { graceMs?: number; clientTimeoutMs?: number; env?: Record<string, string> } = {}): Promise<TestMesh> {
   const { url, dispose, mf } = await startWorkerd({
     entry: new URL('../fixtures/worker.ts', import.meta.url).pathname,
-    durableObjects: { GATEWAY: 'TestGateway', COUNTER: 'CounterDO', COUNTER_SQL: { className: 'SqlCounterDO', useSQLite: true }, PLAIN: 'PlainDO' },
+    durableObjects: { GATEWAY: 'TestGateway', COUNTER: 'CounterDO', COUNTER_SQL: { className: 'SqlCounterDO', useSQLite: true }, COUNTER_BURSTS: 'BurstCounterDO', PLAIN: 'PlainDO' },
     services: { ECHO_WORKER: 'EchoWorker' },
     bindings: {
       JWT_SECRET: SECRET,
@@ -108,6 +108,14 @@ export class RawSocket {
 
   send(frame: unknown): void {
     this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
+  }
+
+  /** Sends frames in one TCP write, so the gateway reads them as one burst. */
+  sendTogether(frames: unknown[]): void {
+    const socket = (this.ws as unknown as { _socket: { cork(): void; uncork(): void } })._socket;
+    socket.cork();
+    for (const frame of frames) this.send(frame);
+    socket.uncork();
   }
 
   close(code?: number): void {
