@@ -147,6 +147,30 @@ describe('bursts', () => {
     socket.close();
   });
 
+  it('a node of an earlier meshgate version, whose burst entry answers undefined, has each call run once', async () => {
+    const socket = new RawSocket(mesh.wsUrl('legacy.t'), await mesh.token('legacy'));
+    await socket.ofType('connection_status');
+    const call = (id: string, method: string, args: unknown[]) => ({ type: 'call', id, to: { binding: 'LEGACY_WORKER' }, method, args: encodeValue(args) });
+    socket.sendTogether(Array.from({ length: 10 }, (_, n) => call(`c${n}`, 'count', [`k${n}`])));
+    const answers = await Promise.all(Array.from({ length: 10 }, (_, n) => socket.next((f) => f.id === `c${n}`)));
+    expect(answers.map((f) => decodeValue(f.result as string))).toEqual(Array(10).fill(1));
+    socket.send(call('r', 'report', []));
+    const report = decodeValue((await socket.next((f) => f.id === 'r')).result as string) as { runs: Record<string, number>; batches: number[] };
+    expect(report.batches.some((size) => size >= 2)).toBe(true);
+    expect(report.runs).toEqual(Object.fromEntries(Array.from({ length: 10 }, (_, n) => [`k${n}`, 1])));
+    socket.close();
+  });
+
+  it('results of one burst too large together for one RPC message (workerd: 32 MiB) go back in parts: 12 calls with 4 MB results each are all answered', async () => {
+    const socket = new RawSocket(mesh.wsUrl('large.t'), await mesh.token('large'));
+    await socket.ofType('connection_status');
+    const call = (id: string, method: string, args: unknown[]) => ({ type: 'call', id, to: { binding: 'ECHO_WORKER' }, method, args: encodeValue(args) });
+    socket.sendTogether(Array.from({ length: 12 }, (_, n) => call(`out${n}`, 'big', [4_000_000])));
+    const results = await Promise.all(Array.from({ length: 12 }, (_, n) => socket.next((f) => f.id === `out${n}`, 20_000)));
+    expect(results.map((f) => (f.ok ? (decodeValue(f.result as string) as string).length : String(decodeValue(f.error as string))))).toEqual(Array(12).fill(4_000_000));
+    socket.close();
+  }, 60_000);
+
   // A Durable Object gets one RPC per call unless its class accepts bursts: calls inside one RPC
   // share one event, and its input gate could no longer keep their storage operations apart.
   for (const binding of ['COUNTER', 'COUNTER_SQL']) {

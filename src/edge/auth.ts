@@ -20,7 +20,7 @@ export interface AuthOptions<Env> {
   issuer?: FromEnv<Env, string>;
   audience?: FromEnv<Env, string>;
   /**
-   * Seconds a token's `nbf` (and `iat`) may lie in the future, for clocks
+   * Seconds a token's `nbf` may lie in the future, for clocks
    * that run a little apart (default 60). `exp` is checked without slack: the
    * gateway closes a socket when its token expires, by its own clock.
    */

@@ -24,6 +24,28 @@ export function rpcFailure(error: unknown, method: string): unknown {
   return new OutcomeUnknownError(method, error);
 }
 
+/** Argument bytes (UTF-16 code units) one burst RPC carries at most, far below workerd's limit for one RPC message (32 MiB). */
+export const MAX_BURST_SIZE = 4 * 1024 * 1024;
+
+/** Splits calls, in order, into runs whose arguments fit one burst RPC (a call larger than that goes alone). */
+export function chunksBySize<Call extends readonly [unknown, { args: string }, ...unknown[]]>(calls: Call[], maxSize = MAX_BURST_SIZE): Call[][] {
+  const chunks: Call[][] = [];
+  let chunk: Call[] = [];
+  let size = 0;
+  for (const call of calls) {
+    const callSize = call[1].args.length;
+    if (chunk.length > 0 && size + callSize > maxSize) {
+      chunks.push(chunk);
+      chunk = [];
+      size = 0;
+    }
+    chunk.push(call);
+    size += callSize;
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
+}
+
 export function stubKey(to: CallTarget): string {
   return `${to.binding}\u0000${to.instance ?? ''}`;
 }

@@ -17,10 +17,10 @@ import { HEARTBEAT_PING, HEARTBEAT_PONG, PROTOCOL_VERSION } from '../protocol/li
 import { encodeError } from '../protocol/codec.js';
 import type { CallContext, ClientCallEnvelope, MeshResult } from '../node/envelope.js';
 import { callNode, callNodeBatch, resolveTarget, type NodeStub } from '../node/targets.js';
-import { defaultGatewayConfig, type GatewayConfig } from './config.js';
+import { configuredMs, defaultGatewayConfig, type GatewayConfig } from './config.js';
 import { readIdentity, type VerifiedIdentity } from './identity.js';
 import { isUpgrade, refuseUpgrade, upgradeResponse } from './upgrade.js';
-import { MAX_CALL_DEADLINE_MS, rpcFailure, stubKey, withoutProtoKeys } from './calls.js';
+import { chunksBySize, MAX_CALL_DEADLINE_MS, rpcFailure, stubKey, withoutProtoKeys } from './calls.js';
 import { echoableCode, OPEN, safeClose, safeSend } from './sockets.js';
 import { Deadlines } from './deadlines.js';
 
@@ -292,8 +292,15 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
       originAuth: { sub: info.sub, claims: info.claims },
       state: this.#clientState(frame.state),
     };
+    let deadline: number;
+    try {
+      deadline = this.#deadlineFor(frame);
+    } catch (error) {
+      this.#answerCall(ws, frame.id, { ok: false, error: encodeError(error) }, false);
+      return;
+    }
     // A node that never answers must not hold this slot forever: past the deadline the call is given up.
-    this.#running.add(frame.id, this.#deadlineFor(frame), () => this.#giveUp(ws, frame));
+    this.#running.add(frame.id, deadline, () => this.#giveUp(ws, frame));
     this.#dispatchSoon(ws, frame, context);
   }
 
@@ -356,8 +363,14 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     }
     for (const group of byTarget.values()) {
       const to = group[0]![1].to;
-      if (group.length > 1 && (to.instance === undefined || this.#burstBindings.has(to.binding))) void this.#sendBatch(group);
-      else for (const call of group) void this.#sendCall(...call);
+      if (group.length > 1 && (to.instance === undefined || this.#burstBindings.has(to.binding))) {
+        for (const chunk of chunksBySize(group)) {
+          if (chunk.length > 1) void this.#sendBatch(chunk);
+          else void this.#sendCall(...chunk[0]!);
+        }
+      } else {
+        for (const call of group) void this.#sendCall(...call);
+      }
     }
   }
 
@@ -401,8 +414,10 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
       const accepted = await callNodeBatch(this.#stub(to), envelopes, (results) => {
         for (const [index, result] of results) finish(index, result);
       });
-      if (!accepted) {
-        // The class no longer accepts bursts (a new version): it ran nothing, so each call goes on its own.
+      // Only an explicit false is a refusal: a node of an earlier meshgate version answers undefined after running the burst.
+      if (accepted === false) {
+        // The class does not accept bursts (a new version of it, or another instance mid-deployment):
+        // it ran nothing, so each call goes on its own.
         this.#burstBindings.delete(to.binding);
         for (const call of group) void this.#sendCall(...call);
         return;
@@ -416,8 +431,9 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
 
   /** At least callDeadlineMs, and never before the caller's own deadline (plus a margin), capped at 15 minutes. */
   #deadlineFor(frame: CallFrame): number {
-    if (frame.timeoutMs === undefined) return this.config.callDeadlineMs;
-    return Math.min(Math.max(this.config.callDeadlineMs, frame.timeoutMs + 5_000), MAX_CALL_DEADLINE_MS);
+    const callDeadlineMs = configuredMs('callDeadlineMs', this.config.callDeadlineMs);
+    if (frame.timeoutMs === undefined) return callDeadlineMs;
+    return Math.min(Math.max(callDeadlineMs, frame.timeoutMs + 5_000), MAX_CALL_DEADLINE_MS);
   }
 
   /** The node did not answer within callDeadlineMs: free the slot; the call may still run, so the answer is "unknown". */
@@ -486,7 +502,10 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
 
   /** Internal RPC entry: a node calls this gateway's client. Not callable by clients. */
   async __meshgateCallClient(envelope: ClientCallEnvelope): Promise<MeshResult> {
+    let timeoutMs: number;
     try {
+      timeoutMs = envelope.timeoutMs === undefined ? configuredMs('clientResponseTimeoutMs', this.config.clientResponseTimeoutMs) : envelope.timeoutMs;
+      if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) throw new RangeError(`A call to a client needs a positive timeoutMs, got ${String(timeoutMs)}.`);
       const hook = this.onBeforeCallToClient({ instanceName: envelope.instanceName, method: envelope.method, context: envelope.context });
       if (hook !== undefined) await hook;
       // A client whose token expired gets no more calls: it must refresh and reconnect (the call waits for that).
@@ -504,7 +523,6 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     const frame = encodeFrame({
       type: 'incoming_call', id, method: envelope.method, args: envelope.args, origin: envelope.context.origin, chain: envelope.context.chain,
     });
-    const timeoutMs = envelope.timeoutMs ?? this.config.clientResponseTimeoutMs;
     return new Promise<MeshResult>((resolve) => {
       this.#waiting.set(id, { frame, instanceName: envelope.instanceName, resolve });
       this.#waitingDeadlines.add(id, timeoutMs, () => {

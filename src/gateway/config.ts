@@ -28,6 +28,12 @@ export interface GatewayConfig {
   reservedStateKeys: readonly string[];
 }
 
+/** A duration from the config, checked where it is used: a NaN from `Number(env.X)` must fail loudly, not wait forever. */
+export function configuredMs(name: keyof GatewayConfig, value: unknown): number {
+  if (typeof value === 'number' && Number.isFinite(value) && value > 0) return value;
+  throw new RangeError(`Gateway misconfigured: config.${name} must be a positive number of milliseconds, got ${String(value)}.`);
+}
+
 export function defaultGatewayConfig(): GatewayConfig {
   return {
     gracePeriodMs: DEFAULTS.gracePeriodMs,

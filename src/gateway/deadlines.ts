@@ -28,6 +28,8 @@ export class Deadlines<K> {
 
   /** Calls `expire` in `ms` unless `delete(key)` comes first. */
   add(key: K, ms: number, expire: () => void): void {
+    // NaN or Infinity would never expire (and a timer would not say so): refuse them.
+    if (!(Number.isFinite(ms) && ms >= 0)) throw new RangeError(`A deadline must be a finite number of milliseconds ≥ 0, got ${ms}.`);
     const at = Date.now() + ms;
     this.#due.set(key, { at, expire });
     if (at < this.#timerAt) this.#arm(at);

@@ -42,8 +42,8 @@ export class MeshDurableObject<Env = unknown> extends DurableObject<Env> {
   /**
    * Internal RPC entry for a burst of calls from one gateway; not callable by
    * clients. Without acceptsCallBursts it runs nothing and answers false, and
-   * the gateway sends the calls one by one (a gateway can only have learned
-   * otherwise from an earlier version of this class).
+   * the gateway sends the calls one by one (a gateway learned otherwise from
+   * an earlier version of this class, or another instance mid-deployment).
    */
   async __meshgateCallBatch(envelopes: MeshEnvelope[], deliver: BatchDelivery): Promise<boolean> {
     if (!this.#acceptsBursts()) return false;

@@ -21,15 +21,19 @@ export async function dispatchCall(node: object, envelope: MeshEnvelope): Promis
 /** Receives results of a batch, several at once when they complete together; an RPC stub of a gateway function. */
 export type BatchDelivery = (results: Array<[index: number, result: MeshResult]>) => unknown;
 
+/** Result bytes (UTF-16 code units) one delivery carries at most, far below workerd's limit for one RPC message (32 MiB). */
+export const MAX_DELIVERY_SIZE = 4 * 1024 * 1024;
+
 /**
  * Hands results back as they complete — a slow call never holds up the fast
- * ones — with the results that complete together sharing one delivery. A
- * microtask, not a timer, gathers them: in a Durable Object a pending timer
- * waits behind the input gate and would hold up any later timer, including
- * one inside a blockConcurrencyWhile().
+ * ones — with the results that complete together sharing one delivery, up to
+ * MAX_DELIVERY_SIZE. A microtask, not a timer, gathers them: in a Durable
+ * Object a pending timer waits behind the input gate and would hold up any
+ * later timer, including one inside a blockConcurrencyWhile().
  */
 class ResultDelivery {
   #ready: Array<[number, MeshResult]> = [];
+  #readySize = 0;
   readonly #deliveries: unknown[] = [];
   readonly #deliver: BatchDelivery;
 
@@ -38,6 +42,9 @@ class ResultDelivery {
   }
 
   add(index: number, result: MeshResult): void {
+    const size = result.ok ? result.result.length : result.error.length;
+    if (this.#ready.length > 0 && this.#readySize + size > MAX_DELIVERY_SIZE) this.#flush();
+    this.#readySize += size;
     if (this.#ready.push([index, result]) === 1) queueMicrotask(() => this.#flush());
   }
 
@@ -48,9 +55,20 @@ class ResultDelivery {
 
   #flush(): void {
     if (this.#ready.length === 0) return;
-    // A gateway that went away (its stub disposed) cannot take results: nothing to do but drop them.
-    this.#deliveries.push(Promise.resolve(this.#deliver(this.#ready)).catch(() => undefined));
+    const ready = this.#ready;
     this.#ready = [];
+    this.#readySize = 0;
+    this.#deliveries.push(this.#send(ready));
+  }
+
+  async #send(ready: Array<[number, MeshResult]>): Promise<void> {
+    try {
+      await this.#deliver(ready);
+    } catch {
+      // Maybe too large for one RPC message after all: try each result on its own. A gateway that went
+      // away (its stub disposed) cannot take them either; those calls then end as "outcome unknown" there.
+      if (ready.length > 1) await Promise.all(ready.map((one) => Promise.resolve(this.#deliver([one])).catch(() => undefined)));
+    }
   }
 }
 

@@ -55,6 +55,10 @@ export class MeshApi {
   /** A stub for a connected client, addressed by its instance name (`{sub}.{tabId}`). */
   client<T>(instanceName: string, options: ClientCallOptions = {}): Stub<T> {
     const gatewayBinding = options.gateway ?? DEFAULT_GATEWAY_BINDING;
+    const { timeoutMs } = options;
+    if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
+      throw new RangeError(`mesh.client(): timeoutMs must be a positive number of milliseconds, got ${String(timeoutMs)}.`);
+    }
     return createStub<T>(async (method, args) => {
       const namespace = (this.#env as Record<string, unknown>)[gatewayBinding];
       if (!isNamespace(namespace)) throw new TypeError(`No Durable Object binding "${gatewayBinding}" for the gateway in env; pass { gateway: 'YOUR_BINDING' } to mesh.client().`);

@@ -6,8 +6,8 @@ import type { MeshEnvelope, MeshResult } from './envelope.js';
 
 export interface NodeStub {
   __meshgateCall(envelope: MeshEnvelope): Promise<MeshResult>;
-  /** false: the node ran nothing and takes these calls one by one */
-  __meshgateCallBatch(envelopes: MeshEnvelope[], deliver: BatchDelivery): Promise<boolean>;
+  /** false: the node ran nothing and takes these calls one by one (earlier meshgate versions answer undefined, having run them) */
+  __meshgateCallBatch(envelopes: MeshEnvelope[], deliver: BatchDelivery): Promise<boolean | undefined>;
 }
 
 export interface Namespace<Stub = unknown> {
@@ -65,7 +65,7 @@ export async function callNode(stub: NodeStub, envelope: MeshEnvelope): Promise<
 }
 
 /** Calls a node with a burst of calls in one RPC; results arrive through `deliver`. False: the node refused the burst and ran nothing. */
-export async function callNodeBatch(stub: NodeStub, envelopes: MeshEnvelope[], deliver: BatchDelivery): Promise<boolean> {
+export async function callNodeBatch(stub: NodeStub, envelopes: MeshEnvelope[], deliver: BatchDelivery): Promise<boolean | undefined> {
   try {
     return await stub.__meshgateCallBatch(envelopes, deliver);
   } catch (error) {

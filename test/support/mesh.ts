@@ -20,7 +20,7 @@ export async function startTestMesh(options: { graceMs?: number; clientTimeoutMs
   const { url, dispose, mf } = await startWorkerd({
     entry: new URL('../fixtures/worker.ts', import.meta.url).pathname,
     durableObjects: { GATEWAY: 'TestGateway', COUNTER: 'CounterDO', COUNTER_SQL: { className: 'SqlCounterDO', useSQLite: true }, COUNTER_BURSTS: 'BurstCounterDO', PLAIN: 'PlainDO' },
-    services: { ECHO_WORKER: 'EchoWorker' },
+    services: { ECHO_WORKER: 'EchoWorker', LEGACY_WORKER: 'LegacyBatchWorker' },
     bindings: {
       JWT_SECRET: SECRET,
       ...(options.graceMs === undefined ? {} : { GRACE_MS: String(options.graceMs) }),

@@ -1,6 +1,7 @@
-/** The gateway's one-timer deadlines, on fake timers (the end-to-end deadline tests run on workerd: limits, gateway-calls). */
+/** Gateway helpers on their own: the one-timer deadlines (on fake timers; the end-to-end deadline tests run on workerd: limits, gateway-calls) and burst splitting. */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Deadlines } from '../src/gateway/deadlines.js';
+import { chunksBySize } from '../src/gateway/calls.js';
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -71,5 +72,25 @@ describe('Deadlines', () => {
     vi.advanceTimersByTime(2_000);
     expect(expired).toBe(0);
     expect(deadlines.has('a')).toBe(false);
+  });
+});
+
+describe('Deadlines input', () => {
+  it('refuses a deadline that would never expire (NaN, Infinity) or lies in the past', () => {
+    const deadlines = new Deadlines<string>();
+    for (const ms of [Number.NaN, Number.POSITIVE_INFINITY, -1]) {
+      expect(() => deadlines.add('x', ms, () => {})).toThrow(/finite number of milliseconds/);
+    }
+    expect(deadlines.size).toBe(0);
+  });
+});
+
+describe('chunksBySize (bursts that fit one RPC message)', () => {
+  const call = (chars: number) => [undefined, { args: 'x'.repeat(chars) }] as const;
+  it('keeps the order and splits before a call that would pass the budget; a call larger than the budget goes alone', () => {
+    const calls = [call(4), call(4), call(3), call(12), call(1), call(1)];
+    const chunks = chunksBySize([...calls], 10);
+    expect(chunks.map((chunk) => chunk.map((c) => c[1].args.length))).toEqual([[4, 4], [3], [12], [1, 1]]);
+    expect(chunks.flat()).toEqual(calls);
   });
 });
