@@ -266,6 +266,57 @@ describe('nodeBindings', () => {
   });
 });
 
+// ── durations that are not numbers ────────────────────────────────────────────
+
+describe('misconfigured durations', () => {
+  // What Number(env.X) gives for a typo: NaN. Calls must fail loudly, not wait forever.
+  async function brokenMesh(env: Record<string, string>) {
+    const broken = await startTestMesh({ env });
+    const sock = new RawSocket(broken.wsUrl('nan.t1'), await broken.token('nan'));
+    sockets.push(sock);
+    await sock.ofType('connection_status');
+    return { broken, sock };
+  }
+
+  it('a NaN callDeadlineMs fails each client call with a RangeError naming the field', async () => {
+    const { broken, sock } = await brokenMesh({ CALL_DEADLINE_MS: 'sixty' });
+    try {
+      const { ok, error } = await callOver(sock, counter('nan'), 'increment', [1]);
+      expect(ok).toBe(false);
+      expect(error).toBeInstanceOf(RangeError);
+      expect(error.message).toBe('Gateway misconfigured: config.callDeadlineMs must be a positive number of milliseconds, got NaN.');
+    } finally {
+      await broken.dispose();
+    }
+  });
+
+  it('a NaN clientResponseTimeoutMs fails each call to the client the same way', async () => {
+    const { broken, sock } = await brokenMesh({ CLIENT_TIMEOUT_MS: 'thirty' });
+    try {
+      const { ok, value } = await callOver(sock, counter('nan'), 'callClient', ['nan.t1', 'anything', [], { ownChain: true }]);
+      expect(ok).toBe(true);
+      expect(value.ok).toBe(false);
+      expect(value.error).toBeInstanceOf(RangeError);
+      expect(value.error.message).toBe('Gateway misconfigured: config.clientResponseTimeoutMs must be a positive number of milliseconds, got NaN.');
+      expect(sock.frames.some((f) => f.type === 'incoming_call')).toBe(false);
+    } finally {
+      await broken.dispose();
+    }
+  });
+});
+
+describe('mesh.client() options', () => {
+  it('a timeoutMs that is not a positive number is refused at once with a RangeError', async () => {
+    const { sock } = await connect('opts.t1');
+    for (const timeoutMs of [Number.NaN, 0, -5, Number.POSITIVE_INFINITY]) {
+      const { ok, error } = await callOver(sock, counter('opts'), 'callClient', ['opts.t1', 'anything', [], { ownChain: true, timeoutMs }]);
+      expect(ok).toBe(false);
+      expect(error).toBeInstanceOf(RangeError);
+      expect(error.message).toBe(`mesh.client(): timeoutMs must be a positive number of milliseconds, got ${timeoutMs}.`);
+    }
+  });
+});
+
 // ── the client's maps ─────────────────────────────────────────────────────────
 
 describe('client bounds (FakeSocket, fake timers)', () => {
