@@ -237,15 +237,21 @@ export class MeshClient<Handlers extends object = object> {
     try {
       token = await this.#tokens.get();
       if (!this.#instanceName) {
-        const sub = readTokenPayload(token)?.sub;
-        if (!sub) throw new LoginRequiredError('the access token has no sub; pass instanceName');
+        const payload = readTokenPayload(token);
+        if (!payload) throw new LoginRequiredError('the access token is not a JWT (three base64url parts: header.payload.signature)');
+        const sub = payload.sub;
+        if (typeof sub !== 'string' || sub === '') throw new LoginRequiredError('the access token has no "sub" claim; pass instanceName, or issue tokens with a sub');
         this.#instanceName = `${sub}.${await this.#tab.resolve()}`;
       }
     } catch (error) {
       this.#attempt = undefined;
       if (this.#closed) return;
-      if (error instanceof TransientRefreshError) return this.#scheduleReconnect();
-      if (error instanceof LoginRequiredError) return this.#loginRequired(error.message);
+      if (error instanceof TransientRefreshError) {
+        this.#countFailure(() => `meshgate: ${FAILURES_BEFORE_REPORT} token refreshes in a row failed (last: ${error.message}); still retrying. `
+          + 'If this persists, check the refresh option: a URL must answer a POST with JSON { "access_token": "..." } (401/403 means "log in again").');
+        return this.#scheduleReconnect();
+      }
+      if (error instanceof LoginRequiredError) return this.#loginRequired(error.reason);
       this.#report(error);
       return this.#scheduleReconnect();
     }
@@ -410,9 +416,13 @@ export class MeshClient<Handlers extends object = object> {
    * say so once, with what to check; the client keeps retrying.
    */
   #attemptFailed(how: string): void {
-    if (++this.#failedAttempts !== FAILURES_BEFORE_REPORT) return;
-    this.#report(new Error(`meshgate: ${FAILURES_BEFORE_REPORT} connection attempts to ${this.#gatewayUrl()} failed before the gateway answered (last one ${how}); still retrying. `
-      + 'If this persists, check the url and gateway options: the edge answers 404 for an unknown gateway binding, and a token it cannot verify closes with 4403.'));
+    this.#countFailure(() => `meshgate: ${FAILURES_BEFORE_REPORT} connection attempts to ${this.#gatewayUrl()} failed before the gateway answered (last one ${how}); still retrying. `
+      + 'If this persists, check the url and gateway options: the edge answers 404 for an unknown gateway binding, and a token it cannot verify closes with 4403.');
+  }
+
+  /** Counts a failed attempt (socket or token refresh); the third in a row is reported once. A connection resets the count. */
+  #countFailure(message: () => string): void {
+    if (++this.#failedAttempts === FAILURES_BEFORE_REPORT) this.#report(new Error(message()));
   }
 
   /** Sockets kept open by reconnect() go once their replacement failed: the gateway must see the client gone. */

@@ -31,6 +31,9 @@ export class TokenSource {
 
   constructor(accessToken: string | undefined, refresh: RefreshSource | undefined, fetchImpl?: typeof fetch) {
     if (!accessToken && !refresh) throw new TypeError('MeshClient needs an accessToken or a refresh function/URL.');
+    if (typeof refresh === 'string' && !/^https?:\/\//i.test(refresh) && typeof (globalThis as { location?: unknown }).location === 'undefined') {
+      throw new TypeError(`The refresh URL "${refresh}" is relative and there is no page to resolve it against: pass an absolute URL (https://…) or a refresh function.`);
+    }
     this.#token = accessToken;
     this.#refresh = refresh;
     this.#fetch = fetchImpl ?? (globalThis.fetch ? globalThis.fetch.bind(globalThis) : undefined);

@@ -126,8 +126,12 @@ export class SupersededError extends MeshError {
 
 /** The server refused the token: the user must log in again. */
 export class LoginRequiredError extends MeshError {
+  /** why, without the "Login required: " prefix (what onLoginRequired receives) */
+  readonly reason: string;
+
   constructor(reason: string) {
     super(`Login required: ${reason}`, 'login_required');
+    this.reason = reason;
   }
 }
 

@@ -320,6 +320,42 @@ describe('tokens', () => {
     expect(FakeSocket.instances).toHaveLength(0);
   });
 
+  it('a refresh that keeps failing is reported once through onError after three tries in a row, with what the URL must answer; the client keeps retrying', async () => {
+    const fetchImpl = vi.fn(async () => new Response('{"error":"Body must be JSON"}', { status: 400 }));
+    const errors: unknown[] = [];
+    const { client } = makeClient({ accessToken: undefined, refresh: 'https://auth.test/refresh', fetch: fetchImpl as unknown as typeof fetch, onError: (e) => void errors.push(e) });
+    await settle();
+    for (let i = 0; i < 6; i++) await vi.advanceTimersByTimeAsync(30_000);
+    expect(fetchImpl.mock.calls.length).toBeGreaterThanOrEqual(5);
+    expect(errors).toHaveLength(1);
+    expect(String((errors[0] as Error).message)).toBe('meshgate: 3 token refreshes in a row failed (last: Token refresh answered 400); still retrying. '
+      + 'If this persists, check the refresh option: a URL must answer a POST with JSON { "access_token": "..." } (401/403 means "log in again").');
+    expect(client.state).toBe('reconnecting');
+    client.disconnect();
+  });
+
+  it('a relative refresh URL with no page to resolve it against is refused at construction', () => {
+    expect(() => makeClient({ accessToken: undefined, refresh: '/auth/token' })).toThrow(
+      'The refresh URL "/auth/token" is relative and there is no page to resolve it against: pass an absolute URL (https://…) or a refresh function.');
+  });
+
+  it('a token that is not a JWT, or has no sub, ends in login required with a reason that says which (once, not "Login required: Login required:")', async () => {
+    for (const [token, reason] of [
+      ['not-a-jwt', 'the access token is not a JWT (three base64url parts: header.payload.signature)'],
+      [`e30.${Buffer.from('{}').toString('base64url')}.sig`, 'the access token has no "sub" claim; pass instanceName, or issue tokens with a sub'],
+    ] as const) {
+      FakeSocket.reset();
+      const { client, events } = makeClient({ accessToken: token, instanceName: undefined });
+      await settle();
+      expect(events).toEqual([`login:${reason}`]);
+      expect(client.state).toBe('disconnected');
+      const call = client.node<{ a(): void }>('X', 'y').a();
+      await expect(call).rejects.toThrow(new LoginRequiredError(reason).message);
+      await expect(call).rejects.toMatchObject({ message: `Login required: ${reason}`, reason });
+      expect(FakeSocket.instances).toHaveLength(0);
+    }
+  });
+
   it('4400 and 4403 end in disconnected + onLoginRequired, with no reconnect loop', async () => {
     for (const code of [4400, 4403]) {
       FakeSocket.reset();
