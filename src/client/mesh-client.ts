@@ -25,6 +25,13 @@ import { readTokenPayload, TokenSource, TransientRefreshError, type RefreshSourc
 /** Failed attempts in a row before the client reports them through onError (it keeps retrying). */
 const FAILURES_BEFORE_REPORT = 3;
 
+/** What a socket's error event says, where the runtime says anything (browsers do not; Node's ws gives the HTTP status of a refused upgrade). */
+function describeSocketError(event: unknown): string | undefined {
+  const { message, error } = (event ?? {}) as { message?: unknown; error?: { message?: unknown } };
+  const text = typeof message === 'string' && message ? message : typeof error?.message === 'string' ? error.message : undefined;
+  return text?.slice(0, 200);
+}
+
 function closeQuietly(ws: SocketLike, code: number, reason: string): void {
   try {
     ws.close(code, reason);
@@ -279,14 +286,16 @@ export class MeshClient<Handlers extends object = object> {
         if (this.#ws !== ws) return;
         this.#onMessage(ws, event.data, resolve);
       };
-      ws.onerror = () => {
-        // a close event follows; nothing to decide here
+      let failure: string | undefined;
+      ws.onerror = (event) => {
+        // A close event follows and decides; keep what the error says for the report (ws: the HTTP status).
+        failure = describeSocketError(event);
       };
       ws.onclose = (event) => {
         resolve();
         if (this.#ws !== ws) return; // stale close from a socket already replaced
         this.#attempt = undefined; // cleared now, so a reconnect can start in this same tick
-        this.#onClose(event.code, event.reason);
+        this.#onClose(event.code, event.reason, failure);
       };
     });
   }
@@ -353,10 +362,10 @@ export class MeshClient<Handlers extends object = object> {
     this.#callback(() => this.#options.onSuperseded?.());
   }
 
-  #onClose(code: number, reason: string): void {
+  #onClose(code: number, reason: string, failure?: string): void {
     const wasReady = this.#ready;
     const ws = this.#detach();
-    if (!wasReady) this.#attemptFailed(`closed with ${code}${reason ? ` "${reason}"` : ''}`);
+    if (!wasReady) this.#attemptFailed(`closed with ${code}${reason ? ` "${reason}"` : ''}${failure ? `: ${failure}` : ''}`);
     if (code === WS_CLOSE_SUPERSEDED && ws) return this.#onSuperseded(ws);
     if (LOGIN_REQUIRED_CODES.includes(code)) return this.#loginRequired(reason || `closed with ${code}`);
     if (code === WS_CLOSE_TOKEN_EXPIRED) {

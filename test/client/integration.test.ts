@@ -57,6 +57,17 @@ describe('MeshClient on workerd', () => {
     expect(c.state).toBe('connected');
   });
 
+  it('a wrong gateway binding: after three refused attempts onError names the URL and, in Node, the HTTP status the edge answered', async () => {
+    const errors: string[] = [];
+    const { c } = await client('wrongbinding', { gateway: 'GATEWAYS', onError: (e) => void errors.push((e as Error).message) });
+    await waitFor(() => errors.length > 0, 'the report', 10_000);
+    expect(errors[0]).toContain('3 connection attempts to ws://');
+    expect(errors[0]).toContain('/gateway/GATEWAYS/');
+    expect(errors[0]).toContain('Unexpected server response: 404');
+    expect(c.state).toBe('reconnecting');
+    c.disconnect();
+  });
+
   it('a DO calls the client and gets the answer', async () => {
     const { c } = await client('callee', { handlers: { applyChange: (n: number) => ({ applied: n * 2 }) } });
     await c.connect();
