@@ -119,6 +119,7 @@ export class MeshClient<Handlers extends object = object> {
   #loginRequiredReason: string | undefined;
   /** connection attempts in a row that ended before the gateway's status */
   #failedAttempts = 0;
+  #failedRefreshes = 0;
   #removeBrowserListeners: (() => void) | undefined;
   /** sockets replaced by reconnect(), closed once the new one is connected */
   #retired: SocketLike[] = [];
@@ -243,6 +244,7 @@ export class MeshClient<Handlers extends object = object> {
     let token: string;
     try {
       token = await this.#tokens.get();
+      this.#failedRefreshes = 0;
       if (!this.#instanceName) {
         const payload = readTokenPayload(token);
         if (!payload) throw new LoginRequiredError('the access token is not a JWT (three base64url parts: header.payload.signature)');
@@ -254,8 +256,10 @@ export class MeshClient<Handlers extends object = object> {
       this.#attempt = undefined;
       if (this.#closed) return;
       if (error instanceof TransientRefreshError) {
-        this.#countFailure(() => `meshgate: ${FAILURES_BEFORE_REPORT} token refreshes in a row failed (last: ${error.message}); still retrying. `
-          + 'If this persists, check the refresh option: a URL must answer a POST with JSON { "access_token": "..." } (401/403 means "log in again").');
+        if (++this.#failedRefreshes === FAILURES_BEFORE_REPORT) {
+          this.#report(new Error(`meshgate: ${FAILURES_BEFORE_REPORT} token refreshes in a row failed (last: ${error.message}); still retrying. `
+            + 'If this persists, check the refresh option: a URL must answer a POST with JSON { "access_token": "..." } (401/403 means "log in again").'));
+        }
         return this.#scheduleReconnect();
       }
       if (error instanceof LoginRequiredError) return this.#loginRequired(error.reason);
@@ -425,13 +429,9 @@ export class MeshClient<Handlers extends object = object> {
    * say so once, with what to check; the client keeps retrying.
    */
   #attemptFailed(how: string): void {
-    this.#countFailure(() => `meshgate: ${FAILURES_BEFORE_REPORT} connection attempts to ${this.#gatewayUrl()} failed before the gateway answered (last one ${how}); still retrying. `
-      + 'If this persists, check the url and gateway options: the edge answers 404 for an unknown gateway binding, and a token it cannot verify closes with 4403.');
-  }
-
-  /** Counts a failed attempt (socket or token refresh); the third in a row is reported once. A connection resets the count. */
-  #countFailure(message: () => string): void {
-    if (++this.#failedAttempts === FAILURES_BEFORE_REPORT) this.#report(new Error(message()));
+    if (++this.#failedAttempts !== FAILURES_BEFORE_REPORT) return;
+    this.#report(new Error(`meshgate: ${FAILURES_BEFORE_REPORT} connection attempts to ${this.#gatewayUrl()} failed before the gateway answered (last one ${how}); still retrying. `
+      + 'If this persists, check the url and gateway options: the edge answers 404 for an unknown gateway binding, and a token it cannot verify closes with 4403.'));
   }
 
   /** Sockets kept open by reconnect() go once their replacement failed: the gateway must see the client gone. */
