@@ -63,6 +63,20 @@ describe('Deadlines', () => {
     expect(expired).toEqual(['first', 'second']);
   });
 
+  it('keeps a value per entry until it expires or is deleted', () => {
+    const deadlines = new Deadlines<string, { frame: string }>(1_000);
+    const expired: string[] = [];
+    deadlines.add('a', 100, () => expired.push('a'), { frame: 'A' });
+    deadlines.add('b', 200, () => expired.push('b'), { frame: 'B' });
+    expect(deadlines.get('a')).toEqual({ frame: 'A' });
+    expect([...deadlines.values()]).toEqual([{ frame: 'A' }, { frame: 'B' }]);
+    vi.advanceTimersByTime(100);
+    expect(expired).toEqual(['a']);
+    expect(deadlines.get('a')).toBeUndefined();
+    expect(deadlines.delete('b')).toBe(true);
+    expect([...deadlines.values()]).toEqual([]);
+  });
+
   it('clear() drops every pending entry', () => {
     const deadlines = new Deadlines<string>(1_000);
     let expired = 0;

@@ -13,7 +13,7 @@ import {
 } from '../protocol/errors.js';
 import { SUPERSEDED_REASON, WS_CLOSE_INTERNAL, WS_CLOSE_SUPERSEDED, WS_CLOSE_TOKEN_EXPIRED, WS_CLOSE_TOO_LARGE, WS_CLOSE_FORBIDDEN } from '../protocol/close-codes.js';
 import { decodeClientFrame, encodeFrame, type FrameError, type CallFrame, type CallTarget, type IncomingCallResponseFrame, type Origin } from '../protocol/frames.js';
-import { HEARTBEAT_PING, HEARTBEAT_PONG, PROTOCOL_VERSION } from '../protocol/limits.js';
+import { HEARTBEAT_PING, HEARTBEAT_PONG, isDurationMs, PROTOCOL_VERSION } from '../protocol/limits.js';
 import { encodeError } from '../protocol/codec.js';
 import type { CallContext, ClientCallEnvelope, MeshResult } from '../node/envelope.js';
 import { callNode, callNodeBatch, resolveTarget, type NodeStub } from '../node/targets.js';
@@ -65,9 +65,8 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   readonly #answered = new Map<string, string>();
   /** total length of the answers in #answered, bounded by config.rememberedAnswerBytes */
   #answeredSize = 0;
-  /** mesh → client calls waiting for the client's answer, by incoming call id */
-  readonly #waiting = new Map<string, WaitingClientCall>();
-  readonly #waitingDeadlines = new Deadlines<string>();
+  /** mesh → client calls waiting for the client's answer, by incoming call id, each timed out at its deadline */
+  readonly #waiting = new Deadlines<string, WaitingClientCall>();
   readonly #socketInfo = new WeakMap<WebSocket, SocketInfo>();
   /** The socket last seen open: saves a getWebSockets() scan per frame; re-checked on every use, rebuilt after hibernation. */
   #current: WebSocket | undefined;
@@ -187,7 +186,6 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   /** The grace period ended without a reconnect: calls to the client fail for good. */
   override async alarm(): Promise<void> {
     if (this.#activeSocket()) return;
-    this.#waitingDeadlines.clear();
     for (const waiting of this.#waiting.values()) {
       waiting.resolve({ ok: false, error: encodeError(new ClientDisconnectedError(waiting.instanceName)) });
     }
@@ -324,7 +322,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
    */
   #dispatchSoon(ws: WebSocket, frame: CallFrame, context: CallContext): void {
     if (this.#running.size === 1 && this.#toDispatch.length === 0) {
-      void this.#runCall(ws, frame, context);
+      if (this.#passedHook(ws, frame, context)) void this.#sendCall(ws, frame, context);
       return;
     }
     this.#toDispatch.push([ws, frame, context]);
@@ -345,17 +343,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     const byTarget = new Map<string, PendingCall[]>();
     for (const call of burst) {
       const [ws, frame, context] = call;
-      let hook: void | Promise<void>;
-      try {
-        hook = this.onBeforeCallToMesh({ to: frame.to, method: frame.method, context });
-      } catch (error) {
-        this.#finishCall(ws, frame, { ok: false, error: encodeError(error) });
-        continue;
-      }
-      if (hook !== undefined) {
-        Promise.resolve(hook).then(() => this.#sendCall(ws, frame, context), (error) => this.#finishCall(ws, frame, { ok: false, error: encodeError(error) }));
-        continue;
-      }
+      if (!this.#passedHook(ws, frame, context)) continue;
       const key = stubKey(frame.to);
       const group = byTarget.get(key);
       if (group) group.push(call);
@@ -374,17 +362,23 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     }
   }
 
-  /** Runs the application's hook, then sends the call. */
-  async #runCall(ws: WebSocket, frame: CallFrame, context: CallContext): Promise<void> {
+  /**
+   * Runs the application's onBeforeCallToMesh. True: the call may go now. False: it is taken care
+   * of — answered with the hook's error, or sent on its own once an async hook is done (the default
+   * no-op hook costs no extra turn).
+   */
+  #passedHook(ws: WebSocket, frame: CallFrame, context: CallContext): boolean {
+    const fail = (error: unknown): void => this.#finishCall(ws, frame, { ok: false, error: encodeError(error) });
+    let hook: void | Promise<void>;
     try {
-      // Awaited only when the hook is async: the default no-op costs no extra turn.
-      const hook = this.onBeforeCallToMesh({ to: frame.to, method: frame.method, context });
-      if (hook !== undefined) await hook;
+      hook = this.onBeforeCallToMesh({ to: frame.to, method: frame.method, context });
     } catch (error) {
-      this.#finishCall(ws, frame, { ok: false, error: encodeError(error) });
-      return;
+      fail(error);
+      return false;
     }
-    await this.#sendCall(ws, frame, context);
+    if (hook === undefined) return true;
+    Promise.resolve(hook).then(() => this.#sendCall(ws, frame, context), fail);
+    return false;
   }
 
   async #sendCall(ws: WebSocket, frame: CallFrame, context: CallContext): Promise<void> {
@@ -439,13 +433,17 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   /** The node did not answer within callDeadlineMs: free the slot; the call may still run, so the answer is "unknown". */
   #giveUp(ws: WebSocket, frame: CallFrame): void {
     const cause = new Error(`the node did not answer within ${this.#deadlineFor(frame)} ms`);
-    this.#answerCall(ws.readyState === OPEN ? ws : this.#activeSocket(), frame.id, { ok: false, error: encodeError(new OutcomeUnknownError(frame.method, cause)) }, true);
+    this.#answerCall(this.#replySocket(ws), frame.id, { ok: false, error: encodeError(new OutcomeUnknownError(frame.method, cause)) }, true);
   }
 
   #finishCall(ws: WebSocket, frame: CallFrame, result: MeshResult): void {
     if (!this.#running.delete(frame.id)) return; // given up already: the client has its answer
-    // The socket the call came on, if still open (it is then the only open one); else whichever is open now.
-    this.#answerCall(ws.readyState === OPEN ? ws : this.#activeSocket(), frame.id, result, true);
+    this.#answerCall(this.#replySocket(ws), frame.id, result, true);
+  }
+
+  /** The socket a call came on, if still open (it is then the only open one); else whichever is open now. */
+  #replySocket(ws: WebSocket): WebSocket | undefined {
+    return ws.readyState === OPEN ? ws : this.#activeSocket();
   }
 
   #stub(to: CallTarget): NodeStub {
@@ -496,7 +494,6 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
       return;
     }
     this.#waiting.delete(frame.id);
-    this.#waitingDeadlines.delete(frame.id);
     waiting.resolve(frame.ok ? { ok: true, result: frame.result } : { ok: false, error: frame.error });
   }
 
@@ -505,7 +502,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     let timeoutMs: number;
     try {
       timeoutMs = envelope.timeoutMs === undefined ? configuredMs('clientResponseTimeoutMs', this.config.clientResponseTimeoutMs) : envelope.timeoutMs;
-      if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) throw new RangeError(`A call to a client needs a positive timeoutMs, got ${String(timeoutMs)}.`);
+      if (!isDurationMs(timeoutMs)) throw new RangeError(`A call to a client needs a positive timeoutMs, got ${String(timeoutMs)}.`);
       const hook = this.onBeforeCallToClient({ instanceName: envelope.instanceName, method: envelope.method, context: envelope.context });
       if (hook !== undefined) await hook;
       // A client whose token expired gets no more calls: it must refresh and reconnect (the call waits for that).
@@ -524,11 +521,9 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
       type: 'incoming_call', id, method: envelope.method, args: envelope.args, origin: envelope.context.origin, chain: envelope.context.chain,
     });
     return new Promise<MeshResult>((resolve) => {
-      this.#waiting.set(id, { frame, instanceName: envelope.instanceName, resolve });
-      this.#waitingDeadlines.add(id, timeoutMs, () => {
-        this.#waiting.delete(id);
+      this.#waiting.add(id, timeoutMs, () => {
         resolve({ ok: false, error: encodeError(new ClientTimeoutError(envelope.instanceName, timeoutMs)) });
-      });
+      }, { frame, instanceName: envelope.instanceName, resolve });
       const active = this.#activeSocket();
       if (active) safeSend(active, frame); // otherwise it goes out when the client reconnects
     });

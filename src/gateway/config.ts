@@ -1,4 +1,4 @@
-import { DEFAULTS, DEFAULT_GATEWAY_BINDING } from '../protocol/limits.js';
+import { DEFAULTS, DEFAULT_GATEWAY_BINDING, isDurationMs } from '../protocol/limits.js';
 
 export interface GatewayConfig {
   /** how long a disconnected client's gateway waits for a reconnect before calls to it fail */
@@ -30,7 +30,7 @@ export interface GatewayConfig {
 
 /** A duration from the config, checked where it is used: a NaN from `Number(env.X)` must fail loudly, not wait forever. */
 export function configuredMs(name: keyof GatewayConfig, value: unknown): number {
-  if (typeof value === 'number' && Number.isFinite(value) && value > 0) return value;
+  if (isDurationMs(value)) return value;
   throw new RangeError(`Gateway misconfigured: config.${name} must be a positive number of milliseconds, got ${String(value)}.`);
 }
 

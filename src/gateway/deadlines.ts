@@ -1,5 +1,5 @@
 /**
- * Deadlines for many pending things on one timer.
+ * Entries that expire: a map whose every entry has a deadline, all on one timer.
  *
  * In workerd a timer costs several microseconds to set and again to clear —
  * per call, that was a tenth of the gateway's time (bench: roundtrip). Here a
@@ -8,8 +8,8 @@
  * timer cannot keep an idle gateway from hibernating for long, it fires at
  * least every `maxTimerMs` and stops once nothing is pending.
  */
-export class Deadlines<K> {
-  readonly #due = new Map<K, { at: number; expire: () => void }>();
+export class Deadlines<K, V = undefined> {
+  readonly #due = new Map<K, { at: number; value: V; expire: () => void }>();
   readonly #maxTimerMs: number;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
@@ -26,12 +26,20 @@ export class Deadlines<K> {
     return this.#due.has(key);
   }
 
-  /** Calls `expire` in `ms` unless `delete(key)` comes first. */
-  add(key: K, ms: number, expire: () => void): void {
+  get(key: K): V | undefined {
+    return this.#due.get(key)?.value;
+  }
+
+  *values(): IterableIterator<V> {
+    for (const entry of this.#due.values()) yield entry.value;
+  }
+
+  /** Keeps `value` under `key` for `ms`; then removes it and calls `expire`, unless `delete(key)` came first. */
+  add(key: K, ms: number, expire: () => void, ...[value]: undefined extends V ? [value?: V] : [value: V]): void {
     // NaN or Infinity would never expire (and a timer would not say so): refuse them.
     if (!(Number.isFinite(ms) && ms >= 0)) throw new RangeError(`A deadline must be a finite number of milliseconds ≥ 0, got ${ms}.`);
     const at = Date.now() + ms;
-    this.#due.set(key, { at, expire });
+    this.#due.set(key, { at, value: value as V, expire });
     if (at < this.#timerAt) this.#arm(at);
   }
 
@@ -40,7 +48,7 @@ export class Deadlines<K> {
     return this.#due.delete(key);
   }
 
-  /** Forgets every pending deadline. */
+  /** Forgets every pending entry; none of their deadlines fires. */
   clear(): void {
     this.#due.clear();
   }

@@ -1,9 +1,14 @@
 /** Base classes for application nodes: a Durable Object and a Worker reachable through the mesh. */
 import { DurableObject, WorkerEntrypoint } from 'cloudflare:workers';
-import type { Origin } from '../protocol/frames.js';
+import type { CallTarget, Origin } from '../protocol/frames.js';
 import { dispatchBatch, dispatchCall, type BatchDelivery } from './dispatch.js';
 import type { MeshEnvelope, MeshResult } from './envelope.js';
 import { MeshApi } from './mesh-api.js';
+
+/** A node's own origin, as its callers address it (binding name, and instance for a Durable Object). */
+function originOf(target: CallTarget): Origin {
+  return { kind: 'node', binding: target.binding, ...(target.instance === undefined ? {} : { instance: target.instance }) };
+}
 
 export class MeshDurableObject<Env = unknown> extends DurableObject<Env> {
   /**
@@ -33,7 +38,7 @@ export class MeshDurableObject<Env = unknown> extends DurableObject<Env> {
 
   /** Internal RPC entry for mesh calls; not callable by clients. */
   async __meshgateCall(envelope: MeshEnvelope): Promise<MeshResult> {
-    this.#self ??= { kind: 'node', binding: envelope.target.binding, ...(envelope.target.instance === undefined ? {} : { instance: envelope.target.instance }) };
+    this.#self ??= originOf(envelope.target);
     const result = await dispatchCall(this, envelope);
     if (this.#acceptsBursts()) result.acceptsBursts = true;
     return result;
@@ -47,8 +52,7 @@ export class MeshDurableObject<Env = unknown> extends DurableObject<Env> {
    */
   async __meshgateCallBatch(envelopes: MeshEnvelope[], deliver: BatchDelivery): Promise<boolean> {
     if (!this.#acceptsBursts()) return false;
-    const first = envelopes[0];
-    if (first) this.#self ??= { kind: 'node', binding: first.target.binding, ...(first.target.instance === undefined ? {} : { instance: first.target.instance }) };
+    if (envelopes[0]) this.#self ??= originOf(envelopes[0].target);
     await dispatchBatch(this, envelopes, deliver);
     return true;
   }
@@ -64,13 +68,13 @@ export class MeshWorker<Env = unknown> extends WorkerEntrypoint<Env> {
   }
 
   async __meshgateCall(envelope: MeshEnvelope): Promise<MeshResult> {
-    this.#self ??= { kind: 'node', binding: envelope.target.binding };
+    this.#self ??= originOf(envelope.target);
     return dispatchCall(this, envelope);
   }
 
   /** A Worker has no input gate to respect: bursts always run, concurrently. */
   async __meshgateCallBatch(envelopes: MeshEnvelope[], deliver: BatchDelivery): Promise<boolean> {
-    if (envelopes[0]) this.#self ??= { kind: 'node', binding: envelopes[0].target.binding };
+    if (envelopes[0]) this.#self ??= originOf(envelopes[0].target);
     await dispatchBatch(this, envelopes, deliver);
     return true;
   }

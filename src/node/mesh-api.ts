@@ -4,7 +4,7 @@
  * keeps its origin; a call made outside one starts a chain at this node.
  */
 import { encodeValue } from '../protocol/codec.js';
-import { DEFAULT_GATEWAY_BINDING } from '../protocol/limits.js';
+import { DEFAULT_GATEWAY_BINDING, isDurationMs } from '../protocol/limits.js';
 import type { CallTarget, Origin } from '../protocol/frames.js';
 import { createStub, type Stub } from '../protocol/stub.js';
 import { getCallContext } from './context.js';
@@ -56,7 +56,7 @@ export class MeshApi {
   client<T>(instanceName: string, options: ClientCallOptions = {}): Stub<T> {
     const gatewayBinding = options.gateway ?? DEFAULT_GATEWAY_BINDING;
     const { timeoutMs } = options;
-    if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
+    if (timeoutMs !== undefined && !isDurationMs(timeoutMs)) {
       throw new RangeError(`mesh.client(): timeoutMs must be a positive number of milliseconds, got ${String(timeoutMs)}.`);
     }
     return createStub<T>(async (method, args) => {
@@ -65,7 +65,7 @@ export class MeshApi {
       const gateway = (namespace as Namespace<GatewayStub>).get(namespace.idFromName(instanceName));
       return settleResult(await gateway.__meshgateCallClient({
         instanceName, method, args: encodeValue(args), context: this.#nextContext(options.ownChain === true),
-        ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+        ...(timeoutMs === undefined ? {} : { timeoutMs }),
       }));
     });
   }

@@ -26,6 +26,11 @@ export const DEFAULTS = {
   maxConcurrentIncomingCalls: 256,
 } as const;
 
+/** A usable timeout or deadline: a positive, finite number of milliseconds (a NaN from `Number(env.X)` is not). */
+export function isDurationMs(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && value > 0;
+}
+
 /** The gateway binding clients connect through unless told otherwise (edge, gateway, client and nodes agree on it). */
 export const DEFAULT_GATEWAY_BINDING = 'GATEWAY';
 
