@@ -1,6 +1,7 @@
 /** Helpers for client → mesh calls in the gateway. */
 import { ForbiddenError, OutcomeUnknownError, UnknownBindingError } from '../protocol/errors.js';
 import type { CallTarget } from '../protocol/frames.js';
+import { MAX_BURST_PART_SIZE } from '../protocol/limits.js';
 
 /** The longest the gateway waits for a node, whatever deadline the caller asked for. */
 export const MAX_CALL_DEADLINE_MS = 15 * 60_000;
@@ -24,11 +25,8 @@ export function rpcFailure(error: unknown, method: string): unknown {
   return new OutcomeUnknownError(method, error);
 }
 
-/** Argument bytes (UTF-16 code units) one burst RPC carries at most, far below workerd's limit for one RPC message (32 MiB). */
-export const MAX_BURST_SIZE = 4 * 1024 * 1024;
-
 /** Splits calls, in order, into runs whose arguments fit one burst RPC (a call larger than that goes alone). */
-export function chunksBySize<Call extends readonly [unknown, { args: string }, ...unknown[]]>(calls: Call[], maxSize = MAX_BURST_SIZE): Call[][] {
+export function chunksBySize<Call extends readonly [unknown, { args: string }, ...unknown[]]>(calls: Call[], maxSize = MAX_BURST_PART_SIZE): Call[][] {
   const chunks: Call[][] = [];
   let chunk: Call[] = [];
   let size = 0;

@@ -1,6 +1,7 @@
 /** Runs incoming mesh calls on a node: allowlist check, decode, context, encode. */
 import { decodeValue, encodeError, encodeValue } from '../protocol/codec.js';
 import { MethodNotExposedError, ProtocolError } from '../protocol/errors.js';
+import { MAX_BURST_PART_SIZE } from '../protocol/limits.js';
 import { runWithContext } from './context.js';
 import type { MeshEnvelope, MeshResult } from './envelope.js';
 import { findExposedMethod } from './exposed.js';
@@ -21,13 +22,10 @@ export async function dispatchCall(node: object, envelope: MeshEnvelope): Promis
 /** Receives results of a batch, several at once when they complete together; an RPC stub of a gateway function. */
 export type BatchDelivery = (results: Array<[index: number, result: MeshResult]>) => unknown;
 
-/** Result bytes (UTF-16 code units) one delivery carries at most, far below workerd's limit for one RPC message (32 MiB). */
-export const MAX_DELIVERY_SIZE = 4 * 1024 * 1024;
-
 /**
  * Hands results back as they complete — a slow call never holds up the fast
  * ones — with the results that complete together sharing one delivery, up to
- * MAX_DELIVERY_SIZE. A microtask, not a timer, gathers them: in a Durable
+ * MAX_BURST_PART_SIZE. A microtask, not a timer, gathers them: in a Durable
  * Object a pending timer waits behind the input gate and would hold up any
  * later timer, including one inside a blockConcurrencyWhile().
  */
@@ -43,7 +41,7 @@ class ResultDelivery {
 
   add(index: number, result: MeshResult): void {
     const size = result.ok ? result.result.length : result.error.length;
-    if (this.#ready.length > 0 && this.#readySize + size > MAX_DELIVERY_SIZE) this.#flush();
+    if (this.#ready.length > 0 && this.#readySize + size > MAX_BURST_PART_SIZE) this.#flush();
     this.#readySize += size;
     if (this.#ready.push([index, result]) === 1) queueMicrotask(() => this.#flush());
   }

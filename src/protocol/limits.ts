@@ -31,6 +31,13 @@ export function isDurationMs(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value) && value > 0;
 }
 
+/**
+ * The most one burst RPC carries each way, in UTF-16 code units: the calls'
+ * arguments from the gateway, and each part of the results back. Far below
+ * workerd's limit for one RPC message (32 MiB).
+ */
+export const MAX_BURST_PART_SIZE = 4 * 1024 * 1024;
+
 /** The gateway binding clients connect through unless told otherwise (edge, gateway, client and nodes agree on it). */
 export const DEFAULT_GATEWAY_BINDING = 'GATEWAY';
 
