@@ -6,7 +6,7 @@
 import { generateKeyPair, SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { decodeValue, encodeValue } from '../src/protocol/codec.js';
-import { closeFrame, RawSocket, startTestMesh, useTestMesh, waitFor } from './support/mesh.js';
+import { closeFrame, RawSocket, startTestMesh, withTestMesh, useTestMesh, waitFor } from './support/mesh.js';
 
 const GRACE_MS = 400;
 const suite = useTestMesh({ graceMs: GRACE_MS });
@@ -122,8 +122,7 @@ describe('tokens and identities', () => {
 
 describe('a node that never answers', () => {
   it('is given up after callDeadlineMs: the call gets OutcomeUnknownError and its in-flight slot is freed', async () => {
-    const slow = await startTestMesh({ env: { CALL_DEADLINE_MS: '300', MAX_IN_FLIGHT: '1' } });
-    try {
+    await withTestMesh({ env: { CALL_DEADLINE_MS: '300', MAX_IN_FLIGHT: '1' } }, async (slow) => {
       const socket = new RawSocket(slow.wsUrl('uma.t'), await slow.token('uma'));
       sockets.push(socket);
       await socket.ofType('connection_status');
@@ -140,38 +139,30 @@ describe('a node that never answers', () => {
       await waitFor(() => socket.frames.filter((f) => f.id === 'h').length === 2, 'the remembered answer');
       socket.send({ type: 'call', id: 'r', to: { binding: 'COUNTER', instance: 'stuck' }, method: 'release', args: encodeValue(['forever']) });
       await socket.next((f) => f.id === 'r');
-    } finally {
-      await slow.dispose();
-    }
+    });
   });
 });
 
 describe('deadlines', () => {
   it("the gateway waits at least the caller's own deadline before giving up on the node", async () => {
-    const slow = await startTestMesh({ env: { CALL_DEADLINE_MS: '200' } });
-    try {
+    await withTestMesh({ env: { CALL_DEADLINE_MS: '200' } }, async (slow) => {
       const socket = new RawSocket(slow.wsUrl('walt.t'), await slow.token('walt'));
       sockets.push(socket);
       await socket.ofType('connection_status');
       socket.send({ type: 'call', id: 'h', to: { binding: 'COUNTER', instance: 'patient' }, method: 'hold', args: encodeValue(['k', 800]), timeoutMs: 3_000 });
       expect(decodeValue((await socket.next((f) => f.id === 'h', 5000)).result as string)).toBe('k');
-    } finally {
-      await slow.dispose();
-    }
+    });
   });
 });
 
 describe('a key server that is down', () => {
   it('closes with 1011 (retry later), not 4403 (log in again)', async () => {
-    const down = await startTestMesh({ env: { JWKS_URL: 'http://127.0.0.1:9/.well-known/jwks.json' } });
-    try {
+    await withTestMesh({ env: { JWKS_URL: 'http://127.0.0.1:9/.well-known/jwks.json' } }, async (down) => {
       const { privateKey } = await generateKeyPair('RS256');
       const token = await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject('tara').setExpirationTime('1h').sign(privateKey);
       const socket = new RawSocket(down.wsUrl('tara.t'), token);
       sockets.push(socket);
       expect(await closeFrame(socket, 10_000)).toEqual({ code: 1011, reason: 'Cannot verify tokens now' });
-    } finally {
-      await down.dispose();
-    }
+    });
   });
 });

@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http';
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeValue, encodeValue } from '../src/protocol/codec.js';
-import { closeFrame, RawSocket, startTestMesh, type TestMesh } from './support/mesh.js';
+import { closeFrame, RawSocket, startTestMesh, withTestMesh, type TestMesh } from './support/mesh.js';
 
 const sockets: RawSocket[] = [];
 afterAll(() => {
@@ -74,16 +74,13 @@ describe('production keys', () => {
   it('a public JWK: an ES256 token signed with its private key connects; an HS256 token does not', async () => {
     const { publicKey, privateKey } = await generateKeyPair('ES256');
     const jwk = { ...(await exportJWK(publicKey)), alg: 'ES256' };
-    const mesh = await startTestMesh({ env: { JWT_PUBLIC_JWK: JSON.stringify(jwk) } });
-    try {
+    await withTestMesh({ env: { JWT_PUBLIC_JWK: JSON.stringify(jwk) } }, async (mesh) => {
       const token = await new SignJWT({}).setProtectedHeader({ alg: 'ES256' }).setSubject('lena').setExpirationTime('1h').sign(privateKey);
       const good = open(mesh, 'lena.t', token);
       expect((await good.ofType('connection_status')).sub).toBe('lena');
       const hs = open(mesh, 'lena.u', await mesh.token('lena'));
       expect((await closeFrame(hs)).code).toBe(4403);
-    } finally {
-      await mesh.dispose();
-    }
+    });
   });
 
   describe('a JWKS endpoint', () => {
@@ -109,17 +106,14 @@ describe('production keys', () => {
       const signing = await generateKeyPair('RS256');
       const stranger = await generateKeyPair('RS256');
       keys = [{ ...(await exportJWK(signing.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' }];
-      const mesh = await startTestMesh({ env: { JWKS_URL: jwksUrl } });
-      try {
+      await withTestMesh({ env: { JWKS_URL: jwksUrl } }, async (mesh) => {
         const sign = (key: CryptoKey, sub: string) => new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject(sub).setExpirationTime('1h').sign(key);
         const good = open(mesh, 'mia.t', await sign(signing.privateKey, 'mia'));
         expect((await good.ofType('connection_status')).sub).toBe('mia');
         expect(requests).toBeGreaterThan(0); // the keys really came from the endpoint
         const forged = open(mesh, 'mia.u', await sign(stranger.privateKey, 'mia'));
         expect((await closeFrame(forged)).code).toBe(4403);
-      } finally {
-        await mesh.dispose();
-      }
+      });
     });
   });
 });

@@ -12,7 +12,7 @@ import { decodeValue, encodeValue } from '../src/protocol/codec.js';
 import { LimitExceededError, UnknownBindingError } from '../src/protocol/errors.js';
 import { DEFAULTS } from '../src/protocol/limits.js';
 import { FakeSocket } from './support/fake-socket.js';
-import { RawSocket, callOver, callResponse, closeFrame, sendCall, startTestMesh, waitFor, type TestMesh } from './support/mesh.js';
+import { RawSocket, callOver, callResponse, closeFrame, sendCall, startTestMesh, waitFor, withTestMesh, type TestMesh } from './support/mesh.js';
 
 const LIMITS = {
   MAX_FRAME_BYTES: 4096,
@@ -270,38 +270,32 @@ describe('nodeBindings', () => {
 
 describe('misconfigured durations', () => {
   // What Number(env.X) gives for a typo: NaN. Calls must fail loudly, not wait forever.
-  async function brokenMesh(env: Record<string, string>) {
-    const broken = await startTestMesh({ env });
+  async function connectTo(broken: TestMesh) {
     const sock = new RawSocket(broken.wsUrl('nan.t1'), await broken.token('nan'));
     sockets.push(sock);
     await sock.ofType('connection_status');
-    return { broken, sock };
+    return sock;
   }
 
   it('a NaN callDeadlineMs fails each client call with a RangeError naming the field', async () => {
-    const { broken, sock } = await brokenMesh({ CALL_DEADLINE_MS: 'sixty' });
-    try {
-      const { ok, error } = await callOver(sock, counter('nan'), 'increment', [1]);
+    await withTestMesh({ env: { CALL_DEADLINE_MS: 'sixty' } }, async (broken) => {
+      const { ok, error } = await callOver(await connectTo(broken), counter('nan'), 'increment', [1]);
       expect(ok).toBe(false);
       expect(error).toBeInstanceOf(RangeError);
       expect(error.message).toBe('Gateway misconfigured: config.callDeadlineMs must be a positive number of milliseconds, got NaN.');
-    } finally {
-      await broken.dispose();
-    }
+    });
   });
 
   it('a NaN clientResponseTimeoutMs fails each call to the client the same way', async () => {
-    const { broken, sock } = await brokenMesh({ CLIENT_TIMEOUT_MS: 'thirty' });
-    try {
+    await withTestMesh({ env: { CLIENT_TIMEOUT_MS: 'thirty' } }, async (broken) => {
+      const sock = await connectTo(broken);
       const { ok, value } = await callOver(sock, counter('nan'), 'callClient', ['nan.t1', 'anything', [], { ownChain: true }]);
       expect(ok).toBe(true);
       expect(value.ok).toBe(false);
       expect(value.error).toBeInstanceOf(RangeError);
       expect(value.error.message).toBe('Gateway misconfigured: config.clientResponseTimeoutMs must be a positive number of milliseconds, got NaN.');
       expect(sock.frames.some((f) => f.type === 'incoming_call')).toBe(false);
-    } finally {
-      await broken.dispose();
-    }
+    });
   });
 });
 

@@ -46,6 +46,16 @@ export async function startTestMesh(options: { graceMs?: number; clientTimeoutMs
   };
 }
 
+/** A mesh for one test (e.g. with its own env): started, handed to `use`, ended however `use` ends. */
+export async function withTestMesh<T>(options: Parameters<typeof startTestMesh>[0], use: (mesh: TestMesh) => Promise<T>): Promise<T> {
+  const mesh = await startTestMesh(options);
+  try {
+    return await use(mesh);
+  } finally {
+    await mesh.dispose();
+  }
+}
+
 /**
  * One mesh for the enclosing suite: started before its tests, ended after
  * them together with every socket a test put in `sockets`.
