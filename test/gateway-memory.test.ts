@@ -6,7 +6,7 @@
 import { generateKeyPair, SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { decodeValue, encodeValue } from '../src/protocol/codec.js';
-import { closeFrame, RawSocket, startTestMesh, withTestMesh, useTestMesh, waitFor } from './support/mesh.js';
+import { closeFrame, RawSocket, withTestMesh, useTestMesh, waitFor } from './support/mesh.js';
 
 const GRACE_MS = 400;
 const suite = useTestMesh({ graceMs: GRACE_MS });
