@@ -125,25 +125,19 @@ async function scenario(name, budgetMs, fn) {
 
 // ── sequential latency and throughput helpers ────────────────────────────────
 
-async function rawSequential(raw, count, maxMs) {
+/** Latencies (ms) of `count` sequential round trips, at most `maxMs` in all. */
+async function sequential(count, maxMs, roundTrip) {
   const samples = [];
   await bounded(count, maxMs, async () => {
     const t = now();
-    await raw.request(RAW_MESSAGE);
+    await roundTrip();
     samples.push(now() - t);
   });
   return samples;
 }
 
-async function meshSequential(stub, count, maxMs) {
-  const samples = [];
-  await bounded(count, maxMs, async () => {
-    const t = now();
-    await stub.echo(PAYLOAD);
-    samples.push(now() - t);
-  });
-  return samples;
-}
+const rawSequential = (raw, count, maxMs) => sequential(count, maxMs, () => raw.request(RAW_MESSAGE));
+const meshSequential = (stub, count, maxMs) => sequential(count, maxMs, () => stub.echo(PAYLOAD));
 
 /** Echo messages per second with `inFlight` outstanding on one raw socket. */
 function rawThroughput(raw, total, inFlight, maxMs) {
