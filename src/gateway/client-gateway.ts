@@ -326,7 +326,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
       return;
     }
     this.#toDispatch.push([ws, frame, context]);
-    if (this.#toDispatch.length === 1) setTimeout(() => this.#dispatchBurst(), 0);
+    if (this.#toDispatch.length === 1) setTimeout(() => this.#dispatchBurst(), this.config.burstWindowMs);
   }
 
   /**

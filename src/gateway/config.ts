@@ -17,6 +17,12 @@ export interface GatewayConfig {
   rememberedAnswerBytes: number;
   /** a client → mesh call the node has not answered after this long is given up (OutcomeUnknownError) and its slot freed */
   callDeadlineMs: number;
+  /**
+   * How long calls that arrive while others run are gathered before they go
+   * out together (0: until the next timer turn). A longer window makes
+   * larger bursts for clients with many calls in flight, at that much latency.
+   */
+  burstWindowMs: number;
   maxCallIdLength: number;
   /** RPC stubs kept for reuse, least recently created dropped first */
   maxCachedStubs: number;
@@ -44,6 +50,7 @@ export function defaultGatewayConfig(): GatewayConfig {
     rememberedCallIds: DEFAULTS.rememberedCallIds,
     rememberedAnswerBytes: DEFAULTS.rememberedAnswerBytes,
     callDeadlineMs: DEFAULTS.gatewayCallDeadlineMs,
+    burstWindowMs: 0,
     maxCallIdLength: DEFAULTS.maxCallIdLength,
     maxCachedStubs: DEFAULTS.maxCachedStubs,
     gatewayBindings: [DEFAULT_GATEWAY_BINDING],

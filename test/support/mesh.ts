@@ -180,11 +180,22 @@ import { decodeValue, encodeValue } from '../../src/protocol/codec.js';
 
 let callSeq = 0;
 
-/** Sends a `call` frame (extra fields are merged into the frame as is) and returns its id. */
+/** A `call` frame (extra fields are merged into it as is). */
+export function callFrame(id: string, to: { binding: string; instance?: string }, method: string, args: unknown[] = [], extra: Record<string, unknown> = {}) {
+  return { type: 'call', id, to, method, args: encodeValue(args), ...extra };
+}
+
+/** Sends a `call` frame and returns its id. */
 export function sendCall(sock: RawSocket, to: { binding: string; instance?: string }, method: string, args: unknown[] = [], extra: Record<string, unknown> = {}): string {
   const id = `call-${++callSeq}`;
-  sock.send({ type: 'call', id, to, method, args: encodeValue(args), ...extra });
+  sock.send(callFrame(id, to, method, args, extra));
   return id;
+}
+
+/** The decoded result of the call `id` (its decoded error, if it failed). */
+export async function resultOf(sock: RawSocket, id: string, timeoutMs = 5000): Promise<any> {
+  const { ok, value, error } = await callResponse(sock, id, timeoutMs);
+  return ok ? value : error;
 }
 
 /** Waits for the `call_response` to `id` and decodes it. */
