@@ -20,9 +20,10 @@ export class FrameBuckets {
       bucket = { tokens: limit.frameBurst, at: now };
       this.#buckets.set(ws, bucket);
     }
-    bucket.tokens = Math.min(limit.frameBurst, bucket.tokens + ((now - bucket.at) / 1000) * limit.framesPerSecond);
+    if (now > bucket.at) bucket.tokens = Math.min(limit.frameBurst, bucket.tokens + ((now - bucket.at) / 1000) * limit.framesPerSecond);
     bucket.at = now;
-    if (bucket.tokens < 1) return false;
+    // written so that a NaN limit (a typo in the config) refuses, visibly, instead of allowing everything
+    if (!(bucket.tokens >= 1)) return false;
     bucket.tokens -= 1;
     return true;
   }
