@@ -31,12 +31,14 @@ export type Topic = {
 };
 export type KvTopic = { tryCreate(): string };
 
+export type GatewayMemory = { waiting: number; notifications: number; open: number; alarm: number | null };
+
 export interface SubscriptionsMesh {
   readonly url: URL;
   /** A connected client; `handlers` serve the topic's fan-out calls. Disconnected after the suite. */
   client(sub: string, handlers?: object, extra?: Partial<MeshClientOptions>): Promise<MeshClient>;
   /** The in-memory map sizes of one client's gateway (tests only). */
-  gatewayMemory(instanceName: string): Promise<{ waiting: number; notifications: number }>;
+  gatewayMemory(instanceName: string): Promise<GatewayMemory>;
 }
 
 /** Starts the fixture before the suite's tests and ends it, with every client, after them. */
@@ -82,7 +84,7 @@ export function useSubscriptionsMesh(bindings: Record<string, string> = {}): Sub
     async gatewayMemory(instanceName) {
       const ns = await server.mf.getDurableObjectNamespace('GATEWAY');
       const res = await ns.get(ns.idFromName(instanceName)).fetch('http://gateway/__memory');
-      return (await res.json()) as { waiting: number; notifications: number };
+      return (await res.json()) as GatewayMemory;
     },
   };
 }
