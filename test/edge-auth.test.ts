@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { SignJWT, generateKeyPair } from 'jose';
+import { request } from 'node:http';
 import { describe, expect, test } from 'vitest';
 import { WS_CLOSE_FORBIDDEN, WS_CLOSE_NO_TOKEN, WS_CLOSE_TOKEN_EXPIRED } from '../src/protocol/close-codes.js';
 import { RawSocket, SECRET, callOver, closeFrame, useTestMesh } from './support/mesh.js';
@@ -161,6 +162,23 @@ describe('development login', () => {
     const { sock } = open('alice.dev1', token);
     expect(await sock.ofType('connection_status')).toMatchObject({ sub: 'alice', instanceName: 'alice.dev1', subscriptionRequired: true });
     expect(await callOver(sock, { binding: 'COUNTER', instance: 'dev1' }, 'increment', [1])).toMatchObject({ ok: true, value: 1 });
+  });
+
+  test('it answers only for loopback hosts, even when enabled: a request for another host is refused with 403 and says why', async () => {
+    const post = (host: string) => new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const body = JSON.stringify({ sub: 'alice' });
+      const req = request({ host: suite.mesh.url.hostname, port: suite.mesh.url.port, path: '/auth/dev-token', method: 'POST', agent: false, headers: { host, 'content-length': String(body.length) } }, (res) => {
+        let text = '';
+        res.on('data', (chunk) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    const deployed = await post('my-mesh.example.com');
+    expect(deployed.status).toBe(403);
+    expect(JSON.parse(deployed.body).error).toMatch(/only on localhost .*"my-mesh\.example\.com".*Turn devLogin off/);
+    for (const host of ['localhost:8787', 'app.localhost', '127.0.0.2:8787']) expect((await post(host)).status).toBe(200);
   });
 
   test('the dev token is bound to its sub', async () => {

@@ -1,7 +1,9 @@
-/** Gateway helpers on their own: the one-timer deadlines (on fake timers; the end-to-end deadline tests run on workerd: limits, gateway-calls) and burst splitting. */
+/** Gateway helpers on their own: the one-timer deadlines (on fake timers; the end-to-end deadline tests run on workerd: limits, gateway-calls), burst splitting, frame buckets and the answer memory. */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Deadlines } from '../src/gateway/deadlines.js';
 import { chunksBySize } from '../src/gateway/calls.js';
+import { FrameBuckets } from '../src/gateway/frame-rate.js';
+import { AnswerMemory, utf8Length } from '../src/protocol/answer-memory.js';
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -106,5 +108,49 @@ describe('chunksBySize (bursts that fit one RPC message)', () => {
     const chunks = chunksBySize([...calls], 10);
     expect(chunks.map((chunk) => chunk.map((c) => c[1].args.length))).toEqual([[4, 4], [3], [12], [1, 1]]);
     expect(chunks.flat()).toEqual(calls);
+  });
+});
+
+describe('FrameBuckets', () => {
+  const ws = {} as WebSocket;
+  it('lets a burst through, refuses past it, and refills at the sustained rate', () => {
+    const buckets = new FrameBuckets();
+    const limit = { framesPerSecond: 10, frameBurst: 3 };
+    expect([1, 2, 3, 4].map(() => buckets.take(ws, limit, 1_000))).toEqual([true, true, true, false]);
+    expect(buckets.take(ws, limit, 1_050)).toBe(false); // half a frame refilled
+    expect(buckets.take(ws, limit, 1_100)).toBe(true);
+    expect([1, 2, 3, 4].map(() => buckets.take(ws, limit, 60_000))).toEqual([true, true, true, false]); // never above the burst
+  });
+
+  it('a NaN limit refuses instead of allowing everything; Infinity allows everything', () => {
+    expect(new FrameBuckets().take(ws, { framesPerSecond: Number('x'), frameBurst: Number('x') }, 1)).toBe(false);
+    const open = new FrameBuckets();
+    const unlimited = { framesPerSecond: Infinity, frameBurst: Infinity };
+    expect(Array.from({ length: 100 }, (_, i) => open.take(ws, unlimited, i % 2)).every(Boolean)).toBe(true);
+  });
+});
+
+describe('AnswerMemory', () => {
+  it('counts UTF-8 bytes (surrogate pairs as 4), bounded by count and bytes, newest kept', () => {
+    expect(utf8Length('aé€😀')).toBe(1 + 2 + 3 + 4);
+    const memory = new AnswerMemory(() => ({ count: 3, bytes: 10 }));
+    memory.remember('a', 'xxxx');
+    memory.remember('b', 'éé'); // 4 bytes
+    expect(memory.bytes).toBe(8);
+    memory.remember('c', 'yyyy'); // 12 > 10: 'a' goes
+    expect([memory.get('a'), memory.get('b'), memory.bytes]).toEqual([undefined, 'éé', 8]);
+    memory.remember('d', 'z'.repeat(50)); // larger than the bound alone: kept, the rest go
+    expect([memory.size, memory.bytes]).toEqual([1, 50]);
+  });
+
+  it('replays an answer at most once per channel', () => {
+    const memory = new AnswerMemory(() => ({ count: 10, bytes: 1_000 }));
+    const first = {};
+    const second = {};
+    memory.remember('id', 'answer', first);
+    expect(memory.replay('id', first)).toBeNull();
+    expect(memory.replay('id', second)).toBe('answer');
+    expect(memory.replay('id', second)).toBeNull();
+    expect(memory.replay('unknown', second)).toBeUndefined();
   });
 });

@@ -8,6 +8,8 @@
 import { decodeValue, encodeError, encodeValue } from '../protocol/codec.js';
 import { ForbiddenError, LimitExceededError, MeshError, MethodNotExposedError, ProtocolError } from '../protocol/errors.js';
 import { encodeFrame, type IncomingCallFrame, type Origin } from '../protocol/frames.js';
+import { AnswerMemory } from '../protocol/answer-memory.js';
+import { DEFAULTS } from '../protocol/limits.js';
 
 /** What a handler can learn about the call it serves: `this` inside it is the handler object, so this comes from `client.incomingContext`. */
 export interface IncomingContext {
@@ -26,8 +28,8 @@ function findHandler(handlers: object | undefined, name: string): ((...args: unk
 
 
 export class IncomingCalls {
-  /** answers already sent, by id, oldest first (bounded) */
-  readonly #answered = new Map<string, string>();
+  /** answers already sent, by id, bounded by count and bytes */
+  readonly #answered = new AnswerMemory(() => ({ count: this.remember, bytes: DEFAULTS.rememberedAnswerBytes }));
   /** ids now running */
   readonly #running = new Set<string>();
   #current: IncomingContext | undefined;
@@ -77,8 +79,7 @@ export class IncomingCalls {
       answer = encodeFrame({ type: 'incoming_call_response', id: frame.id, ok: false, error: encodeError(tooLarge) });
     }
     this.#running.delete(frame.id);
-    this.#answered.set(frame.id, answer);
-    if (this.#answered.size > this.remember) this.#answered.delete(this.#answered.keys().next().value!);
+    this.#answered.remember(frame.id, answer);
     send(answer);
   }
 

@@ -258,7 +258,8 @@ export class MeshClient<Handlers extends object = object> {
       if (error instanceof TransientRefreshError) {
         if (++this.#failedRefreshes === FAILURES_BEFORE_REPORT) {
           this.#report(new Error(`meshgate: ${FAILURES_BEFORE_REPORT} token refreshes in a row failed (last: ${error.message}); still retrying. `
-            + 'If this persists, check the refresh option: a URL must answer a POST with JSON { "access_token": "..." } (401/403 means "log in again").'));
+            + 'If this persists, check the refresh option: a URL must answer a POST with JSON { "access_token": "..." } (401/403 means "log in again"); '
+            + 'a function must resolve to the token or { access_token } (throw LoginRequiredError for "log in again").', { cause: error }));
         }
         return this.#scheduleReconnect();
       }

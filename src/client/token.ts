@@ -67,7 +67,14 @@ export class TokenSource {
   async #fetchToken(): Promise<string> {
     const refresh = this.#refresh!;
     if (typeof refresh === 'function') {
-      const result = await refresh();
+      let result: string | { access_token: string };
+      try {
+        result = await refresh();
+      } catch (error) {
+        // The app's function decides "log in again" by throwing LoginRequiredError; anything else is retried.
+        if (error instanceof LoginRequiredError) throw error;
+        throw new TransientRefreshError(`the refresh function threw: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+      }
       const token = typeof result === 'string' ? result : result?.access_token;
       if (!token) throw new LoginRequiredError('the refresh function returned no token');
       return token;

@@ -4,7 +4,17 @@ import { SUB_PATTERN } from './auth.js';
 
 export const DEV_TOKEN_PATH = '/auth/dev-token';
 
+/** localhost, *.localhost, 127.0.0.0/8 and [::1]: where a development server answers, never a deployed Worker. */
+export function isLoopbackHost(hostname: string): boolean {
+  return hostname === 'localhost' || hostname.endsWith('.localhost') || /^127(\.\d{1,3}){3}$/.test(hostname) || hostname === '[::1]';
+}
+
 export async function issueDevToken(request: Request, secret: string, ttlSeconds: number): Promise<Response> {
+  // A deployed Worker with devLogin left on must not sign tokens for anyone who asks.
+  const { hostname } = new URL(request.url);
+  if (!isLoopbackHost(hostname)) {
+    return Response.json({ error: `The development login answers only on localhost (this request came for "${hostname}"). Turn devLogin off outside development and issue tokens from your identity provider.` }, { status: 403 });
+  }
   if (request.method !== 'POST') return Response.json({ error: 'POST {"sub": "alice"} to get a development token.' }, { status: 405 });
   let body: unknown;
   try {

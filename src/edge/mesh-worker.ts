@@ -11,6 +11,7 @@ import { isUpgrade, refuseUpgrade } from '../gateway/upgrade.js';
 import { AuthFailure, verifyAccessToken, type AuthOptions } from './auth.js';
 import { DEV_TOKEN_PATH, issueDevToken } from './dev-token.js';
 import { isNamespace, type Namespace } from '../node/targets.js';
+import { contextStorage } from '../node/context.js';
 
 export interface MeshWorkerOptions<Env> {
   /** Durable Object bindings that are client gateways (default ['GATEWAY']). */
@@ -46,6 +47,7 @@ function tokenFrom(request: Request): string | undefined {
 }
 
 export function createMeshWorker<Env>(options: MeshWorkerOptions<Env>): ExportedHandler<Env> {
+  contextStorage(); // fails the Worker's load with what to do when nodejs_compat is missing
   const gateways = options.gateways ?? [DEFAULT_GATEWAY_BINDING];
   return {
     async fetch(request, env, ctx) {

@@ -11,10 +11,13 @@ import { DurableObject } from 'cloudflare:workers';
 import {
   OutcomeUnknownError, ClientDisconnectedError, ClientTimeoutError, LimitExceededError, MeshError, TokenExpiredError, UnknownBindingError,
 } from '../protocol/errors.js';
-import { SUPERSEDED_REASON, WS_CLOSE_INTERNAL, WS_CLOSE_SUPERSEDED, WS_CLOSE_TOKEN_EXPIRED, WS_CLOSE_TOO_LARGE, WS_CLOSE_FORBIDDEN } from '../protocol/close-codes.js';
+import {
+  SUPERSEDED_REASON, WS_CLOSE_INTERNAL, WS_CLOSE_SUPERSEDED, WS_CLOSE_TOKEN_EXPIRED, WS_CLOSE_TOO_LARGE, WS_CLOSE_FORBIDDEN, WS_CLOSE_RATE_LIMITED,
+} from '../protocol/close-codes.js';
 import { decodeClientFrame, encodeFrame, type FrameError, type CallFrame, type CallTarget, type IncomingCallResponseFrame, type Origin } from '../protocol/frames.js';
 import { HEARTBEAT_PING, HEARTBEAT_PONG, isDurationMs, PROTOCOL_VERSION } from '../protocol/limits.js';
 import { encodeError } from '../protocol/codec.js';
+import { AnswerMemory } from '../protocol/answer-memory.js';
 import type { CallContext, ClientCallEnvelope, MeshResult, NotifyResult } from '../node/envelope.js';
 import { callNode, callNodeBatch, resolveTarget, type NodeStub } from '../node/targets.js';
 import { configuredMs, defaultGatewayConfig, type GatewayConfig } from './config.js';
@@ -23,6 +26,7 @@ import { isUpgrade, refuseUpgrade, upgradeResponse } from './upgrade.js';
 import { chunksBySize, MAX_CALL_DEADLINE_MS, rpcFailure, stubKey, withoutProtoKeys } from './calls.js';
 import { echoableCode, OPEN, safeClose, safeSend } from './sockets.js';
 import { Deadlines } from './deadlines.js';
+import { FrameBuckets } from './frame-rate.js';
 import { isNotificationId, notificationId, PendingNotifications } from './notifications.js';
 
 interface SocketInfo extends VerifiedIdentity {
@@ -62,10 +66,10 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
 
   /** client → mesh calls now running, by call id, each given up at its deadline */
   readonly #running = new Deadlines<string>();
-  /** encoded answers to recent client → mesh calls, by call id (oldest first) */
-  readonly #answered = new Map<string, string>();
-  /** total length of the answers in #answered, bounded by config.rememberedAnswerBytes */
-  #answeredSize = 0;
+  /** encoded answers to recent client → mesh calls, by call id, bounded by count and bytes */
+  readonly #answered = new AnswerMemory(() => ({ count: this.config.rememberedCallIds, bytes: this.config.rememberedAnswerBytes }));
+  /** frames each socket may still send (config.framesPerSecond, config.frameBurst) */
+  readonly #frameBuckets = new FrameBuckets();
   /** mesh → client calls waiting for the client's answer, by incoming call id, each timed out at its deadline */
   readonly #waiting = new Deadlines<string, WaitingClientCall>();
   /** mesh → client notifications not answered yet (no deadline: see notifications.ts) */
@@ -221,6 +225,13 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     if (ws.readyState !== OPEN) return; // a superseded socket still talking
+    if (!this.#frameBuckets.take(ws, this.config)) {
+      // Past its burst: acting on more (or answering each with an error) would let one socket
+      // take the gateway's time and make the runtime buffer output for a client that may not read.
+      this.#closeByGateway(ws, WS_CLOSE_RATE_LIMITED, `Rate limit exceeded (${this.config.framesPerSecond} frames/s, bursts of ${this.config.frameBurst}): send fewer frames`);
+      await this.#afterSocketGone(ws);
+      return;
+    }
     if (typeof message !== 'string') {
       this.#sendError(ws, 'binary_not_supported', 'Binary frames are not part of protocol v1; send JSON text frames.');
       return;
@@ -248,9 +259,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
       if (frame.type === 'call') {
         // A resend of a call this gateway knows is answered as usual; a new one did not run:
         // the client keeps it and sends it again after refreshing its token.
-        const remembered = this.#answered.get(frame.id);
-        if (remembered !== undefined) safeSend(ws, remembered);
-        else if (!this.#running.has(frame.id)) this.#answerCall(ws, frame.id, { ok: false, error: encodeError(new TokenExpiredError()) }, false, true);
+        if (!this.#replayAnswer(ws, frame.id) && !this.#running.has(frame.id)) this.#answerCall(ws, frame.id, { ok: false, error: encodeError(new TokenExpiredError()) }, false, true);
       } else {
         this.#takeClientAnswer(ws, frame);
       }
@@ -274,11 +283,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   // ── client → mesh ──────────────────────────────────────────────────────────
 
   #takeCall(ws: WebSocket, info: SocketInfo, frame: CallFrame): void {
-    const remembered = this.#answered.get(frame.id);
-    if (remembered !== undefined) {
-      safeSend(ws, remembered); // a resend of a finished call: answer from memory
-      return;
-    }
+    if (this.#replayAnswer(ws, frame.id)) return; // a resend of a finished call: answered from memory
     if (this.#running.has(frame.id)) return; // a resend of a running call: its answer goes to the open socket when done
     if (frame.resentFrom !== undefined && frame.resentFrom !== this.#epoch) {
       // Sent to an earlier incarnation of this gateway, whose memory died with it: it may have run.
@@ -470,28 +475,30 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   #answerCall(ws: WebSocket | undefined, id: string, result: MeshResult, remember: boolean, retryAfterReconnect = false): void {
     const answer = result.ok ? { ok: true as const, result: result.result } : { ok: false as const, error: result.error };
     const text = encodeFrame({ type: 'call_response', id, ...answer, ...(retryAfterReconnect ? { retryAfterReconnect: true } : {}) });
-    if (remember) {
-      this.#answered.set(id, text);
-      this.#answeredSize += text.length;
-      // Bounded by count and by total size, oldest first; the newest answer is always kept.
-      while (this.#answered.size > this.config.rememberedCallIds || (this.#answered.size > 1 && this.#answeredSize > this.config.rememberedAnswerBytes)) {
-        const [oldestId, oldest] = this.#answered.entries().next().value!;
-        this.#answered.delete(oldestId);
-        this.#answeredSize -= oldest.length;
-      }
-    }
+    if (remember) this.#answered.remember(id, text, ws);
     if (ws) safeSend(ws, text); // no socket: the client resends on reconnect and gets the remembered answer
+  }
+
+  /**
+   * Answers a resent call id from memory; true if it was remembered. Each answer goes out at most
+   * once per socket: a repeat on the same socket gets a short error frame instead of the answer again.
+   */
+  #replayAnswer(ws: WebSocket, id: string): boolean {
+    const replay = this.#answered.replay(id, ws);
+    if (replay === undefined) return false;
+    if (replay === null) this.#sendError(ws, 'duplicate_call_id', 'This call was already answered on this connection; use a new id for a new call.', id);
+    else safeSend(ws, replay);
+    return true;
   }
 
   #forgetAnswers(): void {
     this.#answered.clear();
-    this.#answeredSize = 0;
   }
 
   /** Sizes of the in-memory maps, each bounded by `config` (for monitoring and tests). */
   protected memoryStats(): { running: number; answered: number; answeredSize: number; waiting: number; notifications: number; stubs: number } {
     return {
-      running: this.#running.size, answered: this.#answered.size, answeredSize: this.#answeredSize, waiting: this.#waiting.size,
+      running: this.#running.size, answered: this.#answered.size, answeredSize: this.#answered.bytes, waiting: this.#waiting.size,
       notifications: this.#notifications.size, stubs: this.#stubs.size,
     };
   }

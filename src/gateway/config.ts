@@ -17,8 +17,12 @@ export interface GatewayConfig {
   maxPendingNotificationBytes: number;
   /** answered call ids remembered so a resent call is answered, not run again */
   rememberedCallIds: number;
-  /** total size (UTF-16 code units) of those remembered answers; the oldest are forgotten first (the newest is always kept) */
+  /** total UTF-8 bytes of those remembered answers; the oldest are forgotten first (the newest is always kept) */
   rememberedAnswerBytes: number;
+  /** frames per second one socket may send, sustained; a socket past its burst is closed with 1008 */
+  framesPerSecond: number;
+  /** frames one socket may send at once above the sustained rate */
+  frameBurst: number;
   /** a client → mesh call the node has not answered after this long is given up (OutcomeUnknownError) and its slot freed */
   callDeadlineMs: number;
   /**
@@ -55,6 +59,8 @@ export function defaultGatewayConfig(): GatewayConfig {
     maxPendingNotificationBytes: DEFAULTS.maxPendingNotificationBytes,
     rememberedCallIds: DEFAULTS.rememberedCallIds,
     rememberedAnswerBytes: DEFAULTS.rememberedAnswerBytes,
+    framesPerSecond: DEFAULTS.framesPerSecond,
+    frameBurst: DEFAULTS.frameBurst,
     callDeadlineMs: DEFAULTS.gatewayCallDeadlineMs,
     burstWindowMs: 0,
     maxCallIdLength: DEFAULTS.maxCallIdLength,

@@ -13,6 +13,8 @@ export const WS_CLOSE_NO_TOKEN = 4400;
 export const WS_CLOSE_FORBIDDEN = 4403;
 /** A frame exceeded the size limit. */
 export const WS_CLOSE_TOO_LARGE = 1009;
+/** The socket sent frames faster than its rate limit allows (standard "policy violation"): the client backs off and reconnects. */
+export const WS_CLOSE_RATE_LIMITED = 1008;
 /** The gateway hit an internal error. */
 export const WS_CLOSE_INTERNAL = 1011;
 /** A normal close, e.g. `disconnect()` on the client. */

@@ -19,8 +19,12 @@ export const DEFAULTS = {
   /** total UTF-8 size of those notifications' frames */
   maxPendingNotificationBytes: 1024 * 1024,
   rememberedCallIds: 1_000,
-  /** total size (UTF-16 code units) of the remembered answers a gateway keeps */
+  /** total UTF-8 bytes of the remembered answers a gateway keeps */
   rememberedAnswerBytes: 4 * 1024 * 1024,
+  /** frames per second one socket may send, sustained (a token bucket) */
+  framesPerSecond: 1_000,
+  /** frames one socket may send at once above that rate */
+  frameBurst: 5_000,
   maxCallIdLength: 128,
   /** deepest nesting of a call's `state` object (fixed by the protocol) */
   maxStateDepth: 32,

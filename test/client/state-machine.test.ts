@@ -329,9 +329,31 @@ describe('tokens', () => {
     expect(fetchImpl.mock.calls.length).toBeGreaterThanOrEqual(5);
     expect(errors).toHaveLength(1);
     expect(String((errors[0] as Error).message)).toBe('meshgate: 3 token refreshes in a row failed (last: Token refresh answered 400); still retrying. '
-      + 'If this persists, check the refresh option: a URL must answer a POST with JSON { "access_token": "..." } (401/403 means "log in again").');
+      + 'If this persists, check the refresh option: a URL must answer a POST with JSON { "access_token": "..." } (401/403 means "log in again"); '
+      + 'a function must resolve to the token or { access_token } (throw LoginRequiredError for "log in again").');
     expect(client.state).toBe('reconnecting');
     client.disconnect();
+  });
+
+  it('a refresh function that keeps throwing is reported once after three tries in a row, like a URL; LoginRequiredError from it means login required', async () => {
+    const refresh = vi.fn(async (): Promise<string> => {
+      throw new Error('identity provider unreachable');
+    });
+    const errors: unknown[] = [];
+    const { client } = makeClient({ accessToken: undefined, refresh, onError: (e) => void errors.push(e) });
+    await settle();
+    for (let i = 0; i < 6; i++) await vi.advanceTimersByTimeAsync(30_000);
+    expect(refresh.mock.calls.length).toBeGreaterThanOrEqual(5);
+    expect(errors).toHaveLength(1);
+    expect(String((errors[0] as Error).message)).toMatch(/^meshgate: 3 token refreshes in a row failed \(last: the refresh function threw: identity provider unreachable\)/);
+    expect(client.state).toBe('reconnecting');
+    client.disconnect();
+
+    const loggedOut = makeClient({ accessToken: undefined, refresh: async () => { throw new LoginRequiredError('session ended'); } });
+    await settle();
+    expect(loggedOut.client.state).toBe('disconnected');
+    expect(loggedOut.events).toContain('login:session ended');
+    loggedOut.client.disconnect();
   });
 
   it('a relative refresh URL with no page to resolve it against is refused at construction', () => {

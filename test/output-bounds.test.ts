@@ -1,0 +1,129 @@
+/**
+ * What one socket can make the gateway send and do: a remembered answer goes
+ * out at most once per socket, and frames past the socket's rate limit close
+ * it — so a client that floods and never reads cannot make the runtime buffer
+ * without bound.
+ */
+import { describe, expect, it } from 'vitest';
+import { WS_CLOSE_RATE_LIMITED } from '../src/protocol/close-codes.js';
+import { DEFAULTS } from '../src/protocol/limits.js';
+// @ts-expect-error plain ESM helper shared with the benchmarks
+import { rssBytes, workerdPids } from '../scripts/processes.mjs';
+import { RawSocket, callFrame, callOver, resultOf, useTestMesh, waitFor, withTestMesh, type TestMesh } from './support/mesh.js';
+
+const suite = useTestMesh();
+const ECHO = { binding: 'ECHO_WORKER' };
+
+async function open(mesh: TestMesh, instance: string, sockets?: RawSocket[]): Promise<RawSocket> {
+  const socket = new RawSocket(mesh.wsUrl(instance), await mesh.token(instance.split('.')[0]!));
+  sockets?.push(socket);
+  await socket.ofType('connection_status');
+  return socket;
+}
+
+/** Stops reading the socket's TCP stream, as a client that never reads would. */
+function deafen(socket: RawSocket): void {
+  (socket.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+}
+
+function listen(socket: RawSocket): void {
+  (socket.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+}
+
+const workerdRss = (): number => (workerdPids() as number[]).reduce((sum, pid) => sum + (rssBytes(pid) as number), 0);
+
+describe('answers from memory', () => {
+  it('a remembered answer is sent again on a new socket, but only once per socket: a repeat gets duplicate_call_id', async () => {
+    const first = await open(suite.mesh, 'rhea.t', suite.sockets);
+    const frame = JSON.stringify(callFrame('dup-1', { binding: 'COUNTER', instance: 'dup' }, 'increment', [1]));
+    first.ws.send(frame);
+    expect(await resultOf(first, 'dup-1')).toBe(1);
+    first.ws.send(frame);
+    const error = await first.next((f) => f.type === 'error' && f.id === 'dup-1');
+    expect(error).toMatchObject({ code: 'duplicate_call_id' });
+    expect(String(error.message)).toMatch(/new id/);
+
+    const second = await open(suite.mesh, 'rhea.t', suite.sockets); // the reconnect resends it
+    second.ws.send(frame);
+    expect(await resultOf(second, 'dup-1')).toBe(1); // from memory: it did not run again
+    second.ws.send(frame);
+    await second.next((f) => f.type === 'error' && f.id === 'dup-1');
+    expect(second.frames.filter((f) => f.type === 'call_response' && f.id === 'dup-1')).toHaveLength(1);
+    expect(await callOver(second, { binding: 'COUNTER', instance: 'dup' }, 'increment', [0])).toMatchObject({ value: 1 });
+  });
+
+  it('20,000 resends of a 72 KB answer from a client that never reads: workerd memory stays bounded and the socket is closed', async () => {
+    const caller = await open(suite.mesh, 'sven.t', suite.sockets);
+    const frame = JSON.stringify(callFrame('big-1', ECHO, 'big', [72_000]));
+    caller.ws.send(frame);
+    expect((await resultOf(caller, 'big-1')).length).toBe(72_000);
+
+    const hostile = await open(suite.mesh, 'sven.t', suite.sockets);
+    deafen(hostile);
+    const before = workerdRss();
+    const started = Date.now();
+    for (let i = 0; i < 20_000; i++) hostile.ws.send(frame);
+    await waitFor(async () => (await suite.mesh.state('sven.t')).open === 0, 'the gateway to close the flooding socket', 15_000);
+    const grown = workerdRss() - before;
+    // Answering every resend would buffer 20,000 × 72 KB = 1.4 GB.
+    expect(grown).toBeLessThan(64 * 1024 * 1024);
+
+    listen(hostile);
+    const { code, reason } = await hostile.closed;
+    expect(code).toBe(WS_CLOSE_RATE_LIMITED);
+    expect(reason).toMatch(/Rate limit exceeded/);
+    expect(hostile.frames.filter((f) => f.type === 'call_response')).toHaveLength(1);
+    // at most one error frame per frame the bucket let through: the burst, plus what refilled meanwhile
+    const refilled = ((Date.now() - started) / 1000) * DEFAULTS.framesPerSecond;
+    expect(hostile.frames.length).toBeLessThanOrEqual(DEFAULTS.frameBurst + refilled + 2);
+    expect(hostile.frames.length).toBeLessThan(20_000);
+
+    const after = await open(suite.mesh, 'sven.t', suite.sockets);
+    expect(await callOver(after, ECHO, 'shout', ['still here'])).toMatchObject({ value: 'STILL HERE!' });
+  }, 60_000);
+});
+
+describe('frames per socket (token bucket)', () => {
+  const env = { FRAMES_PER_SECOND: '20', FRAME_BURST: '10' };
+
+  it('frames within the burst are all served; the first past it closes the socket with 1008 and a reason saying what to do', async () => {
+    await withTestMesh({ env }, async (mesh) => {
+      const sockets: RawSocket[] = [];
+      try {
+        const socket = await open(mesh, 'tess.t', sockets);
+        const ids = Array.from({ length: 10 }, (_, i) => `ok-${i}`);
+        for (const id of ids) socket.ws.send(JSON.stringify(callFrame(id, ECHO, 'shout', [id])));
+        for (const id of ids) expect(await resultOf(socket, id)).toBe(`${id.toUpperCase()}!`);
+        for (let i = 0; i < 30; i++) socket.ws.send(JSON.stringify(callFrame(`over-${i}`, ECHO, 'shout', ['x'])));
+        const { code, reason } = await socket.closed;
+        expect(code).toBe(WS_CLOSE_RATE_LIMITED);
+        expect(reason).toMatch(/20 frames\/s, bursts of 10.*send fewer frames/);
+        // The close started a grace period: the client is still remembered on its reconnect.
+        const again = await open(mesh, 'tess.t', sockets);
+        expect(again.frames[0]).toMatchObject({ type: 'connection_status', subscriptionRequired: false });
+        expect(await callOver(again, ECHO, 'shout', ['x'])).toMatchObject({ value: 'X!' });
+      } finally {
+        for (const s of sockets) s.ws.terminate();
+      }
+    });
+  });
+
+  it('the bucket refills: a client sending at its sustained rate is never closed', async () => {
+    await withTestMesh({ env }, async (mesh) => {
+      const sockets: RawSocket[] = [];
+      try {
+        const socket = await open(mesh, 'uma.t', sockets);
+        // 30 calls one after another, each awaited, at no more than 20 a second: three times the burst
+        for (let i = 0; i < 30; i++) {
+          const started = Date.now();
+          expect(await callOver(socket, ECHO, 'lengthOf', ['x'.repeat(i)])).toMatchObject({ value: i });
+          const spare = 60 - (Date.now() - started);
+          if (spare > 0) await new Promise((r) => setTimeout(r, spare)); // pacing the sender is the point here
+        }
+        expect((await mesh.state('uma.t')).open).toBe(1);
+      } finally {
+        for (const s of sockets) s.ws.terminate();
+      }
+    });
+  });
+});
