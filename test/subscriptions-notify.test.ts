@@ -159,6 +159,15 @@ describe('per-sub subscription cap', () => {
     expect(await topic.join('t')).toBe(c.instanceName);
   });
 
+  it('refuses a topic that is no string of 1 to 256 characters before storing anything', async () => {
+    const c = await client('topics');
+    const topic = topicOf(c, 'topics') as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+    await expect(topic.join!('x'.repeat(257))).rejects.toThrow(/string of 1 to 256 characters, got 257 characters/);
+    await expect(topic.join!(['t'])).rejects.toThrow(/got object/);
+    await expect(topic.join!('')).rejects.toThrow(TypeError);
+    expect(await topic.join!('x'.repeat(256))).toBe(c.instanceName);
+  });
+
   it('a table from an earlier version gains the new columns, and its rows count towards the cap', async () => {
     const c = await client('upgrader');
     const result = await topicOf(c, 'upgrade').upgradeOldTable();

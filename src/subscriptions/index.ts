@@ -1,5 +1,5 @@
 export {
-  Subscriptions, DEFAULT_MAX_CONSECUTIVE_TIMEOUTS, DEFAULT_MAX_SUBSCRIPTIONS_PER_SUB,
+  Subscriptions, DEFAULT_MAX_CONSECUTIVE_TIMEOUTS, DEFAULT_MAX_SUBSCRIPTIONS_PER_SUB, MAX_TOPIC_LENGTH,
   type SubscriptionsOptions, type FanOutOptions, type MethodName,
 } from './subscriptions.js';
 export { SubscriptionStore, type Subscriber } from './store.js';

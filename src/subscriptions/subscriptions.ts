@@ -47,6 +47,8 @@ export interface FanOutOptions {
 const DEFAULT_CONCURRENCY = 64;
 export const DEFAULT_MAX_CONSECUTIVE_TIMEOUTS = 3;
 export const DEFAULT_MAX_SUBSCRIPTIONS_PER_SUB = 16;
+/** Longest topic name a subscription may have: a topic is often taken from a client's arguments. */
+export const MAX_TOPIC_LENGTH = 256;
 
 function wholeAtLeastOne(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -85,6 +87,9 @@ export class Subscriptions {
    * holds `maxSubscriptionsPerSub` subscriptions to the topic.
    */
   subscribe(topic: string, instanceName: string): boolean {
+    if (typeof topic !== 'string' || topic.length === 0 || topic.length > MAX_TOPIC_LENGTH) {
+      throw new TypeError(`A topic must be a string of 1 to ${MAX_TOPIC_LENGTH} characters, got ${typeof topic === 'string' ? `${topic.length} characters` : typeof topic}.`);
+    }
     if (!this.store.has(topic, instanceName)) {
       const sub = subOf(instanceName);
       if (this.store.countOfSub(topic, sub) >= this.#maxPerSub) {
