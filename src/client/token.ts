@@ -84,7 +84,10 @@ export class TokenSource {
     try {
       response = await this.#fetch(refresh, { method: 'POST', credentials: 'include' });
     } catch (error) {
-      throw new TransientRefreshError(`Token refresh failed: ${(error as Error).message}`);
+      // A page's fetch says only "Failed to fetch" when CORS refused it; say where to look.
+      const inPage = typeof (globalThis as { document?: unknown }).document !== 'undefined';
+      const hint = inPage ? ' (from a page on another origin this is usually CORS: the refresh URL must allow this page\'s origin with credentials — with meshgate\'s edge, createMeshWorker({ cors: { origins: [...] } }))' : '';
+      throw new TransientRefreshError(`Token refresh failed: ${(error as Error).message}${hint}`);
     }
     if (response.status === 401 || response.status === 403) throw new LoginRequiredError(`token refresh answered ${response.status}`);
     if (!response.ok) throw new TransientRefreshError(`Token refresh answered ${response.status}`);

@@ -12,6 +12,7 @@ import { AuthFailure, verifyAccessToken, type AuthOptions } from './auth.js';
 import { DEV_TOKEN_PATH, issueDevToken } from './dev-token.js';
 import { isNamespace, type Namespace } from '../node/targets.js';
 import { contextStorage } from '../node/context.js';
+import { CorsPolicy, type CorsOptions } from './cors.js';
 
 export interface MeshWorkerOptions<Env> {
   /** Durable Object bindings that are client gateways (default ['GATEWAY']). */
@@ -26,6 +27,11 @@ export interface MeshWorkerOptions<Env> {
   devTokenTtlSeconds?: number;
   /** Everything that is not a gateway route (your app, static files). Default: 404. */
   fetch?: (request: Request, env: Env, ctx: ExecutionContext) => Response | Promise<Response>;
+  /**
+   * Lets pages on other origins (a Vite dev server, your app's own domain) use the
+   * development login and your `fetch` routes, e.g. a token refresh URL. Off by default.
+   */
+  cors?: CorsOptions<Env>;
 }
 
 const TAB_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -49,8 +55,9 @@ function tokenFrom(request: Request): string | undefined {
 export function createMeshWorker<Env>(options: MeshWorkerOptions<Env>): ExportedHandler<Env> {
   contextStorage(); // fails the Worker's load with what to do when nodejs_compat is missing
   const gateways = options.gateways ?? [DEFAULT_GATEWAY_BINDING];
-  return {
-    async fetch(request, env, ctx) {
+  const cors = options.cors && new CorsPolicy(options.cors);
+  const handler = {
+    async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
       const url = new URL(request.url);
       const devLogin = typeof options.devLogin === 'function' ? options.devLogin(env) : options.devLogin === true;
       if (devLogin && url.pathname === DEV_TOKEN_PATH) {
@@ -102,6 +109,12 @@ export function createMeshWorker<Env>(options: MeshWorkerOptions<Env>): Exported
       const namespace = candidate as Namespace<{ fetch(request: Request): Promise<Response> }>;
       const stub = namespace.get(namespace.idFromName(instanceName));
       return stub.fetch(new Request(request.url, { method: 'GET', headers }));
+    },
+  };
+  if (!cors) return handler;
+  return {
+    async fetch(request, env, ctx) {
+      return cors.preflight(request, env) ?? cors.apply(request, env, await handler.fetch(request, env, ctx));
     },
   };
 }
