@@ -591,25 +591,30 @@ async function meshConnections({ deflate, calls, fanout }) {
     if (fanout) {
       const driver = await connectClient(mesh.base, 'fandriver');
       const topic = driver.node('TOPIC', 'fan');
-      result.fanout = {};
       for (const N of [100, 500].map(n)) {
         const name = `fan${N}`;
         await topic.clear(name);
         await Promise.all(clients.slice(0, N).map((c) => c.node('TOPIC', 'fan').join(name)));
-        const perClient = [];
-        const totals = [];
-        for (let r = 0; r <= FANOUT_ROUNDS; r++) {
-          const key = N * 100 + r;
-          fanArrivals.set(key, []);
-          const t0 = now();
-          const outcome = await within(topic.broadcast(name, key, FANOUT_CONCURRENCY), 30_000, `fan-out to ${N}`);
-          const total = now() - t0;
-          if (outcome.delivered !== N) throw new Error(`fan-out delivered ${outcome.delivered} of ${N}`);
-          if (r === 0) continue; // warm-up
-          totals.push(total);
-          perClient.push(...fanArrivals.get(key).map((at) => at - t0));
+        // The same rounds as a call (all answers awaited) and as a notification (none awaited).
+        for (const [kind, publish, offset] of [['fanout', 'broadcast', 0], ['notify', 'announce', 50]]) {
+          const perClient = [];
+          const totals = [];
+          for (let r = 0; r <= FANOUT_ROUNDS; r++) {
+            const key = N * 100 + offset + r;
+            fanArrivals.set(key, []);
+            const t0 = now();
+            const outcome = await within(topic[publish](name, key, FANOUT_CONCURRENCY), 30_000, `${kind} to ${N}`);
+            const total = now() - t0;
+            if (outcome.delivered !== N) throw new Error(`${kind} delivered ${outcome.delivered} of ${N}`);
+            // Every client must have the call before the next round (a notification's publish returns first).
+            for (let i = 0; i < 2_000 && fanArrivals.get(key).length < N; i++) await sleep(5);
+            if (fanArrivals.get(key).length < N) throw new Error(`${kind}: ${fanArrivals.get(key).length} of ${N} clients got the call`);
+            if (r === 0) continue; // warm-up
+            totals.push(total);
+            perClient.push(...fanArrivals.get(key).map((at) => at - t0));
+          }
+          (result[kind] ??= {})[N] = { total: summary(totals), perClient: summary(perClient) };
         }
-        result.fanout[N] = { total: summary(totals), perClient: summary(perClient) };
       }
     }
   } finally {
@@ -651,6 +656,14 @@ await scenario('clients', 150_000, async () => {
       measured: fm, baseline: fb ? { name: `one raw DO sends to ${N} sockets, each acknowledges`, ...fb } : null,
       ratio: fb ? { total_p50: ratio(fm.total.p50, fb.total.p50), perClient_p50: ratio(fm.perClient.p50, fb.perClient.p50), perClient_p99: ratio(fm.perClient.p99, fb.perClient.p99) } : null,
       samples: { measured: fm.perClient.n, baseline: fb?.perClient.n ?? 0, rounds: FANOUT_ROUNDS },
+    });
+    const nm = m.notify[N];
+    record({
+      scenario: `notify_${N}`, unit: 'ms',
+      what: `one DO notifies ${N} subscribed clients (Subscriptions.notify: answers not awaited) — total: trigger → publish returned (every gateway has the call); per client: trigger → call received`,
+      measured: nm, baseline: fb ? { name: `one raw DO sends to ${N} sockets, each acknowledges`, ...fb } : null,
+      ratio: fb ? { total_p50: ratio(nm.total.p50, fb.total.p50), perClient_p50: ratio(nm.perClient.p50, fb.perClient.p50), perClient_p99: ratio(nm.perClient.p99, fb.perClient.p99) } : null,
+      samples: { measured: nm.perClient.n, baseline: fb?.perClient.n ?? 0, rounds: FANOUT_ROUNDS },
     });
   }
 });
@@ -726,6 +739,12 @@ for (const s of results) {
       if (s.scenario.startsWith('fanout_')) {
         row(s.scenario, 'all answered p50 ms', m.total.p50, b?.total.p50, s.ratio?.total_p50, m.total.n);
         row(s.scenario, 'all answered p99 ms', m.total.p99, b?.total.p99, ratio(m.total.p99, b?.total.p99), null);
+        row(s.scenario, 'per client p50 ms', m.perClient.p50, b?.perClient.p50, s.ratio?.perClient_p50, m.perClient.n);
+        row(s.scenario, 'per client p99 ms', m.perClient.p99, b?.perClient.p99, s.ratio?.perClient_p99, null);
+      }
+      if (s.scenario.startsWith('notify_')) {
+        row(s.scenario, 'publish returned p50 ms', m.total.p50, b?.total.p50, s.ratio?.total_p50, m.total.n);
+        row(s.scenario, 'publish returned p99 ms', m.total.p99, b?.total.p99, ratio(m.total.p99, b?.total.p99), null);
         row(s.scenario, 'per client p50 ms', m.perClient.p50, b?.perClient.p50, s.ratio?.perClient_p50, m.perClient.n);
         row(s.scenario, 'per client p99 ms', m.perClient.p99, b?.perClient.p99, s.ratio?.perClient_p99, null);
       }

@@ -82,6 +82,13 @@ export class TopicDO extends MeshDurableObject<Env> {
     return this.subs.store.clearTopic(topic);
   }
 
+  /** Notifies every subscriber (Subscriptions.notify); resolves once every gateway has the call, answers not awaited. */
+  @mesh
+  async announce(topic: string, round: number, concurrency?: number): Promise<{ total: number; delivered: number }> {
+    const summary = await this.subs.notify<Listener>(topic, 'notify', [round], concurrency === undefined ? {} : { concurrency });
+    return { total: summary.total, delivered: summary.sent };
+  }
+
   /** Calls `notify` on every subscriber; resolves when all answered. */
   @mesh
   async broadcast(topic: string, round: number, concurrency?: number): Promise<{ total: number; delivered: number }> {

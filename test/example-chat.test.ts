@@ -2,21 +2,44 @@
  * The chat example without a browser: `npm run example:node` processes, as a
  * person runs them, against the example Worker on workerd.
  */
+import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 // @ts-expect-error plain ESM helper shared with scripts
 import { startChat } from '../scripts/example-build.mjs';
+import { MeshClient } from '../src/client/index.js';
+import type { SocketClass } from '../src/client/socket.js';
+import type { ChatClientApi, RoomApi } from '../examples/chat/shared.js';
 import { startTerminal, type Terminal } from './support/terminal.js';
+import { waitFor } from './support/network.js';
 
+const SECRET = 'chat-example-test-secret-long-enough-for-hs256';
 let server: { url: URL; dispose(): Promise<void> };
 const terminals: Terminal[] = [];
+const clients: MeshClient[] = [];
 
 beforeAll(async () => {
-  server = await startChat({ port: 0, graceMs: 3000 });
+  server = await startChat({ port: 0, graceMs: 3000, secret: SECRET });
 });
 afterAll(async () => {
   for (const t of terminals) t.kill();
+  for (const c of clients) c.disconnect();
   await server?.dispose();
 });
+
+/** A connected client of the example, with its own handlers for what the room pushes. */
+async function chatClient(sub: string, handlers: Partial<ChatClientApi> = {}): Promise<MeshClient<ChatClientApi>> {
+  const accessToken = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setIssuedAt().setExpirationTime('1h')
+    .sign(new TextEncoder().encode(SECRET));
+  const ignore = () => {};
+  const c = new MeshClient<ChatClientApi>({
+    url: server.url.origin, accessToken, WebSocket: WebSocket as unknown as SocketClass,
+    handlers: { message: ignore, presence: ignore, counter: ignore, ...handlers },
+  });
+  clients.push(c as MeshClient);
+  await c.connect();
+  return c;
+}
 
 describe('chat example from a terminal', () => {
   it('two Node clients join a room, talk, share the counter and see a drop healed inside the grace period', async () => {
@@ -42,4 +65,49 @@ describe('chat example from a terminal', () => {
     expect(await carl.exited()).toBe(0);
     await bob.wait(/in the room: bob\n/); // carl left the room on /quit
   }, 60_000);
+});
+
+describe('chat example under hostile use', () => {
+  it('send() returns promptly while 130 subscribed tabs never answer', async () => {
+    const never = () => new Promise<void>(() => {});
+    const tabs = await Promise.all(Array.from({ length: 130 }, (_, i) => chatClient(`mute${i}`, { message: never, presence: never, counter: never })));
+    await Promise.all(tabs.map((t) => t.node<RoomApi>('ROOM', 'hostage').join()));
+    const heard: string[] = [];
+    const listener = await chatClient('listener', { message: (m) => void heard.push(m.text) });
+    await listener.node<RoomApi>('ROOM', 'hostage').join();
+
+    const started = Date.now();
+    const { delivery } = await listener.node<RoomApi>('ROOM', 'hostage').send('anyone there?');
+    const took = Date.now() - started;
+    console.log(`send() with 130 silent tabs took ${took} ms; delivery ${JSON.stringify(delivery)}`);
+    expect(took).toBeLessThan(1000); // awaiting each tab's answer took the 5 s delivery timeout
+    expect(delivery.total).toBeGreaterThanOrEqual(1);
+    expect(delivery.delivered + delivery.timedOut + delivery.dropped + delivery.failed).toBe(delivery.total);
+    await waitFor(() => heard.includes('anyone there?'), 'the listening tab to get the message');
+    for (const t of tabs) t.disconnect();
+  }, 60_000);
+
+  it('every method checks its arguments\' types before touching them', async () => {
+    const c = await chatClient('checker');
+    const room = c.node<RoomApi>('ROOM', 'checks') as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+    await room.join!();
+    // 20 characters on the wire, 2^29 slots once decoded: String() of it is a 512 MB string.
+    const sparse: unknown[] = [];
+    sparse.length = 2 ** 29;
+    const started = Date.now();
+    await expect(room.send!(sparse)).rejects.toMatchObject({ name: expect.stringMatching(/^(TypeError|ProtocolError|LimitExceededError)$/) });
+    expect(Date.now() - started).toBeLessThan(1000);
+    await expect(room.send!(42)).rejects.toThrow(/must be a string, got number/);
+    await expect(room.send!(null)).rejects.toThrow(/must be a string, got null/);
+    await expect(room.send!({ toString: 'boom' })).rejects.toThrow(/must be a string, got object/);
+    await expect(room.send!('x'.repeat(501))).rejects.toThrow(/longer than 500/);
+    await expect(room.send!('   ')).rejects.toThrow(/empty/);
+    for (const by of ['5', 1.5, 0, 101, -101, Number.NaN, 2n, [3]]) {
+      await expect(room.increment!(by), `increment(${String(by)})`).rejects.toThrow(/whole number from -100 to 100/);
+    }
+    // Still answering at once, and the checks let good values through.
+    expect(((await room.send!('  fine  ')) as { message: { text: string } }).message.text).toBe('fine');
+    expect(((await room.increment!()) as { counter: number }).counter).toBe(1);
+    expect(((await room.increment!(-3)) as { counter: number }).counter).toBe(-2);
+  });
 });

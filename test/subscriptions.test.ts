@@ -1,73 +1,11 @@
 /** The Subscriptions helper on real workerd, with real MeshClients over real sockets. */
-import { SignJWT } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
-import { MeshClient, type MeshClientOptions } from '../src/client/index.js';
-import type { SocketClass } from '../src/client/socket.js';
-// @ts-expect-error plain ESM helper shared with scripts
-import { startWorkerd } from '../scripts/workerd.mjs';
+import { describe, expect, it } from 'vitest';
 import { callOne, mapConcurrent } from '../src/subscriptions/fan-out.js';
 import { createNetwork, waitFor } from './support/network.js';
+import { useSubscriptionsMesh, type KvTopic, type Topic } from './support/subscriptions-mesh.js';
 
-const SECRET = 'subscriptions-test-secret-long-enough-for-hs256';
 const GRACE_MS = 500;
-
-type Outcome = { instanceName: string; status: string; value?: unknown; errorName?: string };
-type Summary = { topic: string; method: string; total: number; delivered: number; dropped: string[]; timedOut: string[]; failed: string[]; outcomes: Outcome[] };
-type Topic = {
-  join(topic: string): string;
-  leave(topic: string): string;
-  add(topic: string, name: string): boolean;
-  remove(topic: string, name: string): boolean;
-  list(topic: string): string[];
-  topicsOf(name: string): string[];
-  boot(): string;
-  restart(): void;
-  broadcast(topic: string, payload: unknown, options?: { timeoutMs?: number; concurrency?: number; except?: string[] }): Summary;
-  dropWithOldMark(topic: string, name: string): { droppedRows: number; stillListed: boolean };
-};
-type KvTopic = { tryCreate(): string };
-
-let server: { url: URL; dispose(): Promise<void> };
-const clients: MeshClient[] = [];
-
-beforeAll(async () => {
-  server = await startWorkerd({
-    entry: new URL('./fixtures/subscriptions-worker.ts', import.meta.url).pathname,
-    durableObjects: {
-      GATEWAY: 'SubsGateway',
-      TOPIC: { className: 'TopicDO', useSQLite: true },
-      KV_TOPIC: 'KvTopicDO',
-    },
-    bindings: { JWT_SECRET: SECRET, GRACE_MS: String(GRACE_MS) },
-  });
-});
-afterAll(async () => {
-  for (const c of clients) c.disconnect();
-  await server?.dispose();
-});
-
-function token(sub: string): Promise<string> {
-  return new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setIssuedAt().setExpirationTime('1h')
-    .sign(new TextEncoder().encode(SECRET));
-}
-
-/** A connected client; `handlers` serve the topic's fan-out calls. */
-async function client(sub: string, handlers: object = {}, extra: Partial<MeshClientOptions> = {}): Promise<MeshClient> {
-  const c = new MeshClient({
-    url: server.url.origin,
-    accessToken: await token(sub),
-    WebSocket: WebSocket as unknown as SocketClass,
-    reconnectMinDelayMs: 50,
-    reconnectMaxDelayMs: 200,
-    handlers,
-    ...extra,
-  });
-  clients.push(c);
-  await c.connect();
-  expect(c.state).toBe('connected');
-  return c;
-}
+const { client } = useSubscriptionsMesh({ GRACE_MS: String(GRACE_MS) });
 
 describe('Subscriptions on workerd', () => {
   it('subscribe, unsubscribe and list; the list lives in SQLite and survives a restart', async () => {

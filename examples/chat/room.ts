@@ -4,8 +4,16 @@
  * helper (same SQLite). Presence is the set of subscribers, so it is exactly
  * as fresh as the subscriptions: a closed tab leaves once its gateway's grace
  * period is over and a fan-out (a message, or the periodic check) finds it gone.
+ *
+ * Every fan-out is a notification (`Subscriptions.notify`): the room hands
+ * each message to the subscribers' gateways and returns, so a `send()` takes
+ * milliseconds whatever the tabs do, and the room holds nothing open after it.
+ *
+ * Arguments come from clients: each method checks their types before using
+ * them in any way (no `String(x)`, no `.trim()` on something that may not be
+ * a string).
  */
-import { ForbiddenError, MeshDurableObject, Subscriptions, getCallContext, mesh, type FanOutSummary } from 'meshgate';
+import { ForbiddenError, MeshDurableObject, Subscriptions, getCallContext, mesh, type NotifySummary } from 'meshgate';
 import {
   MAX_MESSAGE_LENGTH, type ChatClientApi, type ChatMessage, type Delivery, type PresenceEntry, type RoomApi, type RoomSnapshot,
 } from './shared.js';
@@ -17,14 +25,37 @@ export interface RoomEnv {
 
 const TOPIC = 'room';
 const HISTORY = 50;
-/** A subscriber that takes longer than this to take a message is reported, not dropped. */
+/**
+ * A subscriber that leaves a message unanswered longer than this gets no more
+ * until it answers; three such in a row and it leaves the room.
+ */
 const DELIVERY_TIMEOUT_MS = 5_000;
+/** The largest step of the shared counter, either way. */
+const MAX_STEP = 100;
 
-function delivery(summary: FanOutSummary): Delivery {
+function delivery(summary: NotifySummary): Delivery {
   return {
-    total: summary.total, delivered: summary.delivered, dropped: summary.dropped.length,
+    total: summary.total, delivered: summary.sent + summary.queued, dropped: summary.dropped.length,
     timedOut: summary.timedOut.length, failed: summary.failed.length,
   };
+}
+
+/** The message text, checked: a string first (nothing else is touched), then its length, then not blank. */
+function messageText(text: unknown): string {
+  if (typeof text !== 'string') throw new TypeError(`A message must be a string, got ${text === null ? 'null' : typeof text}.`);
+  if (text.length > MAX_MESSAGE_LENGTH) throw new RangeError(`Message is longer than ${MAX_MESSAGE_LENGTH} characters.`);
+  const clean = text.trim();
+  if (!clean) throw new RangeError('Message is empty.');
+  return clean;
+}
+
+/** The counter step, checked: an integer from -MAX_STEP to MAX_STEP other than 0 (1 when not given). */
+function counterStep(by: unknown): number {
+  if (by === undefined) return 1;
+  if (typeof by !== 'number' || !Number.isInteger(by) || by === 0 || Math.abs(by) > MAX_STEP) {
+    throw new RangeError(`The counter moves by a whole number from -${MAX_STEP} to ${MAX_STEP} other than 0.`);
+  }
+  return by;
 }
 
 export class ChatRoom extends MeshDurableObject<RoomEnv> implements Record<keyof RoomApi, unknown> {
@@ -62,27 +93,26 @@ export class ChatRoom extends MeshDurableObject<RoomEnv> implements Record<keyof
   }
 
   @mesh
-  async send(text: string): Promise<{ message: ChatMessage; delivery: Delivery }> {
+  async send(text: unknown): Promise<{ message: ChatMessage; delivery: Delivery }> {
+    const clean = messageText(text);
     const from = this.#callerSub();
-    const clean = String(text ?? '').trim();
-    if (!clean) throw new RangeError('Message is empty.');
-    if (clean.length > MAX_MESSAGE_LENGTH) throw new RangeError(`Message is longer than ${MAX_MESSAGE_LENGTH} characters.`);
     const at = Date.now();
     const { id } = this.#sql.exec<{ id: number }>(`INSERT INTO messages (sender, text, at) VALUES (?, ?, ?) RETURNING id`, from, clean, at).one();
     const message: ChatMessage = { id, from, text: clean, at };
     // The sender's own tabs get it through the fan-out too: one path for everyone.
-    const summary = await this.#subs.fanOut<ChatClientApi>(TOPIC, 'message', [message]);
+    const summary = await this.#subs.notify<ChatClientApi>(TOPIC, 'message', [message]);
     this.#afterFanOut(summary);
     return { message, delivery: delivery(summary) };
   }
 
   @mesh
-  async increment(by = 1): Promise<{ counter: number; delivery: Delivery }> {
-    const step = Number.isInteger(by) && Math.abs(by) <= 100 ? by : 1;
+  async increment(by?: unknown): Promise<{ counter: number; delivery: Delivery }> {
+    const step = counterStep(by);
+    const from = this.#callerSub();
     const { value } = this.#sql.exec<{ value: number }>(
       `INSERT INTO counter (id, value) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET value = value + excluded.value RETURNING value`, step,
     ).one();
-    const summary = await this.#subs.fanOut<ChatClientApi>(TOPIC, 'counter', [value, this.#callerSub()]);
+    const summary = await this.#subs.notify<ChatClientApi>(TOPIC, 'counter', [value, from]);
     this.#afterFanOut(summary);
     return { counter: value, delivery: delivery(summary) };
   }
@@ -90,7 +120,7 @@ export class ChatRoom extends MeshDurableObject<RoomEnv> implements Record<keyof
   /** Periodic presence check: a fan-out is how the room learns which subscribers are gone. */
   override async alarm(): Promise<void> {
     if (this.#subs.count(TOPIC) === 0) return; // nobody left: stop checking until the next join
-    const summary = await this.#subs.fanOut<ChatClientApi>(TOPIC, 'presence', [this.#presence()]);
+    const summary = await this.#subs.notify<ChatClientApi>(TOPIC, 'presence', [this.#presence()]);
     this.#afterFanOut(summary);
     await this.#scheduleCheck(true);
   }
@@ -98,14 +128,14 @@ export class ChatRoom extends MeshDurableObject<RoomEnv> implements Record<keyof
   // ── helpers ──────────────────────────────────────────────────────────────
 
   /** Someone was dropped: everyone else should see them leave. */
-  #afterFanOut(summary: FanOutSummary): void {
+  #afterFanOut(summary: NotifySummary): void {
     if (summary.dropped.length > 0) this.#broadcastPresence();
   }
 
-  /** Not awaited: a join or a message must not wait for every tab to hear about presence. */
+  /** Not awaited: a join or a leave answers without waiting for the gateways to take the presence list. */
   #broadcastPresence(): void {
     const presence = this.#presence();
-    this.#subs.fanOut<ChatClientApi>(TOPIC, 'presence', [presence]).then(
+    this.#subs.notify<ChatClientApi>(TOPIC, 'presence', [presence]).then(
       (summary) => this.#afterFanOut(summary),
       (error) => console.error('presence fan-out failed:', error),
     );

@@ -27,9 +27,10 @@ export interface RoomSnapshot {
   counter: number;
 }
 
-/** What a send or an increment reports back: how the fan-out went. */
+/** What a send or an increment reports back: how the fan-out went (the room does not wait for the tabs to answer). */
 export interface Delivery {
   total: number;
+  /** handed to the subscriber's connection, or held by its gateway for a reconnect inside the grace period */
   delivered: number;
   dropped: number;
   timedOut: number;
@@ -43,7 +44,9 @@ export interface RoomApi {
   /** The room as it is now, without subscribing (a page reloaded inside the grace period is still subscribed). */
   snapshot(): RoomSnapshot;
   leave(): void;
+  /** A string of 1 to MAX_MESSAGE_LENGTH characters (trimmed); anything else is refused. */
   send(text: string): { message: ChatMessage; delivery: Delivery };
+  /** A whole number from -100 to 100 other than 0 (default 1). */
   increment(by?: number): { counter: number; delivery: Delivery };
 }
 

@@ -18,7 +18,7 @@ import { decodeClientFrame, encodeFrame, type FrameError, type CallFrame, type C
 import { HEARTBEAT_PING, HEARTBEAT_PONG, isDurationMs, PROTOCOL_VERSION } from '../protocol/limits.js';
 import { encodeError } from '../protocol/codec.js';
 import { AnswerMemory } from '../protocol/answer-memory.js';
-import type { CallContext, ClientCallEnvelope, MeshResult } from '../node/envelope.js';
+import type { CallContext, ClientCallEnvelope, MeshResult, NotifyResult } from '../node/envelope.js';
 import { callNode, callNodeBatch, resolveTarget, type NodeStub } from '../node/targets.js';
 import { configuredMs, defaultGatewayConfig, type GatewayConfig } from './config.js';
 import { readIdentity, type VerifiedIdentity } from './identity.js';
@@ -27,6 +27,7 @@ import { chunksBySize, MAX_CALL_DEADLINE_MS, rpcFailure, stubKey, withoutProtoKe
 import { echoableCode, OPEN, safeClose, safeSend } from './sockets.js';
 import { Deadlines } from './deadlines.js';
 import { FrameBuckets } from './frame-rate.js';
+import { isNotificationId, notificationId, PendingNotifications } from './notifications.js';
 
 interface SocketInfo extends VerifiedIdentity {
   /** the gateway closed this socket itself (superseded, too large, token expired) */
@@ -71,6 +72,8 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   readonly #frameBuckets = new FrameBuckets();
   /** mesh → client calls waiting for the client's answer, by incoming call id, each timed out at its deadline */
   readonly #waiting = new Deadlines<string, WaitingClientCall>();
+  /** mesh → client notifications not answered yet (no deadline: see notifications.ts) */
+  readonly #notifications = new PendingNotifications();
   readonly #socketInfo = new WeakMap<WebSocket, SocketInfo>();
   /** The socket last seen open: saves a getWebSockets() scan per frame; re-checked on every use, rebuilt after hibernation. */
   #current: WebSocket | undefined;
@@ -137,7 +140,10 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     server.serializeAttachment(info);
     this.#socketInfo.set(server, info);
     if (graceAlarm !== null) void this.ctx.storage.deleteAlarm();
-    if (!remembered) this.#forgetAnswers();
+    if (!remembered) {
+      this.#forgetAnswers();
+      this.#notifications.clear();
+    }
 
     safeSend(server, encodeFrame({
       type: 'connection_status', subscriptionRequired: !remembered, instanceName: identity.instanceName, sub: identity.sub,
@@ -145,6 +151,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     }));
     // Calls to the client that were sent on a socket now gone follow it here.
     for (const waiting of this.#waiting.values()) safeSend(server, waiting.frame);
+    for (const frame of this.#notifications.frames()) safeSend(server, frame);
     return upgradeResponse(request, client);
   }
 
@@ -194,6 +201,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
       waiting.resolve({ ok: false, error: encodeError(new ClientDisconnectedError(waiting.instanceName)) });
     }
     this.#waiting.clear();
+    this.#notifications.clear();
     this.#forgetAnswers();
   }
 
@@ -488,13 +496,18 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   }
 
   /** Sizes of the in-memory maps, each bounded by `config` (for monitoring and tests). */
-  protected memoryStats(): { running: number; answered: number; answeredSize: number; waiting: number; stubs: number } {
-    return { running: this.#running.size, answered: this.#answered.size, answeredSize: this.#answered.bytes, waiting: this.#waiting.size, stubs: this.#stubs.size };
+  protected memoryStats(): { running: number; answered: number; answeredSize: number; waiting: number; notifications: number; stubs: number } {
+    return {
+      running: this.#running.size, answered: this.#answered.size, answeredSize: this.#answered.bytes, waiting: this.#waiting.size,
+      notifications: this.#notifications.size, stubs: this.#stubs.size,
+    };
   }
 
   // ── mesh → client ──────────────────────────────────────────────────────────
 
   #takeClientAnswer(ws: WebSocket, frame: IncomingCallResponseFrame): void {
+    // Nobody waits for a notification's answer: it only frees its place.
+    if (this.#notifications.answer(frame.id) || isNotificationId(frame.id)) return;
     const waiting = this.#waiting.get(frame.id);
     if (!waiting) {
       this.#sendError(ws, 'unknown_call_id', 'No incoming call with this id is waiting: it was never sent, was already answered, or timed out.', frame.id);
@@ -504,19 +517,58 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     waiting.resolve(frame.ok ? { ok: true, result: frame.result } : { ok: false, error: frame.error });
   }
 
+  /**
+   * What every mesh → client call checks first: its timeout, the hook, an
+   * expired token, and whether the client is there at all (socket open or
+   * grace period running). Returns the timeout; throws the refusal.
+   */
+  async #admitCallToClient(envelope: ClientCallEnvelope): Promise<number> {
+    const timeoutMs = envelope.timeoutMs === undefined ? configuredMs('clientResponseTimeoutMs', this.config.clientResponseTimeoutMs) : envelope.timeoutMs;
+    if (!isDurationMs(timeoutMs)) throw new RangeError(`A call to a client needs a positive timeoutMs, got ${String(timeoutMs)}.`);
+    const hook = this.onBeforeCallToClient({ instanceName: envelope.instanceName, method: envelope.method, context: envelope.context });
+    if (hook !== undefined) await hook;
+    // A client whose token expired gets no more calls: it must refresh and reconnect (the call waits for that).
+    const active = this.#activeSocket();
+    const activeInfo = active && this.#info(active);
+    if (active && activeInfo && tokenExpired(activeInfo)) await this.#expire(active);
+    if (!this.#activeSocket() && (await this.ctx.storage.getAlarm()) === null) throw new ClientDisconnectedError(envelope.instanceName);
+    return timeoutMs;
+  }
+
+  /**
+   * Internal RPC entry: a node notifies this gateway's client and does not
+   * wait for its answer. Answered as soon as the frame is on the socket (or
+   * queued for a client in its grace period), so the node holds no pending
+   * RPC while the client runs its handler. Not callable by clients.
+   */
+  async __meshgateNotifyClient(envelope: ClientCallEnvelope): Promise<NotifyResult> {
+    try {
+      const timeoutMs = await this.#admitCallToClient(envelope);
+      const now = Date.now();
+      // A client still sitting on an earlier notification past the timeout is silent: it gets no more until it answers.
+      if (this.#notifications.oldestWaitMs(now) > timeoutMs) throw new ClientTimeoutError(envelope.instanceName, timeoutMs);
+      const id = notificationId(this.#idPrefix, ++this.#nextIncomingId);
+      const frame = encodeFrame({
+        type: 'incoming_call', id, method: envelope.method, args: envelope.args, origin: envelope.context.origin, chain: envelope.context.chain,
+      });
+      const { maxPendingNotifications, maxPendingNotificationBytes } = this.config;
+      if (!this.#notifications.add(id, frame, now, maxPendingNotifications, maxPendingNotificationBytes)) {
+        throw new LimitExceededError('maxPendingNotifications', maxPendingNotifications,
+          `the client has ${this.#notifications.size} unanswered notifications (${this.#notifications.bytes} bytes, at most ${maxPendingNotificationBytes}); this one was not sent. Notify less often or with less data.`);
+      }
+      const active = this.#activeSocket();
+      if (active) safeSend(active, frame); // otherwise it goes out when the client reconnects
+      return { ok: true, queued: !active };
+    } catch (error) {
+      return { ok: false, error: encodeError(error instanceof Error ? error : new MeshError(String(error))) };
+    }
+  }
+
   /** Internal RPC entry: a node calls this gateway's client. Not callable by clients. */
   async __meshgateCallClient(envelope: ClientCallEnvelope): Promise<MeshResult> {
     let timeoutMs: number;
     try {
-      timeoutMs = envelope.timeoutMs === undefined ? configuredMs('clientResponseTimeoutMs', this.config.clientResponseTimeoutMs) : envelope.timeoutMs;
-      if (!isDurationMs(timeoutMs)) throw new RangeError(`A call to a client needs a positive timeoutMs, got ${String(timeoutMs)}.`);
-      const hook = this.onBeforeCallToClient({ instanceName: envelope.instanceName, method: envelope.method, context: envelope.context });
-      if (hook !== undefined) await hook;
-      // A client whose token expired gets no more calls: it must refresh and reconnect (the call waits for that).
-      const active = this.#activeSocket();
-      const activeInfo = active && this.#info(active);
-      if (active && activeInfo && tokenExpired(activeInfo)) await this.#expire(active);
-      if (!this.#activeSocket() && (await this.ctx.storage.getAlarm()) === null) throw new ClientDisconnectedError(envelope.instanceName);
+      timeoutMs = await this.#admitCallToClient(envelope);
       if (this.#waiting.size >= this.config.maxPendingClientCalls) {
         throw new LimitExceededError('maxPendingClientCalls', this.config.maxPendingClientCalls, 'the client has too many unanswered calls; retry later.');
       }

@@ -11,6 +11,10 @@ export interface GatewayConfig {
   maxInFlightCalls: number;
   /** mesh → client calls waiting for an answer at once; more are refused */
   maxPendingClientCalls: number;
+  /** notifications (mesh → client calls nobody awaits) kept until the client answers, to follow it to a new socket; more are refused */
+  maxPendingNotifications: number;
+  /** total UTF-8 bytes of those notifications' frames */
+  maxPendingNotificationBytes: number;
   /** answered call ids remembered so a resent call is answered, not run again */
   rememberedCallIds: number;
   /** total UTF-8 bytes of those remembered answers; the oldest are forgotten first (the newest is always kept) */
@@ -51,6 +55,8 @@ export function defaultGatewayConfig(): GatewayConfig {
     maxFrameBytes: DEFAULTS.maxFrameBytes,
     maxInFlightCalls: DEFAULTS.maxInFlightCalls,
     maxPendingClientCalls: DEFAULTS.maxPendingClientCalls,
+    maxPendingNotifications: DEFAULTS.maxPendingNotifications,
+    maxPendingNotificationBytes: DEFAULTS.maxPendingNotificationBytes,
     rememberedCallIds: DEFAULTS.rememberedCallIds,
     rememberedAnswerBytes: DEFAULTS.rememberedAnswerBytes,
     framesPerSecond: DEFAULTS.framesPerSecond,

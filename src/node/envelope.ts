@@ -47,3 +47,11 @@ export interface ClientCallEnvelope {
  * arrive together in one RPC (see MeshDurableObject.acceptsCallBursts).
  */
 export type MeshResult = ({ ok: true; result: string } | { ok: false; error: string }) & { acceptsBursts?: true };
+
+/**
+ * The gateway's answer to a notification (a call to the client nobody waits
+ * for): handed to the open socket, or `queued` for a client in its grace
+ * period; or why not (`ClientDisconnectedError`: gone; `ClientTimeoutError`:
+ * it left an earlier notification unanswered past the timeout).
+ */
+export type NotifyResult = { ok: true; queued: boolean } | { ok: false; error: string };

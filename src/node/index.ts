@@ -1,5 +1,5 @@
 export { MeshDurableObject, MeshWorker } from './base.js';
 export { mesh } from './exposed.js';
 export { getCallContext } from './context.js';
-export { MeshApi, type ClientCallOptions } from './mesh-api.js';
+export { MeshApi, type ClientCallOptions, type NotifyReceipt } from './mesh-api.js';
 export type { CallContext, OriginAuth } from './envelope.js';

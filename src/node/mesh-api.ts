@@ -3,18 +3,22 @@
  * clients. A call made while serving a call extends that call's chain and
  * keeps its origin; a call made outside one starts a chain at this node.
  */
-import { encodeValue } from '../protocol/codec.js';
+import { decodeValue, encodeValue } from '../protocol/codec.js';
 import { DEFAULT_GATEWAY_BINDING, isDurationMs } from '../protocol/limits.js';
 import type { CallTarget, Origin } from '../protocol/frames.js';
 import { createStub, type Stub } from '../protocol/stub.js';
 import { getCallContext } from './context.js';
 import { settleResult } from './dispatch.js';
-import type { CallContext, ClientCallEnvelope, MeshResult } from './envelope.js';
+import type { CallContext, ClientCallEnvelope, MeshResult, NotifyResult } from './envelope.js';
 import { callNode, isNamespace, resolveTarget, type Namespace } from './targets.js';
 
 interface GatewayStub {
   __meshgateCallClient(envelope: ClientCallEnvelope): Promise<MeshResult>;
+  __meshgateNotifyClient(envelope: ClientCallEnvelope): Promise<NotifyResult>;
 }
+
+/** Where a notification went: onto the client's open socket, or queued by its gateway for a reconnect inside the grace period. */
+export type NotifyReceipt = 'sent' | 'queued';
 
 export interface ClientCallOptions {
   /** the gateway binding the client is connected through (default 'GATEWAY') */
@@ -54,20 +58,41 @@ export class MeshApi {
 
   /** A stub for a connected client, addressed by its instance name (`{sub}.{tabId}`). */
   client<T>(instanceName: string, options: ClientCallOptions = {}): Stub<T> {
-    const gatewayBinding = options.gateway ?? DEFAULT_GATEWAY_BINDING;
-    const { timeoutMs } = options;
-    if (timeoutMs !== undefined && !isDurationMs(timeoutMs)) {
-      throw new RangeError(`mesh.client(): timeoutMs must be a positive number of milliseconds, got ${String(timeoutMs)}.`);
-    }
+    checkTimeout('mesh.client()', options.timeoutMs);
     return createStub<T>(async (method, args) => {
-      const namespace = (this.#env as Record<string, unknown>)[gatewayBinding];
-      if (!isNamespace(namespace)) throw new TypeError(`No Durable Object binding "${gatewayBinding}" for the gateway in env; pass { gateway: 'YOUR_BINDING' } to mesh.client().`);
-      const gateway = (namespace as Namespace<GatewayStub>).get(namespace.idFromName(instanceName));
-      return settleResult(await gateway.__meshgateCallClient({
-        instanceName, method, args: encodeValue(args), context: this.#nextContext(options.ownChain === true),
-        ...(timeoutMs === undefined ? {} : { timeoutMs }),
-      }));
+      const gateway = this.#gateway(instanceName, options.gateway, 'mesh.client()');
+      return settleResult(await gateway.__meshgateCallClient(this.#clientEnvelope(instanceName, method, args, options)));
     });
+  }
+
+  /**
+   * Calls `method(...args)` on a client without waiting for its answer:
+   * resolves as soon as the client's gateway has put the call on the socket
+   * (`'sent'`) or queued it for a reconnect inside the grace period
+   * (`'queued'`), so this node holds no RPC open while the client works.
+   * Rejects with `ClientDisconnectedError` (gone), `ClientTimeoutError` (it
+   * left an earlier notification unanswered past `timeoutMs`: silent, this one
+   * was not sent) or `LimitExceededError` (too many unanswered).
+   */
+  async notifyClient(instanceName: string, method: string, args: readonly unknown[], options: ClientCallOptions = {}): Promise<NotifyReceipt> {
+    checkTimeout('mesh.notifyClient()', options.timeoutMs);
+    const gateway = this.#gateway(instanceName, options.gateway, 'mesh.notifyClient()');
+    const result = await gateway.__meshgateNotifyClient(this.#clientEnvelope(instanceName, method, args, options));
+    if (!result.ok) throw decodeValue(result.error);
+    return result.queued ? 'queued' : 'sent';
+  }
+
+  #gateway(instanceName: string, binding = DEFAULT_GATEWAY_BINDING, api: string): GatewayStub {
+    const namespace = (this.#env as Record<string, unknown>)[binding];
+    if (!isNamespace(namespace)) throw new TypeError(`No Durable Object binding "${binding}" for the gateway in env; pass { gateway: 'YOUR_BINDING' } to ${api}.`);
+    return (namespace as Namespace<GatewayStub>).get(namespace.idFromName(instanceName));
+  }
+
+  #clientEnvelope(instanceName: string, method: string, args: readonly unknown[], options: ClientCallOptions): ClientCallEnvelope {
+    return {
+      instanceName, method, args: encodeValue(args), context: this.#nextContext(options.ownChain === true),
+      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+    };
   }
 
   #nextContext(ownChain = false): CallContext {
@@ -75,5 +100,11 @@ export class MeshApi {
     const current = ownChain ? undefined : getCallContext();
     if (!current) return { origin: self, caller: self, chain: [self], state: {} };
     return { ...current, caller: self, chain: [...current.chain, self] };
+  }
+}
+
+function checkTimeout(api: string, timeoutMs: unknown): void {
+  if (timeoutMs !== undefined && !isDurationMs(timeoutMs)) {
+    throw new RangeError(`${api}: timeoutMs must be a positive number of milliseconds, got ${String(timeoutMs)}.`);
   }
 }

@@ -14,6 +14,10 @@ export const DEFAULTS = {
   maxFrameBytes: 1024 * 1024,
   maxInFlightCalls: 256,
   maxPendingClientCalls: 256,
+  /** mesh → client notifications (sent, not awaited) a gateway keeps until the client answers them */
+  maxPendingNotifications: 256,
+  /** total UTF-8 size of those notifications' frames */
+  maxPendingNotificationBytes: 1024 * 1024,
   rememberedCallIds: 1_000,
   /** total UTF-8 bytes of the remembered answers a gateway keeps */
   rememberedAnswerBytes: 4 * 1024 * 1024,

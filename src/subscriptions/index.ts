@@ -1,3 +1,6 @@
-export { Subscriptions, type SubscriptionsOptions, type FanOutOptions, type MethodName } from './subscriptions.js';
+export {
+  Subscriptions, DEFAULT_MAX_CONSECUTIVE_TIMEOUTS, DEFAULT_MAX_SUBSCRIPTIONS_PER_SUB, MAX_TOPIC_LENGTH,
+  type SubscriptionsOptions, type FanOutOptions, type MethodName,
+} from './subscriptions.js';
 export { SubscriptionStore, type Subscriber } from './store.js';
-export type { FanOutSummary, SubscriberOutcome } from './fan-out.js';
+export type { FanOutSummary, SubscriberOutcome, NotifySummary, NotifyOutcome } from './fan-out.js';

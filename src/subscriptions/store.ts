@@ -8,6 +8,10 @@
  * call then proves a client gone, only rows up to that mark are removed. A
  * client that came back and subscribed again while the call was in flight
  * has a newer row, and keeps it.
+ *
+ * Each row also counts the subscriber's consecutive timeouts (so a silent
+ * one can be dropped) and names its `sub` (so one user's subscriptions to a
+ * topic can be capped).
  */
 
 const DEFAULT_TABLE = 'meshgate_subscriptions';
@@ -19,6 +23,12 @@ export interface Subscriber {
   instanceName: string;
   /** when it (last) subscribed, ms since epoch */
   subscribedAt: number;
+}
+
+/** The user part of an instance name `{sub}.{tabId}` (a sub has no dots; a name without one is its own sub). */
+export function subOf(instanceName: string): string {
+  const dot = instanceName.lastIndexOf('.');
+  return dot < 0 ? instanceName : instanceName.slice(0, dot);
 }
 
 const NO_SQLITE_ADVICE = 'meshgate subscriptions need a SQLite-backed Durable Object: list the class under `new_sqlite_classes` in a wrangler migration '
@@ -36,15 +46,30 @@ function createSchema(storage: DurableObjectStorage, table: string): SqlStorage 
       topic TEXT NOT NULL,
       instance TEXT NOT NULL,
       subscribed_at INTEGER NOT NULL,
+      sub TEXT,
+      timeouts INTEGER NOT NULL DEFAULT 0,
       UNIQUE (topic, instance)
     )`);
+    addColumnsOfThisVersion(sql, table);
     sql.exec(`CREATE INDEX IF NOT EXISTS ${table}_by_instance ON ${table} (instance)`);
+    sql.exec(`CREATE INDEX IF NOT EXISTS ${table}_by_sub ON ${table} (topic, sub)`);
   } catch (error) {
     const detail = (error as Error)?.message ?? String(error);
     if (!/not enabled|storage\.sql is missing/i.test(detail)) throw error; // a real SQL failure, not a missing SQLite
     throw new TypeError(`${NO_SQLITE_ADVICE} (runtime said: ${detail})`, { cause: error });
   }
   return sql;
+}
+
+/** A table made by an earlier meshgate lacks `sub` and `timeouts`: add them, filling `sub` from the instance names. */
+function addColumnsOfThisVersion(sql: SqlStorage, table: string): void {
+  const columns = new Set(sql.exec<{ name: string }>(`PRAGMA table_info(${table})`).toArray().map((row) => row.name));
+  if (!columns.has('timeouts')) sql.exec(`ALTER TABLE ${table} ADD COLUMN timeouts INTEGER NOT NULL DEFAULT 0`);
+  if (!columns.has('sub')) {
+    sql.exec(`ALTER TABLE ${table} ADD COLUMN sub TEXT`);
+    // A sub has no dots, so the first dot ends it.
+    sql.exec(`UPDATE ${table} SET sub = CASE WHEN instr(instance, '.') > 0 THEN substr(instance, 1, instr(instance, '.') - 1) ELSE instance END`);
+  }
 }
 
 export class SubscriptionStore {
@@ -64,8 +89,31 @@ export class SubscriptionStore {
   subscribe(topic: string, instanceName: string): boolean {
     const existed = this.has(topic, instanceName);
     // REPLACE deletes the old row and inserts a new one with a fresh seq: see the file comment.
-    this.#sql.exec(`INSERT OR REPLACE INTO ${this.#table} (topic, instance, subscribed_at) VALUES (?, ?, ?)`, topic, instanceName, Date.now());
+    this.#sql.exec(`INSERT OR REPLACE INTO ${this.#table} (topic, instance, subscribed_at, sub) VALUES (?, ?, ?, ?)`,
+      topic, instanceName, Date.now(), subOf(instanceName));
     return !existed;
+  }
+
+  /** How many subscriptions to `topic` belong to `sub` (one per tab or process of that user). */
+  countOfSub(topic: string, sub: string): number {
+    return this.#sql.exec<{ n: number }>(`SELECT count(*) AS n FROM ${this.#table} WHERE topic = ? AND sub = ?`, topic, sub).one().n;
+  }
+
+  /** Consecutive timeouts of the subscribers of `topic` that have any, by instance name. */
+  timeoutCounts(topic: string): Map<string, number> {
+    return new Map(this.#sql.exec<{ instance: string; timeouts: number }>(
+      `SELECT instance, timeouts FROM ${this.#table} WHERE topic = ? AND timeouts > 0`, topic,
+    ).toArray().map((row) => [row.instance, row.timeouts]));
+  }
+
+  /** Sets a subscriber's count of consecutive timeouts, on its row no newer than `watermark` (a resubscribe starts at 0). */
+  setTimeouts(topic: string, instanceName: string, timeouts: number, watermark: number): void {
+    this.#sql.exec(`UPDATE ${this.#table} SET timeouts = ? WHERE topic = ? AND instance = ? AND seq <= ?`, timeouts, topic, instanceName, watermark);
+  }
+
+  /** Removes one subscription if its row is no newer than `watermark`; true if it went. */
+  unsubscribeStale(topic: string, instanceName: string, watermark: number): boolean {
+    return this.#sql.exec(`DELETE FROM ${this.#table} WHERE topic = ? AND instance = ? AND seq <= ?`, topic, instanceName, watermark).rowsWritten > 0;
   }
 
   /** Removes a subscriber from one topic; true if it was subscribed. */

@@ -5,20 +5,22 @@
  *   class Room extends MeshDurableObject<Env> {
  *     subs = new Subscriptions(this.ctx.storage, this.mesh);
  *     @mesh join() { this.subs.subscribeCaller('room'); }
- *     @mesh async say(text: string) { return this.subs.fanOut<ChatClient>('room', 'message', [text]); }
+ *     @mesh async say(text: string) { return this.subs.notify<ChatClient>('room', 'message', [text]); }
  *   }
  *
  * Clients subscribe from `onSubscriptionRequired`, which the client calls on
  * the first connection and whenever its gateway forgot it (grace period
- * over). The helper removes a subscriber only when its gateway answers
- * `ClientDisconnectedError` — the one definitive "gone" — never on a timeout
- * from a client that is still connected but slow.
+ * over). The helper removes a subscriber when its gateway answers
+ * `ClientDisconnectedError` — the one definitive "gone" — and when it timed
+ * out `maxConsecutiveTimeouts` times in a row, never on one slow answer.
  */
-import { ForbiddenError } from '../protocol/errors.js';
+import { ForbiddenError, LimitExceededError } from '../protocol/errors.js';
 import type { MeshApi } from '../node/mesh-api.js';
 import { getCallContext } from '../node/context.js';
-import { callOne, mapConcurrent, summarize, type FanOutSummary } from './fan-out.js';
-import { SubscriptionStore } from './store.js';
+import {
+  callOne, mapConcurrent, notifyOne, summarize, summarizeNotify, type FanOutSummary, type NotifySummary, type SubscriberOutcome, type NotifyOutcome,
+} from './fan-out.js';
+import { SubscriptionStore, subOf } from './store.js';
 
 export interface SubscriptionsOptions {
   /** SQLite table (default 'meshgate_subscriptions'); give separate sets in one DO separate tables. */
@@ -29,6 +31,10 @@ export interface SubscriptionsOptions {
   concurrency?: number;
   /** How long each client may take to answer (default: the gateway's client response timeout, 30 s). */
   timeoutMs?: number;
+  /** A subscriber that times out this many fan-outs of a topic in a row is unsubscribed from it (default 3). */
+  maxConsecutiveTimeouts?: number;
+  /** Subscriptions one user (`sub`) may hold to one topic, one per tab or process (default 16); more are refused. */
+  maxSubscriptionsPerSub?: number;
 }
 
 export interface FanOutOptions {
@@ -39,6 +45,16 @@ export interface FanOutOptions {
 }
 
 const DEFAULT_CONCURRENCY = 64;
+export const DEFAULT_MAX_CONSECUTIVE_TIMEOUTS = 3;
+export const DEFAULT_MAX_SUBSCRIPTIONS_PER_SUB = 16;
+/** Longest topic name a subscription may have: a topic is often taken from a client's arguments. */
+export const MAX_TOPIC_LENGTH = 256;
+
+function wholeAtLeastOne(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 1) throw new RangeError(`Subscriptions option ${name} must be a whole number ≥ 1, got ${String(value)}.`);
+  return value;
+}
 
 type AnyFn = (...args: never[]) => unknown;
 /** Names of the methods of C. */
@@ -54,14 +70,34 @@ export class Subscriptions {
   readonly store: SubscriptionStore;
   readonly #mesh: MeshApi;
   readonly #options: SubscriptionsOptions;
+  readonly #maxTimeouts: number;
+  readonly #maxPerSub: number;
 
   constructor(storage: DurableObjectStorage, mesh: MeshApi, options: SubscriptionsOptions = {}) {
+    this.#maxTimeouts = wholeAtLeastOne('maxConsecutiveTimeouts', options.maxConsecutiveTimeouts, DEFAULT_MAX_CONSECUTIVE_TIMEOUTS);
+    this.#maxPerSub = wholeAtLeastOne('maxSubscriptionsPerSub', options.maxSubscriptionsPerSub, DEFAULT_MAX_SUBSCRIPTIONS_PER_SUB);
     this.store = new SubscriptionStore(storage, options.table);
     this.#mesh = mesh;
     this.#options = options;
   }
 
+  /**
+   * Subscribes `instanceName` (`{sub}.{tabId}`) to `topic`; true if it was not
+   * subscribed yet. Refuses with `LimitExceededError` when that user already
+   * holds `maxSubscriptionsPerSub` subscriptions to the topic.
+   */
   subscribe(topic: string, instanceName: string): boolean {
+    if (typeof topic !== 'string' || topic.length === 0 || topic.length > MAX_TOPIC_LENGTH) {
+      throw new TypeError(`A topic must be a string of 1 to ${MAX_TOPIC_LENGTH} characters, got ${typeof topic === 'string' ? `${topic.length} characters` : typeof topic}.`);
+    }
+    if (!this.store.has(topic, instanceName)) {
+      const sub = subOf(instanceName);
+      if (this.store.countOfSub(topic, sub) >= this.#maxPerSub) {
+        throw new LimitExceededError('maxSubscriptionsPerSub', this.#maxPerSub,
+          `user "${sub.slice(0, 128)}" already has that many subscriptions to "${topic.slice(0, 100)}" (one per tab or process). `
+          + 'Close another tab or leave from it first; a closed tab is dropped once its grace period is over and a fan-out finds it gone.');
+      }
+    }
     return this.store.subscribe(topic, instanceName);
   }
 
@@ -84,7 +120,7 @@ export class Subscriptions {
    */
   subscribeCaller(topic: string): string {
     const instanceName = callerInstance('subscribe');
-    this.store.subscribe(topic, instanceName);
+    this.subscribe(topic, instanceName);
     return instanceName;
   }
 
@@ -100,12 +136,49 @@ export class Subscriptions {
    * and says what happened to each. The calls start a new chain at this node
    * (`ownChain`), so clients accept them even when the fan-out runs inside
    * another client's call. Subscribers whose gateway answers
-   * `ClientDisconnectedError` are removed from every topic of this store;
-   * the client resubscribes from `onSubscriptionRequired` when it comes back.
+   * `ClientDisconnectedError` are removed from every topic of this store (the
+   * client resubscribes from `onSubscriptionRequired` when it comes back);
+   * one that timed out `maxConsecutiveTimeouts` times in a row, from this topic.
+   *
+   * The fan-out waits for every answer (up to `timeoutMs` each): use
+   * `notify` when the node must not wait for its clients.
    */
   async fanOut<C extends object = AnyClient, M extends MethodName<C> = MethodName<C>>(
     topic: string, method: M, args: ArgsOf<C[M]>, options: FanOutOptions = {},
   ): Promise<FanOutSummary<ResultOf<C[M]>>> {
+    const { watermark, targets, clientOptions, concurrency } = this.#plan(topic, options);
+    const outcomes = await mapConcurrent(targets, concurrency, (instanceName) =>
+      callOne(instanceName, () => {
+        const stub = this.#mesh.client<AnyClient>(instanceName, clientOptions) as AnyClient;
+        return stub[method]!(...(args as unknown[])) as Promise<ResultOf<C[M]>>;
+      }));
+    this.#settle(topic, watermark, outcomes, 'delivered');
+    return summarize(topic, method, outcomes);
+  }
+
+  /**
+   * Calls `method(...args)` on every subscriber of `topic` without waiting
+   * for their answers: each client's gateway answers as soon as it has put
+   * the call on the socket (or queued it for a client in its grace period).
+   * So a publish returns in a few milliseconds whatever the clients do, and
+   * this Durable Object holds no RPC open afterwards (it can be evicted).
+   *
+   * Gone subscribers (`ClientDisconnectedError`) are removed as in `fanOut`.
+   * A client that left an earlier notification unanswered for longer than
+   * `timeoutMs` is not sent this one and counts a timeout; after
+   * `maxConsecutiveTimeouts` in a row it is unsubscribed from this topic.
+   */
+  async notify<C extends object = AnyClient, M extends MethodName<C> = MethodName<C>>(
+    topic: string, method: M, args: ArgsOf<C[M]>, options: FanOutOptions = {},
+  ): Promise<NotifySummary> {
+    const { watermark, targets, clientOptions, concurrency } = this.#plan(topic, options);
+    const outcomes = await mapConcurrent(targets, concurrency, (instanceName) =>
+      notifyOne(instanceName, () => this.#mesh.notifyClient(instanceName, method, args as unknown[], clientOptions)));
+    this.#settle(topic, watermark, outcomes, 'sent', 'queued');
+    return summarizeNotify(topic, method, outcomes);
+  }
+
+  #plan(topic: string, options: FanOutOptions) {
     const except = new Set(typeof options.except === 'string' ? [options.except] : options.except ?? []);
     // Taken before any call goes out: rows newer than this (a resubscribe) survive a drop.
     const watermark = this.store.watermark();
@@ -116,15 +189,32 @@ export class Subscriptions {
       ...(this.#options.gateway === undefined ? {} : { gateway: this.#options.gateway }),
       ...(timeoutMs === undefined ? {} : { timeoutMs }),
     };
-    const outcomes = await mapConcurrent(targets, options.concurrency ?? this.#options.concurrency ?? DEFAULT_CONCURRENCY, (instanceName) =>
-      callOne(instanceName, () => {
-        const stub = this.#mesh.client<AnyClient>(instanceName, clientOptions) as AnyClient;
-        return stub[method]!(...(args as unknown[])) as Promise<ResultOf<C[M]>>;
-      }));
-    for (const outcome of outcomes) {
-      if (outcome.status === 'dropped') this.store.dropStale(outcome.instanceName, watermark);
-    }
-    return summarize(topic, method, outcomes);
+    return { watermark, targets, clientOptions, concurrency: options.concurrency ?? this.#options.concurrency ?? DEFAULT_CONCURRENCY };
+  }
+
+  /**
+   * Applies what a fan-out learned: gone subscribers leave every topic; a
+   * timeout adds to the subscriber's streak, and a streak at the limit
+   * unsubscribes it from `topic` (its outcome becomes 'dropped'); an answer
+   * ends the streak. Only rows no newer than `watermark` change.
+   */
+  #settle(topic: string, watermark: number, outcomes: Array<SubscriberOutcome | NotifyOutcome>, ...answered: string[]): void {
+    const streaks = this.store.timeoutCounts(topic);
+    outcomes.forEach((outcome, index) => {
+      const { instanceName } = outcome;
+      if (outcome.status === 'dropped') {
+        this.store.dropStale(instanceName, watermark);
+      } else if (outcome.status === 'timeout') {
+        const streak = (streaks.get(instanceName) ?? 0) + 1;
+        if (streak < this.#maxTimeouts) {
+          this.store.setTimeouts(topic, instanceName, streak, watermark);
+        } else if (this.store.unsubscribeStale(topic, instanceName, watermark)) {
+          outcomes[index] = { instanceName, status: 'dropped', error: outcome.error };
+        }
+      } else if (answered.includes(outcome.status) && streaks.has(instanceName)) {
+        this.store.setTimeouts(topic, instanceName, 0, watermark);
+      }
+    });
   }
 }
 

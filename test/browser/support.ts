@@ -33,7 +33,7 @@ export interface ChatServer {
   dispose(): Promise<void>;
 }
 
-export async function startChatServer(options: { graceMs?: number } = {}): Promise<ChatServer> {
+export async function startChatServer(options: { graceMs?: number; presenceCheckMs?: number } = {}): Promise<ChatServer> {
   const server = await startChat({ port: 0, host: '127.0.0.1', ...options });
   return { url: server.url.origin, dispose: () => server.dispose() };
 }

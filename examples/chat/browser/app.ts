@@ -34,7 +34,7 @@ function clock(at: number): string {
 function describeDelivery(what: string, d: Delivery): string {
   const parts = [`${what}: delivered to ${d.delivered} of ${d.total}`];
   if (d.dropped) parts.push(`${d.dropped} dropped (gone)`);
-  if (d.timedOut) parts.push(`${d.timedOut} too slow (kept)`);
+  if (d.timedOut) parts.push(`${d.timedOut} not answering (skipped)`);
   if (d.failed) parts.push(`${d.failed} failed`);
   return parts.join(' · ');
 }

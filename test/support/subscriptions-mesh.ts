@@ -1,0 +1,90 @@
+/** The subscriptions fixture on real workerd, and real MeshClients connected to it. */
+import { SignJWT } from 'jose';
+import { afterAll, beforeAll, expect } from 'vitest';
+import WebSocket from 'ws';
+import { MeshClient, type MeshClientOptions } from '../../src/client/index.js';
+import type { SocketClass } from '../../src/client/socket.js';
+// @ts-expect-error plain ESM helper shared with scripts
+import { startWorkerd } from '../../scripts/workerd.mjs';
+
+const SECRET = 'subscriptions-test-secret-long-enough-for-hs256';
+
+export type Outcome = { instanceName: string; status: string; value?: unknown; errorName?: string; limit?: string };
+export type Summary = {
+  topic: string; method: string; total: number; delivered: number; sent: number; queued: number;
+  dropped: string[]; timedOut: string[]; failed: string[]; outcomes: Outcome[];
+};
+type FanOutOptions = { timeoutMs?: number; concurrency?: number; except?: string[] };
+export type Topic = {
+  join(topic: string): string;
+  leave(topic: string): string;
+  add(topic: string, name: string): boolean;
+  remove(topic: string, name: string): boolean;
+  list(topic: string): string[];
+  topicsOf(name: string): string[];
+  boot(): string;
+  restart(): void;
+  broadcast(topic: string, payload: unknown, options?: FanOutOptions): Summary;
+  announce(topic: string, payload: unknown, options?: FanOutOptions): Summary;
+  dropWithOldMark(topic: string, name: string): { droppedRows: number; stillListed: boolean };
+  upgradeOldTable(): { columns: string[]; subOfRow: string; cappedAt: number };
+};
+export type KvTopic = { tryCreate(): string };
+
+export type GatewayMemory = { waiting: number; notifications: number; open: number; alarm: number | null };
+
+export interface SubscriptionsMesh {
+  readonly url: URL;
+  /** A connected client; `handlers` serve the topic's fan-out calls. Disconnected after the suite. */
+  client(sub: string, handlers?: object, extra?: Partial<MeshClientOptions>): Promise<MeshClient>;
+  /** The in-memory map sizes of one client's gateway (tests only). */
+  gatewayMemory(instanceName: string): Promise<GatewayMemory>;
+}
+
+/** Starts the fixture before the suite's tests and ends it, with every client, after them. */
+export function useSubscriptionsMesh(bindings: Record<string, string> = {}): SubscriptionsMesh {
+  let server: { url: URL; mf: { getDurableObjectNamespace(name: string): Promise<DurableObjectNamespace> }; dispose(): Promise<void> };
+  const clients: MeshClient[] = [];
+  beforeAll(async () => {
+    server = await startWorkerd({
+      entry: new URL('../fixtures/subscriptions-worker.ts', import.meta.url).pathname,
+      durableObjects: {
+        GATEWAY: 'SubsGateway',
+        TOPIC: { className: 'TopicDO', useSQLite: true },
+        KV_TOPIC: 'KvTopicDO',
+      },
+      bindings: { JWT_SECRET: SECRET, ...bindings },
+    });
+  });
+  afterAll(async () => {
+    for (const c of clients) c.disconnect();
+    await server?.dispose();
+  });
+  const token = (sub: string): Promise<string> =>
+    new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setIssuedAt().setExpirationTime('1h').sign(new TextEncoder().encode(SECRET));
+  return {
+    get url() {
+      return server.url;
+    },
+    async client(sub, handlers = {}, extra = {}) {
+      const c = new MeshClient({
+        url: server.url.origin,
+        accessToken: await token(sub),
+        WebSocket: WebSocket as unknown as SocketClass,
+        reconnectMinDelayMs: 50,
+        reconnectMaxDelayMs: 200,
+        handlers,
+        ...extra,
+      });
+      clients.push(c);
+      await c.connect();
+      expect(c.state).toBe('connected');
+      return c;
+    },
+    async gatewayMemory(instanceName) {
+      const ns = await server.mf.getDurableObjectNamespace('GATEWAY');
+      const res = await ns.get(ns.idFromName(instanceName)).fetch('http://gateway/__memory');
+      return (await res.json()) as GatewayMemory;
+    },
+  };
+}
