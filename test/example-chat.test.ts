@@ -110,4 +110,18 @@ describe('chat example under hostile use', () => {
     expect(((await room.increment!()) as { counter: number }).counter).toBe(1);
     expect(((await room.increment!(-3)) as { counter: number }).counter).toBe(-2);
   });
+
+  it('only members may post or move the counter: a user none of whose tabs joined is refused, and admitted once one does', async () => {
+    const member = await chatClient('insider');
+    await member.node<RoomApi>('ROOM', 'members-only').join();
+    const outsider = await chatClient('outsider');
+    const room = outsider.node<RoomApi>('ROOM', 'members-only');
+    await expect(room.send('let me in')).rejects.toMatchObject({ name: 'ForbiddenError', message: expect.stringMatching(/Only members of room "members-only" may post to it: join it first/) });
+    await expect(room.increment(1)).rejects.toMatchObject({ name: 'ForbiddenError' });
+    expect((await room.snapshot()).messages).toEqual([]);
+    await room.join();
+    expect((await room.send('now a member')).message.from).toBe('outsider');
+    await room.leave();
+    await expect(room.send('gone')).rejects.toMatchObject({ name: 'ForbiddenError' });
+  });
 });

@@ -11,7 +11,8 @@
  *
  * Arguments come from clients: each method checks their types before using
  * them in any way (no `String(x)`, no `.trim()` on something that may not be
- * a string).
+ * a string). Only members — users with a tab that joined — may post or move
+ * the counter; who the caller is comes from the verified token.
  */
 import { ForbiddenError, MeshDurableObject, Subscriptions, getCallContext, mesh, type NotifySummary } from 'meshgate';
 import {
@@ -32,6 +33,11 @@ const HISTORY = 50;
 const DELIVERY_TIMEOUT_MS = 5_000;
 /** The largest step of the shared counter, either way. */
 const MAX_STEP = 100;
+
+/** Instance names are `{sub}.{tabId}`; a tab id has no dot, a sub may. */
+function subOf(instance: string): string {
+  return instance.slice(0, instance.lastIndexOf('.'));
+}
 
 function delivery(summary: NotifySummary): Delivery {
   return {
@@ -95,7 +101,7 @@ export class ChatRoom extends MeshDurableObject<RoomEnv> implements Record<keyof
   @mesh
   async send(text: unknown): Promise<{ message: ChatMessage; delivery: Delivery }> {
     const clean = messageText(text);
-    const from = this.#callerSub();
+    const from = this.#member();
     const at = Date.now();
     const { id } = this.#sql.exec<{ id: number }>(`INSERT INTO messages (sender, text, at) VALUES (?, ?, ?) RETURNING id`, from, clean, at).one();
     const message: ChatMessage = { id, from, text: clean, at };
@@ -108,7 +114,7 @@ export class ChatRoom extends MeshDurableObject<RoomEnv> implements Record<keyof
   @mesh
   async increment(by?: unknown): Promise<{ counter: number; delivery: Delivery }> {
     const step = counterStep(by);
-    const from = this.#callerSub();
+    const from = this.#member();
     const { value } = this.#sql.exec<{ value: number }>(
       `INSERT INTO counter (id, value) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET value = value + excluded.value RETURNING value`, step,
     ).one();
@@ -148,9 +154,8 @@ export class ChatRoom extends MeshDurableObject<RoomEnv> implements Record<keyof
 
   #presence(): PresenceEntry[] {
     const bySub = new Map<string, number>();
-    // Instance names are `{sub}.{tabId}`, and a sub has no dots.
     for (const instance of this.#subs.list(TOPIC)) {
-      const sub = instance.slice(0, instance.indexOf('.'));
+      const sub = subOf(instance);
       bySub.set(sub, (bySub.get(sub) ?? 0) + 1);
     }
     return [...bySub].map(([sub, connections]) => ({ sub, connections })).sort((a, b) => a.sub.localeCompare(b.sub));
@@ -168,6 +173,15 @@ export class ChatRoom extends MeshDurableObject<RoomEnv> implements Record<keyof
   #callerSub(): string {
     const sub = getCallContext()?.originAuth?.sub;
     if (!sub) throw new ForbiddenError('Only a logged-in client can do this.');
+    return sub;
+  }
+
+  /** The caller's sub, if one of their tabs has joined this room; else a refusal that says what to do. */
+  #member(): string {
+    const sub = this.#callerSub();
+    if (!this.#subs.list(TOPIC).some((instance) => subOf(instance) === sub)) {
+      throw new ForbiddenError(`Only members of room "${this.#roomName()}" may post to it: join it first.`);
+    }
     return sub;
   }
 
