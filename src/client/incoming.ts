@@ -8,6 +8,7 @@
 import { decodeValue, encodeError, encodeValue } from '../protocol/codec.js';
 import { ForbiddenError, LimitExceededError, MeshError, MethodNotExposedError, ProtocolError } from '../protocol/errors.js';
 import { encodeFrame, type IncomingCallFrame, type Origin } from '../protocol/frames.js';
+import { findDataMethod } from '../protocol/method-lookup.js';
 
 /** What a handler can learn about the call it serves: `this` inside it is the handler object, so this comes from `client.incomingContext`. */
 export interface IncomingContext {
@@ -17,11 +18,11 @@ export interface IncomingContext {
   chain: Origin[];
 }
 
+/** A handler method by property descriptor: a getter of that name is never run. */
 function findHandler(handlers: object | undefined, name: string): ((...args: unknown[]) => unknown) | undefined {
   if (!handlers || name === 'constructor' || name === '__proto__' || name === 'then') return undefined;
   if (name in Object.prototype) return undefined;
-  const fn = (handlers as Record<string, unknown>)[name];
-  return typeof fn === 'function' ? (fn as (...args: unknown[]) => unknown) : undefined;
+  return findDataMethod(handlers, name) as ((...args: unknown[]) => unknown) | undefined;
 }
 
 

@@ -8,6 +8,7 @@ import { DEFAULT_GATEWAY_BINDING, isDurationMs } from '../protocol/limits.js';
 import type { CallTarget, Origin } from '../protocol/frames.js';
 import { createStub, type Stub } from '../protocol/stub.js';
 import { getCallContext } from './context.js';
+import type { ValueBounds } from '../protocol/value-bounds.js';
 import { settleResult } from './dispatch.js';
 import type { CallContext, ClientCallEnvelope, MeshResult } from './envelope.js';
 import { callNode, isNamespace, resolveTarget, type Namespace } from './targets.js';
@@ -32,10 +33,13 @@ export interface ClientCallOptions {
 export class MeshApi {
   readonly #env: unknown;
   readonly #self: () => Origin;
+  readonly #bounds: () => ValueBounds | undefined;
 
-  constructor(env: unknown, self: () => Origin) {
+  /** `bounds`: what answers decoded here may expand to (the node class's valueBounds). */
+  constructor(env: unknown, self: () => Origin, bounds: () => ValueBounds | undefined = () => undefined) {
     this.#env = env;
     this.#self = self;
+    this.#bounds = bounds;
   }
 
   /** The context of the call being served, or undefined outside one. */
@@ -48,7 +52,8 @@ export class MeshApi {
     const target: CallTarget = instance === undefined ? { binding } : { binding, instance };
     return createStub<T>(async (method, args) => {
       const stub = resolveTarget(this.#env, target);
-      return settleResult(await callNode(stub, { target, method, args: encodeValue(args), context: this.#nextContext() }));
+      const answer = await callNode(stub, { target, method, args: encodeValue(args), context: this.#nextContext() });
+      return settleResult(answer, this.#bounds(), `"${method}" on ${binding}`);
     });
   }
 
@@ -63,10 +68,11 @@ export class MeshApi {
       const namespace = (this.#env as Record<string, unknown>)[gatewayBinding];
       if (!isNamespace(namespace)) throw new TypeError(`No Durable Object binding "${gatewayBinding}" for the gateway in env; pass { gateway: 'YOUR_BINDING' } to mesh.client().`);
       const gateway = (namespace as Namespace<GatewayStub>).get(namespace.idFromName(instanceName));
-      return settleResult(await gateway.__meshgateCallClient({
+      const answer = await gateway.__meshgateCallClient({
         instanceName, method, args: encodeValue(args), context: this.#nextContext(options.ownChain === true),
         ...(timeoutMs === undefined ? {} : { timeoutMs }),
-      }));
+      });
+      return settleResult(answer, this.#bounds(), `"${method}" on client "${instanceName}"`);
     });
   }
 

@@ -1,0 +1,252 @@
+/**
+ * Bounded decoding: the expanded-size measure over devalue's flattened form
+ * (exact on shared references, sound on cycles, linear in the text), the
+ * codec refusing values past it, and the error reviver taking nothing from
+ * the wire on trust.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { decodeValue, encodeValue } from '../src/protocol/codec.js';
+import { LimitExceededError, MeshError, ProtocolError, registerErrorClass, reviveError } from '../src/protocol/errors.js';
+import { DEFAULT_VALUE_BOUNDS, measureFlattened, resolveValueBounds } from '../src/protocol/value-bounds.js';
+import { errorLaughsText, laughs, laughsText } from './support/hostile-values.js';
+
+const TAGS = new Set(['Error']);
+const measure = (value: unknown) => measureFlattened(JSON.parse(encodeValue(value)), TAGS);
+
+/**
+ * The measure's definition, by brute force on a graph of plain arrays:
+ * each entry counts 1 plus each reference, a reference to an entry on the
+ * current path (a cycle) counting 1. Exponential: small graphs only.
+ */
+function expandedByWalking(graph: number[][], at = 0, path = new Set<number>()): number {
+  path.add(at);
+  let total = 1;
+  for (const next of graph[at]!) total += path.has(next) ? 1 : expandedByWalking(graph, next, path);
+  path.delete(at);
+  return total;
+}
+
+/** The same walk over a decoded value (plain objects, arrays, strings and numbers only): 1 each, plus string and key lengths. */
+function walkValue(value: unknown, path = new Set<unknown>()): number {
+  if (typeof value === 'string') return 1 + value.length;
+  if (typeof value !== 'object' || value === null) return 1;
+  path.add(value);
+  let total = 1;
+  for (const [key, child] of Object.entries(value)) {
+    if (!Array.isArray(value)) total += key.length;
+    total += path.has(child) ? 1 : walkValue(child, path);
+  }
+  path.delete(value);
+  return total;
+}
+
+/** root → K parents → one hub → M children, each child referring back to the hub. */
+function hubText(parents: number, children: number): string {
+  const hub = parents + 1;
+  const entries: unknown[] = [Array.from({ length: parents }, (_, i) => i + 1)];
+  for (let i = 0; i < parents; i++) entries.push([hub]);
+  entries.push(Array.from({ length: children }, (_, j) => hub + 1 + j));
+  for (let j = 0; j < children; j++) entries.push([hub]);
+  return JSON.stringify(entries);
+}
+
+function timed<T>(run: () => T): { value: T; ms: number } {
+  const start = performance.now();
+  const value = run();
+  return { value, ms: performance.now() - start };
+}
+
+describe('the expanded size of a value', () => {
+  it('counts a shared value once per reference, with the length of its strings and keys', () => {
+    const shared = 'xxxx';
+    // root: 1 + keys "a", "b"; each reference to the string: 1 + 4
+    expect(measure({ a: shared, b: shared })).toEqual({ expandedSize: 13, depth: 2 });
+    const inner = { k: shared };
+    expect(measure([inner, inner, inner]).expandedSize).toBe(1 + 3 * (1 + 1 + 5));
+  });
+
+  it('counts what a naive walk of a sparse array, an ArrayBuffer or a typed array would visit', () => {
+    const sparse: unknown[] = [];
+    sparse.length = 2 ** 32 - 1;
+    expect(measure(sparse).expandedSize).toBe(2 ** 32);
+    const bytes = new Uint8Array(3000);
+    expect(measure([bytes, bytes]).expandedSize).toBeGreaterThan(2 * 3000);
+  });
+
+  it('counts a cycle back to a value on the path once', () => {
+    const node: Record<string, unknown> = {};
+    node.self = node;
+    expect(measure(node)).toEqual({ expandedSize: 1 + 4 + 1, depth: 1 });
+  });
+
+  it('is exact on shared references and never below the walk on cycles (1000 random graphs)', () => {
+    const graphs = fc.integer({ min: 1, max: 7 }).chain((n) => fc.array(fc.array(fc.nat(n - 1), { maxLength: 4 }), { minLength: n, maxLength: n }));
+    fc.assert(fc.property(graphs, (graph) => {
+      const walked = expandedByWalking(graph);
+      const measured = measureFlattened(graph, TAGS).expandedSize;
+      expect(measured).toBeGreaterThanOrEqual(walked);
+      if (graph.every((refs, from) => refs.every((to) => to > from))) expect(measured).toBe(walked); // acyclic
+    }), { numRuns: 1000 });
+  });
+
+  it('stays close to the walk on the cycles real data has: parent pointers, doubly linked lists, rings, owners', () => {
+    type TreeNode = { parent?: TreeNode; children: TreeNode[]; label: string };
+    const root: TreeNode = { children: [], label: 'root' };
+    const all: TreeNode[] = [root];
+    for (let i = 1; i < 2_000; i++) {
+      const child: TreeNode = { parent: all[(i - 1) >> 2]!, children: [], label: `n${i}` };
+      child.parent!.children.push(child);
+      all.push(child);
+    }
+    type ListNode = { prev?: ListNode; next?: ListNode; list?: unknown; n: number };
+    const list = { head: { n: 0 } as ListNode, tail: undefined as ListNode | undefined };
+    let tail = list.head;
+    for (let i = 1; i < 500; i++) tail = tail.next = { prev: tail, list, n: i };
+    list.tail = tail;
+    const owner = { items: [] as Array<{ owner: unknown; i: number }> };
+    for (let i = 0; i < 1_000; i++) owner.items.push({ owner, i });
+    const ring: Array<{ next?: unknown }> = Array.from({ length: 100 }, () => ({}));
+    ring.forEach((r, i) => (r.next = ring[(i + 1) % ring.length]));
+    // Each is also reached from outside its cycle at an inner value, from which a walk goes up and back down.
+    for (const value of [{ root, selected: all[1_500] }, list, { owner, first: owner.items[0] }, ring]) {
+      const measured = measure(value);
+      const walked = walkValue(value);
+      expect(measured.expandedSize).toBeGreaterThanOrEqual(walked);
+      expect(measured.expandedSize).toBeLessThanOrEqual(1.5 * walked);
+      expect(measured.depth).toBeLessThan(DEFAULT_VALUE_BOUNDS.maxDepth);
+    }
+  });
+
+  it('refuses a clique of arrays, which String() walks in factorial time', () => {
+    const arrays: unknown[][] = Array.from({ length: 12 }, () => []);
+    for (const a of arrays) a.push(...arrays);
+    expect(measure(arrays).expandedSize).toBeGreaterThan(DEFAULT_VALUE_BOUNDS.maxExpandedSize);
+    expect(() => decodeValue(encodeValue(arrays))).toThrow(LimitExceededError);
+  });
+
+  it('measures depth through shared references', () => {
+    expect(measure(laughs(30)).depth).toBe(31);
+    let chain: unknown = 0;
+    for (let i = 0; i < 1_500; i++) chain = [chain];
+    expect(() => decodeValue(encodeValue(chain))).toThrow(expect.objectContaining({ name: 'LimitExceededError', limit: 'maxDepth', max: 1_000 }));
+  });
+});
+
+describe('decodeValue with bounds', () => {
+  it('refuses a depth-30 shared-reference value in milliseconds, naming the limit and what to do', () => {
+    const { value: error, ms } = timed(() => {
+      try {
+        decodeValue(laughsText(30), DEFAULT_VALUE_BOUNDS, 'the arguments of "echo"');
+      } catch (caught) {
+        return caught;
+      }
+    });
+    expect(error).toBeInstanceOf(LimitExceededError);
+    expect(error).toMatchObject({ limit: 'maxExpandedSize', max: DEFAULT_VALUE_BOUNDS.maxExpandedSize, code: 'limit_exceeded' });
+    expect((error as Error).message).toMatch(/the arguments of "echo".*shared references.*refused before any code saw it.*valueBounds/);
+    expect(ms).toBeLessThan(50);
+  });
+
+  it('checks 1 MiB of hostile text in milliseconds, whatever its shape', () => {
+    const MiB = 1024 * 1024;
+    const big = 'y'.repeat(1000);
+    const hostile = {
+      // ~150,000 references to one 1000-character string: 150 million characters for JSON.stringify
+      'one string, many references': `[[${Array(150_000).fill(1).join(',')}],${JSON.stringify(big)}]`,
+      'a deep binary tree of shared references': laughsText(30, 'z'.repeat(MiB - 400)),
+      'a dense cycle (each array holds all others)': JSON.stringify(Array.from({ length: 500 }, () => Array.from({ length: 500 }, (_, i) => i))),
+      'a chain as long as the text allows': JSON.stringify(Array.from({ length: 150_000 }, (_, i) => [i + 1]).concat([[0]])),
+      // Each parent reaches the hub again, and the hub's walk closed its cycles through the first parent: walked again each time.
+      'a hub walked again from each of many parents': hubText(40, 100_000),
+      'many small entries, no sharing': JSON.stringify([Array.from({ length: 120_000 }, (_, i) => i + 1), ...Array.from({ length: 120_000 }, () => 7)]),
+    };
+    for (const [shape, text] of Object.entries(hostile)) {
+      expect(text.length, shape).toBeLessThan(1.2 * MiB);
+      const parsed = JSON.parse(text);
+      const { value, ms } = timed(() => measureFlattened(parsed, TAGS, DEFAULT_VALUE_BOUNDS));
+      console.log(`bounds check of ${(text.length / MiB).toFixed(2)} MiB, ${shape}: ${ms.toFixed(1)} ms`);
+      expect(ms, `${shape}: ${ms.toFixed(1)} ms`).toBeLessThan(250);
+      if (shape !== 'many small entries, no sharing') expect(value.exceeded, shape).toBeDefined();
+      else expect(value.exceeded).toBeUndefined();
+    }
+  });
+
+  it('round-trips shared references and cycles within the bound', () => {
+    const shared = { name: 'shared', when: new Date(0), tags: new Set(['a']) };
+    const cyclic: Record<string, unknown> = { shared, list: [shared, shared], map: new Map([[shared, 1n]]) };
+    cyclic.self = cyclic;
+    const decoded = decodeValue(encodeValue(cyclic)) as typeof cyclic & { list: unknown[]; map: Map<unknown, bigint> };
+    expect(decoded.self).toBe(decoded);
+    expect(decoded.list[0]).toBe(decoded.shared);
+    expect(decoded.list[1]).toBe(decoded.shared);
+    expect([...decoded.map.keys()][0]).toBe(decoded.shared);
+    expect(decoded.shared).toEqual(shared);
+  });
+
+  it('decodes every type the codec carries', () => {
+    const value = [undefined, NaN, Infinity, -Infinity, -0, 1n, new Date(5), /a+b/gi, new Map([[1, 2]]), new Set([3]), new Uint16Array([1, 2]),
+      new DataView(new ArrayBuffer(4)), new Float64Array(new ArrayBuffer(16), 8, 1), Object.assign(Object.create(null), { k: 1 }), Object(2n),
+      // eslint-disable-next-line no-sparse-arrays
+      [1, , 3], Object.assign([], { length: 10, 4: 'x' }), new URL('https://example.com/a?b'), new RangeError('r', { cause: 'c' })];
+    expect(decodeValue(encodeValue(value))).toEqual(value);
+  });
+
+  it('honours configured bounds, and refuses bounds that are not positive numbers', () => {
+    expect(() => decodeValue(encodeValue(['x'.repeat(100)]), resolveValueBounds({ maxExpandedSize: 50 }))).toThrow(LimitExceededError);
+    expect(decodeValue(encodeValue(laughs(12)), resolveValueBounds({ maxExpandedSize: 100_000 }))).toHaveLength(2);
+    expect(() => resolveValueBounds({ maxDepth: Number('x') })).toThrow(/valueBounds.maxDepth must be a positive number/);
+  });
+
+  it('refuses forms devalue would choke on as ProtocolError bad_payload, before building anything', () => {
+    expect(() => decodeValue('{')).toThrow(ProtocolError);
+    for (const text of ['[[1.5]]', '[[7]]', '[[-9]]', '[["Error", "inline"]]', '[["Map", 0]]', '[["Date", [1]]]', '[["Uint8Array", 0]]', '[{"__proto__": 0}]', '[["Nope", 1]]', '[[-7, -1]]', '5', '[]']) {
+      expect(() => decodeValue(text), text).toThrow(expect.objectContaining({ name: 'ProtocolError', code: 'bad_payload' }));
+    }
+  });
+});
+
+describe('reviving an error from the wire', () => {
+  it('uses name and message only when they are strings, never calling String() on them', () => {
+    let coerced = 0;
+    const hostile = { toString: () => String(++coerced), [Symbol.toPrimitive]: () => String(++coerced) };
+    const error = reviveError(hostile, hostile, undefined, {});
+    expect(coerced).toBe(0);
+    expect(error.name).toBe('Error');
+    expect(error.message).toBe('');
+    // The same through the codec: an error whose name and message are shared-reference values.
+    const decoded = decodeValue(errorLaughsText(18)) as Error;
+    expect([decoded instanceof Error, decoded.name, decoded.message]).toEqual([true, 'Error', '']);
+    expect(() => decodeValue(errorLaughsText(30))).toThrow(LimitExceededError);
+  });
+
+  it('keeps message, stack, name and cause out of reach of the revived properties', () => {
+    const cause = new Error('the real cause');
+    const error = reviveError('MeshError', 'real', cause, { message: 'fake', stack: 'fake', name: 'fake', cause: 'fake', __proto__: null, constructor: 1, code: 'kept' });
+    expect(error).toBeInstanceOf(MeshError);
+    expect([error.name, error.message, error.cause]).toEqual(['MeshError', 'real', cause]);
+    expect(error.stack).not.toContain('fake');
+    expect((error as MeshError).code).toBe('kept');
+  });
+
+  it('defines revived properties instead of assigning them, so a setter on a registered class never runs', () => {
+    let setterRan = 0;
+    class AppError extends Error {
+      set detail(_value: unknown) {
+        setterRan++;
+      }
+    }
+    registerErrorClass(AppError);
+    const error = reviveError('AppError', 'm', undefined, { detail: 1 });
+    expect(error).toBeInstanceOf(AppError);
+    expect(setterRan).toBe(0);
+    expect(Object.getOwnPropertyDescriptor(error, 'detail')?.value).toBe(1);
+  });
+
+  it('turns parts that are not an array into a plain Error', () => {
+    const decoded = decodeValue('[["Error",1],5]') as Error;
+    expect(decoded).toBeInstanceOf(Error);
+    expect([decoded.name, decoded.message]).toEqual(['Error', '']);
+  });
+});
+
