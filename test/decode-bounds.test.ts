@@ -2,14 +2,19 @@
  * Bounded decoding: the expanded-size measure over devalue's flattened form
  * (exact on shared references, sound on cycles, linear in the text), the
  * codec refusing values past it, and the error reviver taking nothing from
- * the wire on trust.
+ * the wire on trust — in units, and on real workerd for call arguments and
+ * for answers to incoming calls. Also: a getter never runs as a method.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { MeshClient } from '../src/client/index.js';
+import type { SocketClass } from '../src/client/socket.js';
 import { decodeValue, encodeValue } from '../src/protocol/codec.js';
-import { LimitExceededError, MeshError, ProtocolError, registerErrorClass, reviveError } from '../src/protocol/errors.js';
+import { LimitExceededError, MeshError, MethodNotExposedError, ProtocolError, registerErrorClass, reviveError } from '../src/protocol/errors.js';
 import { DEFAULT_VALUE_BOUNDS, measureFlattened, resolveValueBounds } from '../src/protocol/value-bounds.js';
 import { errorLaughsText, laughs, laughsText } from './support/hostile-values.js';
+import { RawSocket, callOver, callResponse, sendCall, useTestMesh } from './support/mesh.js';
 
 const TAGS = new Set(['Error']);
 const measure = (value: unknown) => measureFlattened(JSON.parse(encodeValue(value)), TAGS);
@@ -250,3 +255,114 @@ describe('reviving an error from the wire', () => {
   });
 });
 
+
+// ── on real workerd ───────────────────────────────────────────────────────────
+
+describe('on workerd: shared-reference values from a client are refused before any code sees them', () => {
+  const suite = useTestMesh();
+  const counter = (instance: string) => ({ binding: 'COUNTER', instance });
+  let socketSeq = 0;
+  async function connect(sub = 'mallory') {
+    const instance = `${sub}.b${++socketSeq}`;
+    const sock = new RawSocket(suite.mesh.wsUrl(instance), await suite.mesh.token(sub));
+    suite.sockets.push(sock);
+    await sock.ofType('connection_status');
+    return { sock, instance };
+  }
+  /** Waits for the answer to `id`, timing it from `sentAt`. */
+  async function timedAnswer(sock: RawSocket, id: string, sentAt: number) {
+    const answer = await callResponse(sock, id);
+    return { ...answer, ms: performance.now() - sentAt };
+  }
+  const mustNotRun = async (sock: RawSocket) => (await callOver(sock, counter('bounds'), 'mustNotRunCounts')).value;
+
+  it('in call arguments: a depth-30 value is answered with LimitExceededError in well under 100 ms, and the node answers the next call at once', async () => {
+    const { sock } = await connect();
+    await callOver(sock, counter('bounds'), 'increment'); // the object is up: the time below is the refusal's
+    const id = 'laughs-args';
+    const sentAt = performance.now();
+    sock.send({ type: 'call', id, to: counter('bounds'), method: 'stringLength', args: laughsText(30) });
+    const refused = await timedAnswer(sock, id, sentAt);
+    expect(refused.ok).toBe(false);
+    expect(refused.error).toBeInstanceOf(LimitExceededError);
+    expect(refused.error).toMatchObject({ limit: 'maxExpandedSize', max: DEFAULT_VALUE_BOUNDS.maxExpandedSize });
+    expect(refused.error.message).toContain('the arguments of "stringLength"');
+    expect(refused.ms).toBeLessThan(100);
+    const nextAt = performance.now();
+    const next = await timedAnswer(sock, sendCall(sock, counter('bounds'), 'increment'), nextAt);
+    expect(next).toMatchObject({ ok: true, value: 2 });
+    expect(next.ms).toBeLessThan(100);
+    expect((await mustNotRun(sock)).naiveWalk).toBe(0);
+  });
+
+  for (const [as, answer] of [
+    ['result', { ok: true, result: laughsText(30) }],
+    ['error', { ok: false, error: errorLaughsText(30) }],
+  ] as const) {
+    it(`in a client's answer to an incoming call (as its ${as}): the calling node gets LimitExceededError in well under 100 ms, and answers the next call at once`, async () => {
+      const target = await connect();
+      const caller = await connect('alice');
+      const id = sendCall(caller.sock, counter(`answers-${as}`), 'callClient', [target.instance, 'applyChange', [1]]);
+      const incoming = await target.sock.ofType('incoming_call');
+      const sentAt = performance.now();
+      target.sock.send({ type: 'incoming_call_response', id: incoming.id, ...answer });
+      const { value, ms } = await timedAnswer(caller.sock, id, sentAt);
+      // CounterDO.callClient catches what the client stub throws: the node is the party that got the error.
+      expect(value.ok).toBe(false);
+      expect(value.error).toBeInstanceOf(LimitExceededError);
+      expect(value.error.limit).toBe('maxExpandedSize');
+      expect(value.error.message).toContain(`the ${as} of "applyChange" on client "${target.instance}"`);
+      expect(ms).toBeLessThan(100);
+      const nextAt = performance.now();
+      const next = await timedAnswer(caller.sock, sendCall(caller.sock, counter(`answers-${as}`), 'increment'), nextAt);
+      expect(next).toMatchObject({ ok: true, value: 1 });
+      expect(next.ms).toBeLessThan(100);
+    });
+  }
+
+  it('a value with shared references and a cycle, within the bound, still round-trips', async () => {
+    const { sock } = await connect();
+    const shared = { label: 'shared', when: new Date(7), tags: new Set(['x']) };
+    const value: Record<string, unknown> = { first: shared, second: shared, list: [shared, shared] };
+    value.self = value;
+    const { ok, value: back } = await callOver(sock, counter('bounds'), 'echo', [value]);
+    expect(ok).toBe(true);
+    expect(back.self).toBe(back);
+    expect(back.first).toBe(back.second);
+    expect(back.list[1]).toBe(back.first);
+    expect(back.first).toEqual(shared);
+  });
+
+  it('an unmarked getter on a node class is refused with MethodNotExposedError and never runs', async () => {
+    const { sock } = await connect();
+    const { ok, error } = await callOver(sock, counter('bounds'), 'sneaky');
+    expect(ok).toBe(false);
+    expect(error).toBeInstanceOf(MethodNotExposedError);
+    expect(error.method).toBe('sneaky');
+    expect((await mustNotRun(sock)).getter).toBe(0);
+  });
+
+  it("a getter on a client's handlers object is refused with MethodNotExposedError and never runs", async () => {
+    let getterRuns = 0;
+    const handlers = {
+      applyChange: (change: unknown) => change,
+      get sneaky() {
+        getterRuns++;
+        return () => 'the getter ran';
+      },
+    };
+    const client = new MeshClient({ url: suite.mesh.url.origin, accessToken: await suite.mesh.token('getters'), WebSocket: WebSocket as unknown as SocketClass, handlers });
+    try {
+      const stub = client.node<{ callClient(instance: string, method: string, args: unknown[], options: { ownChain: boolean }): { ok: boolean; value?: unknown; error?: Error } }>('COUNTER', 'bounds');
+      // connects on the first call; the second has the client's instance name
+      expect(await stub.callClient('nobody.here', 'applyChange', [1], { ownChain: true })).toMatchObject({ ok: false });
+      const refused = await stub.callClient(client.instanceName!, 'sneaky', [], { ownChain: true });
+      expect(refused.ok).toBe(false);
+      expect(refused.error).toBeInstanceOf(MethodNotExposedError);
+      expect(getterRuns).toBe(0);
+      expect(await stub.callClient(client.instanceName!, 'applyChange', ['still served'], { ownChain: true })).toEqual({ ok: true, value: 'still served' });
+    } finally {
+      client.disconnect();
+    }
+  });
+});
