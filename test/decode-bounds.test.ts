@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { MeshClient } from '../src/client/index.js';
 import type { SocketClass } from '../src/client/socket.js';
-import { decodeValue, encodeValue } from '../src/protocol/codec.js';
+import { decodeValue, encodeError, encodeValue } from '../src/protocol/codec.js';
 import { LimitExceededError, MeshError, MethodNotExposedError, ProtocolError, registerErrorClass, reviveError } from '../src/protocol/errors.js';
 import { DEFAULT_VALUE_BOUNDS, measureFlattened, resolveValueBounds } from '../src/protocol/value-bounds.js';
 import { errorLaughsText, laughs, laughsText } from './support/hostile-values.js';
@@ -246,6 +246,14 @@ describe('reviving an error from the wire', () => {
     expect(error).toBeInstanceOf(AppError);
     expect(setterRan).toBe(0);
     expect(Object.getOwnPropertyDescriptor(error, 'detail')?.value).toBe(1);
+  });
+
+  it('describes a thrown non-error, or a method name that is not a string, by its kind: never through its own toString()', () => {
+    const noToString = Object.create(null) as object; // String() of it throws a TypeError
+    expect((decodeValue(encodeError(noToString)) as Error).message).toBe('Non-error value thrown: an object');
+    expect((decodeValue(encodeError(laughs(30))) as Error).message).toBe('Non-error value thrown: an array');
+    expect(new MethodNotExposedError(noToString as string).method).toBe('an object');
+    expect(new MethodNotExposedError('x'.repeat(500)).method).toHaveLength(100);
   });
 
   it('turns parts that are not an array into a plain Error', () => {
