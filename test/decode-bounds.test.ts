@@ -328,6 +328,18 @@ describe('on workerd: shared-reference values from a client are refused before a
     });
   }
 
+  it('arguments nested 50,000 deep are answered with LimitExceededError maxDepth (the decoder would overflow its stack)', async () => {
+    const { sock } = await connect();
+    const deep = `[${Array.from({ length: 50_000 }, (_, i) => `[${i + 1}]`).join(',')},[]]`;
+    const id = 'deep-args';
+    sock.send({ type: 'call', id, to: counter('bounds'), method: 'stringLength', args: deep });
+    const { ok, error } = await callResponse(sock, id);
+    expect(ok).toBe(false);
+    expect(error).toBeInstanceOf(LimitExceededError);
+    expect(error).toMatchObject({ limit: 'maxDepth', max: 1_000 });
+    expect((await mustNotRun(sock)).naiveWalk).toBe(0);
+  });
+
   it('a value with shared references and a cycle, within the bound, still round-trips', async () => {
     const { sock } = await connect();
     const shared = { label: 'shared', when: new Date(7), tags: new Set(['x']) };
