@@ -252,7 +252,7 @@ describe('reviving an error from the wire', () => {
     const noToString = Object.create(null) as object; // String() of it throws a TypeError
     expect((decodeValue(encodeError(noToString)) as Error).message).toBe('Non-error value thrown: an object');
     expect((decodeValue(encodeError(laughs(30))) as Error).message).toBe('Non-error value thrown: an array');
-    expect(new MethodNotExposedError(noToString as string).method).toBe('an object');
+    expect(new MethodNotExposedError(noToString as unknown as string).method).toBe('an object');
     expect(new MethodNotExposedError('x'.repeat(500)).method).toHaveLength(100);
   });
 
@@ -338,6 +338,15 @@ describe('on workerd: shared-reference values from a client are refused before a
     expect(error).toBeInstanceOf(LimitExceededError);
     expect(error).toMatchObject({ limit: 'maxDepth', max: 1_000 });
     expect((await mustNotRun(sock)).naiveWalk).toBe(0);
+  });
+
+  it('arguments nested just within maxDepth decode and encode on workerd (its stack holds devalue at that depth)', async () => {
+    const { sock } = await connect();
+    let deep: unknown = 'bottom';
+    for (let i = 0; i < DEFAULT_VALUE_BOUNDS.maxDepth - 2; i++) deep = [deep];
+    const { ok, value } = await callOver(sock, counter('bounds'), 'echo', [deep]);
+    expect(ok).toBe(true);
+    expect(value).toEqual(deep);
   });
 
   it('a value with shared references and a cycle, within the bound, still round-trips', async () => {

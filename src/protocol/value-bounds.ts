@@ -4,7 +4,8 @@
  * describe 2^28 values for any code that walks the result naively, so the
  * measure is the value's *expanded* size: what a walk that follows every
  * reference visits, where a reference back to a value on the current path (a
- * cycle) counts 1. It is computed in one linear pass, never by expanding.
+ * cycle) counts 1. It is computed in time linear in the text, never by
+ * expanding, and depth as devalue's decoder would recurse.
  */
 import { LimitExceededError, ProtocolError } from './errors.js';
 
