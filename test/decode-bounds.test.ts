@@ -349,6 +349,17 @@ describe('on workerd: shared-reference values from a client are refused before a
     expect(value).toEqual(deep);
   });
 
+  it("a client's error answer that is not an error reaches the calling node as ProtocolError bad_payload", async () => {
+    const target = await connect();
+    const caller = await connect('alice');
+    const id = sendCall(caller.sock, counter('answers-non-error'), 'callClient', [target.instance, 'applyChange', [1]]);
+    const incoming = await target.sock.ofType('incoming_call');
+    target.sock.send({ type: 'incoming_call_response', id: incoming.id, ok: false, error: encodeValue(Object.create(null)) });
+    const { value } = await callResponse(caller.sock, id);
+    expect(value.error).toBeInstanceOf(ProtocolError);
+    expect(value.error).toMatchObject({ code: 'bad_payload', message: expect.stringContaining('is not an error (got an object)') });
+  });
+
   it('a value with shared references and a cycle, within the bound, still round-trips', async () => {
     const { sock } = await connect();
     const shared = { label: 'shared', when: new Date(7), tags: new Set(['x']) };

@@ -1,6 +1,6 @@
 /** Runs incoming mesh calls on a node: allowlist check, decode, context, encode. */
 import { decodeValue, encodeError, encodeValue } from '../protocol/codec.js';
-import { MethodNotExposedError, ProtocolError } from '../protocol/errors.js';
+import { describeUntrusted, MethodNotExposedError, ProtocolError } from '../protocol/errors.js';
 import { MAX_BURST_PART_SIZE } from '../protocol/limits.js';
 import { resolveValueBounds, type ValueBounds } from '../protocol/value-bounds.js';
 import { runWithContext } from './context.js';
@@ -91,5 +91,8 @@ export async function dispatchBatch(node: object, envelopes: MeshEnvelope[], del
 /** Turns a MeshResult back into a value or a thrown error; `what` names the call in a bound's error. */
 export function settleResult(result: MeshResult, bounds?: ValueBounds, what = 'an answer'): unknown {
   if (result.ok) return decodeValue(result.result, bounds, `the result of ${what}`);
-  throw decodeValue(result.error, bounds, `the error of ${what}`);
+  const error = decodeValue(result.error, bounds, `the error of ${what}`);
+  // Peers encode whatever they throw as an Error; anything else came from a hostile client, and callers may String() it.
+  if (!(error instanceof Error)) throw new ProtocolError(`The error answered by ${what} is not an error (got ${describeUntrusted(error, 40)}).`, 'bad_payload');
+  throw error;
 }
