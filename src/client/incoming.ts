@@ -10,6 +10,7 @@ import { ForbiddenError, LimitExceededError, MeshError, MethodNotExposedError, P
 import { encodeFrame, type IncomingCallFrame, type Origin } from '../protocol/frames.js';
 import { AnswerMemory } from '../protocol/answer-memory.js';
 import { DEFAULTS } from '../protocol/limits.js';
+import { findDataMethod } from '../protocol/method-lookup.js';
 
 /** What a handler can learn about the call it serves: `this` inside it is the handler object, so this comes from `client.incomingContext`. */
 export interface IncomingContext {
@@ -19,11 +20,11 @@ export interface IncomingContext {
   chain: Origin[];
 }
 
+/** A handler method by property descriptor: a getter of that name is never run. */
 function findHandler(handlers: object | undefined, name: string): ((...args: unknown[]) => unknown) | undefined {
   if (!handlers || name === 'constructor' || name === '__proto__' || name === 'then') return undefined;
   if (name in Object.prototype) return undefined;
-  const fn = (handlers as Record<string, unknown>)[name];
-  return typeof fn === 'function' ? (fn as (...args: unknown[]) => unknown) : undefined;
+  return findDataMethod(handlers, name) as ((...args: unknown[]) => unknown) | undefined;
 }
 
 

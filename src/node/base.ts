@@ -1,7 +1,8 @@
 /** Base classes for application nodes: a Durable Object and a Worker reachable through the mesh. */
 import { DurableObject, WorkerEntrypoint } from 'cloudflare:workers';
 import type { CallTarget, Origin } from '../protocol/frames.js';
-import { dispatchBatch, dispatchCall, type BatchDelivery } from './dispatch.js';
+import type { ValueBounds } from '../protocol/value-bounds.js';
+import { dispatchBatch, dispatchCall, valueBoundsOf, type BatchDelivery } from './dispatch.js';
 import type { MeshEnvelope, MeshResult } from './envelope.js';
 import { MeshApi } from './mesh-api.js';
 
@@ -23,13 +24,20 @@ export class MeshDurableObject<Env = unknown> extends DurableObject<Env> {
    */
   static acceptsCallBursts = false;
 
+  /**
+   * Bounds on the values this node decodes (call arguments, and answers to
+   * its own calls): how far one may expand through shared references, and
+   * how deep it may nest. See docs/limits.md; unset fields keep the defaults.
+   */
+  static valueBounds: Partial<ValueBounds> = {};
+
   /** Typed stubs to other nodes and to connected clients. */
   readonly mesh: MeshApi;
   #self: Origin | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.mesh = new MeshApi(env, () => this.#self ?? { kind: 'node', binding: this.constructor.name, instance: ctx.id.name ?? ctx.id.toString() });
+    this.mesh = new MeshApi(env, () => this.#self ?? { kind: 'node', binding: this.constructor.name, instance: ctx.id.name ?? ctx.id.toString() }, () => valueBoundsOf(this));
   }
 
   #acceptsBursts(): boolean {
@@ -59,12 +67,15 @@ export class MeshDurableObject<Env = unknown> extends DurableObject<Env> {
 }
 
 export class MeshWorker<Env = unknown> extends WorkerEntrypoint<Env> {
+  /** As MeshDurableObject.valueBounds. */
+  static valueBounds: Partial<ValueBounds> = {};
+
   readonly mesh: MeshApi;
   #self: Origin | undefined;
 
   constructor(ctx: ExecutionContext, env: Env) {
     super(ctx, env);
-    this.mesh = new MeshApi(env, () => this.#self ?? { kind: 'node', binding: this.constructor.name });
+    this.mesh = new MeshApi(env, () => this.#self ?? { kind: 'node', binding: this.constructor.name }, () => valueBoundsOf(this));
   }
 
   async __meshgateCall(envelope: MeshEnvelope): Promise<MeshResult> {

@@ -1,16 +1,22 @@
 /** Runs incoming mesh calls on a node: allowlist check, decode, context, encode. */
 import { decodeValue, encodeError, encodeValue } from '../protocol/codec.js';
-import { MethodNotExposedError, ProtocolError } from '../protocol/errors.js';
+import { describeUntrusted, MethodNotExposedError, ProtocolError } from '../protocol/errors.js';
 import { MAX_BURST_PART_SIZE } from '../protocol/limits.js';
+import { resolveValueBounds, type ValueBounds } from '../protocol/value-bounds.js';
 import { runWithContext } from './context.js';
 import type { MeshEnvelope, MeshResult } from './envelope.js';
 import { findExposedMethod } from './exposed.js';
+
+/** The bounds a node class sets with `static valueBounds` on the values it decodes, over the defaults. */
+export function valueBoundsOf(node: object): ValueBounds {
+  return resolveValueBounds((node.constructor as { valueBounds?: Partial<ValueBounds> } | undefined)?.valueBounds);
+}
 
 export async function dispatchCall(node: object, envelope: MeshEnvelope): Promise<MeshResult> {
   const method = findExposedMethod(node, envelope.method);
   if (!method) return { ok: false, error: encodeError(new MethodNotExposedError(envelope.method, node.constructor?.name ?? 'the target')) };
   try {
-    const args = decodeValue(envelope.args);
+    const args = decodeValue(envelope.args, valueBoundsOf(node), `the arguments of "${envelope.method}"`);
     if (!Array.isArray(args)) throw new ProtocolError('Call arguments must encode an array.', 'bad_payload');
     const result = await runWithContext(envelope.context, () => method.apply(node, args as never[]));
     return { ok: true, result: encodeValue(result) };
@@ -82,8 +88,11 @@ export async function dispatchBatch(node: object, envelopes: MeshEnvelope[], del
   await results.finish();
 }
 
-/** Turns a MeshResult back into a value or a thrown error. */
-export function settleResult(result: MeshResult): unknown {
-  if (result.ok) return decodeValue(result.result);
-  throw decodeValue(result.error);
+/** Turns a MeshResult back into a value or a thrown error; `what` names the call in a bound's error. */
+export function settleResult(result: MeshResult, bounds?: ValueBounds, what = 'an answer'): unknown {
+  if (result.ok) return decodeValue(result.result, bounds, `the result of ${what}`);
+  const error = decodeValue(result.error, bounds, `the error of ${what}`);
+  // Peers encode whatever they throw as an Error; anything else came from a hostile client, and callers may String() it.
+  if (!(error instanceof Error)) throw new ProtocolError(`The error answered by ${what} is not an error (got ${describeUntrusted(error, 40)}).`, 'bad_payload');
+  throw error;
 }

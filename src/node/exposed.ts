@@ -1,3 +1,5 @@
+import { findDataMethod } from '../protocol/method-lookup.js';
+
 /**
  * The allowlist marker. Only methods marked with `@mesh` are callable from
  * outside; everything else — constructor, fetch, alarm, Object.prototype,
@@ -39,10 +41,10 @@ const NEVER_CALLABLE = new Set([
   '__lookupGetter__', '__lookupSetter__', 'then',
 ]);
 
-/** The marked method of that name on `target`, or undefined. */
+/** The marked method of that name on `target`, or undefined; a getter of that name is never run. */
 export function findExposedMethod(target: object, name: string): AnyFunction | undefined {
   if (NEVER_CALLABLE.has(name) || name.startsWith('__meshgate')) return undefined;
-  const fn = (target as Record<string, unknown>)[name];
-  if (typeof fn !== 'function') return undefined;
-  return (fn as unknown as Record<symbol, unknown>)[EXPOSED] === true ? (fn as AnyFunction) : undefined;
+  const fn = findDataMethod(target, name);
+  if (fn === undefined) return undefined;
+  return Object.getOwnPropertyDescriptor(fn, EXPOSED)?.value === true ? fn : undefined;
 }

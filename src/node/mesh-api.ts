@@ -8,6 +8,7 @@ import { DEFAULT_GATEWAY_BINDING, isDurationMs } from '../protocol/limits.js';
 import type { CallTarget, Origin } from '../protocol/frames.js';
 import { createStub, type Stub } from '../protocol/stub.js';
 import { getCallContext } from './context.js';
+import type { ValueBounds } from '../protocol/value-bounds.js';
 import { settleResult } from './dispatch.js';
 import type { CallContext, ClientCallEnvelope, MeshResult, NotifyResult } from './envelope.js';
 import { callNode, isNamespace, resolveTarget, type Namespace } from './targets.js';
@@ -36,10 +37,13 @@ export interface ClientCallOptions {
 export class MeshApi {
   readonly #env: unknown;
   readonly #self: () => Origin;
+  readonly #bounds: () => ValueBounds | undefined;
 
-  constructor(env: unknown, self: () => Origin) {
+  /** `bounds`: what answers decoded here may expand to (the node class's valueBounds). */
+  constructor(env: unknown, self: () => Origin, bounds: () => ValueBounds | undefined = () => undefined) {
     this.#env = env;
     this.#self = self;
+    this.#bounds = bounds;
   }
 
   /** The context of the call being served, or undefined outside one. */
@@ -52,7 +56,8 @@ export class MeshApi {
     const target: CallTarget = instance === undefined ? { binding } : { binding, instance };
     return createStub<T>(async (method, args) => {
       const stub = resolveTarget(this.#env, target);
-      return settleResult(await callNode(stub, { target, method, args: encodeValue(args), context: this.#nextContext() }));
+      const answer = await callNode(stub, { target, method, args: encodeValue(args), context: this.#nextContext() });
+      return settleResult(answer, this.#bounds(), `"${method}" on ${binding}`);
     });
   }
 
@@ -61,7 +66,8 @@ export class MeshApi {
     checkTimeout('mesh.client()', options.timeoutMs);
     return createStub<T>(async (method, args) => {
       const gateway = this.#gateway(instanceName, options.gateway, 'mesh.client()');
-      return settleResult(await gateway.__meshgateCallClient(this.#clientEnvelope(instanceName, method, args, options)));
+      const answer = await gateway.__meshgateCallClient(this.#clientEnvelope(instanceName, method, args, options));
+      return settleResult(answer, this.#bounds(), `"${method}" on client "${instanceName}"`);
     });
   }
 

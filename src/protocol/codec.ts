@@ -5,8 +5,9 @@
  * a reducer that keeps name, message, cause and own properties but never the
  * stack, which would leak server internals to clients.
  */
-import { parse, stringify } from 'devalue';
-import { MeshError, ProtocolError, reviveError } from './errors.js';
+import { stringify, unflatten } from 'devalue';
+import { describeUntrusted, MeshError, ProtocolError, reviveError } from './errors.js';
+import { checkValueBounds, DEFAULT_VALUE_BOUNDS, type ValueBounds } from './value-bounds.js';
 
 type ErrorParts = [name: string, message: string, cause: unknown, props: Record<string, unknown>];
 
@@ -23,9 +24,13 @@ const reducers = {
 };
 
 const revivers = {
-  Error: ([name, message, cause, props]: ErrorParts) =>
-    reviveError(String(name), String(message), cause, props && typeof props === 'object' ? props : {}),
+  // The parts come from the wire: reviveError checks each one's type and coerces nothing.
+  Error: (parts: unknown) => {
+    const [name, message, cause, props] = Array.isArray(parts) ? parts : [];
+    return reviveError(name, message, cause, props);
+  },
 };
+const REVIVED_TAGS: ReadonlySet<string> = new Set(Object.keys(revivers));
 
 /** Encodes any supported value to a string; throws a clear error for values it cannot carry (functions, class instances). */
 export function encodeValue(value: unknown): string {
@@ -36,18 +41,30 @@ export function encodeValue(value: unknown): string {
   }
 }
 
-/** Decodes a string from `encodeValue`; a payload that does not decode is a `ProtocolError` with code `bad_payload`. */
-export function decodeValue(text: string): unknown {
+/**
+ * Decodes a string from `encodeValue`. A payload that does not decode is a
+ * `ProtocolError` `bad_payload`; one past `bounds` (its size expanded through
+ * shared references, or its depth) is a `LimitExceededError`, thrown before
+ * any value is built. `what` names the value in that error.
+ */
+export function decodeValue(text: string, bounds: ValueBounds = DEFAULT_VALUE_BOUNDS, what = 'a decoded value'): unknown {
+  let parsed: unknown;
   try {
-    return parse(text, revivers);
+    parsed = JSON.parse(text);
   } catch (error) {
     throw new ProtocolError(`Payload does not decode: ${(error as Error).message}`, 'bad_payload');
+  }
+  checkValueBounds(parsed, REVIVED_TAGS, bounds, what);
+  try {
+    return unflatten(parsed as number | unknown[], revivers);
+  } catch (error) {
+    throw new ProtocolError(`Payload does not decode: ${describeUntrusted((error as Error)?.message)}`, 'bad_payload');
   }
 }
 
 /** Encodes an error for the wire; one that cannot be encoded (odd custom properties) becomes a plain MeshError with its message. */
 export function encodeError(error: unknown): string {
-  const wire = error instanceof Error ? error : new MeshError(`Non-error value thrown: ${String(error)}`);
+  const wire = error instanceof Error ? error : new MeshError(`Non-error value thrown: ${describeUntrusted(error)}`);
   try {
     return encodeValue(wire);
   } catch {

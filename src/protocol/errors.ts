@@ -6,6 +6,18 @@
 
 type Props = Record<string, unknown>;
 
+/**
+ * A short description of a value that may come from the wire, for a message:
+ * strings and other primitives as themselves (cut to `max`), anything else by
+ * its kind. Never String() of an object: that runs its toString() or join(),
+ * which on a shared-reference value can take minutes.
+ */
+export function describeUntrusted(value: unknown, max = 200): string {
+  if (typeof value === 'string') return value.slice(0, max);
+  if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return String(value).slice(0, max);
+  return Array.isArray(value) ? 'an array' : typeof value === 'function' ? 'a function' : 'an object';
+}
+
 export class MeshError extends Error {
   /** A stable, machine-readable code for `switch` statements and logs. */
   code: string;
@@ -54,7 +66,7 @@ export class OutcomeUnknownError extends MeshError {
   constructor(method: string, cause?: unknown) {
     super(cause === undefined
       ? `Call to "${method}" was in flight when the connection dropped and the gateway's memory of it is gone (grace period over, or the gateway restarted); it may or may not have run. Check the target's state before retrying.`
-      : `Call to "${method}" failed inside the mesh (${String((cause as Error)?.message ?? cause).slice(0, 200)}); it may or may not have run. Check the target's state before retrying.`,
+      : `Call to "${method}" failed inside the mesh (${describeUntrusted(cause instanceof Error ? cause.message : cause)}); it may or may not have run. Check the target's state before retrying.`,
     'outcome_unknown', cause === undefined ? undefined : { cause });
     this.method = method;
   }
@@ -64,8 +76,8 @@ export class OutcomeUnknownError extends MeshError {
 export class MethodNotExposedError extends MeshError {
   method: string;
   constructor(method: string, where = 'the target') {
-    super(`"${String(method).slice(0, 100)}" is not a callable method on ${where}; mark it with @mesh() (server) or add it to the handlers object (client).`, 'method_not_exposed');
-    this.method = String(method).slice(0, 100);
+    super(`"${describeUntrusted(method, 100)}" is not a callable method on ${where}; mark it with @mesh() (server) or add it to the handlers object (client).`, 'method_not_exposed');
+    this.method = describeUntrusted(method, 100);
   }
 }
 
@@ -73,8 +85,8 @@ export class MethodNotExposedError extends MeshError {
 export class UnknownBindingError extends MeshError {
   binding: string;
   constructor(binding: string, detail = 'it is not a Durable Object or Worker binding of this mesh') {
-    super(`Binding "${String(binding).slice(0, 100)}" cannot be called: ${detail}.`, 'unknown_binding');
-    this.binding = String(binding).slice(0, 100);
+    super(`Binding "${describeUntrusted(binding, 100)}" cannot be called: ${detail}.`, 'unknown_binding');
+    this.binding = describeUntrusted(binding, 100);
   }
 }
 
@@ -150,15 +162,26 @@ export function registerErrorClass(ctor: { name: string; prototype: Error }): vo
   registry.set(ctor.name, ctor);
 }
 
-/** Rebuilds an error from its wire parts: the registered class by name, else a plain Error with that name. */
-export function reviveError(name: string, message: string, cause: unknown, props: Props): Error {
-  const error = new Error(message, cause === undefined ? undefined : { cause });
-  const ctor = registry.get(name);
+/** Keys a revived error's properties never set: its own parts travel in their own slots, and the rest would reach the prototype. */
+const RESERVED_PROPS = new Set(['__proto__', 'constructor', 'prototype', 'name', 'message', 'stack', 'cause']);
+
+/**
+ * Rebuilds an error from its wire parts: the registered class by name, else a
+ * plain Error with that name. The parts are untrusted: `name` and `message`
+ * are used only when they are strings, nothing is coerced, and properties are
+ * defined (never assigned, so no setter on a registered class runs).
+ */
+export function reviveError(name: unknown, message: unknown, cause: unknown, props: unknown): Error {
+  const errorName = typeof name === 'string' && name.length > 0 ? name : 'Error';
+  const error = new Error(typeof message === 'string' ? message : '', cause === undefined ? undefined : { cause });
+  const ctor = registry.get(errorName);
   if (ctor) Object.setPrototypeOf(error, ctor.prototype);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === '__proto__' || key === 'constructor' || key === 'prototype') continue;
-    (error as unknown as Props)[key] = value;
+  if (props !== null && typeof props === 'object') {
+    for (const [key, value] of Object.entries(props)) {
+      if (RESERVED_PROPS.has(key)) continue;
+      Object.defineProperty(error, key, { value, enumerable: true, writable: true, configurable: true });
+    }
   }
-  Object.defineProperty(error, 'name', { value: name, enumerable: false, writable: true, configurable: true });
+  Object.defineProperty(error, 'name', { value: errorName, enumerable: false, writable: true, configurable: true });
   return error;
 }

@@ -4,3 +4,4 @@ export * from './errors.js';
 export * from './codec.js';
 export * from './frames.js';
 export * from './stub.js';
+export { DEFAULT_VALUE_BOUNDS, type ValueBounds } from './value-bounds.js';
