@@ -6,7 +6,7 @@
  * until its timeout while the others keep going. Notifications (calls nobody
  * waits for) hold a worker only until the client's gateway has sent them.
  */
-import { ClientDisconnectedError, ClientTimeoutError } from '../protocol/errors.js';
+import { ClientDisconnectedError, ClientTimeoutError, describeUntrusted } from '../protocol/errors.js';
 
 /** What happened to one subscriber in a fan-out. */
 export type SubscriberOutcome<R = unknown> =
@@ -45,7 +45,7 @@ function isNamed(error: unknown, ctor: { name: string; prototype: Error }): bool
 }
 
 function asError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
+  return error instanceof Error ? error : new Error(describeUntrusted(error));
 }
 
 /** What happened to one subscriber in a notification fan-out (`Subscriptions.notify`). */
