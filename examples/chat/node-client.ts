@@ -4,7 +4,7 @@
  *
  *   npm run example:node -- --name bob [--room lobby] [--url http://127.0.0.1:8787]
  *
- * Commands: /inc (counter +1), /who (presence), /drop (drop the connection), /quit.
+ * Commands: /inc (counter +1), /who (presence), /drop (drop the connection), /takeover (after "superseded"), /quit.
  * Node.js 20 has no global WebSocket, so the client is given `ws`.
  */
 import { createInterface } from 'node:readline';
@@ -60,7 +60,8 @@ const session = new RoomSession({
   room,
   WebSocket: DroppableWs as unknown as SocketClass,
   listener: {
-    event: (e) => print(`[${time()}] * ${e.text}`),
+    // In a terminal the developer is the user: the library's own message follows on its own line.
+    event: (e) => print(`[${time()}] * ${e.text}${e.detail ? `\n    ${e.detail}` : ''}`),
     snapshot: (s) => {
       for (const m of s.messages.slice(-10)) print(`[${new Date(m.at).toLocaleTimeString([], { hour12: false })}] ${m.from}: ${m.text}`);
       presence = s.presence;
@@ -76,7 +77,7 @@ const session = new RoomSession({
   },
 });
 
-print(`Joining "${room}" at ${url} as ${name}. Type a message, or /inc, /who, /drop, /quit.`);
+print(`Joining "${room}" at ${url} as ${name}. Type a message, or /inc, /who, /drop, /takeover, /quit.`);
 rl.prompt();
 
 rl.on('line', (line) => {
@@ -87,6 +88,11 @@ rl.on('line', (line) => {
   if (text === '/drop') {
     for (const s of sockets) s.terminate();
     return print('* dropped the connection');
+  }
+  if (text === '/takeover') {
+    if (session.client.state !== 'superseded') return print('* not superseded: nothing to take over');
+    session.takeOver();
+    return rl.prompt();
   }
   if (text === '/inc') {
     session.increment(1).catch((error: Error) => print(`! counter not changed: ${error.message}`));
