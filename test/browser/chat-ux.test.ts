@@ -4,6 +4,9 @@
  * through the same-identity link, the buttons of a stopped tab, long words,
  * and the counter after a resubscribe. Each test saves a screenshot.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -34,10 +37,10 @@ afterAll(async () => {
   await server?.dispose();
 });
 
-async function user(name: string, room: string): Promise<{ context: BrowserContext; chat: ChatPage }> {
+async function user(name: string, room: string, url = server.url): Promise<{ context: BrowserContext; chat: ChatPage }> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 760 } });
   contexts.push(context);
-  const chat = await openPage(context, server.url);
+  const chat = await openPage(context, url);
   pages.push(chat);
   await login(chat, name, room);
   return { context, chat };
@@ -163,4 +166,38 @@ describe('chat example as a person sees it', () => {
     expect(await chat.page.textContent('#counter-by')).toBe('last +1 by rita');
     await screenshot(chat.page, 'chat-ux-counter-after-resubscribe');
   });
+
+  it('a server restart keeps the room: the open page reconnects with its token, resubscribes and still shows messages and counter', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'meshgate-restart-'));
+    let kept = await startChatServer({ graceMs: GRACE_MS, dataDir });
+    try {
+      const port = Number(new URL(kept.url).port);
+      const { chat } = await user('tom', 'restart', kept.url);
+      await send(chat, 'written before the restart');
+      await waitMessage(chat, 'written before the restart');
+      await chat.page.click('#increment');
+      await chat.page.waitForSelector('#counter-by:has-text("last +1 by tom")', WAIT);
+
+      await kept.dispose();
+      await waitState(chat, 'reconnecting');
+      kept = await startChatServer({ graceMs: GRACE_MS, dataDir, port });
+      await chat.page.waitForSelector('#events li[data-kind="resubscribed"]', { timeout: 30_000 });
+      await waitState(chat, 'connected');
+      expect(await eventCount(chat, 'login-required')).toBe(0);
+      expect(await messageTexts(chat)).toEqual(['written before the restart']);
+      expect(await chat.page.textContent('#counter-value')).toBe('1');
+
+      // A page opened after the restart gets the room from the server's storage.
+      const uma = await user('uma', 'restart', kept.url);
+      expect(await messageTexts(uma.chat)).toEqual(['written before the restart']);
+      expect(await uma.chat.page.textContent('#counter-value')).toBe('1');
+      await waitPresence(uma.chat, ['tom', 'uma']);
+      await send(uma.chat, 'after the restart');
+      await waitMessage(chat, 'after the restart');
+      await screenshot(chat.page, 'chat-ux-after-restart');
+    } finally {
+      await kept.dispose();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });
