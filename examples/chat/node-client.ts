@@ -4,7 +4,7 @@
  *
  *   npm run example:node -- --name bob [--room lobby] [--url http://127.0.0.1:8787]
  *
- * Commands: /inc (counter +1), /who (presence), /drop (drop the connection), /takeover (after "superseded"), /quit.
+ * Commands: /inc (counter +1), /who (presence), /drop (drop the connection), /quit.
  * Node.js 20 has no global WebSocket, so the client is given `ws`.
  */
 import { createInterface } from 'node:readline';
@@ -77,7 +77,7 @@ const session = new RoomSession({
   },
 });
 
-print(`Joining "${room}" at ${url} as ${name}. Type a message, or /inc, /who, /drop, /takeover, /quit.`);
+print(`Joining "${room}" at ${url} as ${name}. Type a message, or /inc, /who, /drop, /quit.`);
 rl.prompt();
 
 rl.on('line', (line) => {
@@ -88,11 +88,6 @@ rl.on('line', (line) => {
   if (text === '/drop') {
     for (const s of sockets) s.terminate();
     return print('* dropped the connection');
-  }
-  if (text === '/takeover') {
-    if (session.client.state !== 'superseded') return print('* not superseded: nothing to take over');
-    session.takeOver();
-    return rl.prompt();
   }
   if (text === '/inc') {
     session.increment(1).catch((error: Error) => print(`! counter not changed: ${error.message}`));

@@ -18,7 +18,7 @@ declare const __CHAT_JS__: string;
 export interface Env extends RoomEnv, LogEnv {
   GATEWAY: DurableObjectNamespace;
   ROOM: DurableObjectNamespace;
-  /** HS256 secret for tokens; `npm start` makes a random one per run. */
+  /** HS256 secret for tokens; `npm start` makes a random one and keeps it in its data folder. */
   JWT_SECRET: string;
   /** Grace period override in ms (the browser tests use a short one). */
   GRACE_MS?: string;
@@ -40,22 +40,25 @@ export class ChatGateway extends ClientGateway<Env> {
     log(this.env, 'info', `connect  ${printable(identity.instanceName)} — ${how}`);
   }
 
+  // Synchronous on purpose: an async hook costs every call an extra turn.
   protected override onBeforeCallToMesh(call: CallToMesh): void {
+    if (!logs(this.env, 'debug')) return;
     const from = call.context.origin.kind === 'client' ? call.context.origin.instance : call.context.origin.kind;
     log(this.env, 'debug', `call     ${printable(from)} → ${printable(call.to.binding)}/${printable(call.to.instance ?? '')}.${printable(call.method)}()`);
   }
 
   protected override onBeforeCallToClient(call: CallToClient): void {
+    if (!logs(this.env, 'debug')) return;
     log(this.env, 'debug', `push     → ${printable(call.instanceName)}.${printable(call.method)}()`);
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    log(this.env, 'info', `close    ${printable(this.#name(ws))}: ${code}${reason ? ` ${printable(reason)}` : ''}`);
+    if (logs(this.env, 'info')) log(this.env, 'info', `close    ${printable(this.#name(ws))}: ${code}${reason ? ` ${printable(reason)}` : ''}`);
     await super.webSocketClose(ws, code, reason);
   }
 
   override async alarm(): Promise<void> {
-    if (!this.ctx.getWebSockets().some((ws) => ws.readyState === WebSocket.OPEN)) {
+    if (logs(this.env, 'info') && !this.ctx.getWebSockets().some((ws) => ws.readyState === WebSocket.OPEN)) {
       log(this.env, 'info', `gone     ${printable(this.ctx.id.name ?? 'a client')}: grace period over, calls to it now fail`);
     }
     await super.alarm();
@@ -99,7 +102,8 @@ const edge = createMeshWorker<Env>({
 export default {
   async fetch(request, env, ctx) {
     const response = await edge.fetch!(request, env, ctx);
-    await logUpgradeOutcome(request, response, auth, env);
+    // After the answer, not before: the log never delays a connection.
+    ctx.waitUntil(logUpgradeOutcome(request, response, auth, env));
     return response;
   },
 } satisfies ExportedHandler<Env>;
