@@ -73,15 +73,14 @@ async function disabled(chat: ChatPage, id: string): Promise<boolean> {
 
 describe('chat example as a person sees it', () => {
   it('Go offline: the page says it is still trying, in words; the library\'s message goes to the console; nothing overflows', async () => {
-    const { context, chat } = await user('olga', 'outage');
+    const { chat } = await user('olga', 'outage');
     const warnings: string[] = [];
     chat.page.on('console', (message) => {
       if (message.type() === 'warning') warnings.push(message.text());
     });
     await chat.page.click('#offline');
     expect(await disabled(chat, 'offline')).toBe(true);
-    // Offline in the browser too, so the outage outlasts the button's 8 s until the third failed attempt is reported.
-    await context.setOffline(true);
+    // The third failed attempt is reported: the backoff waits at most 1 + 2 + 4 s, inside the button's 8 s.
     await chat.page.waitForSelector('#events li[data-kind="still-retrying"]', { timeout: 20_000 });
     await expect.poll(() => warnings.join('\n'), WAIT).toMatch(/connection attempts to ws:\/\/.* failed/);
     const texts = (await eventTexts(chat)).join('\n');
@@ -90,7 +89,6 @@ describe('chat example as a person sees it', () => {
     expect(await overflowing(chat.page, ['#events', '#events li', 'header', 'main > *'])).toEqual([]);
     await screenshot(chat.page, 'chat-ux-offline-still-trying');
 
-    await context.setOffline(false);
     await chat.page.waitForSelector('#events li[data-kind="online"]', { timeout: 20_000 });
     await waitState(chat, 'connected');
     expect(await disabled(chat, 'offline')).toBe(false);
@@ -147,54 +145,64 @@ describe('chat example as a person sees it', () => {
   });
 
   it('"last +1 by" stays after a resubscribe past the grace period', async () => {
-    const { context, chat } = await user('rita', 'counter-by');
+    const { chat } = await user('rita', 'counter-by');
     const sam = await user('sam', 'counter-by');
     await waitPresence(sam.chat, ['rita', 'sam']);
     await chat.page.click('#increment');
     await chat.page.waitForSelector('#counter-by:has-text("last +1 by rita")', WAIT);
 
-    await context.setOffline(true);
-    await chat.page.click('#drop');
+    await chat.page.click('#offline'); // 8 s, past the grace period
     await waitState(chat, 'reconnecting');
     // sam's message waits out rita's grace period, then the room drops her: her gateway forgot her.
     await send(sam.chat, 'rita, are you there?');
     await sam.chat.page.waitForSelector('#delivery:has-text("1 dropped")', WAIT);
-    await context.setOffline(false);
-    await waitEvent(chat, 'resubscribed');
+    await chat.page.waitForSelector('#events li[data-kind="resubscribed"]', { timeout: 20_000 });
     await waitPresence(chat, ['rita', 'sam']);
     expect(await chat.page.textContent('#counter-value')).toBe('1');
     expect(await chat.page.textContent('#counter-by')).toBe('last +1 by rita');
     await screenshot(chat.page, 'chat-ux-counter-after-resubscribe');
   });
 
-  it('a server restart keeps the room: the open page reconnects with its token, resubscribes and still shows messages and counter', async () => {
+  it('a server restart keeps the room: open pages reconnect with their tokens, resubscribe and still show messages and counter', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'meshgate-restart-'));
     let kept = await startChatServer({ graceMs: GRACE_MS, dataDir });
     try {
       const port = Number(new URL(kept.url).port);
       const { chat } = await user('tom', 'restart', kept.url);
+      const uma = await user('uma', 'restart', kept.url);
+      await waitPresence(chat, ['tom', 'uma']);
       await send(chat, 'written before the restart');
-      await waitMessage(chat, 'written before the restart');
-      await chat.page.click('#increment');
-      await chat.page.waitForSelector('#counter-by:has-text("last +1 by tom")', WAIT);
+      await chat.page.waitForSelector('#delivery:has-text("delivered to 2 of 2")', WAIT);
 
-      await kept.dispose();
+      // uma goes offline for 8 s: the room's next fan-out waits out her grace period, so tom's +1 stays in flight.
+      await uma.chat.page.click('#offline');
+      await waitState(uma.chat, 'reconnecting');
+      await chat.page.click('#increment');
+      await chat.page.waitForFunction(() => document.querySelector('#counter-value')?.textContent === '1', undefined, WAIT);
+
+      await kept.dispose(); // the +1 ran, but its answer never came
       await waitState(chat, 'reconnecting');
       kept = await startChatServer({ graceMs: GRACE_MS, dataDir, port });
       await chat.page.waitForSelector('#events li[data-kind="resubscribed"]', { timeout: 30_000 });
       await waitState(chat, 'connected');
       expect(await eventCount(chat, 'login-required')).toBe(0);
+      expect(await chat.page.textContent('#delivery')).toBe("Counter: the connection dropped before the room answered — the number shown is the room's.");
       expect(await messageTexts(chat)).toEqual(['written before the restart']);
       expect(await chat.page.textContent('#counter-value')).toBe('1');
+      expect(await chat.page.textContent('#counter-by')).toBe('last +1 by tom');
+      await screenshot(chat.page, 'chat-ux-after-restart');
+
+      await uma.chat.page.waitForSelector('#events li[data-kind="resubscribed"]', { timeout: 20_000 }); // back after her 8 s
+      expect(await uma.chat.page.textContent('#counter-value')).toBe('1');
 
       // A page opened after the restart gets the room from the server's storage.
-      const uma = await user('uma', 'restart', kept.url);
-      expect(await messageTexts(uma.chat)).toEqual(['written before the restart']);
-      expect(await uma.chat.page.textContent('#counter-value')).toBe('1');
-      await waitPresence(uma.chat, ['tom', 'uma']);
-      await send(uma.chat, 'after the restart');
+      const vera = await user('vera', 'restart', kept.url);
+      expect(await messageTexts(vera.chat)).toEqual(['written before the restart']);
+      expect(await vera.chat.page.textContent('#counter-value')).toBe('1');
+      await waitPresence(vera.chat, ['tom', 'uma', 'vera']);
+      await send(vera.chat, 'after the restart');
       await waitMessage(chat, 'after the restart');
-      await screenshot(chat.page, 'chat-ux-after-restart');
+      await waitMessage(uma.chat, 'after the restart');
     } finally {
       await kept.dispose();
       await rm(dataDir, { recursive: true, force: true });

@@ -3,7 +3,7 @@
  * comes from RoomSession's listener; the DOM is written with textContent
  * only, so names and messages can never inject markup.
  */
-import type { ConnectionState } from 'meshgate/client';
+import { OutcomeUnknownError, type ConnectionState } from 'meshgate/client';
 import { RoomSession, type SessionEvent } from '../client/session.js';
 import { ROOM_PATTERN, type ChatMessage, type Delivery, type PresenceEntry, type RoomSnapshot } from '../shared.js';
 import { DroppableWebSocket, dropConnections, goOffline } from './droppable-socket.js';
@@ -39,6 +39,19 @@ function describeDelivery(what: string, d: Delivery): string {
   if (d.timedOut) parts.push(`${d.timedOut} too slow (kept)`);
   if (d.failed) parts.push(`${d.failed} failed`);
   return parts.join(' · ');
+}
+
+/**
+ * A failed send or +1, for a person. The one case that needs its own words:
+ * the connection dropped before the answer, so the page cannot know whether
+ * it happened (the library's message, for developers, goes to the console).
+ */
+function failure(what: 'Message' | 'Counter', error: Error): string {
+  if (!(error instanceof OutcomeUnknownError)) return `${what === 'Message' ? 'Not sent' : 'Counter not changed'}: ${error.message}`;
+  console.warn(`chat: ${what} outcome unknown:`, error.message);
+  return what === 'Message'
+    ? 'Message: the connection dropped before the room answered — look at the list before sending it again.'
+    : 'Counter: the connection dropped before the room answered — the number shown is the room\'s.';
 }
 
 let session: RoomSession | undefined;
@@ -180,14 +193,14 @@ function wire(): void {
     $('delivery').textContent = 'sending…';
     session.send(text).then(
       (d) => void ($('delivery').textContent = describeDelivery('Message', d)),
-      (error: Error) => void ($('delivery').textContent = `Not sent: ${error.message}`),
+      (error: Error) => void ($('delivery').textContent = failure('Message', error)),
     );
   });
 
   $('increment').addEventListener('click', () => {
     session?.increment(1).then(
       (d) => void ($('delivery').textContent = describeDelivery('Counter', d)),
-      (error: Error) => void ($('delivery').textContent = `Counter not changed: ${error.message}`),
+      (error: Error) => void ($('delivery').textContent = failure('Counter', error)),
     );
   });
 

@@ -141,7 +141,7 @@ export class RoomSession {
     const again = this.#hasRoom;
     this.#hasRoom = true;
     this.#listener.snapshot?.(snapshot);
-    if (again) this.#emit('resubscribed', `Resubscribed to "${this.room}" after the grace period ran out (${this.#lostFor()} away)`);
+    if (again) this.#emit('resubscribed', `Resubscribed to "${this.room}" after ${this.#lostFor()} away: the server had forgotten this tab (grace period over, or a restart)`);
     else this.#emit('joined', `Joined room "${this.room}"`);
   }
 
