@@ -208,4 +208,24 @@ describe('chat example as a person sees it', () => {
       await rm(dataDir, { recursive: true, force: true });
     }
   }, 90_000);
+
+  it('a restart with a new secret (npm start -- --fresh) sends the page back to the form with a sentence, name filled in', async () => {
+    const [before, after] = await Promise.all([mkdtemp(join(tmpdir(), 'meshgate-before-')), mkdtemp(join(tmpdir(), 'meshgate-after-'))]);
+    let fresh = await startChatServer({ graceMs: GRACE_MS, dataDir: before });
+    try {
+      const port = Number(new URL(fresh.url).port);
+      const { chat } = await user('wanda', 'fresh', fresh.url);
+      await fresh.dispose();
+      await waitState(chat, 'reconnecting');
+      fresh = await startChatServer({ graceMs: GRACE_MS, dataDir: after, port }); // another folder: another secret
+      await chat.page.waitForSelector('#login-form', { state: 'visible', timeout: 30_000 });
+      expect(await chat.page.textContent('#login-error')).toBe('Please join again: the server no longer accepts this login (was it restarted with a new secret?)');
+      expect(await chat.page.inputValue('#name-input')).toBe('wanda');
+      await screenshot(chat.page, 'chat-ux-login-again');
+      await login(chat, 'wanda', 'fresh');
+    } finally {
+      await fresh.dispose();
+      await Promise.all([before, after].map((dir) => rm(dir, { recursive: true, force: true })));
+    }
+  }, 90_000);
 });

@@ -142,8 +142,8 @@ function start(name: string, room: string, instanceName?: string): void {
       state: renderState,
       event(event) {
         addEvent(event);
-        // e.g. the server restarted with a new secret: back to the form, name filled in.
-        if (event.kind === 'login-required') void leave(`Please join again — ${event.text}`);
+        // e.g. the server restarted with a new secret (npm start -- --fresh): back to the form, name filled in.
+        if (event.kind === 'login-required') void leave(`Please join again: ${event.text.replace(/^The/, 'the')}`);
       },
       snapshot(snapshot: RoomSnapshot) {
         for (const m of snapshot.messages) messages.set(m.id, m);

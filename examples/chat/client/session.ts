@@ -103,7 +103,7 @@ export class RoomSession {
       },
       onSubscriptionRequired: () => this.#subscribe(),
       onSuperseded: () => this.#emit('superseded', 'Superseded: this identity was opened elsewhere. This connection stopped and will not reconnect.'),
-      onLoginRequired: (reason) => this.#emit('login-required', `Login required: ${reason}`),
+      onLoginRequired: (reason) => this.#emit('login-required', 'The server no longer accepts this login (was it restarted with a new secret?)', reason),
       onError: (error) => this.#onError(error),
       ...options.client,
     });
