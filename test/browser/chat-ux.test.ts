@@ -219,7 +219,7 @@ describe('chat example as a person sees it', () => {
       await waitState(chat, 'reconnecting');
       fresh = await startChatServer({ graceMs: GRACE_MS, dataDir: after, port }); // another folder: another secret
       await chat.page.waitForSelector('#login-form', { state: 'visible', timeout: 30_000 });
-      expect(await chat.page.textContent('#login-error')).toBe('Please join again: the server no longer accepts this login (was it restarted with a new secret?)');
+      expect(await chat.page.textContent('#login-error')).toBe('Please join again. The server no longer accepts this login (was it restarted with a new secret?)');
       expect(await chat.page.inputValue('#name-input')).toBe('wanda');
       await screenshot(chat.page, 'chat-ux-login-again');
       await login(chat, 'wanda', 'fresh');

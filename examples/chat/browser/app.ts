@@ -143,7 +143,7 @@ function start(name: string, room: string, instanceName?: string): void {
       event(event) {
         addEvent(event);
         // e.g. the server restarted with a new secret (npm start -- --fresh): back to the form, name filled in.
-        if (event.kind === 'login-required') void leave(`Please join again: ${event.text.replace(/^The/, 'the')}`);
+        if (event.kind === 'login-required') void leave(`Please join again. ${event.text}`);
       },
       snapshot(snapshot: RoomSnapshot) {
         for (const m of snapshot.messages) messages.set(m.id, m);
