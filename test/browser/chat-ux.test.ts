@@ -142,6 +142,9 @@ describe('chat example as a person sees it', () => {
     expect(await messageTexts(chat)).toEqual([word, url]);
     expect(await overflowing(chat.page, ['#messages', '#messages li', '#presence', 'header', 'main > *'])).toEqual([]);
     await screenshot(chat.page, 'chat-ux-long-words');
+    await chat.page.setViewportSize({ width: 390, height: 844 }); // a phone
+    expect(await overflowing(chat.page, ['#messages', '#messages li', '#presence', '#events', 'header', 'main > *'])).toEqual([]);
+    await screenshot(chat.page, 'chat-ux-long-words-phone');
   });
 
   it('"last +1 by" stays after a resubscribe past the grace period', async () => {
