@@ -8,7 +8,8 @@
  * `npm run build` is needed first.
  */
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { bundleWorker, startWorkerd } from './workerd.mjs';
@@ -70,26 +71,64 @@ export async function buildNodeClient(outfile) {
   return outfile;
 }
 
+/** What the Worker logs (`MESHGATE_LOG`): each level adds to the one before; `trace` adds Miniflare's and workerd's own log. */
+export const LOG_LEVELS = ['off', 'info', 'debug', 'trace'];
+
+/**
+ * workerd's output, line by line, as Miniflare prints it — except the fatal
+ * "Address already in use" exception and its stack: Miniflare turns that into
+ * an ERR_ADDRESS_IN_USE error, which the caller explains in one line.
+ */
+function runtimeOutput(stdout, stderr) {
+  createInterface({ input: stdout }).on('line', (line) => console.log(line));
+  let stackFollows = false;
+  createInterface({ input: stderr }).on('line', (line) => {
+    const skip = /^\*\*\* Fatal uncaught kj::Exception: .*Address already in use/.test(line) || (stackFollows && line.startsWith('stack: '));
+    stackFollows = skip && !line.startsWith('stack: ');
+    if (!skip) console.error(line);
+  });
+}
+
+/** The development secret kept in the data folder, so tokens (and the open pages using them) survive a restart. */
+async function persistedSecret(dataDir) {
+  const file = `${dataDir}/dev-jwt-secret`;
+  const existing = await readFile(file, 'utf8').catch(() => '');
+  if (existing.trim().length >= 32) return existing.trim();
+  const secret = randomBytes(32).toString('base64url');
+  await writeFile(file, `${secret}\n`, { mode: 0o600 });
+  return secret;
+}
+
 /**
  * Builds and starts the example on embedded workerd.
- * `graceMs` and `presenceCheckMs` shorten the timings (tests); `secret` defaults to a random one per run.
+ * `graceMs` and `presenceCheckMs` shorten the timings (tests); `secret` defaults to a random one per run,
+ * or the one kept in `dataDir`. With `dataDir`, the Durable Objects' storage (rooms, messages, counters)
+ * is kept there across restarts; without it, it lives in memory for this run only.
+ * `logLevel` is one of LOG_LEVELS (default 'off').
  */
-export async function startChat({ port = 8787, host = '127.0.0.1', graceMs, presenceCheckMs, secret, log = false } = {}) {
+export async function startChat({ port = 8787, host = '127.0.0.1', graceMs, presenceCheckMs, secret, dataDir, logLevel = 'off' } = {}) {
+  if (!LOG_LEVELS.includes(logLevel)) throw new RangeError(`logLevel must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}".`);
   const script = await buildChatWorker();
+  if (dataDir) await mkdir(dataDir, { recursive: true });
   return startWorkerd({
     script,
     port,
     host,
-    log,
+    log: logLevel === 'trace',
     durableObjects: {
       GATEWAY: 'ChatGateway',
       // The room keeps messages and subscriptions in SQLite (in wrangler: a `new_sqlite_classes` migration).
       ROOM: { className: 'ChatRoom', useSQLite: true },
     },
     bindings: {
-      JWT_SECRET: secret ?? randomBytes(32).toString('base64url'),
+      JWT_SECRET: secret ?? (dataDir ? await persistedSecret(dataDir) : randomBytes(32).toString('base64url')),
+      MESHGATE_LOG: logLevel,
       ...(graceMs === undefined ? {} : { GRACE_MS: String(graceMs) }),
       ...(presenceCheckMs === undefined ? {} : { PRESENCE_CHECK_MS: String(presenceCheckMs) }),
+    },
+    miniflare: {
+      handleRuntimeStdio: runtimeOutput,
+      ...(dataDir ? { durableObjectsPersist: `${dataDir}/durable-objects` } : {}),
     },
   });
 }

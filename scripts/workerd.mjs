@@ -32,9 +32,9 @@ export async function bundleWorker(entry, { define = {}, loaders = {}, plugins =
 /**
  * Starts workerd with the bundled entry.
  * `durableObjects`: { BINDING: 'ClassName' }; `services`: { BINDING: 'EntrypointClass' } for Workers in the same script;
- * `compatibilityFlags` replaces the default flags.
+ * `compatibilityFlags` replaces the default flags; `miniflare` adds Miniflare options (persistence, stdio handling).
  */
-export async function startWorkerd({ entry, script, durableObjects = {}, services = {}, bindings = {}, port = 0, host = '127.0.0.1', log = false, compatibilityFlags = COMPATIBILITY_FLAGS }) {
+export async function startWorkerd({ entry, script, durableObjects = {}, services = {}, bindings = {}, port = 0, host = '127.0.0.1', log = false, compatibilityFlags = COMPATIBILITY_FLAGS, miniflare = {} }) {
   const code = script ?? (await bundleWorker(entry));
   const serviceBindings = Object.fromEntries(
     Object.entries(services).map(([binding, entrypoint]) => [binding, { name: 'main', entrypoint }]),
@@ -51,6 +51,7 @@ export async function startWorkerd({ entry, script, durableObjects = {}, service
     host,
     port,
     verbose: log,
+    ...miniflare,
   });
   const url = await mf.ready;
   return { mf, url: new URL(url), dispose: () => mf.dispose() };

@@ -121,6 +121,8 @@ describe('chat example under hostile use', () => {
     expect((await room.snapshot()).messages).toEqual([]);
     await room.join();
     expect((await room.send('now a member')).message.from).toBe('outsider');
+    await room.increment(2);
+    expect(await room.snapshot()).toMatchObject({ counter: 2, counterBy: 'outsider' }); // a reloaded page can say who moved it
     await room.leave();
     await expect(room.send('gone')).rejects.toMatchObject({ name: 'ForbiddenError' });
   });

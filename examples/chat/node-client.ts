@@ -60,7 +60,8 @@ const session = new RoomSession({
   room,
   WebSocket: DroppableWs as unknown as SocketClass,
   listener: {
-    event: (e) => print(`[${time()}] * ${e.text}`),
+    // In a terminal the developer is the user: the library's own message follows on its own line.
+    event: (e) => print(`[${time()}] * ${e.text}${e.detail ? `\n    ${e.detail}` : ''}`),
     snapshot: (s) => {
       for (const m of s.messages.slice(-10)) print(`[${new Date(m.at).toLocaleTimeString([], { hour12: false })}] ${m.from}: ${m.text}`);
       presence = s.presence;

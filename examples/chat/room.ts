@@ -72,6 +72,8 @@ export class ChatRoom extends MeshDurableObject<RoomEnv> implements Record<keyof
     super(ctx, env);
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, sender TEXT NOT NULL, text TEXT NOT NULL, at INTEGER NOT NULL)`);
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL)`);
+    // Who moved the counter last; a table of its own so rooms stored before it need no migration.
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS counter_by (id INTEGER PRIMARY KEY CHECK (id = 1), sub TEXT NOT NULL)`);
   }
 
   @mesh
@@ -90,7 +92,8 @@ export class ChatRoom extends MeshDurableObject<RoomEnv> implements Record<keyof
     ).toArray().reverse().map((row) => ({ id: row.id, from: row.sender, text: row.text, at: row.at }));
     const origin = getCallContext()?.origin;
     const subscribed = origin?.kind === 'client' && this.#subs.list(TOPIC).includes(origin.instance);
-    return { room: this.#roomName(), subscribed, messages, presence: this.#presence(), counter: this.#counter() };
+    const counterBy = this.#sql.exec<{ sub: string }>(`SELECT sub FROM counter_by WHERE id = 1`).toArray()[0]?.sub;
+    return { room: this.#roomName(), subscribed, messages, presence: this.#presence(), counter: this.#counter(), ...(counterBy === undefined ? {} : { counterBy }) };
   }
 
   @mesh
@@ -118,6 +121,7 @@ export class ChatRoom extends MeshDurableObject<RoomEnv> implements Record<keyof
     const { value } = this.#sql.exec<{ value: number }>(
       `INSERT INTO counter (id, value) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET value = value + excluded.value RETURNING value`, step,
     ).one();
+    this.#sql.exec(`INSERT INTO counter_by (id, sub) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET sub = excluded.sub`, from);
     const summary = await this.#subs.notify<ChatClientApi>(TOPIC, 'counter', [value, from]);
     this.#afterFanOut(summary);
     return { counter: value, delivery: delivery(summary) };

@@ -25,6 +25,8 @@ export interface RoomSnapshot {
   messages: ChatMessage[];
   presence: PresenceEntry[];
   counter: number;
+  /** who changed the counter last, where the room keeps it */
+  counterBy?: string;
 }
 
 /** What a send or an increment reports back: how the fan-out went (the room does not wait for the tabs to answer). */

@@ -6,28 +6,66 @@
  * embedded at bundle time (`__CHAT_HTML__`, `__CHAT_JS__`), so the Worker
  * serves them with no asset store and no build step for the user.
  */
-import { ClientGateway, createMeshWorker } from 'meshgate';
+import { ClientGateway, createMeshWorker, type AuthOptions, type CallToClient, type CallToMesh, type VerifiedIdentity } from 'meshgate';
 import type { RoomEnv } from './room.js';
+import { log, logUpgradeOutcome, logs, printable, type LogEnv } from './dev-log.js';
 
 export { ChatRoom } from './room.js';
 
 declare const __CHAT_HTML__: string;
 declare const __CHAT_JS__: string;
 
-export interface Env extends RoomEnv {
+export interface Env extends RoomEnv, LogEnv {
   GATEWAY: DurableObjectNamespace;
   ROOM: DurableObjectNamespace;
-  /** HS256 secret for tokens; `npm start` makes a random one per run. */
+  /** HS256 secret for tokens; `npm start` makes a random one and keeps it in its data folder. */
   JWT_SECRET: string;
   /** Grace period override in ms (the browser tests use a short one). */
   GRACE_MS?: string;
 }
 
-/** The library's gateway, with the grace period taken from the environment. */
+/** The library's gateway, with the grace period taken from the environment and its events logged (MESHGATE_LOG). */
 export class ChatGateway extends ClientGateway<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     if (env.GRACE_MS) this.config.gracePeriodMs = Number(env.GRACE_MS);
+  }
+
+  protected override async onBeforeAccept(identity: VerifiedIdentity): Promise<void> {
+    if (!logs(this.env, 'info')) return;
+    const open = this.ctx.getWebSockets().some((ws) => ws.readyState === WebSocket.OPEN);
+    const how = open ? 'takes over from its open socket (that one is superseded, 4409)'
+      : (await this.ctx.storage.getAlarm()) !== null ? 'back inside the grace period: subscriptions kept'
+        : 'new: the client subscribes';
+    log(this.env, 'info', `connect  ${printable(identity.instanceName)} — ${how}`);
+  }
+
+  // Synchronous on purpose: an async hook costs every call an extra turn.
+  protected override onBeforeCallToMesh(call: CallToMesh): void {
+    if (!logs(this.env, 'debug')) return;
+    const from = call.context.origin.kind === 'client' ? call.context.origin.instance : call.context.origin.kind;
+    log(this.env, 'debug', `call     ${printable(from)} → ${printable(call.to.binding)}/${printable(call.to.instance ?? '')}.${printable(call.method)}()`);
+  }
+
+  protected override onBeforeCallToClient(call: CallToClient): void {
+    if (!logs(this.env, 'debug')) return;
+    log(this.env, 'debug', `push     → ${printable(call.instanceName)}.${printable(call.method)}()`);
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    if (logs(this.env, 'info')) log(this.env, 'info', `close    ${printable(this.#name(ws))}: ${code}${reason ? ` ${printable(reason)}` : ''}`);
+    await super.webSocketClose(ws, code, reason);
+  }
+
+  override async alarm(): Promise<void> {
+    if (logs(this.env, 'info') && !this.ctx.getWebSockets().some((ws) => ws.readyState === WebSocket.OPEN)) {
+      log(this.env, 'info', `gone     ${printable(this.ctx.id.name ?? 'a client')}: grace period over, calls to it now fail`);
+    }
+    await super.alarm();
+  }
+
+  #name(ws: WebSocket): string {
+    return (ws.deserializeAttachment() as { instanceName?: string } | null)?.instanceName ?? 'a client';
   }
 }
 
@@ -51,10 +89,21 @@ function serveStatic(request: Request): Response {
   return new Response('Not found', { status: 404 });
 }
 
-export default createMeshWorker<Env>({
+const auth: AuthOptions<Env> = { secret: (env) => env.JWT_SECRET };
+
+const edge = createMeshWorker<Env>({
   gateways: ['GATEWAY'],
-  auth: { secret: (env) => env.JWT_SECRET },
+  auth,
   // Development login: POST /auth/dev-token {"sub"} → {"access_token"}. Never enable this in production.
   devLogin: true,
   fetch: (request) => serveStatic(request),
 });
+
+export default {
+  async fetch(request, env, ctx) {
+    const response = await edge.fetch!(request, env, ctx);
+    // After the answer, not before: the log never delays a connection.
+    ctx.waitUntil(logUpgradeOutcome(request, response, auth, env));
+    return response;
+  },
+} satisfies ExportedHandler<Env>;

@@ -33,7 +33,8 @@ export interface ChatServer {
   dispose(): Promise<void>;
 }
 
-export async function startChatServer(options: { graceMs?: number; presenceCheckMs?: number } = {}): Promise<ChatServer> {
+/** `dataDir` keeps the Durable Objects' storage and the signing secret there (as `npm start` does); `port` 0 picks a free one. */
+export async function startChatServer(options: { graceMs?: number; presenceCheckMs?: number; dataDir?: string; port?: number } = {}): Promise<ChatServer> {
   const server = await startChat({ port: 0, host: '127.0.0.1', ...options });
   return { url: server.url.origin, dispose: () => server.dispose() };
 }

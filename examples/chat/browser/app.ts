@@ -3,7 +3,7 @@
  * comes from RoomSession's listener; the DOM is written with textContent
  * only, so names and messages can never inject markup.
  */
-import type { ConnectionState } from 'meshgate/client';
+import { OutcomeUnknownError, type ConnectionState } from 'meshgate/client';
 import { RoomSession, type SessionEvent } from '../client/session.js';
 import { ROOM_PATTERN, type ChatMessage, type Delivery, type PresenceEntry, type RoomSnapshot } from '../shared.js';
 import { DroppableWebSocket, dropConnections, goOffline } from './droppable-socket.js';
@@ -11,6 +11,8 @@ import { DroppableWebSocket, dropConnections, goOffline } from './droppable-sock
 const STORE_NAME = 'chat.name';
 const STORE_ROOM = 'chat.room';
 const NAME_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
+/** `{name}.{tabId}`, as the "open this identity in a new tab" link carries it */
+const INSTANCE_PATTERN = /^([A-Za-z0-9_-]{1,32})\.[A-Za-z0-9_-]{1,64}$/;
 /** Longer than the default 5 s grace period, so coming back means resubscribing. */
 const OFFLINE_MS = 8_000;
 
@@ -39,9 +41,26 @@ function describeDelivery(what: string, d: Delivery): string {
   return parts.join(' · ');
 }
 
+/**
+ * A failed send or +1, for a person. The one case that needs its own words:
+ * the connection dropped before the answer, so the page cannot know whether
+ * it happened (the library's message, for developers, goes to the console).
+ */
+function failure(what: 'Message' | 'Counter', error: Error): string {
+  if (!(error instanceof OutcomeUnknownError)) return `${what === 'Message' ? 'Not sent' : 'Counter not changed'}: ${error.message}`;
+  console.warn(`chat: ${what} outcome unknown:`, error.message);
+  return what === 'Message'
+    ? 'Message: the connection dropped before the room answered — look at the list before sending it again.'
+    : 'Counter: the connection dropped before the room answered — the number shown is the room\'s.';
+}
+
 let session: RoomSession | undefined;
 /** messages by id: fan-outs can overlap, so arrival order is not message order */
 const messages = new Map<number, ChatMessage>();
+/** the counter as last shown, so a snapshot with the same value keeps saying who changed it */
+let shownCounter: { value: number; by?: string } | undefined;
+/** while "Go offline" runs, its button stays disabled whatever the state */
+let offline = false;
 
 function renderMessages(): void {
   const list = $('messages');
@@ -65,8 +84,15 @@ function renderPresence(presence: PresenceEntry[]): void {
 }
 
 function renderCounter(value: number, by?: string): void {
+  shownCounter = { value, ...(by ? { by } : {}) };
   $('counter-value').textContent = String(value);
   $('counter-by').textContent = by ? `last +1 by ${by}` : '';
+}
+
+/** A snapshot says who changed the counter last if the room knows; otherwise the page keeps what it knew, if the value is unchanged. */
+function counterFromSnapshot(snapshot: RoomSnapshot): void {
+  const by = snapshot.counterBy ?? (shownCounter?.value === snapshot.counter ? shownCounter.by : undefined);
+  renderCounter(snapshot.counter, by);
 }
 
 function renderState(state: ConnectionState): void {
@@ -74,23 +100,30 @@ function renderState(state: ConnectionState): void {
   badge.textContent = state;
   badge.dataset.state = state;
   $('superseded-banner').hidden = state !== 'superseded';
-  // Calls queue while reconnecting, but a stopped client cannot send at all.
+  // Calls queue while reconnecting, but a stopped client cannot send at all, nor has a connection to drop.
   const stopped = state === 'superseded' || state === 'disconnected';
-  for (const id of ['message-input', 'send', 'increment']) $<HTMLInputElement>(id).disabled = stopped;
-  $('instance').textContent = session?.client.instanceName ?? '—';
+  for (const id of ['message-input', 'send', 'increment', 'drop']) $<HTMLInputElement>(id).disabled = stopped;
+  $<HTMLButtonElement>('offline').disabled = stopped || offline;
+  const instance = session?.client.instanceName;
+  $('instance').textContent = instance ?? '—';
+  const link = $<HTMLAnchorElement>('same-identity');
+  link.hidden = !instance || stopped;
+  if (instance && session) link.href = `/#${new URLSearchParams({ as: instance, room: session.room })}`;
 }
 
-/** Session events, plus the page's own (kinds 'dropped' and 'online'). */
+/** Session events, plus the page's own (kinds 'dropped' and 'online'). The developer's detail goes to the console. */
 function addEvent(event: SessionEvent | { kind: 'dropped' | 'online'; text: string; at: number }): void {
   const li = document.createElement('li');
   li.dataset.kind = event.kind;
   li.replaceChildren(el('span', clock(event.at), 'time'), el('span', event.text));
+  if ('detail' in event && event.detail) console.warn(`chat: ${event.text}:`, event.detail);
   const list = $('events');
   list.appendChild(li);
   list.scrollTop = list.scrollHeight;
 }
 
-function start(name: string, room: string): void {
+/** `instanceName`: open that identity (the same-identity link) instead of this tab's own. */
+function start(name: string, room: string, instanceName?: string): void {
   sessionStorage.setItem(STORE_NAME, name);
   sessionStorage.setItem(STORE_ROOM, room);
   $('login').hidden = true;
@@ -98,23 +131,25 @@ function start(name: string, room: string): void {
   $('user').textContent = name;
   $('room-name').textContent = room;
   messages.clear();
+  shownCounter = undefined;
   session = new RoomSession({
     url: location.origin,
     name,
     room,
     WebSocket: DroppableWebSocket,
+    ...(instanceName ? { client: { instanceName } } : {}),
     listener: {
       state: renderState,
       event(event) {
         addEvent(event);
-        // e.g. the server restarted with a new secret: back to the form, name filled in.
-        if (event.kind === 'login-required') void leave(`Please join again — ${event.text}`);
+        // e.g. the server restarted with a new secret (npm start -- --fresh): back to the form, name filled in.
+        if (event.kind === 'login-required') void leave(`Please join again. ${event.text}`);
       },
       snapshot(snapshot: RoomSnapshot) {
         for (const m of snapshot.messages) messages.set(m.id, m);
         renderMessages();
         renderPresence(snapshot.presence);
-        renderCounter(snapshot.counter);
+        counterFromSnapshot(snapshot);
       },
       message(m) {
         messages.set(m.id, m);
@@ -158,14 +193,14 @@ function wire(): void {
     $('delivery').textContent = 'sending…';
     session.send(text).then(
       (d) => void ($('delivery').textContent = describeDelivery('Message', d)),
-      (error: Error) => void ($('delivery').textContent = `Not sent: ${error.message}`),
+      (error: Error) => void ($('delivery').textContent = failure('Message', error)),
     );
   });
 
   $('increment').addEventListener('click', () => {
     session?.increment(1).then(
       (d) => void ($('delivery').textContent = describeDelivery('Counter', d)),
-      (error: Error) => void ($('delivery').textContent = `Counter not changed: ${error.message}`),
+      (error: Error) => void ($('delivery').textContent = failure('Counter', error)),
     );
   });
 
@@ -175,17 +210,25 @@ function wire(): void {
   });
 
   $('offline').addEventListener('click', () => {
-    const button = $<HTMLButtonElement>('offline');
-    button.disabled = true;
+    offline = true;
+    $<HTMLButtonElement>('offline').disabled = true;
     addEvent({ kind: 'dropped', text: `You went offline for ${OFFLINE_MS / 1000} s`, at: Date.now() });
     goOffline(OFFLINE_MS, () => {
-      button.disabled = false;
+      offline = false;
+      if (session) renderState(session.client.state);
       addEvent({ kind: 'online', text: 'Back online', at: Date.now() });
     });
   });
 
-  $('takeover').addEventListener('click', () => void session?.client.connect());
+  $('takeover').addEventListener('click', () => session?.takeOver());
   $('leave').addEventListener('click', () => void leave());
+
+  // The same-identity link (#as={name}.{tabId}&room=…): this tab takes over that identity.
+  const link = new URLSearchParams(location.hash.slice(1));
+  const as = INSTANCE_PATTERN.exec(link.get('as') ?? '');
+  const linkRoom = link.get('room') ?? '';
+  if (location.hash) history.replaceState(null, '', location.pathname + location.search); // a reload opens this tab's own identity
+  if (as && ROOM_PATTERN.test(linkRoom)) return start(as[1]!, linkRoom, as[0]);
 
   // A reload (or a duplicated tab) comes back to the same room.
   const name = sessionStorage.getItem(STORE_NAME);

@@ -22,11 +22,15 @@ import { devLogin } from './dev-login.js';
 
 /** Connection events worth showing to a person. */
 export type SessionEventKind =
-  | 'connected' | 'joined' | 'connection-lost' | 'reconnected-in-grace' | 'resubscribed' | 'superseded' | 'login-required' | 'error';
+  | 'connected' | 'joined' | 'connection-lost' | 'reconnected-in-grace' | 'resubscribed' | 'superseded' | 'took-over'
+  | 'still-retrying' | 'login-required' | 'error';
 
 export interface SessionEvent {
   kind: SessionEventKind;
+  /** for the person using the app */
   text: string;
+  /** for the developer (the library's own message), where there is one */
+  detail?: string;
   at: number;
 }
 
@@ -62,6 +66,8 @@ export class RoomSession {
   #outage = 'a moment';
   /** true once this session subscribed (or found its subscription kept) and has the room's state */
   #hasRoom = false;
+  /** set by takeOver() until the connection it opened is live */
+  #takingOver = false;
 
   constructor(options: RoomSessionOptions) {
     this.room = options.room;
@@ -81,7 +87,12 @@ export class RoomSession {
       ...(options.WebSocket ? { WebSocket: options.WebSocket } : {}),
       onStateChange: (state) => this.#onState(state),
       onConnected: ({ subscriptionRequired, firstConnection }) => {
-        if (firstConnection) {
+        if (this.#takingOver) {
+          this.#takingOver = false;
+          this.#emit('took-over', 'Took over: this tab is live again, and the other one now shows "superseded"');
+          // While superseded this page missed what the room pushed: load the room again.
+          void this.#loadSnapshot(false);
+        } else if (firstConnection) {
           this.#emit('connected', `Connected as ${this.client.instanceName}`);
           // A new page on a tab id the gateway still remembers (a reload): the rooms
           // still have what that earlier page subscribed to, which may not be this room.
@@ -92,8 +103,8 @@ export class RoomSession {
       },
       onSubscriptionRequired: () => this.#subscribe(),
       onSuperseded: () => this.#emit('superseded', 'Superseded: this identity was opened elsewhere. This connection stopped and will not reconnect.'),
-      onLoginRequired: (reason) => this.#emit('login-required', `Login required: ${reason}`),
-      onError: (error) => this.#emit('error', `Error: ${(error as Error)?.message ?? String(error)}`),
+      onLoginRequired: (reason) => this.#emit('login-required', 'The server no longer accepts this login (was it restarted with a new secret?)', reason),
+      onError: (error) => this.#onError(error),
       ...options.client,
     });
   }
@@ -104,6 +115,16 @@ export class RoomSession {
 
   async increment(by = 1): Promise<Delivery> {
     return (await this.#roomStub().increment(by)).delivery;
+  }
+
+  /**
+   * After "superseded": connect again, which supersedes the tab that took
+   * over. Not a lost connection, so it is reported as a takeover.
+   */
+  takeOver(): void {
+    if (this.client.state !== 'superseded') return;
+    this.#takingOver = true;
+    void this.client.connect().catch((error) => this.#onError(error));
   }
 
   /** Leaves the room on the server and closes the connection for good. */
@@ -120,12 +141,27 @@ export class RoomSession {
     const again = this.#hasRoom;
     this.#hasRoom = true;
     this.#listener.snapshot?.(snapshot);
-    if (again) this.#emit('resubscribed', `Resubscribed to "${this.room}" after the grace period ran out (${this.#lostFor()} away)`);
+    if (again) this.#emit('resubscribed', `Resubscribed to "${this.room}" after ${this.#lostFor()} away: the server had forgotten this tab (grace period over, or a restart)`);
     else this.#emit('joined', `Joined room "${this.room}"`);
+  }
+
+  /**
+   * The client's errors are written for developers. While it is (re)connecting
+   * they mean "the server cannot be reached yet": say that, and keep the
+   * library's message as the detail.
+   */
+  #onError(error: unknown): void {
+    const detail = (error as Error)?.message ?? String(error);
+    if (this.client.state === 'connecting' || this.client.state === 'reconnecting') {
+      this.#emit('still-retrying', 'Cannot reach the server yet — still trying, nothing to do', detail);
+    } else {
+      this.#emit('error', 'Something went wrong in this page (details in the console)', detail);
+    }
   }
 
   #onState(state: ConnectionState): void {
     this.#listener.state?.(state);
+    if (this.#takingOver) return; // leaving "superseded" on purpose: no outage to measure
     if (state === 'connected') {
       this.#everConnected = true;
       // Measured now: onConnected / onSubscriptionRequired run right after this callback.
@@ -143,15 +179,15 @@ export class RoomSession {
    * or Leave then Join. The rooms still have what that earlier page
    * subscribed to, which may not be this room: ask, and subscribe if not.
    */
-  async #loadSnapshot(): Promise<void> {
+  async #loadSnapshot(announce = true): Promise<void> {
     try {
       const snapshot = await this.#roomStub().snapshot();
       if (!snapshot.subscribed) return await this.#subscribe();
       this.#hasRoom = true;
       this.#listener.snapshot?.(snapshot);
-      this.#emit('joined', `Back in room "${this.room}" (still subscribed from before the reload)`);
+      if (announce) this.#emit('joined', `Back in room "${this.room}" (still subscribed from before the reload)`);
     } catch (error) {
-      this.#emit('error', `Could not load the room: ${(error as Error).message}`);
+      this.#emit('error', 'Could not load the room (details in the console)', (error as Error).message);
     }
   }
 
@@ -164,7 +200,7 @@ export class RoomSession {
     return this.#outage;
   }
 
-  #emit(kind: SessionEventKind, text: string): void {
-    this.#listener.event?.({ kind, text, at: Date.now() });
+  #emit(kind: SessionEventKind, text: string, detail?: string): void {
+    this.#listener.event?.({ kind, text, at: Date.now(), ...(detail === undefined ? {} : { detail }) });
   }
 }
