@@ -3,7 +3,9 @@
  *
  * It stores nothing but the grace alarm: whether the client is connected, in
  * its grace period or gone is derived from `ctx.getWebSockets()`, the alarm
- * and socket attachments. In memory it keeps only what makes calls settle
+ * and socket attachments. During a grace period it also stores its epoch and
+ * remembered answers, so a resend after an eviction gets the real answer
+ * (see grace-memory.ts). In memory it keeps only what makes calls settle
  * exactly once — calls running, answers recently sent, calls to the client
  * waiting for an answer — and every one of those maps is bounded.
  */
@@ -23,6 +25,7 @@ import { isUpgrade, refuseUpgrade, upgradeResponse } from './upgrade.js';
 import { chunksBySize, MAX_CALL_DEADLINE_MS, rpcFailure, stubKey, withoutProtoKeys } from './calls.js';
 import { echoableCode, OPEN, safeClose, safeSend } from './sockets.js';
 import { Deadlines } from './deadlines.js';
+import { GraceMemory } from './grace-memory.js';
 
 interface SocketInfo extends VerifiedIdentity {
   /** the gateway closed this socket itself (superseded, too large, token expired) */
@@ -77,11 +80,14 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   readonly #burstBindings = new Set<string>();
   readonly #idPrefix = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}-`;
   #nextIncomingId = 0;
-  /** This incarnation of the gateway: a client that sees another epoch knows the gateway's memory was lost. */
-  readonly #epoch = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+  /** This incarnation of the gateway's memory: a client that sees another epoch knows it was lost (restored from storage after an eviction in a grace period). */
+  #epoch = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+
+  readonly #graceMemory: GraceMemory;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.#graceMemory = new GraceMemory(ctx.storage);
     // Heartbeats are answered by the runtime without waking the gateway.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_PING, HEARTBEAT_PONG));
   }
@@ -121,6 +127,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     }
 
     const graceAlarm = await this.ctx.storage.getAlarm();
+    if (graceAlarm !== null) await this.#restoreGraceMemory();
     // No await from here to the accept: concurrent upgrades cannot interleave.
     const previous = this.ctx.getWebSockets();
     // The gateway still remembers this client if a socket is open or the grace period runs; a
@@ -132,7 +139,10 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     this.#current = server;
     server.serializeAttachment(info);
     this.#socketInfo.set(server, info);
-    if (graceAlarm !== null) void this.ctx.storage.deleteAlarm();
+    if (graceAlarm !== null) {
+      void this.ctx.storage.deleteAlarm();
+      void this.#graceMemory.clear();
+    }
     if (!remembered) this.#forgetAnswers();
 
     safeSend(server, encodeFrame({
@@ -180,6 +190,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   /** Starts the grace period unless another socket is open — the gateway's own state decides, never the client's close code. */
   async #afterSocketGone(gone: WebSocket): Promise<void> {
     if (this.#activeSocket(gone)) return;
+    this.#graceMemory.save(this.#epoch, this.#answered);
     await this.ctx.storage.setAlarm(Date.now() + this.config.gracePeriodMs);
   }
 
@@ -191,6 +202,15 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     }
     this.#waiting.clear();
     this.#forgetAnswers();
+    await this.#graceMemory.clear();
+  }
+
+  /** After an eviction in the grace period: the memory saved when the socket dropped, epoch included, so resends get their real answers. */
+  async #restoreGraceMemory(): Promise<void> {
+    const saved = await this.#graceMemory.restore();
+    if (!saved) return;
+    this.#epoch = saved.epoch;
+    for (const [id, answer] of saved.answers) if (!this.#answered.has(id)) this.#remember(id, answer);
   }
 
   /** The open socket, if any; a closing one never counts (it may linger in getWebSockets()). */
@@ -463,16 +483,21 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     const answer = result.ok ? { ok: true as const, result: result.result } : { ok: false as const, error: result.error };
     const text = encodeFrame({ type: 'call_response', id, ...answer, ...(retryAfterReconnect ? { retryAfterReconnect: true } : {}) });
     if (remember) {
-      this.#answered.set(id, text);
-      this.#answeredSize += text.length;
-      // Bounded by count and by total size, oldest first; the newest answer is always kept.
-      while (this.#answered.size > this.config.rememberedCallIds || (this.#answered.size > 1 && this.#answeredSize > this.config.rememberedAnswerBytes)) {
-        const [oldestId, oldest] = this.#answered.entries().next().value!;
-        this.#answered.delete(oldestId);
-        this.#answeredSize -= oldest.length;
-      }
+      this.#remember(id, text);
+      if (!ws) this.#graceMemory.append([[id, text]]); // in a grace period: kept in storage too, in case the gateway is evicted
     }
     if (ws) safeSend(ws, text); // no socket: the client resends on reconnect and gets the remembered answer
+  }
+
+  #remember(id: string, text: string): void {
+    this.#answered.set(id, text);
+    this.#answeredSize += text.length;
+    // Bounded by count and by total size, oldest first; the newest answer is always kept.
+    while (this.#answered.size > this.config.rememberedCallIds || (this.#answered.size > 1 && this.#answeredSize > this.config.rememberedAnswerBytes)) {
+      const [oldestId, oldest] = this.#answered.entries().next().value!;
+      this.#answered.delete(oldestId);
+      this.#answeredSize -= oldest.length;
+    }
   }
 
   #forgetAnswers(): void {
