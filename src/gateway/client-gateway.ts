@@ -404,7 +404,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   async #sendCall(ws: WebSocket, frame: CallFrame, context: CallContext): Promise<void> {
     let result: MeshResult;
     try {
-      result = await callNode(this.#stub(frame.to), { target: frame.to, method: frame.method, args: frame.args, context });
+      result = await callNode(this.#stub(frame.to), { target: frame.to, method: frame.method, args: frame.args, context, deadlineMs: this.#deadlineFor(frame) });
       if (result.acceptsBursts) this.#burstBindings.add(frame.to.binding);
     } catch (error) {
       // An RPC that threw may have broken its stub (e.g. the target was reset): build a fresh one next time.
@@ -424,7 +424,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     };
     const to = group[0]![1].to;
     try {
-      const envelopes = group.map(([, frame, context]) => ({ target: frame.to, method: frame.method, args: frame.args, context }));
+      const envelopes = group.map(([, frame, context]) => ({ target: frame.to, method: frame.method, args: frame.args, context, deadlineMs: this.#deadlineFor(frame) }));
       const accepted = await callNodeBatch(this.#stub(to), envelopes, (results) => {
         for (const [index, result] of results) finish(index, result);
       });
