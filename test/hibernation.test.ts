@@ -171,9 +171,9 @@ async function evictionDelays(scenario: Scenario): Promise<Array<{ label: string
   }));
 }
 
-async function storageOf(mesh: TestMesh, instance: string): Promise<{ keys: string[]; chars: number }> {
+async function storageOf(mesh: TestMesh, instance: string): Promise<{ keys: string[]; chars: number; text: string }> {
   const namespace = await mesh.mf.getDurableObjectNamespace('GATEWAY');
-  return (await (await namespace.get(namespace.idFromName(instance)).fetch('http://gateway/__storage')).json()) as { keys: string[]; chars: number };
+  return (await (await namespace.get(namespace.idFromName(instance)).fetch('http://gateway/__storage')).json()) as { keys: string[]; chars: number; text: string };
 }
 
 describe.concurrent('eviction', () => {
@@ -215,9 +215,11 @@ describe.concurrent('eviction', () => {
     expect((await storageOf(mesh, second.instance)).keys).toEqual([]);
   }, 60_000);
 
-  it('stores the grace memory only during a grace period: written at the drop, deleted at the reconnect', async () => {
+  it('stores the grace memory only during a grace period: written at the drop (answers the client may still ask for), deleted at the reconnect', async () => {
     const { mesh } = suite;
     const first = await connect(mesh, 'long-grace-cost');
+    // A call whose client gave up long before the drop (timeoutMs 1): its answer is not stored.
+    expect((await callOver(first.sock, { binding: 'ECHO_WORKER' }, 'shout', ['given up'], { timeoutMs: 1 })).ok).toBe(true);
     for (let n = 0; n < 5; n++) expect((await callOver(first.sock, { binding: 'ECHO_WORKER' }, 'shout', [`answer ${n}`])).ok).toBe(true);
     expect((await storageOf(mesh, first.instance)).keys).toEqual([]);
     first.sock.ws.terminate();
@@ -225,6 +227,8 @@ describe.concurrent('eviction', () => {
     const stored = await storageOf(mesh, first.instance);
     console.log(`grace memory for 5 remembered answers: ${stored.keys.length} keys, ${stored.chars} characters`);
     expect(stored.keys).toEqual(['meshgate:grace:0', 'meshgate:grace:header']);
+    for (let n = 0; n < 5; n++) expect(stored.text).toContain(`ANSWER ${n}!`);
+    expect(stored.text).not.toContain('GIVEN UP!');
     await connect(mesh, 'long-grace-cost');
     expect((await storageOf(mesh, first.instance)).keys).toEqual([]);
   }, 30_000);
@@ -267,6 +271,6 @@ describe('after eviction', () => {
   });
 
   it('the grace period that ended left nothing in storage', async () => {
-    expect(await storageOf(suite.mesh, graceEndInstance)).toEqual({ keys: [], chars: 0 });
+    expect(await storageOf(suite.mesh, graceEndInstance)).toMatchObject({ keys: [], chars: 0 });
   });
 });

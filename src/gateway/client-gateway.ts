@@ -319,6 +319,8 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     }
     // A node that never answers must not hold this slot forever: past the deadline the call is given up.
     this.#running.add(frame.id, deadline, () => this.#giveUp(ws, frame));
+    // The client gives up after its timeoutMs (counted from before it sent): no resend to answer after that.
+    this.#graceMemory.noteCall(frame.id, Date.now() + Math.min(frame.timeoutMs ?? deadline, deadline), this.config.rememberedCallIds);
     this.#dispatchSoon(ws, frame, context);
   }
 

@@ -1,8 +1,14 @@
 /**
  * What exactly-once needs to survive an eviction during a grace period: the
- * gateway's epoch and the answers it remembers, written to the Durable
- * Object's storage when the last socket drops and deleted when the client
- * reconnects or the grace period ends. Nothing is stored at any other time.
+ * gateway's epoch and the answers the client may still ask for again, written
+ * to the Durable Object's storage when the last socket drops (and as answers
+ * arrive during the grace period), deleted when the client reconnects or the
+ * grace period ends. Nothing is stored at any other time.
+ *
+ * An answer is worth storing until the client gives up on its call (the
+ * call's `timeoutMs`, which the client's timer counts from before the gateway
+ * got the call): after that the client never resends it. So a drop writes the
+ * answers of the last timeout's worth of calls, not every remembered one.
  *
  * Uses the key-value storage API, so it works on gateways with either
  * storage backend (no SQLite migration needed).
@@ -47,22 +53,42 @@ export class GraceMemory {
   readonly #storage: DurableObjectStorage;
   /** What this incarnation wrote and not yet deleted; null: nothing stored; undefined: unknown (a fresh incarnation). */
   #header: Header | null | undefined;
+  /** call id → when the client stops waiting for it (insertion order ≈ time order) */
+  readonly #keepUntil = new Map<string, number>();
 
   constructor(storage: DurableObjectStorage) {
     this.#storage = storage;
   }
 
-  /** Writes the epoch and `answers` (the last socket just dropped). Writes are not awaited: the output gate holds replies until they are durable. */
+  /** A call starts running: its answer is worth storing until `keepUntil` (ms). At most `bound` calls are tracked, the oldest dropped first. */
+  noteCall(id: string, keepUntil: number, bound: number): void {
+    this.#keepUntil.delete(id);
+    this.#keepUntil.set(id, keepUntil);
+    const now = Date.now();
+    for (const [oldId, until] of this.#keepUntil) {
+      if (this.#keepUntil.size <= bound && until > now) break;
+      this.#keepUntil.delete(oldId);
+    }
+  }
+
+  /** Writes the epoch and the answers the client may still ask for (the last socket just dropped). Writes are not awaited: the output gate holds replies until they are durable. */
   save(epoch: string, answers: Iterable<[string, string]>): GraceWrite {
     this.#dropStored();
     this.#header = { epoch, records: [] };
-    return this.#write([...answers]);
+    return this.#write(this.#stillWanted(answers));
   }
 
   /** Adds answers that arrived during the grace period; a no-op unless this incarnation saved (a running call keeps the gateway in memory, so it did). */
   append(answers: Array<[string, string]>): GraceWrite {
     if (!this.#header) return { keys: 0, chars: 0 };
-    return this.#write(answers);
+    return this.#write(this.#stillWanted(answers));
+  }
+
+  #stillWanted(answers: Iterable<[string, string]>): Array<[string, string]> {
+    const now = Date.now();
+    const wanted: Array<[string, string]> = [];
+    for (const pair of answers) if ((this.#keepUntil.get(pair[0]) ?? 0) > now) wanted.push(pair);
+    return wanted;
   }
 
   /** What an earlier incarnation saved, if this one did not (after an eviction); undefined if nothing is stored. */
