@@ -215,6 +215,28 @@ describe.concurrent('eviction', () => {
     expect((await storageOf(mesh, second.instance)).keys).toEqual([]);
   }, 60_000);
 
+  it('an answer larger than one stored value (100 000 characters) survives the eviction in parts', async () => {
+    const { mesh } = suite;
+    const first = await connect(mesh, 'long-grace-big');
+    const to = { binding: 'LEDGER', instance: 'hib-big' };
+    const big = callFrame('big-1', to, 'bigRun', ['big', 100_000]);
+    const answer = `1:${'x'.repeat(100_000)}`;
+    first.sock.send(big);
+    expect(await resultOf(first.sock, 'big-1')).toBe(answer);
+    first.sock.ws.terminate(); // the answer was sent; say it was lost with the socket
+    const gateway = await idOf(mesh, 'GATEWAY', first.instance);
+    await watch().evicted(gateway, 40_000);
+    // Reading storage wakes a fresh gateway; it restores nothing until a client reconnects.
+    const stored = await storageOf(mesh, first.instance);
+    expect(stored.keys.length).toBe(5); // the header and 4 parts of ≤ 32 Ki characters (the answer frame is ~100 K)
+
+    const second = await connect(mesh, 'long-grace-big');
+    expect(second.status.epoch).toBe(first.status.epoch);
+    second.sock.send({ ...big, resentFrom: first.status.epoch });
+    expect(await resultOf(second.sock, 'big-1')).toBe(answer);
+    expect((await callOver(second.sock, to, 'runs', ['big'])).value).toBe(1);
+  }, 60_000);
+
   it('stores the grace memory only during a grace period: written at the drop (answers the client may still ask for), deleted at the reconnect', async () => {
     const { mesh } = suite;
     const first = await connect(mesh, 'long-grace-cost');
