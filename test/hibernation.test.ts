@@ -177,7 +177,7 @@ async function storageOf(mesh: TestMesh, instance: string): Promise<{ keys: stri
 }
 
 describe.concurrent('eviction', () => {
-  it('every scenario leaves the gateway and its nodes as soon as a raw socket DO leaves memory', async () => {
+  it('every scenario leaves the gateway and its nodes as soon as a raw socket DO leaves memory', async ({ expect }) => {
     const { mesh } = suite;
     const done = await Promise.all(Object.values(scenarios).map((run) => run(mesh)));
     const delays = await Promise.all(done.map(async (scenario) => ({ scenario: scenario.name, objects: await evictionDelays(scenario) })));
@@ -190,7 +190,7 @@ describe.concurrent('eviction', () => {
     }
   }, 60_000);
 
-  it('a resend across an eviction in a 30 s grace period gets the real answer, and the call ran once', async () => {
+  it('a resend across an eviction in a 30 s grace period gets the real answer, and the call ran once', async ({ expect }) => {
     const { mesh } = suite;
     const first = await connect(mesh, 'long-grace-eo');
     const epoch = first.status.epoch;
@@ -215,7 +215,7 @@ describe.concurrent('eviction', () => {
     expect((await storageOf(mesh, second.instance)).keys).toEqual([]);
   }, 60_000);
 
-  it('an answer larger than one stored value (100 000 characters) survives the eviction in parts', async () => {
+  it('an answer larger than one stored value (100 000 characters) survives the eviction in parts', async ({ expect }) => {
     const { mesh } = suite;
     const first = await connect(mesh, 'long-grace-big');
     const to = { binding: 'LEDGER', instance: 'hib-big' };
@@ -237,7 +237,21 @@ describe.concurrent('eviction', () => {
     expect((await callOver(second.sock, to, 'runs', ['big'])).value).toBe(1);
   }, 60_000);
 
-  it('stores the grace memory only during a grace period: written at the drop (answers the client may still ask for), deleted at the reconnect', async () => {
+  it('a grace period that ends after an eviction deletes what the drop stored', async ({ expect }) => {
+    const { mesh } = suite;
+    const client = await connect(mesh, 'mid-grace');
+    expect((await callOver(client.sock, { binding: 'ECHO_WORKER' }, 'shout', ['kept'])).ok).toBe(true);
+    client.sock.ws.terminate();
+    const gateway = await idOf(mesh, 'GATEWAY', client.instance);
+    await expect.poll(() => watch().isInMemory(gateway), { timeout: 5_000 }).toBe(true);
+    await watch().evicted(gateway, 40_000);
+    // A fresh gateway runs the grace alarm (12 s after the drop): it reads what was stored and deletes it.
+    await expect.poll(async () => (await mesh.state(client.instance)).alarm, { timeout: 10_000, interval: 500 }).toBeNull();
+    expect((await storageOf(mesh, client.instance)).keys).toEqual([]);
+    expect((await connect(mesh, 'mid-grace')).status.subscriptionRequired).toBe(true);
+  }, 60_000);
+
+  it('stores the grace memory only during a grace period: written at the drop (answers the client may still ask for), deleted at the reconnect', async ({ expect }) => {
     const { mesh } = suite;
     const first = await connect(mesh, 'long-grace-cost');
     // A call whose client gave up long before the drop (timeoutMs 1): its answer is not stored.
