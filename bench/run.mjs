@@ -30,6 +30,7 @@ import { bundleWorker, startWorkerd } from '../scripts/workerd.mjs';
 import {
   ROOT, RawWs, SECRET, bounded, cpuMs, loadClient, now, pool, ratio, round, rssBytes, sleep, summary, token, versions, within, workerdPids,
 } from './lib.mjs';
+import { costRows, measureCost } from './cost.mjs';
 
 const RUN_BUDGET_MS = 270_000;
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
@@ -676,6 +677,9 @@ await scenario('clients_deflate', 90_000, async () => {
 
 for (const c of [...openClients]) disconnect(c);
 
+// Its own mesh, after the others: it waits for evictions, which work elsewhere would delay.
+await scenario('cost', 60_000, async () => record(await measureCost({ script, MeshClient, WebSocket: PlainSocket })));
+
 // ── output ────────────────────────────────────────────────────────────────────
 
 const machine = {
@@ -734,6 +738,9 @@ for (const s of results) {
         row(s.scenario, `${s.samples.connections}×10 calls total ms`, m.callsTotalMs, b.callsTotalMs, s.ratio.callsTotalMs, m.callLatency.n);
         row(s.scenario, `${s.samples.connections}×10 calls p99 ms`, m.callLatency.p99, b.callLatency?.p99, s.ratio.p99, null);
       }
+      break;
+    case 'cost':
+      for (const [metric, mesh, raw] of costRows(s)) row(s.scenario, metric, mesh, raw, ratio(mesh, raw), null);
       break;
     default:
       if (s.scenario.startsWith('fanout_')) {

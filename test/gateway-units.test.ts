@@ -14,7 +14,7 @@ afterEach(() => {
 
 describe('Deadlines', () => {
   it('expires each entry at its own deadline, earliest first, and not a settled one', () => {
-    const deadlines = new Deadlines<string>(1_000);
+    const deadlines = new Deadlines<string>();
     const expired: string[] = [];
     deadlines.add('late', 5_000, () => expired.push('late'));
     deadlines.add('early', 300, () => expired.push('early'));
@@ -33,19 +33,23 @@ describe('Deadlines', () => {
   });
 
   it('sets one timer for many entries, and none is left once nothing is pending', () => {
-    const deadlines = new Deadlines<number>(1_000);
+    const deadlines = new Deadlines<number>();
     for (let n = 0; n < 100; n++) deadlines.add(n, 60_000, () => {});
     expect(vi.getTimerCount()).toBe(1);
-    for (let n = 0; n < 100; n++) deadlines.delete(n);
-    // The timer is not cleared per entry; it runs out within maxTimerMs and is not set again.
-    vi.advanceTimersByTime(1_000);
+    for (let n = 0; n < 99; n++) deadlines.delete(n);
+    expect(vi.getTimerCount()).toBe(1);
+    // The last one settled: no timer may outlive the work (it would keep the Durable Object in memory).
+    deadlines.delete(99);
     expect(vi.getTimerCount()).toBe(0);
+    expect(deadlines.armed).toBe(false);
   });
 
-  it('keeps sweeping at most maxTimerMs apart while an entry is pending', () => {
-    const deadlines = new Deadlines<string>(1_000);
+  it('a timer set for a settled entry re-arms for the next deadline, and none is left after the last expires', () => {
+    const deadlines = new Deadlines<string>();
     let expired = false;
+    deadlines.add('first', 1_000, () => {});
     deadlines.add('a', 3_500, () => (expired = true));
+    deadlines.delete('first');
     vi.advanceTimersByTime(3_000);
     expect(expired).toBe(false);
     expect(vi.getTimerCount()).toBe(1);
@@ -54,8 +58,19 @@ describe('Deadlines', () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
+  it('clear() and an expiry that deletes the rest leave no timer', () => {
+    const deadlines = new Deadlines<string>();
+    deadlines.add('a', 100, () => deadlines.delete('b'));
+    deadlines.add('b', 5_000, () => {});
+    vi.advanceTimersByTime(100);
+    expect(vi.getTimerCount()).toBe(0);
+    deadlines.add('c', 100, () => {});
+    deadlines.clear();
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   it('an entry added by an expiring one gets its own deadline', () => {
-    const deadlines = new Deadlines<string>(1_000);
+    const deadlines = new Deadlines<string>();
     const expired: string[] = [];
     deadlines.add('first', 100, () => {
       expired.push('first');
@@ -66,7 +81,7 @@ describe('Deadlines', () => {
   });
 
   it('keeps a value per entry until it expires or is deleted', () => {
-    const deadlines = new Deadlines<string, { frame: string }>(1_000);
+    const deadlines = new Deadlines<string, { frame: string }>();
     const expired: string[] = [];
     deadlines.add('a', 100, () => expired.push('a'), { frame: 'A' });
     deadlines.add('b', 200, () => expired.push('b'), { frame: 'B' });
@@ -80,7 +95,7 @@ describe('Deadlines', () => {
   });
 
   it('clear() drops every pending entry', () => {
-    const deadlines = new Deadlines<string>(1_000);
+    const deadlines = new Deadlines<string>();
     let expired = 0;
     deadlines.add('a', 10, () => expired++);
     deadlines.add('b', 20, () => expired++);

@@ -3,7 +3,9 @@
  *
  * It stores nothing but the grace alarm: whether the client is connected, in
  * its grace period or gone is derived from `ctx.getWebSockets()`, the alarm
- * and socket attachments. In memory it keeps only what makes calls settle
+ * and socket attachments. During a grace period it also stores its epoch and
+ * remembered answers, so a resend after an eviction gets the real answer
+ * (see grace-memory.ts). In memory it keeps only what makes calls settle
  * exactly once — calls running, answers recently sent, calls to the client
  * waiting for an answer — and every one of those maps is bounded.
  */
@@ -28,6 +30,7 @@ import { echoableCode, OPEN, safeClose, safeSend } from './sockets.js';
 import { Deadlines } from './deadlines.js';
 import { FrameBuckets } from './frame-rate.js';
 import { isNotificationId, notificationId, PendingNotifications } from './notifications.js';
+import { GraceMemory } from './grace-memory.js';
 
 interface SocketInfo extends VerifiedIdentity {
   /** the gateway closed this socket itself (superseded, too large, token expired) */
@@ -84,11 +87,14 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   readonly #burstBindings = new Set<string>();
   readonly #idPrefix = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}-`;
   #nextIncomingId = 0;
-  /** This incarnation of the gateway: a client that sees another epoch knows the gateway's memory was lost. */
-  readonly #epoch = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+  /** This incarnation of the gateway's memory: a client that sees another epoch knows it was lost (restored from storage after an eviction in a grace period). */
+  #epoch = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+
+  readonly #graceMemory: GraceMemory;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.#graceMemory = new GraceMemory(ctx.storage);
     // Heartbeats are answered by the runtime without waking the gateway.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_PING, HEARTBEAT_PONG));
   }
@@ -128,6 +134,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     }
 
     const graceAlarm = await this.ctx.storage.getAlarm();
+    if (graceAlarm !== null) await this.#restoreGraceMemory();
     // No await from here to the accept: concurrent upgrades cannot interleave.
     const previous = this.ctx.getWebSockets();
     // The gateway still remembers this client if a socket is open or the grace period runs; a
@@ -139,7 +146,10 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     this.#current = server;
     server.serializeAttachment(info);
     this.#socketInfo.set(server, info);
-    if (graceAlarm !== null) void this.ctx.storage.deleteAlarm();
+    if (graceAlarm !== null) {
+      void this.ctx.storage.deleteAlarm();
+      void this.#graceMemory.clear();
+    }
     if (!remembered) {
       this.#forgetAnswers();
       this.#notifications.clear();
@@ -191,6 +201,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   /** Starts the grace period unless another socket is open — the gateway's own state decides, never the client's close code. */
   async #afterSocketGone(gone: WebSocket): Promise<void> {
     if (this.#activeSocket(gone)) return;
+    this.#graceMemory.save(this.#epoch, this.#answered.entries());
     await this.ctx.storage.setAlarm(Date.now() + this.config.gracePeriodMs);
   }
 
@@ -203,6 +214,15 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     this.#waiting.clear();
     this.#notifications.clear();
     this.#forgetAnswers();
+    await this.#graceMemory.clear();
+  }
+
+  /** After an eviction in the grace period: the memory saved when the socket dropped, epoch included, so resends get their real answers. */
+  async #restoreGraceMemory(): Promise<void> {
+    const saved = await this.#graceMemory.restore();
+    if (!saved) return;
+    this.#epoch = saved.epoch;
+    for (const [id, answer] of saved.answers) if (this.#answered.get(id) === undefined) this.#answered.remember(id, answer);
   }
 
   /** The open socket, if any; a closing one never counts (it may linger in getWebSockets()). */
@@ -312,6 +332,8 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     }
     // A node that never answers must not hold this slot forever: past the deadline the call is given up.
     this.#running.add(frame.id, deadline, () => this.#giveUp(ws, frame));
+    // The client gives up after its timeoutMs (counted from before it sent): no resend to answer after that.
+    this.#graceMemory.noteCall(frame.id, Date.now() + Math.min(frame.timeoutMs ?? deadline, deadline), this.config.rememberedCallIds);
     this.#dispatchSoon(ws, frame, context);
   }
 
@@ -397,7 +419,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   async #sendCall(ws: WebSocket, frame: CallFrame, context: CallContext): Promise<void> {
     let result: MeshResult;
     try {
-      result = await callNode(this.#stub(frame.to), { target: frame.to, method: frame.method, args: frame.args, context });
+      result = await callNode(this.#stub(frame.to), { target: frame.to, method: frame.method, args: frame.args, context, deadlineMs: this.#deadlineFor(frame) });
       if (result.acceptsBursts) this.#burstBindings.add(frame.to.binding);
     } catch (error) {
       // An RPC that threw may have broken its stub (e.g. the target was reset): build a fresh one next time.
@@ -417,7 +439,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     };
     const to = group[0]![1].to;
     try {
-      const envelopes = group.map(([, frame, context]) => ({ target: frame.to, method: frame.method, args: frame.args, context }));
+      const envelopes = group.map(([, frame, context]) => ({ target: frame.to, method: frame.method, args: frame.args, context, deadlineMs: this.#deadlineFor(frame) }));
       const accepted = await callNodeBatch(this.#stub(to), envelopes, (results) => {
         for (const [index, result] of results) finish(index, result);
       });
@@ -475,7 +497,10 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   #answerCall(ws: WebSocket | undefined, id: string, result: MeshResult, remember: boolean, retryAfterReconnect = false): void {
     const answer = result.ok ? { ok: true as const, result: result.result } : { ok: false as const, error: result.error };
     const text = encodeFrame({ type: 'call_response', id, ...answer, ...(retryAfterReconnect ? { retryAfterReconnect: true } : {}) });
-    if (remember) this.#answered.remember(id, text, ws);
+    if (remember) {
+      this.#answered.remember(id, text, ws);
+      if (!ws) this.#graceMemory.append([[id, text]]); // in a grace period: kept in storage too, in case the gateway is evicted
+    }
     if (ws) safeSend(ws, text); // no socket: the client resends on reconnect and gets the remembered answer
   }
 

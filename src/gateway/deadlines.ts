@@ -1,22 +1,16 @@
 /**
  * Entries that expire: a map whose every entry has a deadline, all on one timer.
  *
- * In workerd a timer costs several microseconds to set and again to clear —
- * per call, that was a tenth of the gateway's time (bench: roundtrip). Here a
- * single timer runs while anything is due: it is never cleared when an entry
- * settles, only re-armed when an earlier deadline arrives. So that a stale
- * timer cannot keep an idle gateway from hibernating for long, it fires at
- * least every `maxTimerMs` and stops once nothing is pending.
+ * The timer is set for the earliest deadline and cleared the moment nothing
+ * is pending: a timer left armed keeps a Durable Object in memory (billed)
+ * after its work is done. While entries remain, a settled one leaves the
+ * timer alone (setting a workerd timer costs microseconds); it fires, finds
+ * nothing due and re-arms for the next deadline.
  */
 export class Deadlines<K, V = undefined> {
   readonly #due = new Map<K, { at: number; value: V; expire: () => void }>();
-  readonly #maxTimerMs: number;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
-
-  constructor(maxTimerMs = 1_000) {
-    this.#maxTimerMs = maxTimerMs;
-  }
 
   get size(): number {
     return this.#due.size;
@@ -45,19 +39,32 @@ export class Deadlines<K, V = undefined> {
 
   /** True if the key was pending (its deadline will not fire). */
   delete(key: K): boolean {
-    return this.#due.delete(key);
+    if (!this.#due.delete(key)) return false;
+    if (this.#due.size === 0) this.#disarm();
+    return true;
   }
 
   /** Forgets every pending entry; none of their deadlines fires. */
   clear(): void {
     this.#due.clear();
+    this.#disarm();
+  }
+
+  /** True while a timer is set (it never is with nothing pending). */
+  get armed(): boolean {
+    return this.#timer !== undefined;
+  }
+
+  #disarm(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
   }
 
   #arm(at: number): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
-    const now = Date.now();
-    this.#timerAt = Math.min(at, now + this.#maxTimerMs);
-    this.#timer = setTimeout(() => this.#sweep(), Math.max(0, this.#timerAt - now));
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => this.#sweep(), Math.max(0, at - Date.now()));
   }
 
   #sweep(): void {
@@ -78,7 +85,7 @@ export class Deadlines<K, V = undefined> {
         next = entry.at;
       }
     }
-    // expire() may have added entries (and armed a timer) itself
-    if (next < this.#timerAt) this.#arm(next);
+    // expire() may have added entries (and armed a timer) itself, or deleted the rest
+    if (this.#due.size > 0 && next < this.#timerAt) this.#arm(next);
   }
 }

@@ -1,6 +1,6 @@
 /** Runs incoming mesh calls on a node: allowlist check, decode, context, encode. */
 import { decodeValue, encodeError, encodeValue } from '../protocol/codec.js';
-import { describeUntrusted, MethodNotExposedError, ProtocolError } from '../protocol/errors.js';
+import { describeUntrusted, MethodNotExposedError, OutcomeUnknownError, ProtocolError } from '../protocol/errors.js';
 import { MAX_BURST_PART_SIZE } from '../protocol/limits.js';
 import { resolveValueBounds, type ValueBounds } from '../protocol/value-bounds.js';
 import { runWithContext } from './context.js';
@@ -18,10 +18,30 @@ export async function dispatchCall(node: object, envelope: MeshEnvelope): Promis
   try {
     const args = decodeValue(envelope.args, valueBoundsOf(node), `the arguments of "${envelope.method}"`);
     if (!Array.isArray(args)) throw new ProtocolError('Call arguments must encode an array.', 'bad_payload');
-    const result = await runWithContext(envelope.context, () => method.apply(node, args as never[]));
+    const running = runWithContext(envelope.context, () => method.apply(node, args as never[]));
+    const result = envelope.deadlineMs === undefined ? await running : await withinDeadline(running, envelope.method, envelope.deadlineMs);
     return { ok: true, result: encodeValue(result) };
   } catch (error) {
     return { ok: false, error: encodeError(error) };
+  }
+}
+
+/**
+ * The method's result, or past the caller's deadline an OutcomeUnknownError (the
+ * method keeps running): answering lets the caller leave memory, whereas a
+ * pending RPC keeps it there for as long as the method runs. The timer is
+ * cleared as soon as the method settles.
+ */
+async function withinDeadline(running: unknown, method: string, deadlineMs: number): Promise<unknown> {
+  if (!(running instanceof Promise)) return running;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new OutcomeUnknownError(method, new Error(`the caller stopped waiting after ${deadlineMs} ms`))), deadlineMs);
+  });
+  try {
+    return await Promise.race([running, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -31,6 +31,13 @@ export interface MeshEnvelope {
   /** codec string of the argument array */
   args: string;
   context: CallContext;
+  /**
+   * The caller stops waiting after this many milliseconds (the gateway's call
+   * deadline). The node answers by then even if the method still runs:
+   * workerd cannot cancel a pending RPC, so a method that never ends would
+   * keep the caller in memory too.
+   */
+  deadlineMs?: number;
 }
 
 export interface ClientCallEnvelope {

@@ -54,6 +54,11 @@ export class AnswerMemory {
     return this.#bytes;
   }
 
+  /** Every answer kept, oldest first. */
+  *entries(): IterableIterator<[id: string, text: string]> {
+    for (const [id, { text }] of this.#answers) yield [id, text];
+  }
+
   get(id: string): string | undefined {
     return this.#answers.get(id)?.text;
   }

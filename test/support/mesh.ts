@@ -12,14 +12,23 @@ export interface TestMesh {
   wsUrl(instance: string, binding?: string): string;
   token(sub: string, extra?: Record<string, unknown>, expiresInSeconds?: number): Promise<string>;
   state(instance: string): Promise<{ sockets: number; open: number; alarm: number | null }>;
+  /** The Miniflare instance (tests that look at Durable Objects from the host). */
+  mf: import('miniflare').Miniflare;
   dispose(): Promise<void>;
 }
 
 /** `env`: extra string bindings for the fixture (e.g. MAX_FRAME_BYTES, MAX_IN_FLIGHT, JWT_ISSUER; see test/fixtures/worker.ts). */
-export async function startTestMesh(options: { graceMs?: number; clientTimeoutMs?: number; env?: Record<string, string> } = {}): Promise<TestMesh> {
+export async function startTestMesh(options: {
+  graceMs?: number; clientTimeoutMs?: number; env?: Record<string, string>;
+  /** another fixture entry that re-exports test/fixtures/worker.ts, and the classes it adds or replaces */
+  entry?: URL; durableObjects?: Record<string, string | { className: string; useSQLite?: boolean }>;
+} = {}): Promise<TestMesh> {
   const { url, dispose, mf } = await startWorkerd({
-    entry: new URL('../fixtures/worker.ts', import.meta.url).pathname,
-    durableObjects: { GATEWAY: 'TestGateway', COUNTER: 'CounterDO', COUNTER_SQL: { className: 'SqlCounterDO', useSQLite: true }, COUNTER_BURSTS: 'BurstCounterDO', PLAIN: 'PlainDO' },
+    entry: (options.entry ?? new URL('../fixtures/worker.ts', import.meta.url)).pathname,
+    durableObjects: {
+      GATEWAY: 'TestGateway', COUNTER: 'CounterDO', COUNTER_SQL: { className: 'SqlCounterDO', useSQLite: true }, COUNTER_BURSTS: 'BurstCounterDO', PLAIN: 'PlainDO',
+      ...options.durableObjects,
+    },
     services: { ECHO_WORKER: 'EchoWorker', LEGACY_WORKER: 'LegacyBatchWorker' },
     bindings: {
       JWT_SECRET: SECRET,
@@ -42,6 +51,7 @@ export async function startTestMesh(options: { graceMs?: number; clientTimeoutMs
       const res = await stub.fetch('http://gateway/__state');
       return (await res.json()) as { sockets: number; open: number; alarm: number | null };
     },
+    mf,
     dispose,
   };
 }
