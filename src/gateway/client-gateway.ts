@@ -23,6 +23,7 @@ import { isUpgrade, refuseUpgrade, upgradeResponse } from './upgrade.js';
 import { chunksBySize, MAX_CALL_DEADLINE_MS, rpcFailure, stubKey, withoutProtoKeys } from './calls.js';
 import { echoableCode, OPEN, safeClose, safeSend } from './sockets.js';
 import { Deadlines } from './deadlines.js';
+import { releaseIdentity } from '../identities/admission.js';
 
 interface SocketInfo extends VerifiedIdentity {
   /** the gateway closed this socket itself (superseded, too large, token expired) */
@@ -191,6 +192,12 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     }
     this.#waiting.clear();
     this.#forgetAnswers();
+    await releaseIdentity(this.env, this.config.identityLimiterBinding, this.ctx.id.name);
+  }
+
+  /** Internal RPC entry for the IdentityLimiter: is this identity live (a socket open, or in its grace period)? */
+  async __meshgateIsLive(): Promise<boolean> {
+    return this.#activeSocket() !== undefined || (await this.ctx.storage.getAlarm()) !== null;
   }
 
   /** The open socket, if any; a closing one never counts (it may linger in getWebSockets()). */

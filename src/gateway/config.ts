@@ -1,4 +1,5 @@
 import { DEFAULTS, DEFAULT_GATEWAY_BINDING, isDurationMs } from '../protocol/limits.js';
+import { DEFAULT_IDENTITY_LIMITER_BINDING } from '../identities/admission.js';
 
 export interface GatewayConfig {
   /** how long a disconnected client's gateway waits for a reconnect before calls to it fail */
@@ -32,6 +33,8 @@ export interface GatewayConfig {
   gatewayBindings: readonly string[];
   /** keys of the call state only the server may set; a client's values for them are dropped */
   reservedStateKeys: readonly string[];
+  /** the IdentityLimiter binding told when this gateway's identity ends (absent from env: nothing is told) */
+  identityLimiterBinding: string;
 }
 
 /** A duration from the config, checked where it is used: a NaN from `Number(env.X)` must fail loudly, not wait forever. */
@@ -55,5 +58,6 @@ export function defaultGatewayConfig(): GatewayConfig {
     maxCachedStubs: DEFAULTS.maxCachedStubs,
     gatewayBindings: [DEFAULT_GATEWAY_BINDING],
     reservedStateKeys: [],
+    identityLimiterBinding: DEFAULT_IDENTITY_LIMITER_BINDING,
   };
 }

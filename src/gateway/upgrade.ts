@@ -1,9 +1,13 @@
 import { SUBPROTOCOL } from '../protocol/limits.js';
 
-/** The 101 response for an accepted socket, selecting `meshgate` only if the client offered it (never the token). */
+/** The subprotocols a WebSocket upgrade offers, in order. */
+export function offeredSubprotocols(request: Request): string[] {
+  return (request.headers.get('Sec-WebSocket-Protocol') ?? '').split(',').map((p) => p.trim()).filter((p) => p !== '');
+}
+
+/** The 101 response for an accepted socket, selecting `meshgate` only if the client offered it (never the token); else none. */
 export function upgradeResponse(request: Request, client: WebSocket): Response {
-  const offered = (request.headers.get('Sec-WebSocket-Protocol') ?? '').split(',').map((p) => p.trim());
-  const headers = offered.includes(SUBPROTOCOL) ? { 'Sec-WebSocket-Protocol': SUBPROTOCOL } : undefined;
+  const headers = offeredSubprotocols(request).includes(SUBPROTOCOL) ? { 'Sec-WebSocket-Protocol': SUBPROTOCOL } : undefined;
   return new Response(null, { status: 101, webSocket: client, ...(headers ? { headers } : {}) });
 }
 

@@ -11,6 +11,10 @@ export const WS_CLOSE_TOKEN_EXPIRED = 4401;
 export const WS_CLOSE_NO_TOKEN = 4400;
 /** The token is invalid or does not grant this identity: the user must log in. */
 export const WS_CLOSE_FORBIDDEN = 4403;
+/** The user has too many live identities (tabs, devices) at once: close some; the client backs off and retries (parallel to HTTP 429). */
+export const WS_CLOSE_TOO_MANY_IDENTITIES = 4429;
+/** The client did not offer a subprotocol this server speaks (parallel to HTTP 426): update the client. */
+export const WS_CLOSE_UNSUPPORTED_PROTOCOL = 4426;
 /** A frame exceeded the size limit. */
 export const WS_CLOSE_TOO_LARGE = 1009;
 /** The gateway hit an internal error. */

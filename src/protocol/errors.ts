@@ -135,6 +135,16 @@ export class LoginRequiredError extends MeshError {
   }
 }
 
+/** The server refused the connection: this user has too many tabs or devices connected at once (close 4429). The client keeps retrying with backoff. */
+export class TooManyIdentitiesError extends MeshError {
+  readonly reason: string;
+
+  constructor(reason: string) {
+    super(`Connection refused: ${reason}. The client retries with backoff and connects once another tab or device of this user has been gone for its grace period.`, 'too_many_identities');
+    this.reason = reason;
+  }
+}
+
 const builtins: Array<new (message?: string) => Error> = [
   Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError,
 ];
@@ -142,7 +152,7 @@ const registry = new Map<string, { prototype: Error }>(builtins.map((c) => [c.na
 for (const c of [
   MeshError, ClientDisconnectedError, ClientTimeoutError, CallTimeoutError, OutcomeUnknownError,
   MethodNotExposedError, UnknownBindingError, ForbiddenError, ProtocolError, LimitExceededError,
-  TokenExpiredError, ClientClosedError, SupersededError, LoginRequiredError,
+  TokenExpiredError, ClientClosedError, SupersededError, LoginRequiredError, TooManyIdentitiesError,
 ]) registry.set(c.name, c);
 
 /** Lets an application's own error classes revive as themselves on the other side. */

@@ -12,6 +12,8 @@ export interface TestMesh {
   wsUrl(instance: string, binding?: string): string;
   token(sub: string, extra?: Record<string, unknown>, expiresInSeconds?: number): Promise<string>;
   state(instance: string): Promise<{ sockets: number; open: number; alarm: number | null }>;
+  /** The identities the IdentityLimiter of `sub` counts live, sorted. */
+  liveIdentities(sub: string): Promise<string[]>;
   dispose(): Promise<void>;
 }
 
@@ -19,7 +21,8 @@ export interface TestMesh {
 export async function startTestMesh(options: { graceMs?: number; clientTimeoutMs?: number; env?: Record<string, string> } = {}): Promise<TestMesh> {
   const { url, dispose, mf } = await startWorkerd({
     entry: new URL('../fixtures/worker.ts', import.meta.url).pathname,
-    durableObjects: { GATEWAY: 'TestGateway', COUNTER: 'CounterDO', COUNTER_SQL: { className: 'SqlCounterDO', useSQLite: true }, COUNTER_BURSTS: 'BurstCounterDO', PLAIN: 'PlainDO' },
+    durableObjects: { GATEWAY: 'TestGateway', COUNTER: 'CounterDO', COUNTER_SQL: { className: 'SqlCounterDO', useSQLite: true }, COUNTER_BURSTS: 'BurstCounterDO', PLAIN: 'PlainDO',
+      IDENTITY_LIMITER: { className: 'TestIdentityLimiter', useSQLite: true } },
     services: { ECHO_WORKER: 'EchoWorker', LEGACY_WORKER: 'LegacyBatchWorker' },
     bindings: {
       JWT_SECRET: SECRET,
@@ -41,6 +44,11 @@ export async function startTestMesh(options: { graceMs?: number; clientTimeoutMs
       const stub = ns.get(ns.idFromName(instance));
       const res = await stub.fetch('http://gateway/__state');
       return (await res.json()) as { sockets: number; open: number; alarm: number | null };
+    },
+    async liveIdentities(sub) {
+      const ns = await mf.getDurableObjectNamespace('IDENTITY_LIMITER');
+      const res = await ns.get(ns.idFromName(sub)).fetch('http://limiter/__live');
+      return (await res.json()) as string[];
     },
     dispose,
   };
