@@ -52,6 +52,20 @@ function tokenFrom(offered: string[]): string | undefined {
   return token ? token : undefined;
 }
 
+/**
+ * The client does not speak `meshgate` (v1). Only an offered subprotocol may
+ * be selected (RFC 6455), and clients fail a 101 that selects none: a client
+ * offering another version gets it selected and the socket closed at once
+ * with 4426; one offering nothing but the token (which is never echoed) gets
+ * an HTTP 400.
+ */
+function refuseProtocol(request: Request, offered: string[]): Response {
+  const reason = `Offer subprotocol "${SUBPROTOCOL}" (protocol v1); update the client`;
+  const other = offered.find((p) => !p.startsWith(TOKEN_SUBPROTOCOL_PREFIX));
+  if (other === undefined) return new Response(`${reason}: Sec-WebSocket-Protocol: ${SUBPROTOCOL}, ${TOKEN_SUBPROTOCOL_PREFIX}<jwt>.`, { status: 400 });
+  return refuseUpgrade(request, WS_CLOSE_UNSUPPORTED_PROTOCOL, reason, other);
+}
+
 export function createMeshWorker<Env>(options: MeshWorkerOptions<Env>): ExportedHandler<Env> {
   const gateways = options.gateways ?? [DEFAULT_GATEWAY_BINDING];
   return {
@@ -80,11 +94,8 @@ export function createMeshWorker<Env>(options: MeshWorkerOptions<Env>): Exported
       }
       if (!isUpgrade(request)) return new Response('Expected a WebSocket upgrade (Upgrade: websocket).', { status: 426 });
 
-      // Only a subprotocol the client offered may be selected (RFC 6455): without `meshgate` there is none to select.
       const offered = offeredSubprotocols(request);
-      if (!offered.includes(SUBPROTOCOL)) {
-        return refuseUpgrade(request, WS_CLOSE_UNSUPPORTED_PROTOCOL, `Offer subprotocol "${SUBPROTOCOL}" (protocol v1); update the client`);
-      }
+      if (!offered.includes(SUBPROTOCOL)) return refuseProtocol(request, offered);
       const token = tokenFrom(offered);
       if (!token) return refuseUpgrade(request, WS_CLOSE_NO_TOKEN, 'No token');
       let instanceName: string;
