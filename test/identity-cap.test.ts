@@ -7,8 +7,8 @@ import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { MeshClient } from '../src/client/index.js';
 import type { SocketClass } from '../src/client/socket.js';
-import { WS_CLOSE_TOO_MANY_IDENTITIES } from '../src/protocol/close-codes.js';
-import { TooManyIdentitiesError } from '../src/protocol/errors.js';
+import { WS_CLOSE_TOO_MANY_CONNECTIONS } from '../src/protocol/close-codes.js';
+import { TooManyConnectionsError } from '../src/protocol/errors.js';
 import { closeFrame, RawSocket, useTestMesh, waitFor } from './support/mesh.js';
 
 const CAP = 3;
@@ -55,7 +55,7 @@ describe('live identities per sub', () => {
     await openTabs('capa', ['t1', 't2', 't3']);
     const extra = open('capa.t4', await suite.mesh.token('capa'));
     const close = await closeFrame(extra);
-    expect(close.code).toBe(WS_CLOSE_TOO_MANY_IDENTITIES);
+    expect(close.code).toBe(WS_CLOSE_TOO_MANY_CONNECTIONS);
     expect(close.reason).toBe(`Too many open tabs or devices for this user (limit ${CAP}): close some, then retry`);
     expect(extra.frames).toEqual([]); // the gateway was never reached
     expect(await suite.mesh.state('capa.t4')).toMatchObject({ sockets: 0 });
@@ -85,7 +85,7 @@ describe('live identities per sub', () => {
     await released('capd', 'capd.t2');
     const token = await suite.mesh.token('capd');
     expect(await outcome(open('capd.t4', token))).toBe('connected');
-    expect(await outcome(open('capd.t5', token))).toBe(WS_CLOSE_TOO_MANY_IDENTITIES);
+    expect(await outcome(open('capd.t5', token))).toBe(WS_CLOSE_TOO_MANY_CONNECTIONS);
   });
 
   it('a slot whose release never came is not lost: at the cap, the limiter asks the gateways and drops the dead ones', async () => {
@@ -105,13 +105,13 @@ describe('live identities per sub', () => {
     const storm = Array.from({ length: 24 }, (_, n) => open(`capf.s${n}`, token));
     const outcomes = await Promise.all(storm.map(outcome));
     expect(outcomes.filter((o) => o === 'connected')).toHaveLength(CAP);
-    expect(outcomes.filter((o) => o === WS_CLOSE_TOO_MANY_IDENTITIES)).toHaveLength(storm.length - CAP);
+    expect(outcomes.filter((o) => o === WS_CLOSE_TOO_MANY_CONNECTIONS)).toHaveLength(storm.length - CAP);
     const states = await Promise.all(storm.map((_, n) => suite.mesh.state(`capf.s${n}`)));
     expect(states.reduce((open, state) => open + state.open, 0)).toBe(CAP);
     expect(await suite.mesh.liveIdentities('capf')).toHaveLength(CAP);
   });
 
-  it('MeshClient refused with 4429 reports TooManyIdentitiesError once, keeps retrying, and connects when a slot frees', async () => {
+  it('MeshClient refused with 4429 reports TooManyConnectionsError once, keeps retrying, and connects when a slot frees', async () => {
     const [, , third] = await openTabs('capg', ['t1', 't2', 't3']);
     const errors: unknown[] = [];
     const client = new MeshClient({
@@ -121,7 +121,7 @@ describe('live identities per sub', () => {
     });
     try {
       await waitFor(() => errors.length > 0, 'the refusal to be reported');
-      expect(errors[0]).toBeInstanceOf(TooManyIdentitiesError);
+      expect(errors[0]).toBeInstanceOf(TooManyConnectionsError);
       expect((errors[0] as Error).message).toContain('close some, then retry');
       expect(client.state).toBe('reconnecting');
       third!.ws.terminate();

@@ -7,9 +7,9 @@
  * socket's late close, message or error never clobbers the new connection.
  */
 import {
-  WS_CLOSE_NORMAL, WS_CLOSE_SUPERSEDED, WS_CLOSE_TOKEN_EXPIRED, WS_CLOSE_TOO_MANY_IDENTITIES, LOGIN_REQUIRED_CODES,
+  WS_CLOSE_NORMAL, WS_CLOSE_SUPERSEDED, WS_CLOSE_TOKEN_EXPIRED, WS_CLOSE_TOO_MANY_CONNECTIONS, LOGIN_REQUIRED_CODES,
 } from '../protocol/close-codes.js';
-import { ClientClosedError, LoginRequiredError, OutcomeUnknownError, ProtocolError, SupersededError, TooManyIdentitiesError } from '../protocol/errors.js';
+import { ClientClosedError, LoginRequiredError, OutcomeUnknownError, ProtocolError, SupersededError, TooManyConnectionsError } from '../protocol/errors.js';
 import { decodeServerFrame, type CallTarget, type ConnectionStatusFrame, type ServerFrame } from '../protocol/frames.js';
 import { DEFAULTS, DEFAULT_GATEWAY_BINDING, HEARTBEAT_PONG, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../protocol/limits.js';
 import { createStub, type Stub } from '../protocol/stub.js';
@@ -370,8 +370,8 @@ export class MeshClient<Handlers extends object = object> {
     const wasReady = this.#ready;
     const ws = this.#detach();
     // Too many identities: another tab or device must go first, so keep retrying with backoff; say why once per run of refusals.
-    const tooMany = code === WS_CLOSE_TOO_MANY_IDENTITIES;
-    if (tooMany && this.#failedAttempts++ === 0) this.#report(new TooManyIdentitiesError(reason || `closed with ${code}`));
+    const tooMany = code === WS_CLOSE_TOO_MANY_CONNECTIONS;
+    if (tooMany && this.#failedAttempts++ === 0) this.#report(new TooManyConnectionsError(reason || `closed with ${code}`));
     if (!wasReady && !tooMany) this.#attemptFailed(`closed with ${code}${reason ? ` "${reason}"` : ''}${failure ? `: ${failure}` : ''}`);
     if (code === WS_CLOSE_SUPERSEDED && ws) return this.#onSuperseded(ws);
     if (LOGIN_REQUIRED_CODES.includes(code)) return this.#loginRequired(reason || `closed with ${code}`);

@@ -11,7 +11,7 @@ import { DurableObject } from 'cloudflare:workers';
 import {
   OutcomeUnknownError, ClientDisconnectedError, ClientTimeoutError, LimitExceededError, MeshError, TokenExpiredError, UnknownBindingError,
 } from '../protocol/errors.js';
-import { SUPERSEDED_REASON, WS_CLOSE_INTERNAL, WS_CLOSE_SUPERSEDED, WS_CLOSE_TOKEN_EXPIRED, WS_CLOSE_TOO_LARGE, WS_CLOSE_FORBIDDEN } from '../protocol/close-codes.js';
+import { SUPERSEDED_REASON, WS_CLOSE_TOO_MANY_CONNECTIONS, WS_CLOSE_INTERNAL, WS_CLOSE_SUPERSEDED, WS_CLOSE_TOKEN_EXPIRED, WS_CLOSE_TOO_LARGE, WS_CLOSE_FORBIDDEN } from '../protocol/close-codes.js';
 import { decodeClientFrame, encodeFrame, type FrameError, type CallFrame, type CallTarget, type IncomingCallResponseFrame, type Origin } from '../protocol/frames.js';
 import { HEARTBEAT_PING, HEARTBEAT_PONG, isDurationMs, PROTOCOL_VERSION } from '../protocol/limits.js';
 import { encodeError } from '../protocol/codec.js';
@@ -124,9 +124,14 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     const graceAlarm = await this.ctx.storage.getAlarm();
     // No await from here to the accept: concurrent upgrades cannot interleave.
     const previous = this.ctx.getWebSockets();
+    // Closed sockets whose client never answers stay until their TCP connection ends: workerd cannot drop them.
+    const closing = previous.filter((ws) => !this.#isOpen(ws)).length;
+    if (closing >= this.config.maxClosingSockets) {
+      return refuseUpgrade(request, WS_CLOSE_TOO_MANY_CONNECTIONS, `Too many connections of this tab still closing (limit ${this.config.maxClosingSockets}); retry later`);
+    }
     // The gateway still remembers this client if a socket is open or the grace period runs; a
     // socket still closing does not count (it may linger long after the gateway let it go).
-    const remembered = previous.some((ws) => ws.readyState === OPEN) || graceAlarm !== null;
+    const remembered = previous.some((ws) => this.#isOpen(ws)) || graceAlarm !== null;
     for (const old of previous) this.#closeByGateway(old, WS_CLOSE_SUPERSEDED, SUPERSEDED_REASON, true);
 
     this.ctx.acceptWebSocket(server);
@@ -203,8 +208,13 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   /** The open socket, if any; a closing one never counts (it may linger in getWebSockets()). */
   #activeSocket(except?: WebSocket): WebSocket | undefined {
     const current = this.#current;
-    if (current !== undefined && current !== except && current.readyState === OPEN) return current;
-    return (this.#current = this.ctx.getWebSockets().find((ws) => ws !== except && ws.readyState === OPEN));
+    if (current !== undefined && current !== except && this.#isOpen(current)) return current;
+    return (this.#current = this.ctx.getWebSockets().find((ws) => ws !== except && this.#isOpen(ws)));
+  }
+
+  /** Open and not closed by the gateway: after hibernation workerd reports a socket it closed, still unanswered, as OPEN again. */
+  #isOpen(ws: WebSocket): boolean {
+    return ws.readyState === OPEN && !this.#info(ws)?.closedByGateway;
   }
 
   #info(ws: WebSocket): SocketInfo | undefined {

@@ -33,6 +33,12 @@ export interface GatewayConfig {
   gatewayBindings: readonly string[];
   /** keys of the call state only the server may set; a client's values for them are dropped */
   reservedStateKeys: readonly string[];
+  /**
+   * Sockets this gateway closed whose client never answered the close, kept
+   * by workerd until their TCP connection ends: at this many, a new upgrade
+   * is refused with 4429 (each costs about 385 KB of workerd memory).
+   */
+  maxClosingSockets: number;
   /** the IdentityLimiter binding told when this gateway's identity ends (absent from env: nothing is told) */
   identityLimiterBinding: string;
 }
@@ -58,6 +64,7 @@ export function defaultGatewayConfig(): GatewayConfig {
     maxCachedStubs: DEFAULTS.maxCachedStubs,
     gatewayBindings: [DEFAULT_GATEWAY_BINDING],
     reservedStateKeys: [],
+    maxClosingSockets: 64,
     identityLimiterBinding: DEFAULT_IDENTITY_LIMITER_BINDING,
   };
 }

@@ -3,7 +3,7 @@
  * routing an upgrade, a gateway reports when its identity ends. Both find the
  * limiter of a user by its binding and the user's `sub`.
  */
-import { WS_CLOSE_INTERNAL, WS_CLOSE_TOO_MANY_IDENTITIES } from '../protocol/close-codes.js';
+import { WS_CLOSE_INTERNAL, WS_CLOSE_TOO_MANY_CONNECTIONS } from '../protocol/close-codes.js';
 import { isNamespace, type Namespace } from '../node/targets.js';
 import type { Admission, IdentityLimiter } from './limiter.js';
 
@@ -65,7 +65,7 @@ export async function admitIdentity<Env>(
     return { code: WS_CLOSE_INTERNAL, reason: 'Cannot check the connection limit now; retry later' };
   }
   if (admission.admitted) return undefined;
-  return { code: WS_CLOSE_TOO_MANY_IDENTITIES, reason: `Too many open tabs or devices for this user (limit ${max}): close some, then retry` };
+  return { code: WS_CLOSE_TOO_MANY_CONNECTIONS, reason: `Too many open tabs or devices for this user (limit ${max}): close some, then retry` };
 }
 
 /** A gateway's identity ended (grace period over). Failing is harmless: the limiter finds dead gateways itself at the cap. */

@@ -135,12 +135,12 @@ export class LoginRequiredError extends MeshError {
   }
 }
 
-/** The server refused the connection: this user has too many tabs or devices connected at once (close 4429). The client keeps retrying with backoff. */
-export class TooManyIdentitiesError extends MeshError {
+/** The server refused the connection as one too many (close 4429; the reason says which limit). The client keeps retrying with backoff. */
+export class TooManyConnectionsError extends MeshError {
   readonly reason: string;
 
   constructor(reason: string) {
-    super(`Connection refused: ${reason}. The client retries with backoff and connects once another tab or device of this user has been gone for its grace period.`, 'too_many_identities');
+    super(`Connection refused: ${reason}. The client keeps retrying with backoff.`, 'too_many_connections');
     this.reason = reason;
   }
 }
@@ -152,7 +152,7 @@ const registry = new Map<string, { prototype: Error }>(builtins.map((c) => [c.na
 for (const c of [
   MeshError, ClientDisconnectedError, ClientTimeoutError, CallTimeoutError, OutcomeUnknownError,
   MethodNotExposedError, UnknownBindingError, ForbiddenError, ProtocolError, LimitExceededError,
-  TokenExpiredError, ClientClosedError, SupersededError, LoginRequiredError, TooManyIdentitiesError,
+  TokenExpiredError, ClientClosedError, SupersededError, LoginRequiredError, TooManyConnectionsError,
 ]) registry.set(c.name, c);
 
 /** Lets an application's own error classes revive as themselves on the other side. */
