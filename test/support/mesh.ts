@@ -26,6 +26,8 @@ export async function startTestMesh(options: { graceMs?: number; clientTimeoutMs
     services: { ECHO_WORKER: 'EchoWorker', LEGACY_WORKER: 'LegacyBatchWorker' },
     bindings: {
       JWT_SECRET: SECRET,
+      // Suites reuse a few subs across many tab ids and keep them open; identity-cap.test.ts sets its own cap.
+      MAX_IDENTITIES_PER_SUB: '10000',
       ...(options.graceMs === undefined ? {} : { GRACE_MS: String(options.graceMs) }),
       ...(options.clientTimeoutMs === undefined ? {} : { CLIENT_TIMEOUT_MS: String(options.clientTimeoutMs) }),
       ...options.env,
