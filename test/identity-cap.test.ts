@@ -9,7 +9,7 @@ import { MeshClient } from '../src/client/index.js';
 import type { SocketClass } from '../src/client/socket.js';
 import { WS_CLOSE_TOO_MANY_CONNECTIONS } from '../src/protocol/close-codes.js';
 import { TooManyConnectionsError } from '../src/protocol/errors.js';
-import { closeFrame, RawSocket, useTestMesh, waitFor } from './support/mesh.js';
+import { closeFrame, RawSocket, useTestMesh, waitFor, withTestMesh } from './support/mesh.js';
 
 const CAP = 3;
 const GRACE_MS = 300;
@@ -86,6 +86,24 @@ describe('live identities per sub', () => {
     const token = await suite.mesh.token('capd');
     expect(await outcome(open('capd.t4', token))).toBe('connected');
     expect(await outcome(open('capd.t5', token))).toBe(WS_CLOSE_TOO_MANY_CONNECTIONS);
+  });
+
+  it('at the cap, gateways asked whether they are live stay counted while connected or in their grace period', async () => {
+    // A grace period far longer than the pending window, so the limiter asks while it runs.
+    const env = { MAX_IDENTITIES_PER_SUB: String(CAP), IDENTITY_PENDING_MS: String(PENDING_MS), IDENTITY_RECHECK_MS: String(PENDING_MS) };
+    await withTestMesh({ graceMs: 10_000, env }, async (mesh) => {
+      const token = await mesh.token('caph');
+      const tabs = ['t1', 't2', 't3'].map((tab) => new RawSocket(mesh.wsUrl(`caph.${tab}`), token));
+      sockets.push(...tabs);
+      for (const tab of tabs) expect(await outcome(tab)).toBe('connected');
+      tabs[0]!.ws.terminate();
+      await waitFor(async () => (await mesh.state('caph.t1')).alarm !== null, 'the grace period to start');
+      await new Promise((resolve) => setTimeout(resolve, PENDING_MS + 50)); // past the pending window (wall-clock), so the limiter asks
+      const extra = new RawSocket(mesh.wsUrl('caph.t4'), token);
+      sockets.push(extra);
+      expect(await outcome(extra)).toBe(WS_CLOSE_TOO_MANY_CONNECTIONS);
+      expect(await mesh.liveIdentities('caph')).toEqual(['caph.t1', 'caph.t2', 'caph.t3']);
+    });
   });
 
   it('a slot whose release never came is not lost: at the cap, the limiter asks the gateways and drops the dead ones', async () => {

@@ -120,6 +120,8 @@ export class MeshClient<Handlers extends object = object> {
   /** connection attempts in a row that ended before the gateway's status */
   #failedAttempts = 0;
   #failedRefreshes = 0;
+  /** a 4429 refusal was reported since the last connection */
+  #tooManyReported = false;
   #removeBrowserListeners: (() => void) | undefined;
   /** sockets replaced by reconnect(), closed once the new one is connected */
   #retired: SocketLike[] = [];
@@ -345,6 +347,7 @@ export class MeshClient<Handlers extends object = object> {
     this.#ready = true;
     this.#everConnected = true;
     this.#failedAttempts = 0;
+    this.#tooManyReported = false;
     this.#backoff.reset();
     this.#instanceName = status.instanceName;
     this.#setState('connected');
@@ -371,7 +374,8 @@ export class MeshClient<Handlers extends object = object> {
     const ws = this.#detach();
     // Too many identities: another tab or device must go first, so keep retrying with backoff; say why once per run of refusals.
     const tooMany = code === WS_CLOSE_TOO_MANY_CONNECTIONS;
-    if (tooMany && this.#failedAttempts++ === 0) this.#report(new TooManyConnectionsError(reason || `closed with ${code}`));
+    if (tooMany && !this.#tooManyReported) this.#report(new TooManyConnectionsError(reason || `closed with ${code}`));
+    this.#tooManyReported ||= tooMany;
     if (!wasReady && !tooMany) this.#attemptFailed(`closed with ${code}${reason ? ` "${reason}"` : ''}${failure ? `: ${failure}` : ''}`);
     if (code === WS_CLOSE_SUPERSEDED && ws) return this.#onSuperseded(ws);
     if (LOGIN_REQUIRED_CODES.includes(code)) return this.#loginRequired(reason || `closed with ${code}`);
