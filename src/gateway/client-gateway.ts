@@ -156,7 +156,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
    * A superseded socket is told in band first: its close event can lag.
    */
   #closeByGateway(ws: WebSocket, code: number, reason: string, superseded = false): void {
-    if (superseded && ws.readyState === OPEN) safeSend(ws, encodeFrame({ type: 'superseded', reason }));
+    if (superseded && this.#isOpen(ws)) safeSend(ws, encodeFrame({ type: 'superseded', reason }));
     const info = this.#info(ws);
     if (info && !info.closedByGateway) {
       const closed: SocketInfo = { ...info, closedByGateway: true };
@@ -229,7 +229,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   // ── frames from the client ───────────────────────────────────────────────
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    if (ws.readyState !== OPEN) return; // a superseded socket still talking
+    if (!this.#isOpen(ws)) return; // a superseded socket still talking
     if (typeof message !== 'string') {
       this.#sendError(ws, 'binary_not_supported', 'Binary frames are not part of protocol v1; send JSON text frames.');
       return;
@@ -460,7 +460,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
 
   /** The socket a call came on, if still open (it is then the only open one); else whichever is open now. */
   #replySocket(ws: WebSocket): WebSocket | undefined {
-    return ws.readyState === OPEN ? ws : this.#activeSocket();
+    return this.#isOpen(ws) ? ws : this.#activeSocket();
   }
 
   #stub(to: CallTarget): NodeStub {
