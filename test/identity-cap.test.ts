@@ -129,6 +129,15 @@ describe('live identities per sub', () => {
     expect(await suite.mesh.liveIdentities('capf')).toHaveLength(CAP);
   });
 
+  it('without the IdentityLimiter binding, upgrades are not capped (a deployment made before it existed keeps working)', async () => {
+    await withTestMesh({ identityLimiter: false, env: { MAX_IDENTITIES_PER_SUB: '1' } }, async (mesh) => {
+      const token = await mesh.token('capi');
+      const tabs = ['t1', 't2', 't3'].map((tab) => new RawSocket(mesh.wsUrl(`capi.${tab}`), token));
+      sockets.push(...tabs);
+      expect(await Promise.all(tabs.map(outcome))).toEqual(['connected', 'connected', 'connected']);
+    });
+  });
+
   it('MeshClient refused with 4429 reports TooManyConnectionsError once, keeps retrying, and connects when a slot frees', async () => {
     const [, , third] = await openTabs('capg', ['t1', 't2', 't3']);
     const errors: unknown[] = [];

@@ -17,12 +17,15 @@ export interface TestMesh {
   dispose(): Promise<void>;
 }
 
-/** `env`: extra string bindings for the fixture (e.g. MAX_FRAME_BYTES, MAX_IN_FLIGHT, JWT_ISSUER; see test/fixtures/worker.ts). */
-export async function startTestMesh(options: { graceMs?: number; clientTimeoutMs?: number; env?: Record<string, string> } = {}): Promise<TestMesh> {
+/**
+ * `env`: extra string bindings for the fixture (e.g. MAX_FRAME_BYTES, MAX_IN_FLIGHT, JWT_ISSUER; see test/fixtures/worker.ts).
+ * `identityLimiter: false` leaves the IdentityLimiter unbound, as in a deployment made before it existed.
+ */
+export async function startTestMesh(options: { graceMs?: number; clientTimeoutMs?: number; env?: Record<string, string>; identityLimiter?: boolean } = {}): Promise<TestMesh> {
   const { url, dispose, mf } = await startWorkerd({
     entry: new URL('../fixtures/worker.ts', import.meta.url).pathname,
     durableObjects: { GATEWAY: 'TestGateway', COUNTER: 'CounterDO', COUNTER_SQL: { className: 'SqlCounterDO', useSQLite: true }, COUNTER_BURSTS: 'BurstCounterDO', PLAIN: 'PlainDO',
-      IDENTITY_LIMITER: { className: 'TestIdentityLimiter', useSQLite: true } },
+      ...(options.identityLimiter === false ? {} : { IDENTITY_LIMITER: { className: 'TestIdentityLimiter', useSQLite: true } }) },
     services: { ECHO_WORKER: 'EchoWorker', LEGACY_WORKER: 'LegacyBatchWorker' },
     bindings: {
       JWT_SECRET: SECRET,
