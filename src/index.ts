@@ -4,3 +4,4 @@ export * from './gateway/index.js';
 export * from './edge/index.js';
 export * from './protocol/index.js';
 export * from './subscriptions/index.js';
+export * from './identities/index.js';

@@ -7,9 +7,9 @@
  * socket's late close, message or error never clobbers the new connection.
  */
 import {
-  WS_CLOSE_NORMAL, WS_CLOSE_SUPERSEDED, WS_CLOSE_TOKEN_EXPIRED, LOGIN_REQUIRED_CODES,
+  WS_CLOSE_NORMAL, WS_CLOSE_SUPERSEDED, WS_CLOSE_TOKEN_EXPIRED, WS_CLOSE_TOO_MANY_CONNECTIONS, LOGIN_REQUIRED_CODES,
 } from '../protocol/close-codes.js';
-import { ClientClosedError, LoginRequiredError, OutcomeUnknownError, ProtocolError, SupersededError } from '../protocol/errors.js';
+import { ClientClosedError, LoginRequiredError, OutcomeUnknownError, ProtocolError, SupersededError, TooManyConnectionsError } from '../protocol/errors.js';
 import { decodeServerFrame, type CallTarget, type ConnectionStatusFrame, type ServerFrame } from '../protocol/frames.js';
 import { DEFAULTS, DEFAULT_GATEWAY_BINDING, HEARTBEAT_PONG, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../protocol/limits.js';
 import { createStub, type Stub } from '../protocol/stub.js';
@@ -120,6 +120,8 @@ export class MeshClient<Handlers extends object = object> {
   /** connection attempts in a row that ended before the gateway's status */
   #failedAttempts = 0;
   #failedRefreshes = 0;
+  /** a 4429 refusal was reported since the last connection */
+  #tooManyReported = false;
   #removeBrowserListeners: (() => void) | undefined;
   /** sockets replaced by reconnect(), closed once the new one is connected */
   #retired: SocketLike[] = [];
@@ -346,6 +348,7 @@ export class MeshClient<Handlers extends object = object> {
     this.#ready = true;
     this.#everConnected = true;
     this.#failedAttempts = 0;
+    this.#tooManyReported = false;
     this.#backoff.reset();
     this.#instanceName = status.instanceName;
     this.#setState('connected');
@@ -370,7 +373,11 @@ export class MeshClient<Handlers extends object = object> {
   #onClose(code: number, reason: string, failure?: string): void {
     const wasReady = this.#ready;
     const ws = this.#detach();
-    if (!wasReady) this.#attemptFailed(`closed with ${code}${reason ? ` "${reason}"` : ''}${failure ? `: ${failure}` : ''}`);
+    // Too many identities: another tab or device must go first, so keep retrying with backoff; say why once per run of refusals.
+    const tooMany = code === WS_CLOSE_TOO_MANY_CONNECTIONS;
+    if (tooMany && !this.#tooManyReported) this.#report(new TooManyConnectionsError(reason || `closed with ${code}`));
+    this.#tooManyReported ||= tooMany;
+    if (!wasReady && !tooMany) this.#attemptFailed(`closed with ${code}${reason ? ` "${reason}"` : ''}${failure ? `: ${failure}` : ''}`);
     if (code === WS_CLOSE_SUPERSEDED && ws) return this.#onSuperseded(ws);
     if (LOGIN_REQUIRED_CODES.includes(code)) return this.#loginRequired(reason || `closed with ${code}`);
     if (code === WS_CLOSE_TOKEN_EXPIRED) {

@@ -3,7 +3,7 @@
  * public key or a JWKS URL for production. Each failure maps to the close
  * code the client acts on.
  */
-import { createRemoteJWKSet, errors, importJWK, importSPKI, jwtVerify, type JWK, type JWTPayload } from 'jose';
+import { createRemoteJWKSet, errors, importJWK, importSPKI, jwtVerify, type CryptoKey, type JWK, type JWTPayload } from 'jose';
 import { WS_CLOSE_FORBIDDEN, WS_CLOSE_INTERNAL, WS_CLOSE_TOKEN_EXPIRED } from '../protocol/close-codes.js';
 
 type FromEnv<Env, T> = T | ((env: Env) => T | undefined);
@@ -15,7 +15,12 @@ export interface AuthOptions<Env> {
   publicKey?: FromEnv<Env, JWK | string>;
   /** A JWKS endpoint URL (production identity providers). */
   jwksUrl?: FromEnv<Env, string>;
-  /** Algorithms accepted for public keys / JWKS (default RS256, ES256, EdDSA). */
+  /**
+   * Algorithms accepted for public keys / JWKS (default RS256, ES256, EdDSA).
+   * With `publicKey`, only those the key can verify are accepted (its `alg`,
+   * or its type: an RSA key accepts RS256 of the defaults); a token claiming
+   * another is refused with 4403.
+   */
   algorithms?: string[];
   issuer?: FromEnv<Env, string>;
   audience?: FromEnv<Env, string>;
@@ -25,6 +30,13 @@ export interface AuthOptions<Env> {
    * gateway closes a socket when its token expires, by its own clock.
    */
   clockToleranceSeconds?: number;
+  /**
+   * Tokens without `exp` are refused (4403) unless this is set. Then they are
+   * accepted and treated as expiring this many seconds after the upgrade: the
+   * gateway closes such a socket with 4401 at its first frame past that, and
+   * the client refreshes its token and reconnects.
+   */
+  noExpMaxAgeSeconds?: FromEnv<Env, number>;
 }
 
 export interface VerifiedToken {
@@ -56,18 +68,70 @@ const TOKEN_FAULTS = [
   errors.JOSENotSupported, errors.JWKSNoMatchingKey, errors.JWKSMultipleMatchingKeys,
 ];
 
-/** The server cannot verify tokens right now: close with 1011 so the client backs off and retries; log the cause. */
+const DEFAULT_ALGORITHMS = ['RS256', 'ES256', 'EdDSA'];
+
+let lastFailureLog = 0;
+let failuresNotLogged = 0;
+
+/**
+ * The server cannot verify tokens right now: close with 1011 so the client
+ * backs off and retries. The cause is logged at most once a minute, so a
+ * flood of upgrades cannot flood the logs.
+ */
 function serverFailure(cause: unknown): AuthFailure {
-  console.error('meshgate: cannot verify access tokens:', cause);
+  if (Date.now() - lastFailureLog >= 60_000) {
+    const skipped = failuresNotLogged ? ` (${failuresNotLogged} more since the last report)` : '';
+    console.error(`meshgate: cannot verify access tokens${skipped}:`, cause);
+    lastFailureLog = Date.now();
+    failuresNotLogged = 0;
+  } else {
+    failuresNotLogged++;
+  }
   return new AuthFailure(WS_CLOSE_INTERNAL, 'Cannot verify tokens now');
 }
 
-async function importPublicKey(publicKey: JWK | string, algorithms: string[]) {
-  const alg = typeof publicKey === 'string' ? algorithms[0]! : publicKey.alg ?? algorithms[0]!;
+/** A public key imported once per algorithm it can verify. */
+interface PublicKeySet {
+  byAlg: Map<string, CryptoKey | Uint8Array>;
+  algorithms: string[];
+}
+
+const publicKeys = new Map<string, Promise<PublicKeySet>>();
+const MAX_CACHED_PUBLIC_KEYS = 8;
+
+/** The key imported for every candidate algorithm it fits; an algorithm the key's type cannot serve fails to import and is left out. */
+async function importPublicKey(publicKey: JWK | string, configured: string[] | undefined): Promise<PublicKeySet> {
+  const jwkAlg = typeof publicKey === 'string' ? undefined : publicKey.alg;
+  const candidates = jwkAlg === undefined ? configured ?? DEFAULT_ALGORITHMS : (configured ?? [jwkAlg]).filter((alg) => alg === jwkAlg);
+  const byAlg = new Map<string, CryptoKey | Uint8Array>();
+  const failures: string[] = [];
+  for (const alg of candidates) {
+    try {
+      byAlg.set(alg, typeof publicKey === 'string' ? await importSPKI(publicKey, alg) : await importJWK(publicKey, alg));
+    } catch (error) {
+      failures.push(`${alg}: ${(error as Error).message}`);
+    }
+  }
+  if (byAlg.size === 0) {
+    throw new Error(`auth.publicKey verifies none of the algorithms ${JSON.stringify(candidates)} (set auth.algorithms to the key's algorithm, or the key's "alg"): ${failures.join('; ')}`);
+  }
+  return { byAlg, algorithms: [...byAlg.keys()] };
+}
+
+/** Imported once per isolate and key (a failure too: a misconfigured key is reported once, not per upgrade). */
+async function publicKeySet(publicKey: JWK | string, configured: string[] | undefined): Promise<PublicKeySet> {
+  const cacheKey = `${typeof publicKey === 'string' ? publicKey : JSON.stringify(publicKey)}\n${configured?.join(',') ?? ''}`;
+  let keys = publicKeys.get(cacheKey);
+  if (!keys) {
+    if (publicKeys.size >= MAX_CACHED_PUBLIC_KEYS) publicKeys.delete(publicKeys.keys().next().value!);
+    keys = importPublicKey(publicKey, configured);
+    publicKeys.set(cacheKey, keys);
+    keys.catch((error) => serverFailure(error)); // logged once, when the import fails
+  }
   try {
-    return typeof publicKey === 'string' ? await importSPKI(publicKey, alg) : await importJWK(publicKey, alg);
-  } catch (error) {
-    throw serverFailure(new Error(`auth.publicKey does not import as ${alg} (set auth.algorithms to the key's algorithm): ${(error as Error).message}`));
+    return await keys;
+  } catch {
+    throw new AuthFailure(WS_CLOSE_INTERNAL, 'Cannot verify tokens now');
   }
 }
 
@@ -80,13 +144,15 @@ export async function verifyAccessToken<Env>(token: string, options: AuthOptions
     const secret = read(options.secret, env);
     const publicKey = read(options.publicKey, env);
     const jwksUrl = read(options.jwksUrl, env);
-    const algorithms = options.algorithms ?? ['RS256', 'ES256', 'EdDSA'];
+    const algorithms = options.algorithms ?? DEFAULT_ALGORITHMS;
     if (jwksUrl) {
       let jwks = jwksCache.get(jwksUrl);
       if (!jwks) jwksCache.set(jwksUrl, (jwks = createRemoteJWKSet(new URL(jwksUrl))));
       ({ payload } = await jwtVerify(token, jwks, { ...checks, algorithms }));
     } else if (publicKey) {
-      ({ payload } = await jwtVerify(token, await importPublicKey(publicKey, algorithms), { ...checks, algorithms }));
+      // Only algorithms the key fits: a token claiming another is refused (JOSEAlgNotAllowed) before any key is used.
+      const keys = await publicKeySet(publicKey, options.algorithms);
+      ({ payload } = await jwtVerify(token, (header) => keys.byAlg.get(header.alg!)!, { ...checks, algorithms: keys.algorithms }));
     } else if (secret) {
       ({ payload } = await jwtVerify(token, new TextEncoder().encode(secret), { ...checks, algorithms: ['HS256'] }));
     } else {
@@ -106,5 +172,15 @@ export async function verifyAccessToken<Env>(token: string, options: AuthOptions
   if (typeof payload.sub !== 'string' || !SUB_PATTERN.test(payload.sub)) {
     throw new AuthFailure(WS_CLOSE_FORBIDDEN, 'Token has no usable sub');
   }
-  return { sub: payload.sub, claims: payload as VerifiedToken['claims'], ...(payload.exp === undefined ? {} : { exp: payload.exp }) };
+  return { sub: payload.sub, claims: payload as VerifiedToken['claims'], exp: expiryOf(payload, read(options.noExpMaxAgeSeconds, env)) };
+}
+
+/** A socket lives no longer than its token: one without `exp` is refused, or given `noExpMaxAgeSeconds` from now. */
+function expiryOf(payload: JWTPayload, noExpMaxAgeSeconds: number | undefined): number {
+  if (payload.exp !== undefined) return payload.exp;
+  if (noExpMaxAgeSeconds === undefined) throw new AuthFailure(WS_CLOSE_FORBIDDEN, 'Token has no exp claim; tokens must expire');
+  if (!(noExpMaxAgeSeconds > 0) || !Number.isFinite(noExpMaxAgeSeconds)) {
+    throw serverFailure(new RangeError(`auth.noExpMaxAgeSeconds must be a positive number of seconds, got ${String(noExpMaxAgeSeconds)}`));
+  }
+  return Math.floor(Date.now() / 1000) + noExpMaxAgeSeconds;
 }

@@ -4,10 +4,11 @@
  * `GET /gateway/{binding}/{instance}` upgrades to the gateway DO `{instance}`
  * — only for bindings configured as gateways.
  */
-import { WS_CLOSE_FORBIDDEN, WS_CLOSE_NO_TOKEN } from '../protocol/close-codes.js';
-import { DEFAULT_GATEWAY_BINDING, TOKEN_SUBPROTOCOL_PREFIX } from '../protocol/limits.js';
+import { WS_CLOSE_FORBIDDEN, WS_CLOSE_NO_TOKEN, WS_CLOSE_UNSUPPORTED_PROTOCOL } from '../protocol/close-codes.js';
+import { DEFAULT_GATEWAY_BINDING, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../protocol/limits.js';
+import { admitIdentity, type IdentityLimitOptions } from '../identities/admission.js';
 import { IDENTITY_HEADER, INTERNAL_HEADER_PREFIX, type VerifiedIdentity } from '../gateway/identity.js';
-import { isUpgrade, refuseUpgrade } from '../gateway/upgrade.js';
+import { isUpgrade, offeredSubprotocols, refuseUpgrade } from '../gateway/upgrade.js';
 import { AuthFailure, verifyAccessToken, type AuthOptions } from './auth.js';
 import { DEV_TOKEN_PATH, issueDevToken } from './dev-token.js';
 import { isNamespace, type Namespace } from '../node/targets.js';
@@ -18,6 +19,13 @@ export interface MeshWorkerOptions<Env> {
   /** Durable Object bindings that are client gateways (default ['GATEWAY']). */
   gateways?: string[];
   auth: AuthOptions<Env>;
+  /**
+   * The cap on live identities per user, kept by an IdentityLimiter Durable
+   * Object bound as `binding` (default IDENTITY_LIMITER, at most 32 per sub).
+   * Without that binding upgrades are not capped (one warning is logged);
+   * `false` turns the cap off on purpose.
+   */
+  identities?: IdentityLimitOptions<Env> | false;
   /**
    * Serve POST /auth/dev-token signed with `auth.secret`. For local development only:
    * the route does not exist unless this returns true.
@@ -45,11 +53,24 @@ export function stripInternalHeaders(headers: Headers): Headers {
   return clean;
 }
 
-function tokenFrom(request: Request): string | undefined {
-  const offered = (request.headers.get('Sec-WebSocket-Protocol') ?? '').split(',').map((p) => p.trim());
+function tokenFrom(offered: string[]): string | undefined {
   const entry = offered.find((p) => p.startsWith(TOKEN_SUBPROTOCOL_PREFIX));
   const token = entry?.slice(TOKEN_SUBPROTOCOL_PREFIX.length);
   return token ? token : undefined;
+}
+
+/**
+ * The client does not speak `meshgate` (v1). Only an offered subprotocol may
+ * be selected (RFC 6455), and clients fail a 101 that selects none: a client
+ * offering another version gets it selected and the socket closed at once
+ * with 4426; one offering nothing but the token (which is never echoed) gets
+ * an HTTP 400.
+ */
+function refuseProtocol(request: Request, offered: string[]): Response {
+  const reason = `Offer subprotocol "${SUBPROTOCOL}" (protocol v1); update the client`;
+  const other = offered.find((p) => !p.startsWith(TOKEN_SUBPROTOCOL_PREFIX));
+  if (other === undefined) return new Response(`${reason}: Sec-WebSocket-Protocol: ${SUBPROTOCOL}, ${TOKEN_SUBPROTOCOL_PREFIX}<jwt>.`, { status: 400 });
+  return refuseUpgrade(request, WS_CLOSE_UNSUPPORTED_PROTOCOL, reason, other);
 }
 
 export function createMeshWorker<Env>(options: MeshWorkerOptions<Env>): ExportedHandler<Env> {
@@ -82,7 +103,9 @@ export function createMeshWorker<Env>(options: MeshWorkerOptions<Env>): Exported
       }
       if (!isUpgrade(request)) return new Response('Expected a WebSocket upgrade (Upgrade: websocket).', { status: 426 });
 
-      const token = tokenFrom(request);
+      const offered = offeredSubprotocols(request);
+      if (!offered.includes(SUBPROTOCOL)) return refuseProtocol(request, offered);
+      const token = tokenFrom(offered);
       if (!token) return refuseUpgrade(request, WS_CLOSE_NO_TOKEN, 'No token');
       let instanceName: string;
       try {
@@ -102,6 +125,9 @@ export function createMeshWorker<Env>(options: MeshWorkerOptions<Env>): Exported
         if (error instanceof AuthFailure) return refuseUpgrade(request, error.closeCode, error.message);
         throw error;
       }
+
+      const refusal = await admitIdentity(options.identities, env, identity);
+      if (refusal) return refuseUpgrade(request, refusal.code, refusal.reason);
 
       const headers = stripInternalHeaders(request.headers);
       headers.set(IDENTITY_HEADER, JSON.stringify(identity));

@@ -15,6 +15,7 @@ import {
 } from '../protocol/errors.js';
 import {
   SUPERSEDED_REASON, WS_CLOSE_INTERNAL, WS_CLOSE_SUPERSEDED, WS_CLOSE_TOKEN_EXPIRED, WS_CLOSE_TOO_LARGE, WS_CLOSE_FORBIDDEN, WS_CLOSE_RATE_LIMITED,
+  WS_CLOSE_TOO_MANY_CONNECTIONS,
 } from '../protocol/close-codes.js';
 import { decodeClientFrame, encodeFrame, type FrameError, type CallFrame, type CallTarget, type IncomingCallResponseFrame, type Origin } from '../protocol/frames.js';
 import { HEARTBEAT_PING, HEARTBEAT_PONG, isDurationMs, PROTOCOL_VERSION } from '../protocol/limits.js';
@@ -31,6 +32,7 @@ import { Deadlines } from './deadlines.js';
 import { FrameBuckets } from './frame-rate.js';
 import { isNotificationId, notificationId, PendingNotifications } from './notifications.js';
 import { GraceMemory } from './grace-memory.js';
+import { releaseIdentity } from '../identities/admission.js';
 
 interface SocketInfo extends VerifiedIdentity {
   /** the gateway closed this socket itself (superseded, too large, token expired) */
@@ -137,9 +139,14 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     if (graceAlarm !== null) await this.#restoreGraceMemory();
     // No await from here to the accept: concurrent upgrades cannot interleave.
     const previous = this.ctx.getWebSockets();
+    // Closed sockets whose client never answers stay until their TCP connection ends: workerd cannot drop them.
+    const closing = previous.filter((ws) => !this.#isOpen(ws)).length;
+    if (closing >= this.config.maxClosingSockets) {
+      return refuseUpgrade(request, WS_CLOSE_TOO_MANY_CONNECTIONS, `Too many connections of this tab still closing (limit ${this.config.maxClosingSockets}); retry later`);
+    }
     // The gateway still remembers this client if a socket is open or the grace period runs; a
     // socket still closing does not count (it may linger long after the gateway let it go).
-    const remembered = previous.some((ws) => ws.readyState === OPEN) || graceAlarm !== null;
+    const remembered = previous.some((ws) => this.#isOpen(ws)) || graceAlarm !== null;
     for (const old of previous) this.#closeByGateway(old, WS_CLOSE_SUPERSEDED, SUPERSEDED_REASON, true);
 
     this.ctx.acceptWebSocket(server);
@@ -171,7 +178,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
    * A superseded socket is told in band first: its close event can lag.
    */
   #closeByGateway(ws: WebSocket, code: number, reason: string, superseded = false): void {
-    if (superseded && ws.readyState === OPEN) safeSend(ws, encodeFrame({ type: 'superseded', reason }));
+    if (superseded && this.#isOpen(ws)) safeSend(ws, encodeFrame({ type: 'superseded', reason }));
     const info = this.#info(ws);
     if (info && !info.closedByGateway) {
       const closed: SocketInfo = { ...info, closedByGateway: true };
@@ -215,6 +222,12 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     this.#notifications.clear();
     this.#forgetAnswers();
     await this.#graceMemory.clear();
+    await releaseIdentity(this.env, this.config.identityLimiterBinding, this.ctx.id.name);
+  }
+
+  /** Internal RPC entry for the IdentityLimiter: is this identity live (a socket open, or in its grace period)? */
+  async __meshgateIsLive(): Promise<boolean> {
+    return this.#activeSocket() !== undefined || (await this.ctx.storage.getAlarm()) !== null;
   }
 
   /** After an eviction in the grace period: the memory saved when the socket dropped, epoch included, so resends get their real answers. */
@@ -228,8 +241,13 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   /** The open socket, if any; a closing one never counts (it may linger in getWebSockets()). */
   #activeSocket(except?: WebSocket): WebSocket | undefined {
     const current = this.#current;
-    if (current !== undefined && current !== except && current.readyState === OPEN) return current;
-    return (this.#current = this.ctx.getWebSockets().find((ws) => ws !== except && ws.readyState === OPEN));
+    if (current !== undefined && current !== except && this.#isOpen(current)) return current;
+    return (this.#current = this.ctx.getWebSockets().find((ws) => ws !== except && this.#isOpen(ws)));
+  }
+
+  /** Open and not closed by the gateway: after hibernation workerd reports a socket it closed, still unanswered, as OPEN again. */
+  #isOpen(ws: WebSocket): boolean {
+    return ws.readyState === OPEN && !this.#info(ws)?.closedByGateway;
   }
 
   #info(ws: WebSocket): SocketInfo | undefined {
@@ -244,7 +262,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   // ── frames from the client ───────────────────────────────────────────────
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    if (ws.readyState !== OPEN) return; // a superseded socket still talking
+    if (!this.#isOpen(ws)) return; // a superseded socket still talking
     if (!this.#frameBuckets.take(ws, this.config)) {
       // Past its burst: acting on more (or answering each with an error) would let one socket
       // take the gateway's time and make the runtime buffer output for a client that may not read.
@@ -478,7 +496,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
 
   /** The socket a call came on, if still open (it is then the only open one); else whichever is open now. */
   #replySocket(ws: WebSocket): WebSocket | undefined {
-    return ws.readyState === OPEN ? ws : this.#activeSocket();
+    return this.#isOpen(ws) ? ws : this.#activeSocket();
   }
 
   #stub(to: CallTarget): NodeStub {

@@ -1,4 +1,5 @@
 import { DEFAULTS, DEFAULT_GATEWAY_BINDING, isDurationMs } from '../protocol/limits.js';
+import { DEFAULT_IDENTITY_LIMITER_BINDING } from '../identities/admission.js';
 
 export interface GatewayConfig {
   /** how long a disconnected client's gateway waits for a reconnect before calls to it fail */
@@ -40,6 +41,14 @@ export interface GatewayConfig {
   gatewayBindings: readonly string[];
   /** keys of the call state only the server may set; a client's values for them are dropped */
   reservedStateKeys: readonly string[];
+  /**
+   * Sockets this gateway closed whose client never answered the close, kept
+   * by workerd until their TCP connection ends: at this many, a new upgrade
+   * is refused with 4429 (each costs about 385 KB of workerd memory).
+   */
+  maxClosingSockets: number;
+  /** the IdentityLimiter binding told when this gateway's identity ends (absent from env: nothing is told) */
+  identityLimiterBinding: string;
 }
 
 /** A duration from the config, checked where it is used: a NaN from `Number(env.X)` must fail loudly, not wait forever. */
@@ -67,5 +76,7 @@ export function defaultGatewayConfig(): GatewayConfig {
     maxCachedStubs: DEFAULTS.maxCachedStubs,
     gatewayBindings: [DEFAULT_GATEWAY_BINDING],
     reservedStateKeys: [],
+    maxClosingSockets: 64,
+    identityLimiterBinding: DEFAULT_IDENTITY_LIMITER_BINDING,
   };
 }

@@ -1,9 +1,17 @@
 import { SUBPROTOCOL } from '../protocol/limits.js';
 
-/** The 101 response for an accepted socket, selecting `meshgate` only if the client offered it (never the token). */
-export function upgradeResponse(request: Request, client: WebSocket): Response {
-  const offered = (request.headers.get('Sec-WebSocket-Protocol') ?? '').split(',').map((p) => p.trim());
-  const headers = offered.includes(SUBPROTOCOL) ? { 'Sec-WebSocket-Protocol': SUBPROTOCOL } : undefined;
+/** The subprotocols a WebSocket upgrade offers, in order. */
+export function offeredSubprotocols(request: Request): string[] {
+  return (request.headers.get('Sec-WebSocket-Protocol') ?? '').split(',').map((p) => p.trim()).filter((p) => p !== '');
+}
+
+/**
+ * The 101 response for an accepted socket, selecting `meshgate` only if the
+ * client offered it (never the token), or `select` (one it offered).
+ */
+export function upgradeResponse(request: Request, client: WebSocket, select?: string): Response {
+  const protocol = select ?? (offeredSubprotocols(request).includes(SUBPROTOCOL) ? SUBPROTOCOL : undefined);
+  const headers = protocol === undefined ? undefined : { 'Sec-WebSocket-Protocol': protocol };
   return new Response(null, { status: 101, webSocket: client, ...(headers ? { headers } : {}) });
 }
 
@@ -17,13 +25,14 @@ export function closeReason(text: string): string {
 /**
  * Refuses an upgrade in a way a browser can read: accept it, then close at
  * once with a code the client acts on (browsers never see an HTTP status of a
- * failed upgrade).
+ * failed upgrade). Browsers and `ws` fail a handshake that selects no
+ * subprotocol when they offered some, so the 101 selects one they offered.
  */
-export function refuseUpgrade(request: Request, code: number, reason: string): Response {
+export function refuseUpgrade(request: Request, code: number, reason: string, select?: string): Response {
   const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
   server.accept();
   server.close(code, closeReason(reason));
-  return upgradeResponse(request, client);
+  return upgradeResponse(request, client, select);
 }
 
 export function isUpgrade(request: Request): boolean {

@@ -11,6 +11,14 @@ export const WS_CLOSE_TOKEN_EXPIRED = 4401;
 export const WS_CLOSE_NO_TOKEN = 4400;
 /** The token is invalid or does not grant this identity: the user must log in. */
 export const WS_CLOSE_FORBIDDEN = 4403;
+/**
+ * Too many connections (parallel to HTTP 429): the user has too many live
+ * identities (tabs, devices), or this identity too many sockets still closing.
+ * The client backs off and retries.
+ */
+export const WS_CLOSE_TOO_MANY_CONNECTIONS = 4429;
+/** The client did not offer a subprotocol this server speaks (parallel to HTTP 426): update the client. */
+export const WS_CLOSE_UNSUPPORTED_PROTOCOL = 4426;
 /** A frame exceeded the size limit. */
 export const WS_CLOSE_TOO_LARGE = 1009;
 /** The socket sent frames faster than its rate limit allows (standard "policy violation"): the client backs off and reconnects. */

@@ -147,6 +147,16 @@ export class LoginRequiredError extends MeshError {
   }
 }
 
+/** The server refused the connection as one too many (close 4429; the reason says which limit). The client keeps retrying with backoff. */
+export class TooManyConnectionsError extends MeshError {
+  readonly reason: string;
+
+  constructor(reason: string) {
+    super(`Connection refused: ${reason}. The client keeps retrying with backoff.`, 'too_many_connections');
+    this.reason = reason;
+  }
+}
+
 const builtins: Array<new (message?: string) => Error> = [
   Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError,
 ];
@@ -154,7 +164,7 @@ const registry = new Map<string, { prototype: Error }>(builtins.map((c) => [c.na
 for (const c of [
   MeshError, ClientDisconnectedError, ClientTimeoutError, CallTimeoutError, OutcomeUnknownError,
   MethodNotExposedError, UnknownBindingError, ForbiddenError, ProtocolError, LimitExceededError,
-  TokenExpiredError, ClientClosedError, SupersededError, LoginRequiredError,
+  TokenExpiredError, ClientClosedError, SupersededError, LoginRequiredError, TooManyConnectionsError,
 ]) registry.set(c.name, c);
 
 /** Lets an application's own error classes revive as themselves on the other side. */

@@ -12,14 +12,19 @@ export interface TestMesh {
   wsUrl(instance: string, binding?: string): string;
   token(sub: string, extra?: Record<string, unknown>, expiresInSeconds?: number): Promise<string>;
   state(instance: string): Promise<{ sockets: number; open: number; alarm: number | null }>;
+  /** The identities the IdentityLimiter of `sub` counts live, sorted. */
+  liveIdentities(sub: string): Promise<string[]>;
   /** The Miniflare instance (tests that look at Durable Objects from the host). */
   mf: import('miniflare').Miniflare;
   dispose(): Promise<void>;
 }
 
-/** `env`: extra string bindings for the fixture (e.g. MAX_FRAME_BYTES, MAX_IN_FLIGHT, JWT_ISSUER; see test/fixtures/worker.ts). */
+/**
+ * `env`: extra string bindings for the fixture (e.g. MAX_FRAME_BYTES, MAX_IN_FLIGHT, JWT_ISSUER; see test/fixtures/worker.ts).
+ * `identityLimiter: false` leaves the IdentityLimiter unbound, as in a deployment made before it existed.
+ */
 export async function startTestMesh(options: {
-  graceMs?: number; clientTimeoutMs?: number; env?: Record<string, string>;
+  graceMs?: number; clientTimeoutMs?: number; env?: Record<string, string>; identityLimiter?: boolean;
   /** another fixture entry that re-exports test/fixtures/worker.ts, and the classes it adds or replaces */
   entry?: URL; durableObjects?: Record<string, string | { className: string; useSQLite?: boolean }>;
 } = {}): Promise<TestMesh> {
@@ -27,11 +32,14 @@ export async function startTestMesh(options: {
     entry: (options.entry ?? new URL('../fixtures/worker.ts', import.meta.url)).pathname,
     durableObjects: {
       GATEWAY: 'TestGateway', COUNTER: 'CounterDO', COUNTER_SQL: { className: 'SqlCounterDO', useSQLite: true }, COUNTER_BURSTS: 'BurstCounterDO', PLAIN: 'PlainDO',
+      ...(options.identityLimiter === false ? {} : { IDENTITY_LIMITER: { className: 'TestIdentityLimiter', useSQLite: true } }),
       ...options.durableObjects,
     },
     services: { ECHO_WORKER: 'EchoWorker', LEGACY_WORKER: 'LegacyBatchWorker' },
     bindings: {
       JWT_SECRET: SECRET,
+      // Suites reuse a few subs across many tab ids and keep them open; identity-cap.test.ts sets its own cap.
+      MAX_IDENTITIES_PER_SUB: '10000',
       ...(options.graceMs === undefined ? {} : { GRACE_MS: String(options.graceMs) }),
       ...(options.clientTimeoutMs === undefined ? {} : { CLIENT_TIMEOUT_MS: String(options.clientTimeoutMs) }),
       ...options.env,
@@ -52,6 +60,11 @@ export async function startTestMesh(options: {
       return (await res.json()) as { sockets: number; open: number; alarm: number | null };
     },
     mf,
+    async liveIdentities(sub) {
+      const ns = await mf.getDurableObjectNamespace('IDENTITY_LIMITER');
+      const res = await ns.get(ns.idFromName(sub)).fetch('http://limiter/__live');
+      return (await res.json()) as string[];
+    },
     dispose,
   };
 }
