@@ -67,6 +67,7 @@ async function startMesh() {
     script,
     durableObjects: {
       GATEWAY: 'BenchGateway', BENCH: 'BenchDO', BENCH_BURSTS: 'BenchBurstDO', TOPIC: { className: 'TopicDO', useSQLite: true }, RAW: 'RawEchoDO', HOP: 'RawHopDO', HOP_TARGET: 'RawHopTargetDO',
+      IDENTITY_LIMITER: { className: 'IdentityLimiter', useSQLite: true },
     },
     services: { BENCH_WORKER: 'BenchWorker' },
     bindings: { JWT_SECRET: SECRET },

@@ -178,6 +178,8 @@ export class RawHopTargetDO extends DurableObject<Env> {
   }
 }
 
+export { IdentityLimiter } from '../src/index.js';
+
 const meshWorker = createMeshWorker<Env>({ auth: { secret: (env) => env.JWT_SECRET } });
 
 export default {

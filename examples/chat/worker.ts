@@ -11,6 +11,8 @@ import type { RoomEnv } from './room.js';
 import { log, logUpgradeOutcome, logs, printable, type LogEnv } from './dev-log.js';
 
 export { ChatRoom } from './room.js';
+// Caps how many identities (tabs, devices) one user has live at once.
+export { IdentityLimiter } from 'meshgate';
 
 declare const __CHAT_HTML__: string;
 declare const __CHAT_JS__: string;

@@ -52,6 +52,7 @@ export function useSubscriptionsMesh(bindings: Record<string, string> = {}): Sub
         GATEWAY: 'SubsGateway',
         TOPIC: { className: 'TopicDO', useSQLite: true },
         KV_TOPIC: 'KvTopicDO',
+        IDENTITY_LIMITER: { className: 'IdentityLimiter', useSQLite: true },
       },
       bindings: { JWT_SECRET: SECRET, ...bindings },
     });
