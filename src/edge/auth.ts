@@ -37,6 +37,13 @@ export interface AuthOptions<Env> {
    * the client refreshes its token and reconnects.
    */
   noExpMaxAgeSeconds?: FromEnv<Env, number>;
+  /**
+   * The client identity from the verified claims, when your provider's `sub`
+   * is not what the app wants (e.g. `(claims) => claims.email` or a custom
+   * claim). Default: `sub`. The same rules apply to what it returns, and the
+   * client must derive the same (MeshClient's `identity` option).
+   */
+  identity?: (claims: JWTPayload & Record<string, unknown>) => unknown;
 }
 
 export interface VerifiedToken {
@@ -51,8 +58,24 @@ export class AuthFailure extends Error {
   }
 }
 
-/** A `sub` that can be part of an instance name and a DO name: no dots, slashes or odd characters. */
-export const SUB_PATTERN = /^[A-Za-z0-9_@-][A-Za-z0-9_@+-]{0,127}$/;
+/** The longest identity (`sub`) accepted, in UTF-16 code units: room for any provider's subject or an e-mail address. */
+export const MAX_SUB_LENGTH = 512;
+
+// C0 and C1 control characters, and a UTF-16 surrogate without its pair.
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * Why a value cannot be a client identity, or undefined if it can. Any
+ * printable string a provider issues works (`auth0|5f7c…`, `alice@example.com`,
+ * `github:12345`, dots and unicode included): the instance name
+ * `{sub}.{tabId}` is split at its last dot, since a tab id has none.
+ */
+export function identityProblem(sub: unknown): string | undefined {
+  if (typeof sub !== 'string' || sub === '') return 'has no "sub" claim (a non-empty string)';
+  if (sub.length > MAX_SUB_LENGTH) return `has a "sub" of ${sub.length} characters; at most ${MAX_SUB_LENGTH} are accepted`;
+  if (UNPRINTABLE.test(sub)) return 'has a "sub" with a control character or a broken surrogate pair';
+  return undefined;
+}
 
 function read<Env, T>(value: FromEnv<Env, T> | undefined, env: Env): T | undefined {
   return typeof value === 'function' ? (value as (env: Env) => T | undefined)(env) : value;
@@ -169,10 +192,19 @@ export async function verifyAccessToken<Env>(token: string, options: AuthOptions
   }
   // The tolerance above applies to exp too; the gateway would close such a socket at once (4401), so refuse it here.
   if (payload.exp !== undefined && payload.exp * 1000 <= Date.now()) throw new AuthFailure(WS_CLOSE_TOKEN_EXPIRED, 'Token expired');
-  if (typeof payload.sub !== 'string' || !SUB_PATTERN.test(payload.sub)) {
-    throw new AuthFailure(WS_CLOSE_FORBIDDEN, 'Token has no usable sub');
+  const claims = payload as VerifiedToken['claims'];
+  const sub = options.identity ? identityFromClaims(options.identity, claims) : payload.sub;
+  const problem = identityProblem(sub);
+  if (problem) throw new AuthFailure(WS_CLOSE_FORBIDDEN, options.identity ? `The identity auth.identity derived ${problem.replace(/"sub"/g, 'value')}` : `Token ${problem}`);
+  return { sub: sub as string, claims, exp: expiryOf(payload, read(options.noExpMaxAgeSeconds, env)) };
+}
+
+function identityFromClaims(identity: NonNullable<AuthOptions<unknown>['identity']>, claims: VerifiedToken['claims']): unknown {
+  try {
+    return identity(claims);
+  } catch (error) {
+    throw serverFailure(new Error(`auth.identity threw: ${(error as Error)?.message ?? 'a non-error'}`));
   }
-  return { sub: payload.sub, claims: payload as VerifiedToken['claims'], exp: expiryOf(payload, read(options.noExpMaxAgeSeconds, env)) };
 }
 
 /** A socket lives no longer than its token: one without `exp` is refused, or given `noExpMaxAgeSeconds` from now. */

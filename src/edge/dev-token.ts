@@ -1,6 +1,6 @@
 /** The development login: POST /auth/dev-token {"sub"} → {"access_token"}. Only mounted when `devLogin` is set. */
 import { SignJWT } from 'jose';
-import { SUB_PATTERN } from './auth.js';
+import { identityProblem } from './auth.js';
 
 export const DEV_TOKEN_PATH = '/auth/dev-token';
 
@@ -23,12 +23,11 @@ export async function issueDevToken(request: Request, secret: string, ttlSeconds
     return Response.json({ error: 'Body must be JSON: {"sub": "alice"}.' }, { status: 400 });
   }
   const sub = (body as { sub?: unknown })?.sub;
-  if (typeof sub !== 'string' || !SUB_PATTERN.test(sub)) {
-    return Response.json({ error: '"sub" must be 1–128 letters, digits, _, -, @ or + (no dots).' }, { status: 400 });
-  }
+  const problem = identityProblem(sub);
+  if (problem) return Response.json({ error: `The body ${problem} (e.g. {"sub": "alice"}).` }, { status: 400 });
   const token = await new SignJWT({ dev: true })
     .setProtectedHeader({ alg: 'HS256' })
-    .setSubject(sub)
+    .setSubject(sub as string)
     .setIssuedAt()
     .setExpirationTime(Math.floor(Date.now() / 1000) + ttlSeconds)
     .sign(new TextEncoder().encode(secret));

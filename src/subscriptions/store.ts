@@ -25,7 +25,7 @@ export interface Subscriber {
   subscribedAt: number;
 }
 
-/** The user part of an instance name `{sub}.{tabId}` (a sub has no dots; a name without one is its own sub). */
+/** The user part of an instance name `{sub}.{tabId}`: up to the last dot, since a tab id has none (a name without one is its own sub). */
 export function subOf(instanceName: string): string {
   const dot = instanceName.lastIndexOf('.');
   return dot < 0 ? instanceName : instanceName.slice(0, dot);
@@ -67,7 +67,7 @@ function addColumnsOfThisVersion(sql: SqlStorage, table: string): void {
   if (!columns.has('timeouts')) sql.exec(`ALTER TABLE ${table} ADD COLUMN timeouts INTEGER NOT NULL DEFAULT 0`);
   if (!columns.has('sub')) {
     sql.exec(`ALTER TABLE ${table} ADD COLUMN sub TEXT`);
-    // A sub has no dots, so the first dot ends it.
+    // Tables this old were written when a sub could have no dot, so the first dot ends it.
     sql.exec(`UPDATE ${table} SET sub = CASE WHEN instr(instance, '.') > 0 THEN substr(instance, 1, instr(instance, '.') - 1) ELSE instance END`);
   }
 }
