@@ -6,23 +6,24 @@
  * this class feeds it events (app calls, socket events, timers, token results)
  * and carries out the effects it returns: sockets, timers, calls, callbacks.
  */
-import { ClientClosedError, LoginRequiredError, OutcomeUnknownError, SupersededError } from '../protocol/errors.js';
+import { ClientClosedError, OutcomeUnknownError } from '../protocol/errors.js';
 import { decodeServerFrame, type CallTarget, type ServerFrame } from '../protocol/frames.js';
 import { DEFAULTS, DEFAULT_GATEWAY_BINDING, HEARTBEAT_PONG, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../protocol/limits.js';
 import { createStub, type Stub } from '../protocol/stub.js';
 import { backoffDelay } from './backoff.js';
 import {
-  attempting, currentSocket, FAILURES_BEFORE_REPORT, initialConnection, publicState, refusal, step,
-  type Connection, type ConnectionEvent, type ConnectionState, type CredentialsFailure, type Effect, type Notice, type Problem, type SocketId, type Stopped,
+  attempting, currentSocket, initialConnection, publicState, refusal, step,
+  type Connection, type ConnectionEvent, type ConnectionState, type Effect, type Notice, type SocketId,
 } from './connection.js';
+import { credentialsFailure, describeProblem, stoppedError } from './connection-errors.js';
 import { IncomingCalls, type IncomingContext } from './incoming.js';
 import { Liveness } from './liveness.js';
 import { onNetworkReturn } from './network-return.js';
 import type { MeshClientOptions } from './options.js';
 import { OutgoingCalls } from './outgoing.js';
-import { resolveSocketClass, SOCKET_OPEN, type SocketClass, type SocketLike } from './socket.js';
+import { closeQuietly, describeSocketError, resolveSocketClass, SOCKET_OPEN, type SocketClass, type SocketLike } from './socket.js';
 import { TabIdentity } from './tab-id.js';
-import { readTokenPayload, TokenSource, TransientRefreshError } from './token.js';
+import { readTokenSubject, TokenSource } from './token.js';
 
 export type { ConnectionState } from './connection.js';
 export type { MeshClientOptions } from './options.js';
@@ -218,7 +219,7 @@ export class MeshClient<Handlers extends object = object> {
       case 'notify':
         return this.#notify(effect.notice);
       case 'report':
-        return this.#report(this.#describe(effect.problem));
+        return this.#report(describeProblem(effect.problem, this.#gatewayUrl()));
       case 'dispose':
         this.#removeBrowserListeners?.();
         this.#removeBrowserListeners = undefined;
@@ -233,9 +234,9 @@ export class MeshClient<Handlers extends object = object> {
     let token: string;
     try {
       token = await this.#tokens.get();
-      if (!this.#instanceName) this.#instanceName = `${subjectOf(token)}.${await this.#tab.resolve()}`;
+      if (!this.#instanceName) this.#instanceName = `${readTokenSubject(token)}.${await this.#tab.resolve()}`;
     } catch (error) {
-      void this.#dispatch({ type: 'credentialsFailed', attempt, failure: classify(error) });
+      void this.#dispatch({ type: 'credentialsFailed', attempt, failure: credentialsFailure(error) });
       return;
     }
     void this.#dispatch({ type: 'credentialsReady', attempt, token });
@@ -336,21 +337,6 @@ export class MeshClient<Handlers extends object = object> {
     }
   }
 
-  /** The error onError receives for a problem: what went wrong and what to check. */
-  #describe(problem: Problem): unknown {
-    switch (problem.kind) {
-      case 'error':
-        return problem.error;
-      case 'refreshesFailing':
-        return new Error(`meshgate: ${FAILURES_BEFORE_REPORT} token refreshes in a row failed (last: ${problem.last.message}); still retrying. `
-          + 'If this persists, check the refresh option: a URL must answer a POST with JSON { "access_token": "..." } (401/403 means "log in again"); '
-          + 'a function must resolve to the token or { access_token } (throw LoginRequiredError for "log in again").', { cause: problem.last });
-      case 'attemptsFailing':
-        return new Error(`meshgate: ${FAILURES_BEFORE_REPORT} connection attempts to ${this.#gatewayUrl()} failed before the gateway answered (last one ${problem.last}); still retrying. `
-          + 'If this persists, check the url and gateway options: the edge answers 404 for an unknown gateway binding, and a token it cannot verify closes with 4403.');
-    }
-  }
-
   #callback(fn: () => unknown): void {
     try {
       const result = fn();
@@ -362,47 +348,5 @@ export class MeshClient<Handlers extends object = object> {
 
   #report(error: unknown): void {
     if (this.#options.onError) this.#options.onError(error);
-  }
-}
-
-/** The error a call gets when the client has stopped. */
-function stoppedError(stopped: Stopped): Error {
-  switch (stopped.name) {
-    case 'closed':
-      return new ClientClosedError();
-    case 'superseded':
-      return new SupersededError();
-    case 'loginRequired':
-      return new LoginRequiredError(stopped.reason);
-  }
-}
-
-function classify(error: unknown): CredentialsFailure {
-  if (error instanceof TransientRefreshError) return { kind: 'refresh', error };
-  if (error instanceof LoginRequiredError) return { kind: 'login', reason: error.reason };
-  return { kind: 'other', error };
-}
-
-/** The token's sub, for the default instance name; the server verifies the token, the client only reads it. */
-function subjectOf(token: string): string {
-  const payload = readTokenPayload(token);
-  if (!payload) throw new LoginRequiredError('the access token is not a JWT (three base64url parts: header.payload.signature)');
-  const sub = payload.sub;
-  if (typeof sub !== 'string' || sub === '') throw new LoginRequiredError('the access token has no "sub" claim; pass instanceName, or issue tokens with a sub');
-  return sub;
-}
-
-/** What a socket's error event says, where the runtime says anything (browsers do not; Node's ws gives the HTTP status of a refused upgrade). */
-function describeSocketError(event: unknown): string | undefined {
-  const { message, error } = (event ?? {}) as { message?: unknown; error?: { message?: unknown } };
-  const text = typeof message === 'string' && message ? message : typeof error?.message === 'string' ? error.message : undefined;
-  return text?.slice(0, 200);
-}
-
-function closeQuietly(ws: SocketLike, code: number, reason: string): void {
-  try {
-    ws.close(code, reason);
-  } catch {
-    // already closed
   }
 }
