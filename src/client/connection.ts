@@ -131,8 +131,10 @@ export interface CloseRule {
   report?: (reason: string) => Error;
 }
 
+export type CloseRules = ReadonlyMap<number, CloseRule>;
+
 /** Close codes with a rule of their own; any other code is retried with backoff. */
-export const CLOSE_RULES: ReadonlyMap<number, CloseRule> = new Map<number, CloseRule>([
+export const CLOSE_RULES: CloseRules = new Map<number, CloseRule>([
   [WS_CLOSE_SUPERSEDED, { then: 'superseded' }],
   ...LOGIN_REQUIRED_CODES.map((code): [number, CloseRule] => [code, { then: 'loginRequired' }]),
   [WS_CLOSE_TOKEN_EXPIRED, { then: 'retry', dropToken: true }],
@@ -151,10 +153,10 @@ export function initialConnection(options: { canRefresh: boolean }): Connection 
 // ── the table ────────────────────────────────────────────────────────────────
 
 type EventOf<T extends ConnectionEvent['type']> = Extract<ConnectionEvent, { type: T }>;
-type Row = { [T in ConnectionEvent['type']]?: (c: Connection, e: EventOf<T>) => Step };
+type Row = { [T in ConnectionEvent['type']]?: (c: Connection, e: EventOf<T>, rules: CloseRules) => Step };
 
 const TABLE: { readonly [P in Phase['name']]: Row } = {
-  idle: { connect: startAttempt, reconnect: startAttempt, disconnect: close },
+  idle: { connect: start, reconnect: start, disconnect: close },
   authorizing: {
     connect: stay, reconnect: stay, disconnect: close,
     credentialsReady: (c, e) => ({ state: { ...c, phase: { name: 'opening', socket: e.attempt }, failedRefreshes: 0 }, effects: [{ type: 'openSocket', socket: e.attempt, token: e.token }] }),
@@ -162,7 +164,7 @@ const TABLE: { readonly [P in Phase['name']]: Row } = {
   },
   opening: {
     connect: stay, disconnect: close,
-    reconnect: (c, e) => startAttempt(c, e, closeCurrent(c, 'Replaced')),
+    reconnect: (c) => startAttempt(c, closeCurrent(c, 'Replaced')),
     socketUnavailable: (c, e) => leave(c, { name: 'backingOff' }, 'forget', [report({ kind: 'error', error: e.error })]),
     opened: (c, e) => ({ state: c, effects: [{ type: 'startHeartbeat', socket: e.socket }] }),
     status: connected,
@@ -173,7 +175,7 @@ const TABLE: { readonly [P in Phase['name']]: Row } = {
   connected: {
     connect: stay, disconnect: close,
     // The connected socket stays open until the new one is connected: the gateway then moves calls in flight.
-    reconnect: (c, e) => startAttempt({ ...c, retired: currentSocket(c) }, e, retireCurrent(c)),
+    reconnect: (c) => startAttempt({ ...c, retired: currentSocket(c) }, retireCurrent(c)),
     status: (c) => ({ state: c, effects: [report({ kind: 'error', error: new ProtocolError('connection_status repeated on the same socket; ignored.', 'bad_frame') })] }),
     superseded: (c) => leave(c, { name: 'superseded' }, { code: WS_CLOSE_NORMAL, reason: 'Superseded' }),
     closed: closedByServer,
@@ -181,20 +183,20 @@ const TABLE: { readonly [P in Phase['name']]: Row } = {
   },
   backingOff: {
     connect: retryNow, reconnect: retryNow, disconnect: close,
-    retryDue: startAttempt,
+    retryDue: start,
     networkReturned: (c, e) => (e.hidden ? stay(c) : retryNow(c)),
   },
-  superseded: { connect: startAttempt, reconnect: startAttempt, disconnect: close },
-  loginRequired: { connect: startAttempt, reconnect: startAttempt, disconnect: close },
+  superseded: { connect: start, reconnect: start, disconnect: close },
+  loginRequired: { connect: start, reconnect: start, disconnect: close },
   closed: {},
 };
 
-/** The one entry point: the next connection and what to do, in order. */
-export function step(c: Connection, event: ConnectionEvent): Step {
+/** The one entry point: the next connection and what to do, in order. `rules` is for tests. */
+export function step(c: Connection, event: ConnectionEvent, rules: CloseRules = CLOSE_RULES): Step {
   const id = 'socket' in event ? event.socket : 'attempt' in event ? event.attempt : undefined;
   if (id !== undefined && id !== idOf(c.phase)) return stay(c);
-  const handler = TABLE[c.phase.name][event.type] as ((c: Connection, e: ConnectionEvent) => Step) | undefined;
-  return handler ? handler(c, event) : stay(c);
+  const handler = TABLE[c.phase.name][event.type] as ((c: Connection, e: ConnectionEvent, rules: CloseRules) => Step) | undefined;
+  return handler ? handler(c, event, rules) : stay(c);
 }
 
 // ── queries ──────────────────────────────────────────────────────────────────
@@ -249,13 +251,17 @@ function report(problem: Problem): Effect {
 }
 
 /** A new attempt, after `lead` (what the phase being left needs done first). */
-function startAttempt(c: Connection, _event?: ConnectionEvent, lead: Effect[] = []): Step {
+function startAttempt(c: Connection, lead: Effect[] = []): Step {
   const attempt = c.nextId;
   return { state: { ...c, phase: { name: 'authorizing', attempt }, nextId: attempt + 1 }, effects: [...lead, { type: 'fetchCredentials', attempt }] };
 }
 
+function start(c: Connection): Step {
+  return startAttempt(c);
+}
+
 function retryNow(c: Connection): Step {
-  return startAttempt(c, undefined, [{ type: 'cancelRetry' }]);
+  return startAttempt(c, [{ type: 'cancelRetry' }]);
 }
 
 function closeCurrent(c: Connection, reason: string): Effect[] {
@@ -307,11 +313,11 @@ function attemptFailed(c: Connection, how: string): { c: Connection; lead: Effec
   return { c: { ...c, failedAttempts }, lead: failedAttempts === FAILURES_BEFORE_REPORT ? [report({ kind: 'attemptsFailing', last: how })] : [] };
 }
 
-function closedByServer(c0: Connection, e: EventOf<'closed'>): Step {
+function closedByServer(c0: Connection, e: EventOf<'closed'>, rules: CloseRules): Step {
   const failed = attemptFailed(c0, `closed with ${e.code}${e.reason ? ` "${e.reason}"` : ''}${e.failure ? `: ${e.failure}` : ''}`);
   let c = failed.c;
   const lead = failed.lead;
-  const rule = CLOSE_RULES.get(e.code) ?? { then: 'retry' };
+  const rule = rules.get(e.code) ?? { then: 'retry' };
   if (rule.report && !c.reportedCloses.includes(e.code)) {
     lead.push(report({ kind: 'error', error: rule.report(e.reason) }));
     c = { ...c, reportedCloses: [...c.reportedCloses, e.code] };
