@@ -13,6 +13,7 @@ import { CallTimeoutError, OutcomeUnknownError, ProtocolError } from '../src/pro
 import { decodeClientFrame, decodeServerFrame, encodeFrame, type ClientFrame, type FrameError } from '../src/protocol/frames.js';
 import { DEFAULTS } from '../src/protocol/limits.js';
 import { act, checkInvariants, expectHeals, flush, ScheduleRun, type Action } from './support/client-schedule.js';
+import { coreAction, World } from './support/connection-world.js';
 import { FakeSocket } from './support/fake-socket.js';
 import { RawSocket, callOver, useTestMesh, waitFor } from './support/mesh.js';
 
@@ -348,6 +349,25 @@ describe('a live gateway on workerd', () => {
       `, ok calls ${answers().filter((f) => f.ok === true).length}`);
     const fresh = await callOver(sock, { binding: 'COUNTER', instance: 'fuzz-after' }, 'freshObject', []);
     expect(fresh.value).toMatchObject({ keys: [], polluted: undefined });
+  });
+});
+
+// ── the connection core ──────────────────────────────────────────────────────
+
+describe('the connection core under random events', () => {
+  it('every step keeps its sockets, timer, failed calls and notices consistent with its phase, and is a pure function', () => {
+    const reached = new Set<string>();
+    fc.assert(fc.property(fc.boolean(), fc.array(coreAction, { minLength: 1, maxLength: 60, size: 'max' }), (canRefresh, actions) => {
+      const world = new World(canRefresh);
+      for (const a of actions) world.apply(a);
+      for (const r of world.reached) reached.add(r);
+    }), { numRuns: 1000 });
+    // the sequences reach every phase change of the table
+    const table = ['idle → authorizing', 'idle → closed', 'authorizing → opening', 'authorizing → backingOff', 'authorizing → loginRequired', 'authorizing → closed',
+      'opening → connected', 'opening → backingOff', 'opening → superseded', 'opening → loginRequired', 'opening → authorizing', 'opening → closed',
+      'connected → backingOff', 'connected → superseded', 'connected → loginRequired', 'connected → authorizing', 'connected → closed',
+      'backingOff → authorizing', 'backingOff → closed', 'superseded → authorizing', 'superseded → closed', 'loginRequired → authorizing', 'loginRequired → closed'];
+    expect(table.filter((t) => !reached.has(t))).toEqual([]);
   });
 });
 
