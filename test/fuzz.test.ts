@@ -454,7 +454,7 @@ describe('the client state machine under random schedules', () => {
     }
   });
 
-  it('reconnect() while the new socket is still connecting opens another and closes the one it replaces (found by the property above)', async () => {
+  it('reconnect() while the new socket is still connecting opens another and closes the one it replaces; the connected one stays until the newest connects', async () => {
     vi.useFakeTimers();
     FakeSocket.reset();
     const client = new MeshClient({ url: 'ws://mesh.test', accessToken: TOKEN, instanceName: 'alice.tab', WebSocket: FakeSocket, browserEvents: false });
