@@ -203,22 +203,15 @@ export function step(c: Connection, event: ConnectionEvent, rules: CloseRules = 
 
 export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'superseded' | 'disconnected';
 
-/** The state the app sees (MeshClient.state, onStateChange). */
+/** The state the app sees (MeshClient.state, onStateChange); an attempt after a first connection is 'reconnecting'. */
 export function publicState(c: Connection): ConnectionState {
-  switch (c.phase.name) {
-    case 'authorizing':
-    case 'opening':
-      return c.everConnected ? 'reconnecting' : 'connecting';
-    case 'connected':
-      return 'connected';
-    case 'backingOff':
-      return 'reconnecting';
-    case 'superseded':
-      return 'superseded';
-    default:
-      return 'disconnected';
-  }
+  return attempting(c) && c.everConnected ? 'reconnecting' : PUBLIC_STATE[c.phase.name];
 }
+
+const PUBLIC_STATE: { readonly [P in Phase['name']]: ConnectionState } = {
+  idle: 'disconnected', authorizing: 'connecting', opening: 'connecting', connected: 'connected',
+  backingOff: 'reconnecting', superseded: 'superseded', loginRequired: 'disconnected', closed: 'disconnected',
+};
 
 /** Whether an attempt is under way (connect() then returns its promise). */
 export function attempting(c: Connection): boolean {

@@ -172,11 +172,8 @@ export class MeshClient<Handlers extends object = object> {
         return;
       case 'openSocket':
         return this.#openSocket(effect.socket, effect.token);
-      case 'startHeartbeat': {
-        const ws = this.#sockets.get(effect.socket);
-        if (ws) this.#liveness.opened(ws);
-        return;
-      }
+      case 'startHeartbeat':
+        return void this.#liveness.opened(this.#sockets.get(effect.socket)!);
       case 'closeSocket': {
         const ws = this.#sockets.get(effect.socket);
         this.#forget(effect.socket);
