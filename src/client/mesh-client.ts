@@ -143,8 +143,8 @@ export class MeshClient<Handlers extends object = object> {
 
   /**
    * Steps the state machine and carries out its effects. A callback may call
-   * back into the client; that nested step sees the new state, and the core
-   * ignores whatever of the outer step's sockets it has already left.
+   * back into the client: that nested step sees the new state, and the core
+   * ignores events about whatever the nested step left.
    */
   #dispatch(event: ConnectionEvent): Promise<void> {
     const before = this.#connection;
@@ -162,8 +162,11 @@ export class MeshClient<Handlers extends object = object> {
   }
 
   #apply(effect: Effect): void {
+    // An effect that starts something is dropped if a callback has already moved the client on.
+    const { phase } = this.#connection;
     switch (effect.type) {
       case 'fetchCredentials':
+        if (phase.name !== 'authorizing' || phase.attempt !== effect.attempt) return;
         if (!this.#attempt) {
           let resolve!: () => void;
           this.#attempt = { promise: new Promise<void>((r) => (resolve = r)), resolve };
@@ -171,7 +174,8 @@ export class MeshClient<Handlers extends object = object> {
         void this.#fetchCredentials(effect.attempt);
         return;
       case 'openSocket':
-        return this.#openSocket(effect.socket, effect.token);
+        if (currentSocket(this.#connection) === effect.socket) this.#openSocket(effect.socket, effect.token);
+        return;
       case 'startHeartbeat':
         return void this.#liveness.opened(this.#sockets.get(effect.socket)!);
       case 'closeSocket': {
@@ -198,6 +202,7 @@ export class MeshClient<Handlers extends object = object> {
       case 'failCalls':
         return this.#outgoing.failAll(() => stoppedError(effect.because));
       case 'scheduleRetry': {
+        if (phase.name !== 'backingOff') return;
         if (this.#retryTimer) clearTimeout(this.#retryTimer);
         const min = this.#options.reconnectMinDelayMs ?? DEFAULTS.reconnectMinDelayMs;
         const max = this.#options.reconnectMaxDelayMs ?? DEFAULTS.reconnectMaxDelayMs;

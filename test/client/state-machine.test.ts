@@ -274,6 +274,19 @@ describe('disconnect is final', () => {
     }
   });
 
+  it('disconnect() called from onStateChange leaves no timer and opens no socket', async () => {
+    const holder: { client?: MeshClient } = {};
+    const { client } = makeClient({ onStateChange: (s) => { if (s === 'reconnecting') holder.client?.disconnect(); } });
+    holder.client = client;
+    await settle();
+    FakeSocket.last.serverOpen();
+    FakeSocket.last.serverClose(1006);
+    expect(client.state).toBe('disconnected');
+    expect(vi.getTimerCount()).toBe(0);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(FakeSocket.instances).toHaveLength(1);
+  });
+
   it('a refresh that resolves after disconnect() opens no socket', async () => {
     let release!: (token: string) => void;
     const { client } = makeClient({ accessToken: undefined, refresh: () => new Promise<string>((r) => (release = r)) });
