@@ -327,16 +327,14 @@ export class MeshClient<Handlers extends object = object> {
 
   #notify(notice: Notice): void {
     const options = this.#options;
-    switch (notice.name) {
-      case 'connected':
-        return this.#callback(() => options.onConnected?.({ subscriptionRequired: notice.subscriptionRequired, firstConnection: notice.firstConnection }));
-      case 'subscriptionRequired':
-        return this.#callback(() => options.onSubscriptionRequired?.());
-      case 'superseded':
-        return this.#callback(() => options.onSuperseded?.());
-      case 'loginRequired':
-        return this.#callback(() => options.onLoginRequired?.(notice.reason));
-    }
+    this.#callback(() => {
+      switch (notice.name) {
+        case 'connected': return options.onConnected?.({ subscriptionRequired: notice.subscriptionRequired, firstConnection: notice.firstConnection });
+        case 'subscriptionRequired': return options.onSubscriptionRequired?.();
+        case 'superseded': return options.onSuperseded?.();
+        case 'loginRequired': return options.onLoginRequired?.(notice.reason);
+      }
+    });
   }
 
   #callback(fn: () => unknown): void {
