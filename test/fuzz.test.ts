@@ -7,13 +7,13 @@
  */
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { MeshClient, type ConnectionState } from '../src/client/index.js';
+import { MeshClient } from '../src/client/index.js';
 import { decodeValue, encodeValue } from '../src/protocol/codec.js';
-import {
-  CallTimeoutError, ClientClosedError, LimitExceededError, LoginRequiredError, OutcomeUnknownError, ProtocolError, SupersededError,
-} from '../src/protocol/errors.js';
+import { CallTimeoutError, OutcomeUnknownError, ProtocolError } from '../src/protocol/errors.js';
 import { decodeClientFrame, decodeServerFrame, encodeFrame, type ClientFrame, type FrameError } from '../src/protocol/frames.js';
 import { DEFAULTS } from '../src/protocol/limits.js';
+import { act, checkInvariants, expectHeals, flush, ScheduleRun, type Action } from './support/client-schedule.js';
+import { coreAction, World } from './support/connection-world.js';
 import { FakeSocket } from './support/fake-socket.js';
 import { RawSocket, callOver, useTestMesh, waitFor } from './support/mesh.js';
 
@@ -352,25 +352,28 @@ describe('a live gateway on workerd', () => {
   });
 });
 
-// ── the client state machine ─────────────────────────────────────────────────
+// ── the connection core ──────────────────────────────────────────────────────
+
+describe('the connection core under random events', () => {
+  it('every step keeps its sockets, timer, failed calls and notices consistent with its phase, and is a pure function', () => {
+    const reached = new Set<string>();
+    fc.assert(fc.property(fc.boolean(), fc.array(coreAction, { minLength: 1, maxLength: 60, size: 'max' }), (canRefresh, actions) => {
+      const world = new World(canRefresh);
+      for (const a of actions) world.apply(a);
+      for (const r of world.reached) reached.add(r);
+    }), { numRuns: 1000 });
+    // the sequences reach every phase change of the table
+    const table = ['idle → authorizing', 'idle → closed', 'authorizing → opening', 'authorizing → backingOff', 'authorizing → loginRequired', 'authorizing → closed',
+      'opening → connected', 'opening → backingOff', 'opening → superseded', 'opening → loginRequired', 'opening → authorizing', 'opening → closed',
+      'connected → backingOff', 'connected → superseded', 'connected → loginRequired', 'connected → authorizing', 'connected → closed',
+      'backingOff → authorizing', 'backingOff → closed', 'superseded → authorizing', 'superseded → closed', 'loginRequired → authorizing', 'loginRequired → closed'];
+    expect(table.filter((t) => !reached.has(t))).toEqual([]);
+  });
+});
+
+// ── the client under random schedules ────────────────────────────────────────
 
 const TOKEN = `e30.${Buffer.from(JSON.stringify({ sub: 'alice' })).toString('base64url')}.sig`;
-
-type Action =
-  | { k: 'call'; timeoutMs: number | undefined }
-  | { k: 'open'; subscriptionRequired: boolean }
-  | { k: 'refuse'; code: number }
-  | { k: 'drop'; code: number }
-  | { k: 'answer'; pick: number; how: 'ok' | 'error' | 'expired' | 'stale' | 'twice' }
-  | { k: 'incoming'; again: boolean }
-  | { k: 'foreignSupersede' }
-  | { k: 'lateClose' }
-  | { k: 'pong' }
-  | { k: 'garbage'; text: string }
-  | { k: 'reconnect' }
-  | { k: 'connect' }
-  | { k: 'disconnect' }
-  | { k: 'advance'; ms: number };
 
 const action: fc.Arbitrary<Action> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ k: fc.constant('call' as const), timeoutMs: fc.option(fc.integer({ min: 50, max: 5000 }), { nil: undefined }) }) },
@@ -389,256 +392,49 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ k: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 2000 }) }) },
 );
 
-const CALL_TIMEOUT_MS = 3000;
-
-/** Lets the client's awaited promises run. */
-async function flush(): Promise<void> {
-  for (let i = 0; i < 20; i++) await Promise.resolve();
-}
-
 /** What the random schedules reached, summed over runs: the test checks they cover the interesting paths. */
 const coverage = { runs: 0, steps: 0, sockets: 0, connected: 0, superseded: 0, loginRequired: 0, resolved: 0, timedOut: 0, outcomeUnknown: 0, reported: 0, incomingRuns: 0, healed: 0 };
 
-/** One random schedule against one client, checking the invariants after every step. */
+/** One random schedule against one client, checking the invariants after every action. */
 async function runSchedule(actions: Action[]): Promise<void> {
   coverage.runs++;
-  FakeSocket.reset();
-  // What the fake gateway thinks of each socket: waiting for its upgrade, open, or closed/superseded by the server.
-  const server = new Map<FakeSocket, 'pending' | 'open' | 'gone'>();
-  const lateCloses: FakeSocket[] = [];
-  const answeredIds = new Set<string>();
-  const incomingIds: string[] = [];
-  const handlerRuns = new Map<string, number>();
-  const reported: unknown[] = [];
-  const calls: Array<{ arg: number; deadline: number; settledAt?: number; outcome?: 'ok' | 'rejected'; value?: unknown; error?: unknown; expectError?: boolean }> = [];
-  let state = 'disconnected' as ConnectionState; // set by onStateChange
-  let stoppedSockets: number | undefined; // sockets when the client stopped (superseded / login required / disconnect())
-  let closedForGood = false;
-  let nextArg = 0;
-  let nextIncoming = 0;
-
-  const client = new MeshClient({
-    url: 'ws://mesh.test', accessToken: TOKEN, refresh: async () => TOKEN, instanceName: 'alice.tab', WebSocket: FakeSocket, browserEvents: false,
-    callTimeoutMs: CALL_TIMEOUT_MS, reconnectMinDelayMs: 100, reconnectMaxDelayMs: 1000, heartbeatIntervalMs: 5000, heartbeatTimeoutMs: 2000,
-    handlers: { apply: (n: number) => { const id = client.incomingContext!.id; handlerRuns.set(id, (handlerRuns.get(id) ?? 0) + 1); return n + 1; } },
-    onStateChange: (next) => {
-      state = next;
-      if (next === 'connected') coverage.connected++;
-      if (next === 'superseded') coverage.superseded++;
-      if ((next === 'superseded' || next === 'disconnected') && stoppedSockets === undefined) stoppedSockets = FakeSocket.instances.length;
-      if (next === 'connecting' || next === 'reconnecting' || next === 'connected') stoppedSockets = undefined;
-    },
-    onError: (error) => void reported.push(error),
-    onLoginRequired: () => void coverage.loginRequired++,
-  });
-
-  const model = (s: FakeSocket) => server.get(s) ?? 'pending';
-  const last = () => FakeSocket.instances.at(-1);
-  const lastOpen = () => { const s = last(); return s && model(s) === 'open' && s.readyState === 1 ? s : undefined; };
-  const supersedeOpen = (except?: FakeSocket) => {
-    for (const s of FakeSocket.instances) {
-      if (s === except || model(s) !== 'open') continue;
-      server.set(s, 'gone');
-      s.serverSend({ type: 'superseded', reason: 'Superseded by new connection' });
-      lateCloses.push(s); // the 4409 close arrives later, or never within this schedule
-    }
-  };
-  const unansweredCalls = (s: FakeSocket) => s.frames().filter((f) => f.type === 'call' && !answeredIds.has(f.id as string));
-
-  const step = async (a: Action): Promise<void> => {
-    switch (a.k) {
-      case 'call': {
-        const arg = nextArg++;
-        const ms = a.timeoutMs ?? CALL_TIMEOUT_MS;
-        const record: (typeof calls)[number] = { arg, deadline: Date.now() + ms };
-        calls.push(record);
-        client.call({ binding: 'COUNTER', instance: 'c' }, 'double', [arg], a.timeoutMs).then(
-          (value) => Object.assign(record, { outcome: 'ok', value, settledAt: Date.now() }),
-          (error) => Object.assign(record, { outcome: 'rejected', error, settledAt: Date.now() }),
-        );
-        return;
-      }
-      case 'open': {
-        const s = last();
-        if (!s || s.readyState !== 0 || model(s) !== 'pending') return;
-        supersedeOpen(s);
-        server.set(s, 'open');
-        s.serverOpen(a.subscriptionRequired);
-        return;
-      }
-      case 'refuse': {
-        const s = last();
-        if (!s || s.readyState !== 0 || model(s) !== 'pending') return;
-        server.set(s, 'gone');
-        s.serverClose(a.code, 'refused');
-        return;
-      }
-      case 'drop': {
-        const s = lastOpen();
-        if (!s) return;
-        server.set(s, 'gone');
-        s.serverClose(a.code, 'dropped');
-        return;
-      }
-      case 'answer': {
-        const pool = a.how === 'stale' ? FakeSocket.instances.slice(0, -1) : [lastOpen()].filter((s): s is FakeSocket => s !== undefined);
-        const s = pool[a.pick % Math.max(pool.length, 1)];
-        if (!s) return;
-        const open = unansweredCalls(s);
-        const f = open[a.pick % Math.max(open.length, 1)];
-        if (!f) return;
-        const arg = (decodeValue(f.args as string) as number[])[0]!;
-        const id = f.id as string;
-        if (a.how === 'expired') {
-          // As the gateway does: the call did not run, and the socket closes with 4401 right after.
-          s.serverSend({ type: 'call_response', id, ok: false, error: encodeValue(Object.assign(new Error('The access token expired'), { name: 'TokenExpiredError' })), retryAfterReconnect: true });
-          if (a.how === 'expired' && model(s) === 'open') {
-            server.set(s, 'gone');
-            s.serverClose(4401, 'Token expired');
-          }
-          return; // the call is requeued and resent after the reconnect, not answered
-        }
-        answeredIds.add(id);
-        const frame = a.how === 'error'
-          ? { type: 'call_response', id, ok: false, error: encodeValue(Object.assign(new Error(`refused ${arg}`), { code: 'E_TEST' })) }
-          : { type: 'call_response', id, ok: true, result: encodeValue(arg * 2) };
-        if (a.how === 'error') calls.find((c) => c.arg === arg)!.expectError = true;
-        s.serverSend(frame);
-        if (a.how === 'twice') s.serverSend(frame);
-        return;
-      }
-      case 'incoming': {
-        const s = lastOpen();
-        if (!s) return;
-        const id = a.again && incomingIds.length > 0 ? incomingIds[nextIncoming % incomingIds.length]! : `in-${nextIncoming}`;
-        if (!incomingIds.includes(id)) incomingIds.push(id);
-        nextIncoming++;
-        const origin = { kind: 'node', binding: 'DOC', instance: 'd' };
-        s.serverSend({ type: 'incoming_call', id, method: 'apply', args: encodeValue([1]), origin, chain: [origin] });
-        return;
-      }
-      case 'foreignSupersede':
-        supersedeOpen();
-        return;
-      case 'lateClose': {
-        const s = lateCloses.shift();
-        if (s && s.readyState !== 3) s.serverClose(4409, 'Superseded by new connection');
-        return;
-      }
-      case 'pong': {
-        const s = lastOpen();
-        s?.serverSend('meshgate:pong');
-        return;
-      }
-      case 'garbage': {
-        const s = lastOpen();
-        s?.serverSend(a.text);
-        return;
-      }
-      case 'reconnect':
-        stoppedSockets = undefined;
-        client.reconnect().catch(() => undefined);
-        return;
-      case 'connect':
-        stoppedSockets = undefined;
-        client.connect().catch(() => undefined);
-        return;
-      case 'disconnect':
-        closedForGood = true;
-        client.disconnect();
-        return;
-      case 'advance':
-        await vi.advanceTimersByTimeAsync(a.ms);
-    }
-  };
-
-  const checkInvariants = (after: string): void => {
-    const live = FakeSocket.instances.filter((s) => s.closedWith === undefined && s.readyState < 2 && model(s) !== 'gone');
-    expect(live.length, `live sockets after ${after}`).toBeLessThanOrEqual(2);
-    if (state === 'connected') expect(live, `connected: only the newest socket is live, after ${after}`).toEqual([last()]);
-    if (state === 'superseded' || closedForGood || (state === 'disconnected' && stoppedSockets !== undefined)) {
-      expect(live, `no live socket in ${state}${closedForGood ? ' (disconnect())' : ''}, after ${after}`).toEqual([]);
-    }
-    if (stoppedSockets !== undefined && (state === 'superseded' || state === 'disconnected')) {
-      expect(FakeSocket.instances.length, `no new socket while ${state}, after ${after}`).toBe(stoppedSockets);
-    }
-    for (const s of FakeSocket.instances) {
-      const ids = s.frames().filter((f) => f.type === 'call').map((f) => f.id);
-      expect(new Set(ids).size, `a call sent twice on one socket, after ${after}`).toBe(ids.length);
-    }
-    const now = Date.now();
-    for (const c of calls) {
-      if (now >= c.deadline) expect(c.outcome, `call ${c.arg} unsettled past its deadline, after ${after}`).toBeDefined();
-      if (c.settledAt !== undefined) expect(c.settledAt).toBeLessThanOrEqual(c.deadline);
-      if (c.outcome === 'ok') expect(c.value).toBe(c.arg * 2);
-      if (c.outcome === 'rejected') {
-        const e = c.error as Error;
-        const typed = [CallTimeoutError, OutcomeUnknownError, SupersededError, ClientClosedError, LoginRequiredError, LimitExceededError].some((t) => e instanceof t);
-        expect(typed || (c.expectError && e.message === `refused ${c.arg}` && (e as Error & { code: string }).code === 'E_TEST'), `call ${c.arg} rejected with ${e?.name}: ${e?.message}`).toBe(true);
-      }
-    }
-    for (const [id, runs] of handlerRuns) expect(runs, `incoming ${id} ran twice`).toBe(1);
-    for (const e of reported) {
-      expect(e instanceof ProtocolError || (e instanceof Error && /^(Gateway reported|meshgate: 3 connection attempts)/.test(e.message)), `reported ${String(e)}`).toBe(true);
-    }
-  };
-
+  const run = new ScheduleRun();
   try {
     await flush();
     for (const [i, a] of actions.entries()) {
       try {
-        await step(a);
+        await act(run, a);
       } catch (error) {
         throw new Error(`step ${i} ${JSON.stringify(a)} threw: ${(error as Error).stack}`);
       }
       await flush();
-      checkInvariants(`step ${i} ${JSON.stringify(a)}`);
+      checkInvariants(run, `step ${i} ${JSON.stringify(a)}`);
       coverage.steps++;
     }
     // Past every deadline, every call has settled and nothing is left behind.
     await vi.advanceTimersByTimeAsync(5000 + 1);
     await flush();
-    checkInvariants('the last deadline');
-    expect(calls.every((c) => c.outcome !== undefined)).toBe(true);
-    expect(client.pendingCalls).toBe(0);
-
-    // Liveness: unless it stopped for a reason (superseded, login required, disconnect()), the client is
-    // connected again within a few backoff waits once the gateway accepts, and a new call goes through.
-    const stateNow = () => state;
-    const stopped = closedForGood || stateNow() === 'superseded' || (stateNow() === 'disconnected' && stoppedSockets !== undefined);
-    if (!stopped) {
-      for (let i = 0; i < 10 && stateNow() !== 'connected'; i++) {
-        const s = last();
-        if (s && s.readyState === 0 && model(s) === 'pending') {
-          supersedeOpen(s);
-          server.set(s, 'open');
-          s.serverOpen(false);
-        } else {
-          await vi.advanceTimersByTimeAsync(1000); // the longest backoff wait
-        }
-        await flush();
-      }
-      expect(state, 'the client reconnects once the gateway accepts').toBe('connected');
-      const call = client.call({ binding: 'COUNTER', instance: 'c' }, 'double', [-1]);
-      await flush();
-      const frame = unansweredCalls(last()!).find((f) => (decodeValue(f.args as string) as number[])[0] === -1);
-      expect(frame, 'the new call goes out on the newest socket').toBeDefined();
-      last()!.serverSend({ type: 'call_response', id: frame!.id, ok: true, result: encodeValue(-2) });
-      expect(await call).toBe(-2);
-      checkInvariants('the liveness check');
+    checkInvariants(run, 'the last deadline');
+    expect(run.calls.every((c) => c.outcome !== undefined)).toBe(true);
+    expect(run.client.pendingCalls).toBe(0);
+    if (!run.stopped) {
+      await expectHeals(run);
       coverage.healed++;
     }
   } finally {
-    client.disconnect();
+    run.client.disconnect();
     coverage.sockets += FakeSocket.instances.length;
-    coverage.resolved += calls.filter((c) => c.outcome === 'ok').length;
-    coverage.timedOut += calls.filter((c) => c.error instanceof CallTimeoutError).length;
-    coverage.outcomeUnknown += calls.filter((c) => c.error instanceof OutcomeUnknownError).length;
-    coverage.reported += reported.length;
-    coverage.incomingRuns += handlerRuns.size;
+    coverage.connected += run.seen.connected;
+    coverage.superseded += run.seen.superseded;
+    coverage.loginRequired += run.seen.loginRequired;
+    coverage.resolved += run.calls.filter((c) => c.outcome === 'ok').length;
+    coverage.timedOut += run.calls.filter((c) => c.error instanceof CallTimeoutError).length;
+    coverage.outcomeUnknown += run.calls.filter((c) => c.error instanceof OutcomeUnknownError).length;
+    coverage.reported += run.reported.length;
+    coverage.incomingRuns += run.handlerRuns.size;
   }
-  expect(client.pendingCalls).toBe(0);
-  expect(FakeSocket.instances.filter((s) => s.closedWith === undefined && s.readyState < 2 && model(s) !== 'gone')).toEqual([]);
+  expect(run.client.pendingCalls).toBe(0);
+  expect(run.gateway.live()).toEqual([]);
 }
 
 describe('the client state machine under random schedules', () => {
@@ -658,7 +454,7 @@ describe('the client state machine under random schedules', () => {
     }
   });
 
-  it('reconnect() while the new socket is still connecting opens another and closes the one it replaces (found by the property above)', async () => {
+  it('reconnect() while the new socket is still connecting opens another and closes the one it replaces; the connected one stays until the newest connects', async () => {
     vi.useFakeTimers();
     FakeSocket.reset();
     const client = new MeshClient({ url: 'ws://mesh.test', accessToken: TOKEN, instanceName: 'alice.tab', WebSocket: FakeSocket, browserEvents: false });

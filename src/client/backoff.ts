@@ -1,6 +1,16 @@
-/** Exponential backoff with jitter: attempt n waits a random time in [base/2, base], base = min(max, min·2ⁿ). */
+/**
+ * Exponential backoff with jitter: wait number n (from 0) is a random time in
+ * [base/2, base], base = min(max, min·2ⁿ). The exponent is capped so that a
+ * long outage never makes 0·∞ (NaN) of a zero minimum.
+ */
+export function backoffDelay(minMs: number, maxMs: number, retry: number, random: () => number = Math.random): number {
+  const base = Math.min(maxMs, minMs * 2 ** Math.min(retry, 64));
+  return Math.round(base / 2 + (base / 2) * random());
+}
+
+/** The same schedule with its own count, for callers that keep no state of their own. */
 export class Backoff {
-  #attempt = 0;
+  #retry = 0;
 
   constructor(
     readonly minMs: number,
@@ -9,12 +19,10 @@ export class Backoff {
   ) {}
 
   next(): number {
-    const base = Math.min(this.maxMs, this.minMs * 2 ** this.#attempt);
-    if (base < this.maxMs) this.#attempt++;
-    return Math.round(base / 2 + (base / 2) * this.random());
+    return backoffDelay(this.minMs, this.maxMs, this.#retry++, this.random);
   }
 
   reset(): void {
-    this.#attempt = 0;
+    this.#retry = 0;
   }
 }

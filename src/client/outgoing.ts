@@ -98,12 +98,12 @@ export class OutgoingCalls {
    * After a (re)connect: sends every unsettled call in the order made. Calls
    * already sent go again marked `resentFrom` (the epoch they were sent under),
    * so a gateway that restarted since answers OutcomeUnknownError instead of
-   * running them twice. If the gateway forgot this client altogether
-   * (`forgotten`), calls already sent fail with `lostError` here.
+   * running them twice. If the gateway has no memory of this client
+   * (`subscriptionRequired`), calls already sent fail with `lostError` here.
    */
-  flush(send: (frame: string) => boolean, forgotten: boolean, lostError: (method: string) => Error): void {
+  flush(send: (frame: string) => boolean, subscriptionRequired: boolean, lostError: (method: string) => Error): void {
     for (const [id, call] of this.#calls) {
-      if (call.sent && forgotten) {
+      if (call.sent && subscriptionRequired) {
         this.#settle(id, (c) => c.reject(lostError(c.method)));
         continue;
       }

@@ -20,3 +20,18 @@ export function resolveSocketClass(given: SocketClass | undefined): SocketClass 
   if (global) return global;
   throw new TypeError("No WebSocket class found. In Node.js 20 pass one: new MeshClient({ WebSocket: (await import('ws')).default, ... }).");
 }
+
+/** What a socket's error event says, where the runtime says anything (browsers do not; Node's ws gives the HTTP status of a refused upgrade). */
+export function describeSocketError(event: unknown): string | undefined {
+  const { message, error } = (event ?? {}) as { message?: unknown; error?: { message?: unknown } };
+  const text = typeof message === 'string' && message ? message : typeof error?.message === 'string' ? error.message : undefined;
+  return text?.slice(0, 200);
+}
+
+export function closeQuietly(ws: SocketLike, code: number, reason: string): void {
+  try {
+    ws.close(code, reason);
+  } catch {
+    // already closed
+  }
+}

@@ -24,6 +24,15 @@ export function readTokenPayload(token: string): { sub?: string; exp?: number } 
   }
 }
 
+/** The token's sub, for the default instance name; the client only reads it (the server verifies). */
+export function readTokenSubject(token: string): string {
+  const payload = readTokenPayload(token);
+  if (!payload) throw new LoginRequiredError('the access token is not a JWT (three base64url parts: header.payload.signature)');
+  const sub = payload.sub;
+  if (typeof sub !== 'string' || sub === '') throw new LoginRequiredError('the access token has no "sub" claim; pass instanceName, or issue tokens with a sub');
+  return sub;
+}
+
 export class TokenSource {
   #token: string | undefined;
   readonly #refresh: RefreshSource | undefined;

@@ -1,4 +1,4 @@
-/** Unit tests of MeshClient's connection state machine: fake socket, fake timers. */
+/** MeshClient around its connection core, over a fake socket and fake timers (connection.test.ts checks the core's table on its own). */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MeshClient, type ConnectionState, type MeshClientOptions } from '../../src/client/index.js';
 import { Backoff } from '../../src/client/backoff.js';
@@ -32,6 +32,13 @@ async function settle(): Promise<void> {
   for (let i = 0; i < 20; i++) await Promise.resolve();
 }
 
+/** Opens the socket and sends the gateway's status with an epoch. */
+function sendStatus(socket: FakeSocket, epoch: string, subscriptionRequired = false): void {
+  socket.readyState = 1;
+  socket.onopen?.({});
+  socket.serverSend({ type: 'connection_status', subscriptionRequired, instanceName: 'alice.tab', sub: 'alice', protocol: 1, epoch });
+}
+
 beforeEach(() => {
   vi.useFakeTimers();
   FakeSocket.reset();
@@ -40,7 +47,7 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-describe('seed: stale-close guard', () => {
+describe("a replaced socket's late events", () => {
   it("an old socket's 4409 close does not clobber the new connection", async () => {
     const { client, states } = makeClient();
     await settle();
@@ -265,6 +272,19 @@ describe('disconnect is final', () => {
     } finally {
       vi.unstubAllGlobals();
     }
+  });
+
+  it('disconnect() called from onStateChange leaves no timer and opens no socket', async () => {
+    const holder: { client?: MeshClient } = {};
+    const { client } = makeClient({ onStateChange: (s) => { if (s === 'reconnecting') holder.client?.disconnect(); } });
+    holder.client = client;
+    await settle();
+    FakeSocket.last.serverOpen();
+    FakeSocket.last.serverClose(1006);
+    expect(client.state).toBe('disconnected');
+    expect(vi.getTimerCount()).toBe(0);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(FakeSocket.instances).toHaveLength(1);
   });
 
   it('a refresh that resolves after disconnect() opens no socket', async () => {
@@ -499,27 +519,21 @@ describe('calls', () => {
   });
 });
 
-describe('review fixes', () => {
-  const status = (socket: FakeSocket, epoch: string, subscriptionRequired = false) => {
-    socket.readyState = 1;
-    socket.onopen?.({});
-    socket.serverSend({ type: 'connection_status', subscriptionRequired, instanceName: 'alice.tab', sub: 'alice', protocol: 1, epoch });
-  };
-
+describe('calls: resends, frame limits and refusals', () => {
   it('a call in flight is resent with its id, marked resentFrom the epoch it was sent under, so the gateway can tell a restart', async () => {
     const { client } = makeClient();
     await settle();
-    status(FakeSocket.last, 'e1');
+    sendStatus(FakeSocket.last, 'e1');
     const first = client.node<{ a(): number }>('C', 'x').a().catch((e) => e);
     const sent = FakeSocket.last.frames().find((f) => f.type === 'call')!;
     expect(sent.resentFrom).toBeUndefined();
     expect(sent.timeoutMs).toBe(30_000); // the deadline travels with the call
     FakeSocket.last.serverClose(1006);
     await vi.advanceTimersByTimeAsync(1000);
-    status(FakeSocket.last, 'e2'); // the gateway restarted (it hibernated) and kept the socket's identity
+    sendStatus(FakeSocket.last, 'e2'); // the gateway restarted (it hibernated) and kept the socket's identity
     const resent = FakeSocket.last.frames().find((f) => f.type === 'call')!;
     expect(resent).toMatchObject({ id: sent.id, resentFrom: 'e1' });
-    // The gateway, which no longer knows the id, answers that the outcome is unknown.
+    // The restarted gateway does not know the id: it answers that the outcome is unknown.
     FakeSocket.last.serverSend({ type: 'call_response', id: sent.id, ok: false, error: encodeValue(new OutcomeUnknownError('a')) });
     expect(await first).toBeInstanceOf(OutcomeUnknownError);
     // A call first sent under e2 is resent marked e2.
@@ -527,7 +541,7 @@ describe('review fixes', () => {
     const id = FakeSocket.last.frames().filter((f) => f.type === 'call').at(-1)!.id;
     FakeSocket.last.serverClose(1006);
     await vi.advanceTimersByTimeAsync(1000);
-    status(FakeSocket.last, 'e2');
+    sendStatus(FakeSocket.last, 'e2');
     expect(FakeSocket.last.frames().find((f) => f.type === 'call')).toMatchObject({ id, resentFrom: 'e2' });
     FakeSocket.last.serverSend({ type: 'call_response', id, ok: true, result: encodeValue(3) });
     expect(await second).toBe(3);
@@ -545,6 +559,40 @@ describe('review fixes', () => {
     client.disconnect();
   });
 
+  it('a call too large for the gateway rejects at once instead of being sent', async () => {
+    const { client } = makeClient({ maxFrameBytes: 1000 });
+    await settle();
+    FakeSocket.last.serverOpen();
+    const error = await client.node<{ put(s: string): void }>('C', 'x').put('x'.repeat(2000)).catch((e) => e);
+    expect(error).toBeInstanceOf(LimitExceededError);
+    expect(error.message).toMatch(/maxFrameBytes/);
+    expect(FakeSocket.last.frames().filter((f) => f.type === 'call')).toHaveLength(0);
+    client.disconnect();
+  });
+
+  it('only a token-expired answer marked retryAfterReconnect is kept for a resend; an app error named the same is not', async () => {
+    const { client } = makeClient();
+    await settle();
+    FakeSocket.last.serverOpen();
+    const call = client.node<{ a(): void }>('C', 'x').a().catch((e) => e);
+    const id = FakeSocket.last.frames().find((f) => f.type === 'call')!.id;
+    FakeSocket.last.serverSend({ type: 'call_response', id, ok: false, error: encodeValue(new TokenExpiredError()) });
+    expect(await call).toBeInstanceOf(TokenExpiredError);
+    client.disconnect();
+  });
+
+  it('an argument the codec cannot carry rejects the call with a clear TypeError, and nothing is queued', async () => {
+    const { client } = makeClient();
+    await settle();
+    const error = await client.node<{ put(f: unknown): void }>('C', 'x').put(() => 1).catch((e) => e);
+    expect(error).toBeInstanceOf(TypeError);
+    expect(error.message).toMatch(/cannot send this value/);
+    expect(client.pendingCalls).toBe(0);
+    client.disconnect();
+  });
+});
+
+describe('the handshake deadline', () => {
   it('a socket that never completes its handshake is dropped after connectTimeoutMs and retried', async () => {
     const { client } = makeClient({ connectTimeoutMs: 5000 });
     await settle();
@@ -563,18 +611,9 @@ describe('review fixes', () => {
     expect(client.state).toBe('connected');
     client.disconnect();
   });
+});
 
-  it('a call too large for the gateway rejects at once instead of being sent', async () => {
-    const { client } = makeClient({ maxFrameBytes: 1000 });
-    await settle();
-    FakeSocket.last.serverOpen();
-    const error = await client.node<{ put(s: string): void }>('C', 'x').put('x'.repeat(2000)).catch((e) => e);
-    expect(error).toBeInstanceOf(LimitExceededError);
-    expect(error.message).toMatch(/maxFrameBytes/);
-    expect(FakeSocket.last.frames().filter((f) => f.type === 'call')).toHaveLength(0);
-    client.disconnect();
-  });
-
+describe('login required', () => {
   it('after login required, calls reject at once until connect() is called again', async () => {
     const { client } = makeClient({ callTimeoutMs: 60_000 });
     await settle();
@@ -592,7 +631,9 @@ describe('review fixes', () => {
     expect(await queued).toBe(1);
     client.disconnect();
   });
+});
 
+describe('reconnect()', () => {
   it('the socket kept by reconnect() is closed when its replacement fails', async () => {
     const { client } = makeClient();
     await settle();
@@ -605,18 +646,9 @@ describe('review fixes', () => {
     expect(old.closedWith?.code).toBe(1000);
     client.disconnect();
   });
+});
 
-  it('only a token-expired answer marked retryAfterReconnect is kept for a resend; an app error named the same is not', async () => {
-    const { client } = makeClient();
-    await settle();
-    FakeSocket.last.serverOpen();
-    const call = client.node<{ a(): void }>('C', 'x').a().catch((e) => e);
-    const id = FakeSocket.last.frames().find((f) => f.type === 'call')!.id;
-    FakeSocket.last.serverSend({ type: 'call_response', id, ok: false, error: encodeValue(new TokenExpiredError()) });
-    expect(await call).toBeInstanceOf(TokenExpiredError);
-    client.disconnect();
-  });
-
+describe('reports through onError', () => {
   it('three failed connection attempts in a row are reported once through onError, with the URL; the client keeps retrying', async () => {
     const errors: string[] = [];
     const { client } = makeClient({ onError: (e) => void errors.push((e as Error).message), connectTimeoutMs: 600_000 });
@@ -633,15 +665,4 @@ describe('review fixes', () => {
     expect(client.state).toBe('connected');
     client.disconnect();
   });
-
-  it('an argument the codec cannot carry rejects the call with a clear TypeError, and nothing is queued', async () => {
-    const { client } = makeClient();
-    await settle();
-    const error = await client.node<{ put(f: unknown): void }>('C', 'x').put(() => 1).catch((e) => e);
-    expect(error).toBeInstanceOf(TypeError);
-    expect(error.message).toMatch(/cannot send this value/);
-    expect(client.pendingCalls).toBe(0);
-    client.disconnect();
-  });
 });
-
