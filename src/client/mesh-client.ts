@@ -236,7 +236,7 @@ export class MeshClient<Handlers extends object = object> {
     let token: string;
     try {
       token = await this.#tokens.get();
-      if (!this.#instanceName) this.#instanceName = `${readTokenSubject(token)}.${await this.#tab.resolve()}`;
+      if (!this.#instanceName) this.#instanceName = `${readTokenSubject(token, this.#options.identity)}.${await this.#tab.resolve()}`;
     } catch (error) {
       void this.#dispatch({ type: 'credentialsFailed', attempt, failure: credentialsFailure(error) });
       return;

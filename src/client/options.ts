@@ -10,6 +10,12 @@ export interface MeshClientOptions<Handlers extends object = object> {
   gateway?: string;
   /** `{sub}.{tabId}`; by default the token's sub and a tab id (per tab in browsers, random in Node). */
   instanceName?: string;
+  /**
+   * Where the identity comes from when the server derives it from other claims
+   * than `sub` (the edge's `auth.identity`): the same function, e.g.
+   * `(claims) => claims.email`. Default: the token's `sub`.
+   */
+  identity?: (claims: Record<string, unknown>) => unknown;
   accessToken?: string;
   /** An async function or an endpoint URL (POSTed to) returning `{ access_token }`. */
   refresh?: RefreshSource;

@@ -12,7 +12,7 @@ export class TransientRefreshError extends Error {
 }
 
 /** Reads a JWT's payload without verifying it (the server verifies); undefined if it is not a JWT. */
-export function readTokenPayload(token: string): { sub?: string; exp?: number } | undefined {
+export function readTokenPayload(token: string): { sub?: string; exp?: number; [claim: string]: unknown } | undefined {
   const part = token.split('.')[1];
   if (!part) return undefined;
   try {
@@ -24,12 +24,20 @@ export function readTokenPayload(token: string): { sub?: string; exp?: number } 
   }
 }
 
-/** The token's sub, for the default instance name; the client only reads it (the server verifies). */
-export function readTokenSubject(token: string): string {
+/**
+ * The identity for the default instance name: the token's sub, or what
+ * `identity` derives from its claims (it must match the server's
+ * `auth.identity`). The client only reads the token; the server verifies.
+ */
+export function readTokenSubject(token: string, identity?: (claims: Record<string, unknown>) => unknown): string {
   const payload = readTokenPayload(token);
   if (!payload) throw new LoginRequiredError('the access token is not a JWT (three base64url parts: header.payload.signature)');
-  const sub = payload.sub;
-  if (typeof sub !== 'string' || sub === '') throw new LoginRequiredError('the access token has no "sub" claim; pass instanceName, or issue tokens with a sub');
+  const sub = identity ? identity(payload) : payload.sub;
+  if (typeof sub !== 'string' || sub === '') {
+    throw new LoginRequiredError(identity
+      ? 'the identity option returned no string for this token; it must derive the same identity as the server\'s auth.identity'
+      : 'the access token has no "sub" claim; pass instanceName, or issue tokens with a sub');
+  }
   return sub;
 }
 
