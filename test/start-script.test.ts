@@ -129,9 +129,9 @@ describe('npm start', () => {
     expect(await refusedUpgrade(first.url, '/gateway/GATEWAY/bob.tab1', ['meshgate', `meshgate.token.${forged}`])).toBe(4403);
     await first.wait(/refused {2}GATEWAY\/bob\.tab1: 4403 /);
     expect(await refusedUpgrade(first.url, '/gateway/GATEWAY/bob.tab2', ['meshgate'])).toBe(4400);
-    await first.wait(/refused {2}GATEWAY\/bob\.tab2: 4400 no token/);
+    await first.wait(/refused {2}GATEWAY\/bob\.tab2: 4400 No token/);
     await refusedUpgrade(first.url, '/gateway/NOPE/bob.tab3', ['meshgate']);
-    await first.wait(/refused {2}NOPE\/bob\.tab3: HTTP 404 Unknown gateway binding/);
+    await first.wait(/refused {2}NOPE\/bob\.tab3: HTTP 404 unknown gateway binding/);
     expect(first.stdout).not.toContain(forged); // a token is never logged
 
     bob.type('/quit');

@@ -8,7 +8,7 @@
  */
 import { ClientGateway, createMeshWorker, type AuthOptions, type CallToClient, type CallToMesh, type VerifiedIdentity } from 'meshgate';
 import type { RoomEnv } from './room.js';
-import { log, logUpgradeOutcome, logs, printable, type LogEnv } from './dev-log.js';
+import { log, logs, printable, type LogEnv } from './dev-log.js';
 
 export { ChatRoom } from './room.js';
 // Caps how many identities (tabs, devices) one user has live at once.
@@ -93,19 +93,15 @@ function serveStatic(request: Request): Response {
 
 const auth: AuthOptions<Env> = { secret: (env) => env.JWT_SECRET };
 
-const edge = createMeshWorker<Env>({
+export default createMeshWorker<Env>({
   gateways: ['GATEWAY'],
   auth,
   // Development login: POST /auth/dev-token {"sub"} → {"access_token"}. Never enable this in production.
   devLogin: true,
   fetch: (request) => serveStatic(request),
-});
-
-export default {
-  async fetch(request, env, ctx) {
-    const response = await edge.fetch!(request, env, ctx);
-    // After the answer, not before: the log never delays a connection.
-    ctx.waitUntil(logUpgradeOutcome(request, response, auth, env));
-    return response;
+  // Each refused upgrade, with why (never the token), at MESHGATE_LOG=info and above.
+  logger: {
+    refused: (refusal, env) => log(env, 'info', `refused  ${printable(refusal.binding)}/${printable(refusal.instance)}: `
+      + `${refusal.as === 'http' ? 'HTTP ' : ''}${refusal.code} ${printable(refusal.reason)}${refusal.sub === undefined ? '' : ` (sub ${printable(refusal.sub)})`}`),
   },
-} satisfies ExportedHandler<Env>;
+});

@@ -14,6 +14,7 @@ import { DEV_TOKEN_PATH, issueDevToken } from './dev-token.js';
 import { isNamespace, type Namespace } from '../node/targets.js';
 import { contextStorage } from '../node/context.js';
 import { CorsPolicy, type CorsOptions } from './cors.js';
+import { consoleEdgeLogger, type EdgeLogger, type RefusedUpgrade } from './refusals.js';
 
 export interface MeshWorkerOptions<Env> {
   /** Durable Object bindings that are client gateways (default ['GATEWAY']). */
@@ -40,9 +41,22 @@ export interface MeshWorkerOptions<Env> {
    * development login and your `fetch` routes, e.g. a token refresh URL. Off by default.
    */
   cors?: CorsOptions<Env>;
+  /**
+   * Told of every upgrade the edge refuses, with the close code (or HTTP status) and why; never the token.
+   * Default: one `console.warn` line each, at most 60 a minute. `false` silences it.
+   */
+  logger?: EdgeLogger<Env> | false;
 }
 
 const TAB_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+function decodedOr(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
 
 /** Removes every client-supplied internal header, whatever its case. */
 export function stripInternalHeaders(headers: Headers): Headers {
@@ -66,10 +80,14 @@ function tokenFrom(offered: string[]): string | undefined {
  * with 4426; one offering nothing but the token (which is never echoed) gets
  * an HTTP 400.
  */
-function refuseProtocol(request: Request, offered: string[]): Response {
+function refuseProtocol(request: Request, offered: string[], log: (refusal: Pick<RefusedUpgrade, 'as' | 'code' | 'reason'>) => void): Response {
   const reason = `Offer subprotocol "${SUBPROTOCOL}" (protocol v1); update the client`;
   const other = offered.find((p) => !p.startsWith(TOKEN_SUBPROTOCOL_PREFIX));
-  if (other === undefined) return new Response(`${reason}: Sec-WebSocket-Protocol: ${SUBPROTOCOL}, ${TOKEN_SUBPROTOCOL_PREFIX}<jwt>.`, { status: 400 });
+  if (other === undefined) {
+    log({ as: 'http', code: 400, reason: `${reason} (it offered none but the token)` });
+    return new Response(`${reason}: Sec-WebSocket-Protocol: ${SUBPROTOCOL}, ${TOKEN_SUBPROTOCOL_PREFIX}<jwt>.`, { status: 400 });
+  }
+  log({ as: 'close', code: WS_CLOSE_UNSUPPORTED_PROTOCOL, reason });
   return refuseUpgrade(request, WS_CLOSE_UNSUPPORTED_PROTOCOL, reason, other);
 }
 
@@ -77,6 +95,7 @@ export function createMeshWorker<Env>(options: MeshWorkerOptions<Env>): Exported
   contextStorage(); // fails the Worker's load with what to do when nodejs_compat is missing
   const gateways = options.gateways ?? [DEFAULT_GATEWAY_BINDING];
   const cors = options.cors && new CorsPolicy(options.cors);
+  const logger = options.logger === false ? undefined : (options.logger ?? (consoleEdgeLogger() as EdgeLogger<Env>));
   const handler = {
     async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
       const url = new URL(request.url);
@@ -91,43 +110,49 @@ export function createMeshWorker<Env>(options: MeshWorkerOptions<Env>): Exported
         if (options.fetch) return options.fetch(new Request(request, { headers: stripInternalHeaders(request.headers) }), env, ctx);
         return new Response('Not found', { status: 404 });
       }
-      let binding: string;
-      try {
-        binding = decodeURIComponent(route[1]!);
-      } catch {
-        binding = route[1]!; // malformed percent-encoding: no gateway has that name
-      }
+      const binding = decodedOr(route[1]!); // malformed percent-encoding: no gateway has that name
+      const log = (refusal: Pick<RefusedUpgrade, 'as' | 'code' | 'reason' | 'sub'>): void => logger?.refused({ ...refusal, binding, instance: decodedOr(route[2]!) }, env);
+      const close = (code: number, reason: string, sub?: string): Response => {
+        log({ as: 'close', code, reason, ...(sub === undefined ? {} : { sub }) });
+        return refuseUpgrade(request, code, reason);
+      };
       const candidate = gateways.includes(binding) ? (env as Record<string, unknown>)[binding] : undefined;
       if (!isNamespace(candidate)) {
+        log({ as: 'http', code: 404, reason: `unknown gateway binding (configured: ${gateways.join(', ')})` });
         return new Response(`Unknown gateway binding "${binding.slice(0, 64)}"`, { status: 404 });
       }
-      if (!isUpgrade(request)) return new Response('Expected a WebSocket upgrade (Upgrade: websocket).', { status: 426 });
+      if (!isUpgrade(request)) {
+        log({ as: 'http', code: 426, reason: 'not a WebSocket upgrade' });
+        return new Response('Expected a WebSocket upgrade (Upgrade: websocket).', { status: 426 });
+      }
 
       const offered = offeredSubprotocols(request);
-      if (!offered.includes(SUBPROTOCOL)) return refuseProtocol(request, offered);
+      if (!offered.includes(SUBPROTOCOL)) return refuseProtocol(request, offered, log);
       const token = tokenFrom(offered);
-      if (!token) return refuseUpgrade(request, WS_CLOSE_NO_TOKEN, 'No token');
+      if (!token) return close(WS_CLOSE_NO_TOKEN, 'No token');
       let instanceName: string;
       try {
         instanceName = decodeURIComponent(route[2]!);
       } catch {
-        return refuseUpgrade(request, WS_CLOSE_FORBIDDEN, 'Bad instance name');
+        return close(WS_CLOSE_FORBIDDEN, 'Bad instance name');
       }
       let identity: VerifiedIdentity;
+      let sub: string | undefined;
       try {
         const verified = await verifyAccessToken(token, options.auth, env);
+        sub = verified.sub;
         const prefix = `${verified.sub}.`;
         if (!instanceName.startsWith(prefix) || !TAB_PATTERN.test(instanceName.slice(prefix.length))) {
           throw new AuthFailure(WS_CLOSE_FORBIDDEN, 'Instance name must be {sub}.{tabId}');
         }
         identity = { sub: verified.sub, claims: verified.claims, instanceName, gateway: binding, ...(verified.exp === undefined ? {} : { exp: verified.exp }) };
       } catch (error) {
-        if (error instanceof AuthFailure) return refuseUpgrade(request, error.closeCode, error.message);
+        if (error instanceof AuthFailure) return close(error.closeCode, error.message, sub);
         throw error;
       }
 
       const refusal = await admitIdentity(options.identities, env, identity);
-      if (refusal) return refuseUpgrade(request, refusal.code, refusal.reason);
+      if (refusal) return close(refusal.code, refusal.reason, identity.sub);
 
       const headers = stripInternalHeaders(request.headers);
       headers.set(IDENTITY_HEADER, JSON.stringify(identity));
