@@ -2,15 +2,41 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { closeFrame, RawSocket, withTestMesh } from './support/mesh.js';
+
+async function startFailing(entry: string, flags?: string): Promise<string> {
+  const script = new URL('./support/start-failing-worker.mjs', import.meta.url).pathname;
+  const args = [script, new URL(entry, import.meta.url).pathname, ...(flags ? [flags] : [])];
+  const { stdout, stderr } = await promisify(execFile)(process.execPath, args, { timeout: 60_000 });
+  return stdout + stderr;
+}
 
 describe('setup errors', () => {
   it('a Worker without nodejs_compat fails to load with a message naming the flag and where to add it', async () => {
-    const script = new URL('./support/start-without-nodejs-compat.mjs', import.meta.url).pathname;
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [script], { timeout: 60_000 });
-    const output = stdout + stderr;
+    const output = await startFailing('./fixtures/worker.ts', 'none');
     expect(output).toContain('failed to start');
     expect(output).toContain('meshgate needs the "nodejs_compat" compatibility flag');
     expect(output).toContain('"compatibility_flags": ["nodejs_compat"]');
     expect(output).not.toContain('No such module "node:async_hooks"');
+  });
+
+  it('a literal HS256 secret under 32 bytes fails the Worker\'s load, saying how to make one', async () => {
+    const output = await startFailing('./fixtures/weak-secret-worker.ts');
+    expect(output).toContain('failed to start');
+    expect(output).toMatch(/meshgate: auth\.secret is 5 bytes; HS256 needs at least 32\. Generate one .*wrangler secret put JWT_SECRET/);
+  });
+
+  it('a secret from env under 32 bytes refuses every token (1011, retry later) and the development login says why', async () => {
+    await withTestMesh({ env: { JWT_SECRET: 'short' } }, async (mesh) => {
+      const socket = new RawSocket(mesh.wsUrl('ada.t1'), await mesh.token('ada'));
+      try {
+        expect(await closeFrame(socket)).toMatchObject({ code: 1011, reason: 'Cannot verify tokens now' });
+      } finally {
+        socket.ws.terminate();
+      }
+      const login = await fetch(new URL('/auth/dev-token', mesh.url), { method: 'POST', body: JSON.stringify({ sub: 'ada' }) });
+      expect(login.status).toBe(500);
+      expect(((await login.json()) as { error: string }).error).toMatch(/auth\.secret is 5 bytes; HS256 needs at least 32/);
+    });
   });
 });

@@ -113,6 +113,24 @@ function serverFailure(cause: unknown): AuthFailure {
   return new AuthFailure(WS_CLOSE_INTERNAL, 'Cannot verify tokens now');
 }
 
+/** The shortest HS256 secret accepted, in bytes: the hash's own size (RFC 7518 §3.2); a shorter one can be brute-forced offline from any token. */
+export const MIN_SECRET_BYTES = 32;
+
+/** Why `secret` cannot sign tokens, or undefined when it can. */
+export function weakSecretProblem(secret: string): string | undefined {
+  const bytes = new TextEncoder().encode(secret).length;
+  if (bytes >= MIN_SECRET_BYTES) return undefined;
+  return `auth.secret is ${bytes} bytes; HS256 needs at least ${MIN_SECRET_BYTES}. Generate one (e.g. \`openssl rand -base64 32\`), `
+    + 'put it in .dev.vars for wrangler dev and set it with `wrangler secret put JWT_SECRET` for production.';
+}
+
+/** The HS256 key; a weak secret refuses every token (1011, logged) rather than accept forgeable ones. */
+function secretKey(secret: string): Uint8Array {
+  const problem = weakSecretProblem(secret);
+  if (problem) throw serverFailure(new Error(problem));
+  return new TextEncoder().encode(secret);
+}
+
 /** A public key imported once per algorithm it can verify. */
 interface PublicKeySet {
   byAlg: Map<string, CryptoKey | Uint8Array>;
@@ -177,7 +195,7 @@ export async function verifyAccessToken<Env>(token: string, options: AuthOptions
       const keys = await publicKeySet(publicKey, options.algorithms);
       ({ payload } = await jwtVerify(token, (header) => keys.byAlg.get(header.alg!)!, { ...checks, algorithms: keys.algorithms }));
     } else if (secret) {
-      ({ payload } = await jwtVerify(token, new TextEncoder().encode(secret), { ...checks, algorithms: ['HS256'] }));
+      ({ payload } = await jwtVerify(token, secretKey(secret), { ...checks, algorithms: ['HS256'] }));
     } else {
       throw serverFailure('no key configured: set auth.secret, auth.publicKey or auth.jwksUrl');
     }

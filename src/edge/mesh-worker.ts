@@ -9,7 +9,7 @@ import { DEFAULT_GATEWAY_BINDING, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '
 import { admitIdentity, type IdentityLimitOptions } from '../identities/admission.js';
 import { IDENTITY_HEADER, INTERNAL_HEADER_PREFIX, type VerifiedIdentity } from '../gateway/identity.js';
 import { isUpgrade, offeredSubprotocols, refuseUpgrade } from '../gateway/upgrade.js';
-import { AuthFailure, verifyAccessToken, type AuthOptions } from './auth.js';
+import { AuthFailure, verifyAccessToken, weakSecretProblem, type AuthOptions } from './auth.js';
 import { DEV_TOKEN_PATH, issueDevToken } from './dev-token.js';
 import { isNamespace, type Namespace } from '../node/targets.js';
 import { contextStorage } from '../node/context.js';
@@ -93,6 +93,9 @@ function refuseProtocol(request: Request, offered: string[], log: (refusal: Pick
 
 export function createMeshWorker<Env>(options: MeshWorkerOptions<Env>): ExportedHandler<Env> {
   contextStorage(); // fails the Worker's load with what to do when nodejs_compat is missing
+  // A secret given as a string is checked at load: the Worker fails to start instead of accepting forgeable tokens.
+  const weak = typeof options.auth.secret === 'string' ? weakSecretProblem(options.auth.secret) : undefined;
+  if (weak) throw new Error(`meshgate: ${weak}`);
   const gateways = options.gateways ?? [DEFAULT_GATEWAY_BINDING];
   const cors = options.cors && new CorsPolicy(options.cors);
   const logger = options.logger === false ? undefined : (options.logger ?? (consoleEdgeLogger() as EdgeLogger<Env>));
@@ -103,6 +106,8 @@ export function createMeshWorker<Env>(options: MeshWorkerOptions<Env>): Exported
       if (devLogin && url.pathname === DEV_TOKEN_PATH) {
         const secret = typeof options.auth.secret === 'function' ? options.auth.secret(env) : options.auth.secret;
         if (!secret) return Response.json({ error: 'devLogin needs auth.secret.' }, { status: 500 });
+        const weakSecret = weakSecretProblem(secret);
+        if (weakSecret) return Response.json({ error: weakSecret }, { status: 500 });
         return issueDevToken(request, secret, options.devTokenTtlSeconds ?? 3600);
       }
       const route = /^\/gateway\/([^/]+)\/([^/]+)\/?$/.exec(url.pathname);
