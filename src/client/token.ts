@@ -41,6 +41,17 @@ export function readTokenSubject(token: string, identity?: (claims: Record<strin
   return sub;
 }
 
+/**
+ * A page's fetch() rejects with a bare TypeError ("Failed to fetch") when CORS
+ * refused the answer, the same as when the server is down: say where to look.
+ */
+function corsHint(error: unknown): string {
+  const inPage = typeof (globalThis as { document?: unknown }).document !== 'undefined';
+  if (!inPage || !(error instanceof TypeError)) return '';
+  return ' (from a page on another origin this is usually CORS: the login or refresh URL must allow this page\'s origin — '
+    + 'with meshgate\'s edge, createMeshWorker({ cors: { origins: [...] } }))';
+}
+
 export class TokenSource {
   #token: string | undefined;
   readonly #refresh: RefreshSource | undefined;
@@ -90,7 +101,7 @@ export class TokenSource {
       } catch (error) {
         // The app's function decides "log in again" by throwing LoginRequiredError; anything else is retried.
         if (error instanceof LoginRequiredError) throw error;
-        throw new TransientRefreshError(`the refresh function threw: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+        throw new TransientRefreshError(`the refresh function threw: ${(error as Error)?.message ?? String(error)}${corsHint(error)}`, { cause: error });
       }
       const token = typeof result === 'string' ? result : result?.access_token;
       if (!token) throw new LoginRequiredError('the refresh function returned no token');
@@ -101,10 +112,7 @@ export class TokenSource {
     try {
       response = await this.#fetch(refresh, { method: 'POST', credentials: 'include' });
     } catch (error) {
-      // A page's fetch says only "Failed to fetch" when CORS refused it; say where to look.
-      const inPage = typeof (globalThis as { document?: unknown }).document !== 'undefined';
-      const hint = inPage ? ' (from a page on another origin this is usually CORS: the refresh URL must allow this page\'s origin with credentials — with meshgate\'s edge, createMeshWorker({ cors: { origins: [...] } }))' : '';
-      throw new TransientRefreshError(`Token refresh failed: ${(error as Error).message}${hint}`);
+      throw new TransientRefreshError(`Token refresh failed: ${(error as Error).message}${corsHint(error)}`);
     }
     if (response.status === 401 || response.status === 403) throw new LoginRequiredError(`token refresh answered ${response.status}`);
     if (!response.ok) throw new TransientRefreshError(`Token refresh answered ${response.status}`);

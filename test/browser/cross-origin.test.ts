@@ -64,4 +64,13 @@ describe('a page on another origin', () => {
     await screenshot(page, 'cross-origin-refused');
     await page.close();
   });
+
+  it('the same with a refresh function that fetches the login: the report names CORS too', async () => {
+    const page = await browser.newPage();
+    await page.goto(`${other}/?mesh=${encodeURIComponent(mesh.url.origin)}`);
+    await page.waitForSelector('#out[data-error]', { timeout: 15_000 });
+    const error = (await page.getAttribute('#out', 'data-error')) ?? '';
+    expect(error).toMatch(/the refresh function threw: Failed to fetch \(from a page on another origin this is usually CORS.*cors: \{ origins/);
+    await page.close();
+  });
 });
