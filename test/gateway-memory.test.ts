@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { decodeValue, encodeValue } from '../src/protocol/codec.js';
+import { deafen } from './support/deaf-socket.js';
 import { closeFrame, RawSocket, useTestMesh, waitFor } from './support/mesh.js';
 
 const GRACE_MS = 400;
@@ -15,11 +16,6 @@ function open(instance: string, token: string): RawSocket {
   const socket = new RawSocket(suite.mesh.wsUrl(instance), token);
   sockets.push(socket);
   return socket;
-}
-
-/** Stops reading the socket's TCP stream: the gateway's close frame is never seen, so never answered. */
-function deafen(socket: RawSocket): void {
-  (socket.ws as unknown as { _socket: { pause(): void } })._socket.pause();
 }
 
 describe('remembering', () => {
