@@ -26,16 +26,16 @@ export async function supersede({ mesh, n }) {
   const followAfterOpen = [];
   const connectToOpen = [];
   const rawConnect = [];
-  const jwt = await token('sup');
-  const protocols = ['meshgate', `meshgate.token.${jwt}`];
   await bounded(n(60), 40_000, async (i) => {
+    // A user of its own per trial: one user's trials would pass the cap of live identities per user.
+    const protocols = ['meshgate', `meshgate.token.${await token(`sup${i}`)}`];
     // Baseline: a plain upgrade to the raw DO.
     const t0raw = now();
     const r = await mesh.rawSocket(`sup-${i % 4}`);
     rawConnect.push(r.openedAt - t0raw);
     r.terminate();
 
-    const instance = `sup.t${i}`;
+    const instance = `sup${i}.t`;
     // The first socket, with a DO → client call in flight that it never answers.
     const first = mesh.gatewaySocket(instance, protocols);
     const frames = frameWaiter(first);
