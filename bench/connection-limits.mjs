@@ -15,7 +15,7 @@
  */
 import WebSocket from 'ws';
 import { startWorkerd } from '../scripts/workerd.mjs';
-import { rssBytes, SECRET, sleep, token, workerdPids } from './lib.mjs';
+import { rssBytes, SECRET, sleep, token, within, workerdPids } from './lib.mjs';
 
 const N = 300;
 const ENTRY = new URL('../test/fixtures/worker.ts', import.meta.url).pathname;
@@ -37,6 +37,9 @@ function upgrade(url, protocols) {
   return ws;
 }
 
+/** The socket's next `event`, or a rejection naming `what` after 10 s. */
+const next = (ws, event, what) => within(new Promise((resolve) => ws.once(event, resolve)), 10_000, what);
+
 const mb = (bytes) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 
 async function lingering(kind) {
@@ -45,7 +48,7 @@ async function lingering(kind) {
   const base = `ws://${m.url.host}/gateway/GATEWAY`;
   try {
     const warm = upgrade(`${base}/linger.warm`, ['meshgate', `meshgate.token.${jwt}`]);
-    await new Promise((resolve) => warm.once('message', resolve));
+    await next(warm, 'message', 'warm-up connection_status');
     warm.close();
     await sleep(1000);
     const before = rssBytes(m.pid);
@@ -55,7 +58,7 @@ async function lingering(kind) {
       const ws = kind === 'superseded'
         ? upgrade(`${base}/linger.t`, ['meshgate', `meshgate.token.${jwt}`])
         : upgrade(`${base}/linger.r${i}`, ['meshgate']);
-      await new Promise((resolve) => ws.once('upgrade', resolve));
+      await next(ws, 'upgrade', `upgrade ${i}`);
       await new Promise((resolve) => setImmediate(resolve));
       ws._socket.pause(); // never reads again
       held.push(ws);
@@ -80,7 +83,7 @@ async function admission(limiter) {
     for (let i = 0; i < 200 && Date.now() < deadline; i++) {
       const started = performance.now();
       const ws = upgrade(`ws://${m.url.host}/gateway/GATEWAY/adm.t${i}`, ['meshgate', `meshgate.token.${jwt}`]);
-      await new Promise((resolve) => ws.once('message', resolve));
+      await next(ws, 'message', `connection_status ${i}`);
       times.push(performance.now() - started);
       ws.terminate();
     }

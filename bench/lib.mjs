@@ -1,4 +1,4 @@
-/** Helpers for bench/run.mjs: statistics, raw sockets, tokens, the workerd process, bounded loops. */
+/** Helpers for the benchmarks: statistics, raw sockets, tokens, the workerd process, bounded loops. */
 import { readFileSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';

@@ -174,7 +174,7 @@ describe('bursts', () => {
   }, 60_000);
 
   // A Durable Object gets one RPC per call unless its class accepts bursts: calls inside one RPC
-  // share one event, and its input gate could no longer keep their storage operations apart.
+  // share one event, and its input gate cannot keep their storage operations apart.
   for (const binding of ['COUNTER', 'COUNTER_SQL']) {
     it(`calls to a Durable Object (${binding === 'COUNTER' ? 'key-value' : 'SQLite'} storage) that arrive together each get their own RPC by default, so its input gate holds: 20 read-modify-writes lose no update`, async () => {
       const socket = new RawSocket(bursty.mesh.wsUrl(`gate.${binding}`), await bursty.mesh.token('gate'));

@@ -1,7 +1,9 @@
 /**
  * What the edge accepts, on real workerd: only algorithms the configured key
  * can verify (anything else is the token's fault, 4403, never a server error
- * 1011), only tokens that expire, and only a subprotocol the client offered.
+ * 1011), keys from a public JWK or a JWKS endpoint (one that is down is the
+ * server's fault, 1011), only tokens that expire, and only a subprotocol the
+ * client offered.
  */
 import type { IncomingMessage } from 'node:http';
 import { createServer, type Server } from 'node:http';
@@ -84,6 +86,66 @@ describe('algorithms come from the configured key', () => {
       keys = [{ ...(await exportJWK(publicKey)), kid: 'k1', use: 'sig' }]; // no alg: kty RSA
       await withTestMesh({ env: { JWKS_URL: jwksUrl } }, (mesh) =>
         expectOnlyRs256(mesh, 'jwks', (sub) => new SignJWT({ sub, exp: inAnHour() }).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).sign(privateKey)));
+    });
+  });
+});
+
+describe('production keys', () => {
+  it('a public JWK: an ES256 token signed with its private key connects; an HS256 token does not', async () => {
+    const { publicKey, privateKey } = await generateKeyPair('ES256');
+    const jwk = { ...(await exportJWK(publicKey)), alg: 'ES256' };
+    await withTestMesh({ env: { JWT_PUBLIC_JWK: JSON.stringify(jwk) } }, async (mesh) => {
+      const token = await new SignJWT({}).setProtectedHeader({ alg: 'ES256' }).setSubject('lena').setExpirationTime('1h').sign(privateKey);
+      const good = open(mesh, 'lena.t', token);
+      expect((await good.ofType('connection_status')).sub).toBe('lena');
+      const hs = open(mesh, 'lena.u', await mesh.token('lena'));
+      expect((await closeFrame(hs)).code).toBe(4403);
+    });
+  });
+
+  describe('a JWKS endpoint', () => {
+    let server: Server;
+    let jwksUrl: string;
+    let keys: JWK[] = [];
+    let requests = 0;
+    beforeAll(async () => {
+      server = createServer((_req, res) => {
+        requests++;
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ keys }));
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const address = server.address() as { port: number };
+      jwksUrl = `http://127.0.0.1:${address.port}/.well-known/jwks.json`;
+    });
+    afterAll(async () => {
+      await new Promise((resolve) => server.close(resolve));
+    });
+
+    it('an RS256 token whose kid is in the set connects; one signed by another key is refused with 4403', async () => {
+      const signing = await generateKeyPair('RS256');
+      const stranger = await generateKeyPair('RS256');
+      keys = [{ ...(await exportJWK(signing.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' }];
+      await withTestMesh({ env: { JWKS_URL: jwksUrl } }, async (mesh) => {
+        const sign = (key: CryptoKey, sub: string) => new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject(sub).setExpirationTime('1h').sign(key);
+        const good = open(mesh, 'mia.t', await sign(signing.privateKey, 'mia'));
+        expect((await good.ofType('connection_status')).sub).toBe('mia');
+        expect(requests).toBeGreaterThan(0); // the keys really came from the endpoint
+        const forged = open(mesh, 'mia.u', await sign(stranger.privateKey, 'mia'));
+        expect((await closeFrame(forged)).code).toBe(4403);
+      });
+    });
+  });
+
+  describe('a key server that is down', () => {
+    it('closes with 1011 (retry later), not 4403 (log in again)', async () => {
+      await withTestMesh({ env: { JWKS_URL: 'http://127.0.0.1:9/.well-known/jwks.json' } }, async (down) => {
+        const { privateKey } = await generateKeyPair('RS256');
+        const token = await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject('tara').setExpirationTime('1h').sign(privateKey);
+        const socket = new RawSocket(down.wsUrl('tara.t'), token);
+        sockets.push(socket);
+        expect(await closeFrame(socket, 10_000)).toEqual({ code: 1011, reason: 'Cannot verify tokens now' });
+      });
     });
   });
 });

@@ -223,7 +223,7 @@ function expectValidClientFrame(frame: ClientFrame): void {
   }
 }
 
-describe('values whose toString is not a function (found by the fuzzer: String(value) threw a TypeError)', () => {
+describe('frame fields whose toString is not a function (String() on them would throw a TypeError)', () => {
   it.each(['{"type":{"toString":0}}', '{"type":{"toString":0,"valueOf":0},"id":"x"}', '{"type":[{"toString":0}]}'])('%s → ProtocolError unknown_type from both decoders', (text) => {
     for (const decode of [decodeClientFrame, decodeServerFrame]) {
       const { error } = onlyProtocolErrors(() => decode(text));

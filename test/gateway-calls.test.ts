@@ -1,11 +1,13 @@
 /**
  * Client → mesh calls through the gateway on real workerd: the call context
  * comes from the verified token only, only @mesh methods are callable, only
- * mesh nodes are reachable, and values keep their types end to end.
+ * mesh nodes are reachable, values keep their types end to end, and the
+ * gateway gives up on a node only after its deadline and the caller's.
  */
 import { describe, expect, test } from 'vitest';
+import { decodeValue, encodeValue } from '../src/protocol/codec.js';
 import { MethodNotExposedError, ProtocolError, UnknownBindingError } from '../src/protocol/errors.js';
-import { RawSocket, callOver, useTestMesh } from './support/mesh.js';
+import { RawSocket, callOver, useTestMesh, waitFor, withTestMesh } from './support/mesh.js';
 
 const suite = useTestMesh();
 const { sockets } = suite;
@@ -231,5 +233,42 @@ describe('values keep their types through CounterDO.echo', () => {
     expect(error.cause).toBeInstanceOf(Error);
     expect(error.cause.message).toBe('inner');
     expect(error.detail).toEqual({ limit: 3 });
+  });
+});
+
+// ── deadlines ─────────────────────────────────────────────────────────────────
+
+describe('a node that never answers', () => {
+  test('is given up after callDeadlineMs: the call gets OutcomeUnknownError and its in-flight slot is freed', async () => {
+    await withTestMesh({ env: { CALL_DEADLINE_MS: '300', MAX_IN_FLIGHT: '1' } }, async (slow) => {
+      const socket = new RawSocket(slow.wsUrl('uma.t'), await slow.token('uma'));
+      sockets.push(socket);
+      await socket.ofType('connection_status');
+      socket.send({ type: 'call', id: 'h', to: { binding: 'COUNTER', instance: 'stuck' }, method: 'hold', args: encodeValue(['forever', 60_000]) });
+      const answer = await socket.next((f) => f.id === 'h', 5000);
+      const error = decodeValue(answer.error as string) as Error;
+      expect(error.name).toBe('OutcomeUnknownError');
+      expect((error.cause as Error).message).toMatch(/did not answer within 300 ms/);
+      // The only slot is free again: the next call runs.
+      socket.send({ type: 'call', id: 'n', to: { binding: 'COUNTER', instance: 'stuck' }, method: 'increment', args: encodeValue([1]) });
+      expect(decodeValue((await socket.next((f) => f.id === 'n')).result as string)).toBe(1);
+      // A resend of the given-up call is answered from memory, not run again.
+      socket.send({ type: 'call', id: 'h', to: { binding: 'COUNTER', instance: 'stuck' }, method: 'hold', args: encodeValue(['forever', 60_000]) });
+      await waitFor(() => socket.frames.filter((f) => f.id === 'h').length === 2, 'the remembered answer');
+      socket.send({ type: 'call', id: 'r', to: { binding: 'COUNTER', instance: 'stuck' }, method: 'release', args: encodeValue(['forever']) });
+      await socket.next((f) => f.id === 'r');
+    });
+  });
+});
+
+describe('deadlines', () => {
+  test("the gateway waits at least the caller's own deadline before giving up on the node", async () => {
+    await withTestMesh({ env: { CALL_DEADLINE_MS: '200' } }, async (slow) => {
+      const socket = new RawSocket(slow.wsUrl('walt.t'), await slow.token('walt'));
+      sockets.push(socket);
+      await socket.ofType('connection_status');
+      socket.send({ type: 'call', id: 'h', to: { binding: 'COUNTER', instance: 'patient' }, method: 'hold', args: encodeValue(['k', 800]), timeoutMs: 3_000 });
+      expect(decodeValue((await socket.next((f) => f.id === 'h', 5000)).result as string)).toBe('k');
+    });
   });
 });

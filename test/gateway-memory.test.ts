@@ -1,12 +1,12 @@
 /**
  * What the gateway remembers, and when it must say it forgot: sockets still
  * closing, close events that arrive late, tokens that expire while the client
- * is silent, identities too large to keep, and key servers that are down.
+ * is silent, identities too large to keep, and resends from another epoch.
  */
-import { generateKeyPair, SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { decodeValue, encodeValue } from '../src/protocol/codec.js';
-import { closeFrame, RawSocket, withTestMesh, useTestMesh, waitFor } from './support/mesh.js';
+import { deafen } from './support/deaf-socket.js';
+import { closeFrame, RawSocket, useTestMesh, waitFor } from './support/mesh.js';
 
 const GRACE_MS = 400;
 const suite = useTestMesh({ graceMs: GRACE_MS });
@@ -16,11 +16,6 @@ function open(instance: string, token: string): RawSocket {
   const socket = new RawSocket(suite.mesh.wsUrl(instance), token);
   sockets.push(socket);
   return socket;
-}
-
-/** Stops reading the socket's TCP stream: the gateway's close frame is never seen, so never answered. */
-function deafen(socket: RawSocket): void {
-  (socket.ws as unknown as { _socket: { pause(): void } })._socket.pause();
 }
 
 describe('remembering', () => {
@@ -117,52 +112,5 @@ describe('tokens and identities', () => {
     expect((decodeValue(old.error as string) as Error).name).toBe('OutcomeUnknownError');
     call('lost', epoch as string); // sent under this epoch but never received: safe to run
     expect(decodeValue((await socket.next((f) => f.id === 'lost')).result as string)).toBe(1);
-  });
-});
-
-describe('a node that never answers', () => {
-  it('is given up after callDeadlineMs: the call gets OutcomeUnknownError and its in-flight slot is freed', async () => {
-    await withTestMesh({ env: { CALL_DEADLINE_MS: '300', MAX_IN_FLIGHT: '1' } }, async (slow) => {
-      const socket = new RawSocket(slow.wsUrl('uma.t'), await slow.token('uma'));
-      sockets.push(socket);
-      await socket.ofType('connection_status');
-      socket.send({ type: 'call', id: 'h', to: { binding: 'COUNTER', instance: 'stuck' }, method: 'hold', args: encodeValue(['forever', 60_000]) });
-      const answer = await socket.next((f) => f.id === 'h', 5000);
-      const error = decodeValue(answer.error as string) as Error;
-      expect(error.name).toBe('OutcomeUnknownError');
-      expect((error.cause as Error).message).toMatch(/did not answer within 300 ms/);
-      // The only slot is free again: the next call runs.
-      socket.send({ type: 'call', id: 'n', to: { binding: 'COUNTER', instance: 'stuck' }, method: 'increment', args: encodeValue([1]) });
-      expect(decodeValue((await socket.next((f) => f.id === 'n')).result as string)).toBe(1);
-      // A resend of the given-up call is answered from memory, not run again.
-      socket.send({ type: 'call', id: 'h', to: { binding: 'COUNTER', instance: 'stuck' }, method: 'hold', args: encodeValue(['forever', 60_000]) });
-      await waitFor(() => socket.frames.filter((f) => f.id === 'h').length === 2, 'the remembered answer');
-      socket.send({ type: 'call', id: 'r', to: { binding: 'COUNTER', instance: 'stuck' }, method: 'release', args: encodeValue(['forever']) });
-      await socket.next((f) => f.id === 'r');
-    });
-  });
-});
-
-describe('deadlines', () => {
-  it("the gateway waits at least the caller's own deadline before giving up on the node", async () => {
-    await withTestMesh({ env: { CALL_DEADLINE_MS: '200' } }, async (slow) => {
-      const socket = new RawSocket(slow.wsUrl('walt.t'), await slow.token('walt'));
-      sockets.push(socket);
-      await socket.ofType('connection_status');
-      socket.send({ type: 'call', id: 'h', to: { binding: 'COUNTER', instance: 'patient' }, method: 'hold', args: encodeValue(['k', 800]), timeoutMs: 3_000 });
-      expect(decodeValue((await socket.next((f) => f.id === 'h', 5000)).result as string)).toBe('k');
-    });
-  });
-});
-
-describe('a key server that is down', () => {
-  it('closes with 1011 (retry later), not 4403 (log in again)', async () => {
-    await withTestMesh({ env: { JWKS_URL: 'http://127.0.0.1:9/.well-known/jwks.json' } }, async (down) => {
-      const { privateKey } = await generateKeyPair('RS256');
-      const token = await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject('tara').setExpirationTime('1h').sign(privateKey);
-      const socket = new RawSocket(down.wsUrl('tara.t'), token);
-      sockets.push(socket);
-      expect(await closeFrame(socket, 10_000)).toEqual({ code: 1011, reason: 'Cannot verify tokens now' });
-    });
   });
 });

@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { WS_CLOSE_TOO_MANY_CONNECTIONS } from '../src/protocol/close-codes.js';
+import { deafen } from './support/deaf-socket.js';
 import { closeFrame, RawSocket, useTestMesh, waitFor } from './support/mesh.js';
 
 const MAX_CLOSING = 3;
@@ -16,11 +17,6 @@ function open(instance: string, token: string): RawSocket {
   const socket = new RawSocket(suite.mesh.wsUrl(instance), token);
   sockets.push(socket);
   return socket;
-}
-
-/** Stops reading the socket's TCP stream: the gateway's close frame is never seen, so never answered. */
-function deafen(socket: RawSocket): void {
-  (socket.ws as unknown as { _socket: { pause(): void } })._socket.pause();
 }
 
 describe('superseded sockets that never answer', () => {

@@ -10,9 +10,8 @@
  * Every measurement runs at once on its own mesh, so the whole scenario waits
  * for one eviction (~12 s).
  */
-import { startWorkerd } from '../scripts/workerd.mjs';
-import { EvictionWatcher } from '../scripts/eviction.mjs';
-import { RawWs, SECRET, round, token, within } from './lib.mjs';
+import { EvictionWatcher } from '../../scripts/eviction.mjs';
+import { round, within } from '../lib.mjs';
 
 const FANOUT_SUBSCRIBERS = 10;
 /** The idle client pings this often while the gateway should hibernate (the default is 30 s). */
@@ -21,37 +20,17 @@ const EVICTION_WAIT_MS = 40_000;
 
 const seconds = (ms) => round(ms / 1000, 2);
 
-export async function measureCost({ script, MeshClient, WebSocket }) {
-  const { url, mf, dispose } = await startWorkerd({
-    script,
-    durableObjects: {
-      GATEWAY: 'BenchGateway', BENCH: 'BenchDO', BENCH_BURSTS: 'BenchBurstDO', TOPIC: { className: 'TopicDO', useSQLite: true }, RAW: 'RawEchoDO', HOP: 'RawHopDO', HOP_TARGET: 'RawHopTargetDO',
-    },
-    services: { BENCH_WORKER: 'BenchWorker' },
-    bindings: { JWT_SECRET: SECRET },
-  });
-  const base = `ws://${url.host}`;
+/** Runs on a mesh of its own, after the other scenarios: it waits for evictions, which work elsewhere would delay. */
+export async function cost({ startMesh }) {
+  const mesh = await startMesh({ identityLimiter: false });
   const watcher = EvictionWatcher.forThisProcess();
-  const clients = [];
-  const raws = [];
-  const idOf = async (binding, name) => (await mf.getDurableObjectNamespace(binding)).idFromName(name).toString();
   /** Seconds from `startedAt` until each object leaves memory, and the idle window after `endedAt`. */
   const inMemory = async (objects, startedAt, endedAt) => {
-    const evicted = await Promise.all(objects.map(async ([binding, name]) => watcher.evicted(await idOf(binding, name), EVICTION_WAIT_MS)));
+    const evicted = await Promise.all(objects.map(async ([binding, name]) => watcher.evicted(await mesh.idOf(binding, name), EVICTION_WAIT_MS)));
     return { objects: objects.length, seconds: seconds(evicted.reduce((sum, at) => sum + (at - startedAt), 0)), idleAfterSeconds: seconds(Math.max(...evicted) - endedAt) };
   };
-  const client = async (sub, options = {}) => {
-    const c = new MeshClient({ url: base, accessToken: await token(sub), WebSocket, callTimeoutMs: 30_000, ...options });
-    clients.push(c);
-    await within(c.connect(), 10_000, `connect ${sub}`);
-    return c;
-  };
-  const raw = async (name) => {
-    const socket = new RawWs(`${base}/raw/${name}`);
-    raws.push(socket);
-    await within(socket.opened, 10_000, `raw socket ${name}`);
-    return socket;
-  };
+  const client = (sub, options = {}) => mesh.connect(sub, { callTimeoutMs: 30_000, ...options });
+  const raw = (name) => mesh.rawSocket(name);
 
   try {
     const rawCall = (async () => {
@@ -121,22 +100,6 @@ export async function measureCost({ script, MeshClient, WebSocket }) {
       },
     };
   } finally {
-    for (const c of clients) c.disconnect();
-    for (const s of raws) s.terminate();
-    await dispose();
+    await mesh.dispose();
   }
-}
-
-/** Table rows for bench/run.mjs: [metric, meshgate, raw]. */
-export function costRows(s) {
-  const { measured: m, baseline: b } = s;
-  return [
-    ['in-memory s / isolated call (gateway + node)', m.call.seconds, b.call.seconds],
-    ['billable s / isolated call', m.call.billableSeconds, b.call.billableSeconds],
-    [`in-memory s / fan-out to ${m.fanOut.subscribers} (topic + gateways)`, m.fanOut.seconds, b.fanOut.seconds],
-    [`billable s / fan-out to ${m.fanOut.subscribers}`, m.fanOut.billableSeconds, b.fanOut.billableSeconds],
-    ['in-memory s / idle connection-hour', m.idleConnection.seconds, b.idleConnection.seconds],
-    ['billable s / idle connection-hour', m.idleConnection.billableSeconds, b.idleConnection.billableSeconds],
-    ['idle window before eviction, s', s.idleWindowSeconds, s.idleWindowSeconds],
-  ];
 }

@@ -1,0 +1,83 @@
+/** Timing loops shared by the scenarios: each bounded in count and in time. */
+import { PAYLOAD, RAW_MESSAGE } from './harness.mjs';
+import { bounded, cpuMs, now, rssBytes, sleep } from './lib.mjs';
+
+/** Latencies (ms) of `count` sequential round trips, at most `maxMs` in all. */
+export async function sequential(count, maxMs, roundTrip) {
+  const samples = [];
+  await bounded(count, maxMs, async () => {
+    const t = now();
+    await roundTrip();
+    samples.push(now() - t);
+  });
+  return samples;
+}
+
+export const rawSequential = (raw, count, maxMs) => sequential(count, maxMs, () => raw.request(RAW_MESSAGE));
+export const meshSequential = (stub, count, maxMs) => sequential(count, maxMs, () => stub.echo(PAYLOAD));
+
+/** Echo messages per second with `inFlight` outstanding on one raw socket. */
+export function rawThroughput(raw, total, inFlight, maxMs) {
+  return new Promise((resolve) => {
+    const t = now();
+    const end = t + maxMs;
+    let sent = 0;
+    let done = 0;
+    raw.onText = () => {
+      done++;
+      if (sent < total && now() < end) {
+        sent++;
+        raw.send(RAW_MESSAGE);
+      } else if (done === sent) {
+        raw.onText = undefined;
+        resolve({ perSecond: done / ((now() - t) / 1000), count: done });
+      }
+    };
+    for (; sent < inFlight; sent++) raw.send(RAW_MESSAGE);
+  });
+}
+
+/** Calls per second with `inFlight` outstanding from one client. */
+export async function meshThroughput(stub, total, inFlight, maxMs) {
+  const t = now();
+  const end = t + maxMs;
+  let sent = 0;
+  let done = 0;
+  await Promise.all(Array.from({ length: inFlight }, async () => {
+    while (sent < total && now() < end) {
+      sent++;
+      await stub.echo(PAYLOAD);
+      done++;
+    }
+  }));
+  return { perSecond: done / ((now() - t) / 1000), count: done };
+}
+
+/**
+ * workerd CPU milliseconds spent per side: `timed(side, run)` adds what `run` cost the process `pid`
+ * and returns its result, so sides run in alternating blocks each get their own share.
+ */
+export function cpuLedger(pid) {
+  const spent = {};
+  return {
+    spent,
+    async timed(side, run) {
+      const c0 = cpuMs(pid);
+      const result = await run();
+      spent[side] = (spent[side] ?? 0) + cpuMs(pid) - c0;
+      return result;
+    },
+  };
+}
+
+/** Waits for RSS to settle (two readings within 1%), bounded; returns bytes. */
+export async function settledRss(pid) {
+  let last = rssBytes(pid);
+  for (let i = 0; i < 10; i++) {
+    await sleep(300);
+    const next = rssBytes(pid);
+    if (Math.abs(next - last) < last * 0.01) return next;
+    last = next;
+  }
+  return last;
+}

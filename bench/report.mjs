@@ -1,0 +1,110 @@
+/**
+ * The table `npm run bench` prints: one row per figure, meshgate beside the raw
+ * echo and, for calls, the RPC-hop floor. Reads only the entries the scenarios
+ * returned, so it can format any latest.json.
+ */
+import { ratio, round } from './lib.mjs';
+
+const fmt = (x) => (x === null || x === undefined ? '—' : typeof x === 'number' ? (Math.abs(x) >= 1000 ? Math.round(x).toLocaleString('en-US') : String(round(x, 2))) : String(x));
+const times = (r) => (r === null || r === undefined ? '—' : `${r}×`);
+
+const percentiles = (s, row) => {
+  const { measured: m, baseline: b } = s;
+  for (const p of ['p50', 'p90', 'p99']) row(`${p} ms`, m[p], b[p], ratio(m[p], b[p]), p === 'p50' ? m.n : null, s.baselineHop?.[p]);
+};
+
+/** Rows `[metric, meshgate, raw]` of the cost entry, each of them per object-seconds. */
+function costRows({ measured: m, baseline: b, idleWindowSeconds }) {
+  return [
+    ['in-memory s / isolated call (gateway + node)', m.call.seconds, b.call.seconds],
+    ['billable s / isolated call', m.call.billableSeconds, b.call.billableSeconds],
+    [`in-memory s / fan-out to ${m.fanOut.subscribers} (topic + gateways)`, m.fanOut.seconds, b.fanOut.seconds],
+    [`billable s / fan-out to ${m.fanOut.subscribers}`, m.fanOut.billableSeconds, b.fanOut.billableSeconds],
+    ['in-memory s / idle connection-hour', m.idleConnection.seconds, b.idleConnection.seconds],
+    ['billable s / idle connection-hour', m.idleConnection.billableSeconds, b.idleConnection.billableSeconds],
+    ['idle window before eviction, s', idleWindowSeconds, idleWindowSeconds],
+  ];
+}
+
+/** The rows of `fanout_N` and `notify_N`: `total` is everyone answered, or the publish returned. */
+const fanoutRows = (totalLabel) => (s, row) => {
+  const { measured: m, baseline: b } = s;
+  row(`${totalLabel} p50 ms`, m.total.p50, b?.total.p50, s.ratio?.total_p50, m.total.n);
+  row(`${totalLabel} p99 ms`, m.total.p99, b?.total.p99, ratio(m.total.p99, b?.total.p99), null);
+  row('per client p50 ms', m.perClient.p50, b?.perClient.p50, s.ratio?.perClient_p50, m.perClient.n);
+  row('per client p99 ms', m.perClient.p99, b?.perClient.p99, s.ratio?.perClient_p99, null);
+};
+
+/** How each kind of entry becomes rows: `row(metric, meshgate, raw, ratio, n, hop)`. */
+const ROWS = {
+  roundtrip(s, row) {
+    const { measured: m, baseline: b, baselineHop: h } = s;
+    percentiles(s, row);
+    row('workerd CPU µs / call', m.workerdCpuUsPerCall, b.workerdCpuUsPerCall, ratio(m.workerdCpuUsPerCall, b.workerdCpuUsPerCall), null, h.workerdCpuUsPerCall);
+  },
+  percentiles,
+  throughput(s, row) {
+    const { measured: m, baseline: b, baselineHop: h } = s;
+    const cpu = (x) => [x.workerdCpuUsPerCall, b.workerdCpuUsPerCall, ratio(x.workerdCpuUsPerCall, b.workerdCpuUsPerCall), null, h.workerdCpuUsPerCall];
+    row('per second, 64 in flight (to a DO)', m.perSecond, b.perSecond, s.ratio.perSecond, s.samples.measured, h.perSecond);
+    row('workerd CPU µs / call (to a DO)', ...cpu(m));
+    row('per second, 64 in flight (DO with bursts)', m.toBurstDO.perSecond, b.perSecond, ratio(m.toBurstDO.perSecond, b.perSecond), null, h.perSecond);
+    row('workerd CPU µs / call (DO with bursts)', ...cpu(m.toBurstDO));
+    row('per second, 64 in flight (to a Worker)', m.toWorker.perSecond, b.perSecond, ratio(m.toWorker.perSecond, b.perSecond), null, h.perSecond);
+    row('workerd CPU µs / call (to a Worker)', ...cpu(m.toWorker));
+  },
+  supersede(s, row) {
+    const { measured: m, baseline: b } = s;
+    row('open → old 4409 close p50 ms', m.closeAfterOpen.p50, null, null, m.closeAfterOpen.n);
+    row('open → old 4409 close p99 ms', m.closeAfterOpen.p99, null, null, null);
+    row('open → call on new socket p50 ms', m.followedCallAfterOpen.p50, null, null, null);
+    row('open → call on new socket p99 ms', m.followedCallAfterOpen.p99, null, null, null);
+    row('connect → old 4409 close p50 ms', m.closeAfterConnect.p50, null, null, null);
+    row('connect → call on new socket p50 ms', m.followedCallAfterConnect.p50, null, null, null);
+    row('connect → open p50 ms', m.connectToOpen.p50, b.p50, s.ratio.connectToOpen_p50, null);
+    row('connect → open p99 ms', m.connectToOpen.p99, b.p99, s.ratio.connectToOpen_p99, null);
+  },
+  clients(s, row) {
+    const { measured: m, baseline: b } = s;
+    row('RSS bytes / idle connection', m.bytesPerConnection, b.bytesPerConnection, s.ratio.bytesPerConnection, s.samples.connections);
+    if (m.callLatency) {
+      row(`${s.samples.connections}×10 calls total ms`, m.callsTotalMs, b.callsTotalMs, s.ratio.callsTotalMs, m.callLatency.n);
+      row(`${s.samples.connections}×10 calls p99 ms`, m.callLatency.p99, b.callLatency?.p99, s.ratio.p99, null);
+    }
+  },
+  cost(s, row) {
+    for (const [metric, mesh, raw] of costRows(s)) row(metric, mesh, raw, ratio(mesh, raw), null);
+  },
+  fanout: fanoutRows('all answered'),
+  notify: fanoutRows('publish returned'),
+};
+
+/** Which formatter an entry's scenario name takes: `roundtrip_deflate` as `roundtrip`, `fanout_500` as `fanout`. */
+const KIND = { to_client: 'percentiles', reconnect: 'percentiles' };
+const kindOf = (name) => KIND[name] ?? name.split('_')[0];
+
+/** The printed report of one run's output (what latest.json holds), as lines. */
+export function report(output) {
+  const { machine, versions, scenarios } = output;
+  const rows = [];
+  for (const s of scenarios) {
+    if (s.error || s.skipped) {
+      rows.push([s.scenario, s.error ? `ERROR: ${s.error}` : `skipped: ${s.skipped}`, '', '', '', '', '']);
+      continue;
+    }
+    const row = (metric, measured, baseline, r, count, hop = null) =>
+      rows.push([s.scenario, metric, fmt(measured), fmt(baseline), times(r), fmt(hop), fmt(count)]);
+    ROWS[kindOf(s.scenario)]?.(s, row);
+  }
+  const header = ['scenario', 'metric', 'meshgate', 'raw echo', 'ratio', 'RPC-hop floor', 'n'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells) => cells.map((c, i) => (i >= 2 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ');
+  return [
+    '',
+    `meshgate bench — node ${versions.node}, workerd ${versions.workerd}, ${versions.codec}, ${machine.cpus} × ${machine.cpuModel}`,
+    `(no permessage-deflate unless the scenario says _deflate; ratio = meshgate / raw echo; load average ${machine.loadAverage.start[0]} → ${machine.loadAverage.end[0]})`,
+    line(header),
+    widths.map((w) => '─'.repeat(w)).join('  '),
+    ...rows.map(line),
+  ];
+}
