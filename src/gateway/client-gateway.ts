@@ -18,11 +18,12 @@ import {
   WS_CLOSE_TOO_MANY_CONNECTIONS,
 } from '../protocol/close-codes.js';
 import { decodeClientFrame, encodeFrame, type FrameError, type CallFrame, type CallTarget, type IncomingCallResponseFrame, type Origin } from '../protocol/frames.js';
-import { HEARTBEAT_PING, HEARTBEAT_PONG, isDurationMs, PROTOCOL_VERSION } from '../protocol/limits.js';
+import { isDurationMs } from '../protocol/limits.js';
+import { HEARTBEAT_PING, HEARTBEAT_PONG, PROTOCOL_VERSION } from '../protocol/wire.js';
 import { encodeError } from '../protocol/codec.js';
 import { AnswerMemory } from '../protocol/answer-memory.js';
 import type { CallContext, ClientCallEnvelope, MeshResult, NotifyResult } from '../node/envelope.js';
-import { callNode, callNodeBatch, resolveTarget, type NodeStub } from '../node/targets.js';
+import { callNode, callNodeBurst, resolveTarget, type NodeStub } from '../node/targets.js';
 import { configuredMs, defaultGatewayConfig, type GatewayConfig } from './config.js';
 import { readIdentity, type VerifiedIdentity } from './identity.js';
 import { isUpgrade, refuseUpgrade, upgradeResponse } from './upgrade.js';
@@ -385,7 +386,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   /**
    * Sends a burst in arrival order, all RPCs issued in one turn. Calls to the
    * same Worker, or to a Durable Object that accepts bursts, share one RPC
-   * (results come back as they complete, see dispatchBatch); any other
+   * (results come back as they complete, see dispatchBurst); any other
    * Durable Object gets one RPC per call, so its input gate keeps one call's
    * storage reads and writes from interleaving with another's. A call whose
    * hook is async goes on its own once the hook is done.
@@ -458,7 +459,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     const to = group[0]![1].to;
     try {
       const envelopes = group.map(([, frame, context]) => ({ target: frame.to, method: frame.method, args: frame.args, context, deadlineMs: this.#deadlineFor(frame) }));
-      const accepted = await callNodeBatch(this.#stub(to), envelopes, (results) => {
+      const accepted = await callNodeBurst(this.#stub(to), envelopes, (results) => {
         for (const [index, result] of results) finish(index, result);
       });
       // Only an explicit false is a refusal: a node of an earlier meshgate version answers undefined after running the burst.

@@ -1,6 +1,6 @@
 /** Sending and closing on a socket that may already be gone. */
 import { WS_CLOSE_NORMAL } from '../protocol/close-codes.js';
-import { closeReason } from './upgrade.js';
+import { closeReason } from '../upgrade/responses.js';
 
 export const OPEN = 1;
 

@@ -1,7 +1,7 @@
 /** Runs incoming mesh calls on a node: allowlist check, decode, context, encode. */
 import { decodeValue, encodeError, encodeValue } from '../protocol/codec.js';
 import { describeUntrusted, MethodNotExposedError, OutcomeUnknownError, ProtocolError } from '../protocol/errors.js';
-import { MAX_BURST_PART_SIZE } from '../protocol/limits.js';
+import { MAX_BURST_PART_SIZE } from '../protocol/wire.js';
 import { resolveValueBounds, type ValueBounds } from '../protocol/value-bounds.js';
 import { runWithContext } from './context.js';
 import type { MeshEnvelope, MeshResult } from './envelope.js';
@@ -46,7 +46,7 @@ async function withinDeadline(running: unknown, method: string, deadlineMs: numb
 }
 
 /** Receives results of a batch, several at once when they complete together; an RPC stub of a gateway function. */
-export type BatchDelivery = (results: Array<[index: number, result: MeshResult]>) => unknown;
+export type BurstDelivery = (results: Array<[index: number, result: MeshResult]>) => unknown;
 
 /**
  * Hands results back as they complete — a slow call never holds up the fast
@@ -59,9 +59,9 @@ class ResultDelivery {
   #ready: Array<[number, MeshResult]> = [];
   #readySize = 0;
   readonly #deliveries: unknown[] = [];
-  readonly #deliver: BatchDelivery;
+  readonly #deliver: BurstDelivery;
 
-  constructor(deliver: BatchDelivery) {
+  constructor(deliver: BurstDelivery) {
     this.#deliver = deliver;
   }
 
@@ -102,7 +102,7 @@ class ResultDelivery {
  * gate cannot keep them apart: only Workers and Durable Objects that opt in
  * (acceptsCallBursts) receive bursts.
  */
-export async function dispatchBatch(node: object, envelopes: MeshEnvelope[], deliver: BatchDelivery): Promise<void> {
+export async function dispatchBurst(node: object, envelopes: MeshEnvelope[], deliver: BurstDelivery): Promise<void> {
   const results = new ResultDelivery(deliver);
   await Promise.all(envelopes.map(async (envelope, index) => results.add(index, await dispatchCall(node, envelope))));
   await results.finish();

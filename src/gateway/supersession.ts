@@ -1,0 +1,76 @@
+/**
+ * The supersession contract, as pure functions of what the gateway can see:
+ * its sockets (each open, or closing: closed by either side but still listed
+ * by `ctx.getWebSockets()`) and whether the grace alarm is pending. Nothing
+ * here touches a socket, the storage or a clock; ClientGateway carries out
+ * the decisions. See docs/gateway.md for the whole story.
+ *
+ * The gateway's state is derived, never stored:
+ *
+ * | open socket | grace alarm | state          | a mesh call to the client…               |
+ * |-------------|-------------|----------------|------------------------------------------|
+ * | yes         | any         | `connected`    | is forwarded now                         |
+ * | no          | pending     | `gracePeriod`  | waits for the reconnect, up to the alarm |
+ * | no          | none        | `disconnected` | fails with `ClientDisconnectedError`     |
+ *
+ * A new upgrade (`admitUpgrade`):
+ *
+ * | closing sockets       | open socket | grace alarm | decision                                               | subscriptionRequired |
+ * |-----------------------|-------------|-------------|--------------------------------------------------------|----------------------|
+ * | ≥ maxClosingSockets   | any         | any         | refused with 4429, nothing changes                     | —                    |
+ * | fewer                 | yes         | any         | every socket superseded (4409), the new one accepted   | false                |
+ * | fewer                 | no          | pending     | every socket superseded, accepted, grace period ended  | false                |
+ * | fewer                 | no          | none        | every socket superseded, accepted, memory forgotten    | true                 |
+ *
+ * A socket ends (`startsGracePeriod`); the client's close code never counts:
+ *
+ * | how it ended                                            | starts the grace period |
+ * |---------------------------------------------------------|-------------------------|
+ * | `superseded`: a newer socket took its place             | no                      |
+ * | `refused`: the gateway closed it (1008, 1009, 4401)     | unless another is open  |
+ * | `lost`: its close or error event (client or network)    | unless another is open  |
+ * | `echo`: that event, for a socket the gateway had closed | no (decided at the close) |
+ */
+
+export type GatewayState = 'connected' | 'gracePeriod' | 'disconnected';
+
+export function gatewayState(openSocket: boolean, graceAlarm: boolean): GatewayState {
+  if (openSocket) return 'connected';
+  return graceAlarm ? 'gracePeriod' : 'disconnected';
+}
+
+/** One socket as the gateway sees it: `open` is OPEN and not closed by the gateway (a closed one may still read OPEN after hibernation). */
+export interface SocketView<S> {
+  socket: S;
+  open: boolean;
+}
+
+export type UpgradeDecision<S> =
+  | { accept: false; closing: number }
+  | {
+    accept: true;
+    /** every existing socket, closed with 4409; the open ones are told in band first */
+    supersede: S[];
+    /** false: the gateway still remembers this client (answers, notifications, subscriptions) */
+    subscriptionRequired: boolean;
+    /** the grace alarm was pending: delete it and what it kept in storage */
+    endGracePeriod: boolean;
+  };
+
+export function admitUpgrade<S>(sockets: readonly SocketView<S>[], graceAlarm: boolean, maxClosingSockets: number): UpgradeDecision<S> {
+  // Closed sockets whose client never answers stay until their TCP connection ends: workerd cannot drop them.
+  const closing = sockets.filter((view) => !view.open).length;
+  if (closing >= maxClosingSockets) return { accept: false, closing };
+  // A closing socket does not count as remembering: it may linger long after the gateway let the client go.
+  const remembered = gatewayState(sockets.some((view) => view.open), graceAlarm) !== 'disconnected';
+  return { accept: true, supersede: sockets.map((view) => view.socket), subscriptionRequired: !remembered, endGracePeriod: graceAlarm };
+}
+
+export type SocketEnd = 'superseded' | 'refused' | 'lost' | 'echo';
+
+const STARTS_GRACE: Record<SocketEnd, boolean> = { superseded: false, refused: true, lost: true, echo: false };
+
+/** `othersOpen`: another socket is open (then the client is still connected). */
+export function startsGracePeriod(end: SocketEnd, othersOpen: boolean): boolean {
+  return STARTS_GRACE[end] && !othersOpen;
+}
