@@ -172,7 +172,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     return (await this.#state()) !== 'disconnected';
   }
 
-  /** The client is not remembered: what it was owed dies with the memory. */
+  /** The client must subscribe again (subscriptionRequired): what the gateway held for it goes. */
   #forget(): void {
     this.#toMesh.answers.clear();
     this.#toClient.notifications.clear();

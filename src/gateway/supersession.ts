@@ -20,7 +20,7 @@
  * | ≥ maxClosingSockets   | any         | any         | refused with 4429, nothing changes                     | —                    |
  * | fewer                 | yes         | any         | every socket superseded (4409), the new one accepted   | false                |
  * | fewer                 | no          | pending     | every socket superseded, accepted, grace period ended  | false                |
- * | fewer                 | no          | none        | every socket superseded, accepted, memory forgotten    | true                 |
+ * | fewer                 | no          | none        | every socket superseded, accepted, answers dropped     | true                 |
  *
  * A socket ends (`startsGracePeriod`); the client's close code never counts:
  *
@@ -51,7 +51,7 @@ export type UpgradeDecision<S> =
     accept: true;
     /** every existing socket, closed with 4409; the open ones are told in band first */
     supersede: S[];
-    /** false: the gateway still remembers this client (answers, notifications, subscriptions) */
+    /** false: the gateway still holds the client's session (remembered answers, notifications, subscriptions); true: it starts afresh */
     subscriptionRequired: boolean;
     /** the grace alarm was pending: delete it and what it kept in storage */
     endGracePeriod: boolean;
@@ -61,9 +61,9 @@ export function admitUpgrade<S>(sockets: readonly SocketView<S>[], graceAlarm: b
   // Closed sockets whose client never answers stay until their TCP connection ends: workerd cannot drop them.
   const closing = sockets.filter((view) => !view.open).length;
   if (closing >= maxClosingSockets) return { accept: false, closing };
-  // A closing socket does not count as remembering: it may linger long after the gateway let the client go.
-  const remembered = gatewayState(sockets.some((view) => view.open), graceAlarm) !== 'disconnected';
-  return { accept: true, supersede: sockets.map((view) => view.socket), subscriptionRequired: !remembered, endGracePeriod: graceAlarm };
+  // A closing socket does not count: it may linger long after the gateway let the client go.
+  const subscriptionRequired = gatewayState(sockets.some((view) => view.open), graceAlarm) === 'disconnected';
+  return { accept: true, supersede: sockets.map((view) => view.socket), subscriptionRequired, endGracePeriod: graceAlarm };
 }
 
 export type SocketEnd = 'superseded' | 'refused' | 'lost' | 'echo';

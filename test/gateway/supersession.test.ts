@@ -22,20 +22,20 @@ describe('gatewayState: derived from the open socket and the grace alarm', () =>
   });
 });
 
-describe('admitUpgrade: who is superseded, and whether the client is remembered', () => {
+describe('admitUpgrade: who is superseded, and and whether subscriptionRequired', () => {
   type Case = [name: string, sockets: Array<{ socket: string; open: boolean }>, graceAlarm: boolean, decision: UpgradeDecision<string>];
   const cases: Case[] = [
     ['fresh: no socket, no alarm', [], false,
       { accept: true, supersede: [], subscriptionRequired: true, endGracePeriod: false }],
-    ['a live socket is superseded; the client is remembered', [open('a')], false,
+    ['a live socket is superseded; no subscription required', [open('a')], false,
       { accept: true, supersede: ['a'], subscriptionRequired: false, endGracePeriod: false }],
-    ['a reconnect inside the grace period ends it; the client is remembered', [], true,
+    ['a reconnect inside the grace period ends it; no subscription required', [], true,
       { accept: true, supersede: [], subscriptionRequired: false, endGracePeriod: true }],
     ['a live socket during a pending alarm (a storm): superseded, alarm ended', [open('a')], true,
       { accept: true, supersede: ['a'], subscriptionRequired: false, endGracePeriod: true }],
-    ['only closing sockets, no alarm: closed again, the client is forgotten', [closing('a'), closing('b')], false,
+    ['only closing sockets, no alarm: closed again; subscription required', [closing('a'), closing('b')], false,
       { accept: true, supersede: ['a', 'b'], subscriptionRequired: true, endGracePeriod: false }],
-    ['closing sockets during the grace period: remembered by the alarm', [closing('a')], true,
+    ['closing sockets during the grace period: the alarm keeps the session', [closing('a')], true,
       { accept: true, supersede: ['a'], subscriptionRequired: false, endGracePeriod: true }],
     ['every socket is superseded, open or closing, in order', [closing('a'), open('b'), closing('c')], false,
       { accept: true, supersede: ['a', 'b', 'c'], subscriptionRequired: false, endGracePeriod: false }],
