@@ -23,8 +23,8 @@ function deafen(socket: RawSocket): void {
   (socket.ws as unknown as { _socket: { pause(): void } })._socket.pause();
 }
 
-describe('remembering', () => {
-  it('a superseded socket that never answers its close does not make the gateway "remember" the client after the grace period', async () => {
+describe('subscriptionRequired and the epoch', () => {
+  it('a superseded socket that never answers its close does not spare the client subscriptionRequired: true after the grace period', async () => {
     const token = await suite.mesh.token('nina');
     const a = open('nina.t', token);
     await a.ofType('connection_status');
