@@ -45,7 +45,7 @@ async function withinDeadline(running: unknown, method: string, deadlineMs: numb
   }
 }
 
-/** Receives results of a batch, several at once when they complete together; an RPC stub of a gateway function. */
+/** Receives results of a burst, several at once when they complete together; an RPC stub of a gateway function. */
 export type BurstDelivery = (results: Array<[index: number, result: MeshResult]>) => unknown;
 
 /**
