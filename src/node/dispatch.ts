@@ -1,5 +1,6 @@
 /** Runs incoming mesh calls on a node: allowlist check, decode, context, encode. */
-import { decodeValue, encodeError, encodeValue } from '../protocol/codec.js';
+import { decodeValue, encodeValue } from '../protocol/codec.js';
+import { failure } from '../protocol/failure.js';
 import { describeUntrusted, MethodNotExposedError, OutcomeUnknownError, ProtocolError } from '../protocol/errors.js';
 import { MAX_BURST_PART_SIZE } from '../protocol/wire.js';
 import { resolveValueBounds, type ValueBounds } from '../protocol/value-bounds.js';
@@ -14,7 +15,7 @@ export function valueBoundsOf(node: object): ValueBounds {
 
 export async function dispatchCall(node: object, envelope: MeshEnvelope): Promise<MeshResult> {
   const method = findExposedMethod(node, envelope.method);
-  if (!method) return { ok: false, error: encodeError(new MethodNotExposedError(envelope.method, node.constructor?.name ?? 'the target')) };
+  if (!method) return failure(new MethodNotExposedError(envelope.method, node.constructor?.name ?? 'the target'));
   try {
     const args = decodeValue(envelope.args, valueBoundsOf(node), `the arguments of "${envelope.method}"`);
     if (!Array.isArray(args)) throw new ProtocolError('Call arguments must encode an array.', 'bad_payload');
@@ -22,7 +23,7 @@ export async function dispatchCall(node: object, envelope: MeshEnvelope): Promis
     const result = envelope.deadlineMs === undefined ? await running : await withinDeadline(running, envelope.method, envelope.deadlineMs);
     return { ok: true, result: encodeValue(result) };
   } catch (error) {
-    return { ok: false, error: encodeError(error) };
+    return failure(error);
   }
 }
 
