@@ -159,9 +159,10 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     return (await this.#state()) !== 'disconnected';
   }
 
+  /** The derived state (supersession.ts); the alarm is read only when no socket is open, where it decides. */
   async #state(): Promise<GatewayState> {
-    if (this.#sockets.active()) return 'connected';
-    return gatewayState(false, (await this.ctx.storage.getAlarm()) !== null);
+    const open = this.#sockets.active() !== undefined;
+    return gatewayState(open, !open && (await this.ctx.storage.getAlarm()) !== null);
   }
 
   /** For mesh → client calls: a socket whose token expired is closed first, so the call waits for the refreshed reconnect. */
