@@ -1,5 +1,5 @@
 /**
- * Hostile input on real workerd: the bad-input catalogue of issue 7 (each
+ * Hostile input on real workerd: the bad-input catalogue of docs/security.md (each
  * frame gets its documented answer and the connection keeps working), no
  * prototype pollution on either side, answers to incoming calls that are not
  * waiting, and the trust boundary (internal headers, issuer / audience,
