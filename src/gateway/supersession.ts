@@ -19,17 +19,27 @@
  * |-----------------------|-------------|-------------|--------------------------------------------------------|----------------------|
  * | ≥ maxClosingSockets   | any         | any         | refused with 4429, nothing changes                     | —                    |
  * | fewer                 | yes         | any         | every socket superseded (4409), the new one accepted   | false                |
- * | fewer                 | no          | pending     | every socket superseded, accepted, grace period ended  | false                |
- * | fewer                 | no          | none        | every socket superseded, accepted, answers dropped     | true                 |
+ * | fewer                 | no          | pending     | every socket superseded, the new one accepted          | false                |
+ * | fewer                 | no          | none        | every socket superseded, the new one accepted          | true                 |
+ *
+ * An accepted upgrade ends a pending grace alarm (`endGracePeriod`); with
+ * `subscriptionRequired` the remembered answers and notifications are dropped.
+ *
+ * The gateway supersedes before it accepts, with no await between this
+ * decision and the accept, so any storm of upgrades leaves one open socket.
+ * An open socket superseded is first sent a `superseded` frame: its close
+ * event can come tens of seconds late.
  *
  * A socket ends (`startsGracePeriod`); the client's close code never counts:
  *
- * | how it ended                                            | starts the grace period |
- * |---------------------------------------------------------|-------------------------|
- * | `superseded`: a newer socket took its place             | no                      |
- * | `refused`: the gateway closed it (1008, 1009, 4401)     | unless another is open  |
- * | `lost`: its close or error event (client or network)    | unless another is open  |
+ * | how it ended                                            | starts the grace period   |
+ * |---------------------------------------------------------|---------------------------|
+ * | `refused`: the gateway closed it (1008, 1009, 4401)     | unless another is open    |
+ * | `lost`: its close or error event (client or network)    | unless another is open    |
  * | `echo`: that event, for a socket the gateway had closed | no (decided at the close) |
+ *
+ * A superseded socket starts nothing: the new socket is open, and its close
+ * event, when it comes, is an `echo`.
  */
 
 export type GatewayState = 'connected' | 'gracePeriod' | 'disconnected';
@@ -66,9 +76,9 @@ export function admitUpgrade<S>(sockets: readonly SocketView<S>[], graceAlarm: b
   return { accept: true, supersede: sockets.map((view) => view.socket), subscriptionRequired, endGracePeriod: graceAlarm };
 }
 
-export type SocketEnd = 'superseded' | 'refused' | 'lost' | 'echo';
+export type SocketEnd = 'refused' | 'lost' | 'echo';
 
-const STARTS_GRACE: Record<SocketEnd, boolean> = { superseded: false, refused: true, lost: true, echo: false };
+const STARTS_GRACE: Record<SocketEnd, boolean> = { refused: true, lost: true, echo: false };
 
 /** `othersOpen`: another socket is open (then the client is still connected). */
 export function startsGracePeriod(end: SocketEnd, othersOpen: boolean): boolean {

@@ -55,8 +55,6 @@ describe('admitUpgrade: who is superseded, and and whether subscriptionRequired'
 
 describe('startsGracePeriod: the gateway decides from its own state, never the close code', () => {
   const cases: Array<[end: SocketEnd, othersOpen: boolean, starts: boolean]> = [
-    ['superseded', false, false],
-    ['superseded', true, false],
     ['refused', false, true],
     ['refused', true, false],
     ['lost', false, true],
