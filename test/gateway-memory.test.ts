@@ -18,8 +18,8 @@ function open(instance: string, token: string): RawSocket {
   return socket;
 }
 
-describe('remembering', () => {
-  it('a superseded socket that never answers its close does not make the gateway "remember" the client after the grace period', async () => {
+describe('subscriptionRequired and the epoch', () => {
+  it('a superseded socket that never answers its close does not spare the client subscriptionRequired: true after the grace period', async () => {
     const token = await suite.mesh.token('nina');
     const a = open('nina.t', token);
     await a.ofType('connection_status');

@@ -11,6 +11,7 @@ import { MeshClient } from '../src/client/index.js';
 import { decodeValue, encodeValue } from '../src/protocol/codec.js';
 import { ClientTimeoutError, ProtocolError } from '../src/protocol/errors.js';
 import { DEFAULTS } from '../src/protocol/limits.js';
+import { MAX_STATE_DEPTH } from '../src/protocol/wire.js';
 import { FakeSocket } from './support/fake-socket.js';
 import { RawSocket, callOver, callResponse, closeFrame, sendCall, useTestMesh } from './support/mesh.js';
 
@@ -119,7 +120,7 @@ describe('a call with a usable id but a bad field is answered as a call, so the 
     ['state as an array', { state: ['a'] }, 'state'],
     ['state as a string', { state: 'admin' }, 'state'],
     ['state as null', { state: null }, 'state'],
-    [`state nested deeper than ${DEFAULTS.maxStateDepth}`, { state: JSON.parse(deepJson(DEFAULTS.maxStateDepth + 1)) }, 'state'],
+    [`state nested deeper than ${MAX_STATE_DEPTH}`, { state: JSON.parse(deepJson(MAX_STATE_DEPTH + 1)) }, 'state'],
   ];
 
   it.each(cases)('%s → call_response ProtocolError bad_field', async (_name, fields, field) => {
@@ -143,9 +144,9 @@ describe('a call with a usable id but a bad field is answered as a call, so the 
     await stillWorks(sock, 1);
   });
 
-  it(`state exactly ${DEFAULTS.maxStateDepth} levels deep is accepted and reaches the callee`, async () => {
+  it(`state exactly ${MAX_STATE_DEPTH} levels deep is accepted and reaches the callee`, async () => {
     const { sock } = await connect();
-    const state = JSON.parse(deepJson(DEFAULTS.maxStateDepth, '"leaf"'));
+    const state = JSON.parse(deepJson(MAX_STATE_DEPTH, '"leaf"'));
     const { ok, value } = await callOver(sock, counter('deep-ok'), 'whoCalled', [], { state });
     expect(ok).toBe(true);
     expect(value.state).toEqual(state);

@@ -21,7 +21,7 @@ describe('Subscriptions on workerd', () => {
 
     const before = await topic.boot();
     await expect(topic.restart()).rejects.toThrow(/test restart/); // the aborted call fails with the abort reason
-    // Read through another client's gateway: ann's gateway still holds the stub the restart broke.
+    // Read through another client's gateway: ann's gateway still holds the stub the restart broke, and this reads the topic's storage, not stub recovery.
     const bob = await client('bob');
     const fresh = bob.node<Topic>('TOPIC', 'lists');
     expect(await fresh.boot()).not.toBe(before);

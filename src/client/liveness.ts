@@ -4,7 +4,7 @@
  * without a pong in time means the socket is dead, even if no close event
  * ever comes (a half-open TCP connection on a mobile network).
  */
-import { HEARTBEAT_PING } from '../protocol/limits.js';
+import { HEARTBEAT_PING } from '../protocol/wire.js';
 import type { SocketLike } from './socket.js';
 
 export interface LivenessOptions {

@@ -8,7 +8,8 @@
  */
 import { ClientClosedError, OutcomeUnknownError } from '../protocol/errors.js';
 import { decodeServerFrame, type CallTarget, type ServerFrame } from '../protocol/frames.js';
-import { DEFAULTS, DEFAULT_GATEWAY_BINDING, HEARTBEAT_PONG, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../protocol/limits.js';
+import { DEFAULTS, DEFAULT_GATEWAY_BINDING } from '../protocol/limits.js';
+import { HEARTBEAT_PONG, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../protocol/wire.js';
 import { createStub, type Stub } from '../protocol/stub.js';
 import { backoffDelay } from './backoff.js';
 import {

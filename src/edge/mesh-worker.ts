@@ -5,13 +5,14 @@
  * — only for bindings configured as gateways.
  */
 import { WS_CLOSE_FORBIDDEN, WS_CLOSE_NO_TOKEN, WS_CLOSE_UNSUPPORTED_PROTOCOL } from '../protocol/close-codes.js';
-import { DEFAULT_GATEWAY_BINDING, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../protocol/limits.js';
+import { DEFAULT_GATEWAY_BINDING } from '../protocol/limits.js';
+import { SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../protocol/wire.js';
 import { admitIdentity, type IdentityLimitOptions } from '../identities/admission.js';
-import { IDENTITY_HEADER, INTERNAL_HEADER_PREFIX, type VerifiedIdentity } from '../gateway/identity.js';
-import { isUpgrade, offeredSubprotocols, refuseUpgrade } from '../gateway/upgrade.js';
+import { IDENTITY_HEADER, INTERNAL_HEADER_PREFIX, type VerifiedIdentity } from '../upgrade/identity.js';
+import { isUpgrade, offeredSubprotocols, refuseUpgrade } from '../upgrade/responses.js';
 import { AuthFailure, verifyAccessToken, weakSecretProblem, type AuthOptions } from './auth.js';
 import { DEV_TOKEN_PATH, issueDevToken } from './dev-token.js';
-import { isNamespace, type Namespace } from '../node/targets.js';
+import { isNamespace, type Namespace } from '../bindings/kinds.js';
 import { contextStorage } from '../node/context.js';
 import { CorsPolicy, type CorsOptions } from './cors.js';
 import { consoleEdgeLogger, type EdgeLogger, type RefusedUpgrade } from './refusals.js';

@@ -1,7 +1,7 @@
 /** Helpers for client → mesh calls in the gateway. */
 import { ForbiddenError, OutcomeUnknownError, UnknownBindingError } from '../protocol/errors.js';
 import type { CallTarget } from '../protocol/frames.js';
-import { MAX_BURST_PART_SIZE } from '../protocol/limits.js';
+import { MAX_BURST_PART_SIZE } from '../protocol/wire.js';
 
 /** The longest the gateway waits for a node, whatever deadline the caller asked for. */
 export const MAX_CALL_DEADLINE_MS = 15 * 60_000;

@@ -6,7 +6,11 @@ export interface GatewayConfig {
   gracePeriodMs: number;
   /** how long a mesh → client call waits for the client's answer */
   clientResponseTimeoutMs: number;
-  /** frames longer than this (in characters) close the socket with 1009 */
+  /**
+   * Frames longer than this close the socket with 1009. Counted in UTF-16 code
+   * units (the frame string's `length`), not UTF-8 bytes: a frame within it
+   * may take up to 3× as many bytes. The name is the wire's (`connection_status`).
+   */
   maxFrameBytes: number;
   /** client → mesh calls running at once per client; more are refused */
   maxInFlightCalls: number;

@@ -43,7 +43,7 @@ function chunkKey(index: number): string {
   return `${PREFIX}${index}`;
 }
 
-function batches<T>(items: T[]): T[][] {
+function perStorageCall<T>(items: T[]): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += KEYS_PER_CALL) out.push(items.slice(i, i + KEYS_PER_CALL));
   return out;
@@ -100,7 +100,7 @@ export class GraceMemory {
     const total = header.records.reduce((a, b) => a + b, 0);
     const keys = Array.from({ length: total }, (_, i) => chunkKey(i));
     const values = new Map<string, unknown>();
-    for (const batch of batches(keys)) for (const [key, value] of await this.#storage.get<string>(batch)) values.set(key, value);
+    for (const part of perStorageCall(keys)) for (const [key, value] of await this.#storage.get<string>(part)) values.set(key, value);
     const answers: Array<[string, string]> = [];
     let next = 0;
     for (const chunks of header.records) {
@@ -127,7 +127,7 @@ export class GraceMemory {
     if (!header) return;
     const total = header.records.reduce((a, b) => a + b, 0);
     const keys = [HEADER_KEY, ...Array.from({ length: total }, (_, i) => chunkKey(i))];
-    for (const batch of batches(keys)) void this.#storage.delete(batch);
+    for (const part of perStorageCall(keys)) void this.#storage.delete(part);
   }
 
   #write(answers: Array<[string, string]>): GraceWrite {
@@ -144,7 +144,7 @@ export class GraceMemory {
     }
     const headerText = JSON.stringify(header);
     const all: Array<[string, unknown]> = [...entries, [HEADER_KEY, { epoch: header.epoch, records: [...header.records] }]];
-    for (const batch of batches(all)) void this.#storage.put(Object.fromEntries(batch));
+    for (const part of perStorageCall(all)) void this.#storage.put(Object.fromEntries(part));
     return { keys: all.length, chars: chars + headerText.length };
   }
 }

@@ -1,8 +1,20 @@
-/** Sending and closing on a socket that may already be gone. */
+/** The gateway's sockets: what each one carries, which one is open, and sending or closing on one that may already be gone. */
 import { WS_CLOSE_NORMAL } from '../protocol/close-codes.js';
-import { closeReason } from './upgrade.js';
+import { encodeFrame } from '../protocol/frames.js';
+import type { VerifiedIdentity } from '../upgrade/identity.js';
+import { closeReason } from '../upgrade/responses.js';
+import type { SocketView } from './supersession.js';
 
 export const OPEN = 1;
+
+export interface SocketInfo extends VerifiedIdentity {
+  /** the gateway closed this socket itself (superseded, refused): its close event decides nothing */
+  closedByGateway?: true;
+}
+
+export function tokenExpired(info: SocketInfo, now = Date.now()): boolean {
+  return info.exp !== undefined && now >= info.exp * 1000;
+}
 
 export function safeSend(ws: WebSocket, text: string): boolean {
   try {
@@ -21,7 +33,87 @@ export function safeClose(ws: WebSocket, code: number, reason: string): void {
   }
 }
 
+/** An `error` frame: a problem with one frame that does not end the connection. */
+export function sendError(ws: WebSocket, code: string, message: string, id?: string): void {
+  safeSend(ws, encodeFrame({ type: 'error', code, message, ...(id === undefined ? {} : { id }) }));
+}
+
 /** A close code we may send back: 1000 or an application code; anything else echoes as 1000. */
 export function echoableCode(code: number): number {
   return code === WS_CLOSE_NORMAL || (code >= 3000 && code <= 4999) ? code : WS_CLOSE_NORMAL;
+}
+
+/**
+ * The sockets of one gateway, as the runtime keeps them (`ctx.getWebSockets()`
+ * and each socket's attachment, which survive hibernation), with an in-memory
+ * cache of both.
+ */
+export class GatewaySockets {
+  readonly #ctx: DurableObjectState;
+  readonly #info = new WeakMap<WebSocket, SocketInfo>();
+  /** The socket last seen open: saves a getWebSockets() scan per frame; re-checked on every use, rebuilt after hibernation. */
+  #current: WebSocket | undefined;
+
+  constructor(ctx: DurableObjectState) {
+    this.#ctx = ctx;
+  }
+
+  /** Every socket the runtime still lists, as supersession.ts sees it. */
+  views(): SocketView<WebSocket>[] {
+    return this.#ctx.getWebSockets().map((socket) => ({ socket, open: this.isOpen(socket) }));
+  }
+
+  /** Accepts `ws` as the client's socket (the caller has superseded the others). */
+  accept(ws: WebSocket, info: SocketInfo): void {
+    this.#ctx.acceptWebSocket(ws);
+    this.#current = ws;
+    ws.serializeAttachment(info);
+    this.#info.set(ws, info);
+  }
+
+  /** The open socket, if any; a closing one never counts (it may linger in getWebSockets()). */
+  active(except?: WebSocket): WebSocket | undefined {
+    const current = this.#current;
+    if (current !== undefined && current !== except && this.isOpen(current)) return current;
+    return (this.#current = this.#ctx.getWebSockets().find((ws) => ws !== except && this.isOpen(ws)));
+  }
+
+  /** The socket a call came on, if still open (it is then the only open one); else whichever is open now. */
+  replyTo(ws: WebSocket): WebSocket | undefined {
+    return this.isOpen(ws) ? ws : this.active();
+  }
+
+  /** Open and not closed by the gateway: after hibernation workerd reports a socket it closed, still unanswered, as OPEN again. */
+  isOpen(ws: WebSocket): boolean {
+    return ws.readyState === OPEN && !this.info(ws)?.closedByGateway;
+  }
+
+  info(ws: WebSocket): SocketInfo | undefined {
+    let info = this.#info.get(ws);
+    if (!info) {
+      info = (ws.deserializeAttachment() ?? undefined) as SocketInfo | undefined;
+      if (info) this.#info.set(ws, info);
+    }
+    return info;
+  }
+
+  /**
+   * Closes a socket from the gateway's side and marks it, so its close event —
+   * which can come tens of seconds later — never starts a grace period again.
+   * A superseded socket is told in band first: its close event can lag.
+   */
+  close(ws: WebSocket, code: number, reason: string, superseded = false): void {
+    if (superseded && this.isOpen(ws)) safeSend(ws, encodeFrame({ type: 'superseded', reason }));
+    const info = this.info(ws);
+    if (info && !info.closedByGateway) {
+      const closed: SocketInfo = { ...info, closedByGateway: true };
+      try {
+        ws.serializeAttachment(closed);
+      } catch {
+        // a socket already closed takes no attachment; the in-memory mark still holds
+      }
+      this.#info.set(ws, closed);
+    }
+    safeClose(ws, code, reason);
+  }
 }

@@ -4,7 +4,7 @@
  * limiter of a user by its binding and the user's `sub`.
  */
 import { WS_CLOSE_INTERNAL, WS_CLOSE_TOO_MANY_CONNECTIONS } from '../protocol/close-codes.js';
-import { isNamespace, type Namespace } from '../node/targets.js';
+import { isNamespace, type Namespace } from '../bindings/kinds.js';
 import type { Admission, IdentityLimiter } from './limiter.js';
 
 export const DEFAULT_IDENTITY_LIMITER_BINDING = 'IDENTITY_LIMITER';

@@ -7,7 +7,7 @@
  * dead ones are dropped. It holds no timer or promise once an answer is given.
  */
 import { DurableObject } from 'cloudflare:workers';
-import { isNamespace, type Namespace } from '../node/targets.js';
+import { isNamespace, type Namespace } from '../bindings/kinds.js';
 
 /** What the limiter asks a gateway; ClientGateway answers it. */
 export interface LivenessProbe {

@@ -2,7 +2,7 @@
 import { DurableObject, WorkerEntrypoint } from 'cloudflare:workers';
 import type { CallTarget, Origin } from '../protocol/frames.js';
 import type { ValueBounds } from '../protocol/value-bounds.js';
-import { dispatchBatch, dispatchCall, valueBoundsOf, type BatchDelivery } from './dispatch.js';
+import { dispatchBurst, dispatchCall, valueBoundsOf, type BurstDelivery } from './dispatch.js';
 import type { MeshEnvelope, MeshResult } from './envelope.js';
 import { MeshApi } from './mesh-api.js';
 
@@ -58,10 +58,10 @@ export class MeshDurableObject<Env = unknown> extends DurableObject<Env> {
    * the gateway sends the calls one by one (a gateway learned otherwise from
    * an earlier version of this class, or another instance mid-deployment).
    */
-  async __meshgateCallBatch(envelopes: MeshEnvelope[], deliver: BatchDelivery): Promise<boolean> {
+  async __meshgateCallBatch(envelopes: MeshEnvelope[], deliver: BurstDelivery): Promise<boolean> {
     if (!this.#acceptsBursts()) return false;
     if (envelopes[0]) this.#self ??= originOf(envelopes[0].target);
-    await dispatchBatch(this, envelopes, deliver);
+    await dispatchBurst(this, envelopes, deliver);
     return true;
   }
 }
@@ -84,9 +84,9 @@ export class MeshWorker<Env = unknown> extends WorkerEntrypoint<Env> {
   }
 
   /** A Worker has no input gate to respect: bursts always run, concurrently. */
-  async __meshgateCallBatch(envelopes: MeshEnvelope[], deliver: BatchDelivery): Promise<boolean> {
+  async __meshgateCallBatch(envelopes: MeshEnvelope[], deliver: BurstDelivery): Promise<boolean> {
     if (envelopes[0]) this.#self ??= originOf(envelopes[0].target);
-    await dispatchBatch(this, envelopes, deliver);
+    await dispatchBurst(this, envelopes, deliver);
     return true;
   }
 }

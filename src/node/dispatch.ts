@@ -1,7 +1,8 @@
 /** Runs incoming mesh calls on a node: allowlist check, decode, context, encode. */
-import { decodeValue, encodeError, encodeValue } from '../protocol/codec.js';
+import { decodeValue, encodeValue } from '../protocol/codec.js';
+import { failure } from '../protocol/failure.js';
 import { describeUntrusted, MethodNotExposedError, OutcomeUnknownError, ProtocolError } from '../protocol/errors.js';
-import { MAX_BURST_PART_SIZE } from '../protocol/limits.js';
+import { MAX_BURST_PART_SIZE } from '../protocol/wire.js';
 import { resolveValueBounds, type ValueBounds } from '../protocol/value-bounds.js';
 import { runWithContext } from './context.js';
 import type { MeshEnvelope, MeshResult } from './envelope.js';
@@ -14,7 +15,7 @@ export function valueBoundsOf(node: object): ValueBounds {
 
 export async function dispatchCall(node: object, envelope: MeshEnvelope): Promise<MeshResult> {
   const method = findExposedMethod(node, envelope.method);
-  if (!method) return { ok: false, error: encodeError(new MethodNotExposedError(envelope.method, node.constructor?.name ?? 'the target')) };
+  if (!method) return failure(new MethodNotExposedError(envelope.method, node.constructor?.name ?? 'the target'));
   try {
     const args = decodeValue(envelope.args, valueBoundsOf(node), `the arguments of "${envelope.method}"`);
     if (!Array.isArray(args)) throw new ProtocolError('Call arguments must encode an array.', 'bad_payload');
@@ -22,7 +23,7 @@ export async function dispatchCall(node: object, envelope: MeshEnvelope): Promis
     const result = envelope.deadlineMs === undefined ? await running : await withinDeadline(running, envelope.method, envelope.deadlineMs);
     return { ok: true, result: encodeValue(result) };
   } catch (error) {
-    return { ok: false, error: encodeError(error) };
+    return failure(error);
   }
 }
 
@@ -45,8 +46,8 @@ async function withinDeadline(running: unknown, method: string, deadlineMs: numb
   }
 }
 
-/** Receives results of a batch, several at once when they complete together; an RPC stub of a gateway function. */
-export type BatchDelivery = (results: Array<[index: number, result: MeshResult]>) => unknown;
+/** Receives results of a burst, several at once when they complete together; an RPC stub of a gateway function. */
+export type BurstDelivery = (results: Array<[index: number, result: MeshResult]>) => unknown;
 
 /**
  * Hands results back as they complete — a slow call never holds up the fast
@@ -59,9 +60,9 @@ class ResultDelivery {
   #ready: Array<[number, MeshResult]> = [];
   #readySize = 0;
   readonly #deliveries: unknown[] = [];
-  readonly #deliver: BatchDelivery;
+  readonly #deliver: BurstDelivery;
 
-  constructor(deliver: BatchDelivery) {
+  constructor(deliver: BurstDelivery) {
     this.#deliver = deliver;
   }
 
@@ -102,7 +103,7 @@ class ResultDelivery {
  * gate cannot keep them apart: only Workers and Durable Objects that opt in
  * (acceptsCallBursts) receive bursts.
  */
-export async function dispatchBatch(node: object, envelopes: MeshEnvelope[], deliver: BatchDelivery): Promise<void> {
+export async function dispatchBurst(node: object, envelopes: MeshEnvelope[], deliver: BurstDelivery): Promise<void> {
   const results = new ResultDelivery(deliver);
   await Promise.all(envelopes.map(async (envelope, index) => results.add(index, await dispatchCall(node, envelope))));
   await results.finish();

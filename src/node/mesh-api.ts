@@ -11,7 +11,8 @@ import { getCallContext } from './context.js';
 import type { ValueBounds } from '../protocol/value-bounds.js';
 import { settleResult } from './dispatch.js';
 import type { CallContext, ClientCallEnvelope, MeshResult, NotifyResult } from './envelope.js';
-import { callNode, isNamespace, resolveTarget, type Namespace } from './targets.js';
+import { callNode, resolveTarget } from './targets.js';
+import { isNamespace, type Namespace } from '../bindings/kinds.js';
 
 interface GatewayStub {
   __meshgateCallClient(envelope: ClientCallEnvelope): Promise<MeshResult>;

@@ -1,27 +1,14 @@
 /** Finds the RPC stub behind a binding name: a Durable Object namespace (needs an instance) or a Worker service binding. */
 import { UnknownBindingError } from '../protocol/errors.js';
 import type { CallTarget } from '../protocol/frames.js';
-import type { BatchDelivery } from './dispatch.js';
+import type { BurstDelivery } from './dispatch.js';
 import type { MeshEnvelope, MeshResult } from './envelope.js';
+import { isNamespace, isService } from '../bindings/kinds.js';
 
 export interface NodeStub {
   __meshgateCall(envelope: MeshEnvelope): Promise<MeshResult>;
   /** false: the node ran nothing and takes these calls one by one (earlier meshgate versions answer undefined, having run them) */
-  __meshgateCallBatch(envelopes: MeshEnvelope[], deliver: BatchDelivery): Promise<boolean | undefined>;
-}
-
-export interface Namespace<Stub = unknown> {
-  idFromName(name: string): unknown;
-  get(id: unknown): Stub;
-}
-
-// RPC stubs answer every property with a function, so bindings are told apart by their tag.
-export function isNamespace(value: unknown): value is Namespace {
-  return Object.prototype.toString.call(value) === '[object DurableObjectNamespace]';
-}
-
-function isService(value: unknown): boolean {
-  return Object.prototype.toString.call(value) === '[object Fetcher]';
+  __meshgateCallBatch(envelopes: MeshEnvelope[], deliver: BurstDelivery): Promise<boolean | undefined>;
 }
 
 /**
@@ -65,7 +52,7 @@ export async function callNode(stub: NodeStub, envelope: MeshEnvelope): Promise<
 }
 
 /** Calls a node with a burst of calls in one RPC; results arrive through `deliver`. False: the node refused the burst and ran nothing. */
-export async function callNodeBatch(stub: NodeStub, envelopes: MeshEnvelope[], deliver: BatchDelivery): Promise<boolean | undefined> {
+export async function callNodeBurst(stub: NodeStub, envelopes: MeshEnvelope[], deliver: BurstDelivery): Promise<boolean | undefined> {
   try {
     return await stub.__meshgateCallBatch(envelopes, deliver);
   } catch (error) {

@@ -5,6 +5,7 @@
  * The full specification is docs/protocol.md.
  */
 import { DEFAULTS } from './limits.js';
+import { MAX_STATE_DEPTH } from './wire.js';
 import { ProtocolError } from './errors.js';
 
 /** Who made a call: a client through its gateway, or a mesh node. */
@@ -164,7 +165,7 @@ export function decodeClientFrame(text: string, maxIdLength: number = DEFAULTS.m
     if (typeof frame.method !== 'string' || !METHOD_RE.test(frame.method)) fail(fieldError('call', 'method', 'a method name (identifier characters, at most 100)'));
     if (typeof frame.args !== 'string') fail(fieldError('call', 'args', 'a codec string of the argument array'));
     if (frame.state !== undefined && !isObject(frame.state)) fail(fieldError('call', 'state', 'a JSON object'));
-    if (frame.state !== undefined && nestedDeeperThan(frame.state, DEFAULTS.maxStateDepth)) fail(fieldError('call', 'state', `nested at most ${DEFAULTS.maxStateDepth} levels deep`));
+    if (frame.state !== undefined && nestedDeeperThan(frame.state, MAX_STATE_DEPTH)) fail(fieldError('call', 'state', `nested at most ${MAX_STATE_DEPTH} levels deep`));
     if (frame.timeoutMs !== undefined && !(Number.isInteger(frame.timeoutMs) && (frame.timeoutMs as number) > 0 && (frame.timeoutMs as number) <= 86_400_000)) {
       fail(fieldError('call', 'timeoutMs', 'a whole number of milliseconds from 1 to 86400000'));
     }

@@ -1,4 +1,10 @@
-/** Defaults from DESIGN.md; every one is configurable where it is used. */
+import { MAX_STATE_DEPTH } from './wire.js';
+
+/**
+ * Tuning defaults: every one is configurable where it is used. Values fixed by
+ * the protocol itself (heartbeat strings, subprotocol, version, burst part size)
+ * are in wire.ts.
+ */
 export const DEFAULTS = {
   gracePeriodMs: 5_000,
   clientResponseTimeoutMs: 30_000,
@@ -11,6 +17,7 @@ export const DEFAULTS = {
   heartbeatTimeoutMs: 10_000,
   connectTimeoutMs: 10_000,
   maxQueuedCalls: 100,
+  /** counted in UTF-16 code units (the frame string's length), not UTF-8 bytes: see GatewayConfig.maxFrameBytes */
   maxFrameBytes: 1024 * 1024,
   maxInFlightCalls: 256,
   maxPendingClientCalls: 256,
@@ -26,8 +33,8 @@ export const DEFAULTS = {
   /** frames one socket may send at once above that rate */
   frameBurst: 5_000,
   maxCallIdLength: 128,
-  /** deepest nesting of a call's `state` object (fixed by the protocol) */
-  maxStateDepth: 32,
+  /** @deprecated fixed by the protocol, not tunable: use MAX_STATE_DEPTH */
+  maxStateDepth: MAX_STATE_DEPTH,
   /** RPC stubs a gateway keeps for reuse */
   maxCachedStubs: 64,
   /** incoming (mesh → client) calls a client runs at once */
@@ -39,22 +46,7 @@ export function isDurationMs(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value) && value > 0;
 }
 
-/**
- * The most one burst RPC carries each way, in UTF-16 code units: the calls'
- * arguments from the gateway, and each part of the results back. Far below
- * workerd's limit for one RPC message (32 MiB).
- */
-export const MAX_BURST_PART_SIZE = 4 * 1024 * 1024;
-
 /** The gateway binding clients connect through unless told otherwise (edge, gateway, client and nodes agree on it). */
 export const DEFAULT_GATEWAY_BINDING = 'GATEWAY';
 
-/** Heartbeat strings, answered by the runtime's auto-response without waking the gateway. */
-export const HEARTBEAT_PING = 'meshgate:ping';
-export const HEARTBEAT_PONG = 'meshgate:pong';
-
-/** The subprotocol the server selects, and the prefix of the one carrying the token. */
-export const SUBPROTOCOL = 'meshgate';
-export const TOKEN_SUBPROTOCOL_PREFIX = 'meshgate.token.';
-
-export const PROTOCOL_VERSION = 1;
+export { HEARTBEAT_PING, HEARTBEAT_PONG, MAX_BURST_PART_SIZE, MAX_STATE_DEPTH, PROTOCOL_VERSION, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from './wire.js';

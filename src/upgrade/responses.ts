@@ -1,4 +1,5 @@
-import { SUBPROTOCOL } from '../protocol/limits.js';
+/** The WebSocket upgrade's responses, shared by the edge (refusals) and the gateway (accept, refusals). */
+import { SUBPROTOCOL } from '../protocol/wire.js';
 
 /** The subprotocols a WebSocket upgrade offers, in order. */
 export function offeredSubprotocols(request: Request): string[] {

@@ -1,0 +1,50 @@
+/**
+ * Frames from the client, checked before anything acts on them: the socket's
+ * rate limit, text only, the size limit, then the decoder. What comes out is
+ * a frame to act on or what to do instead.
+ */
+import { WS_CLOSE_RATE_LIMITED, WS_CLOSE_TOO_LARGE } from '../protocol/close-codes.js';
+import { decodeClientFrame, type ClientFrame, type FrameError } from '../protocol/frames.js';
+import type { GatewayConfig } from './config.js';
+import { FrameBuckets } from './frame-rate.js';
+import { sendError } from './sockets.js';
+
+export type FrameRead =
+  | { kind: 'frame'; frame: ClientFrame }
+  /** close the socket with this code (the gateway's refusal: it starts the grace period) */
+  | { kind: 'close'; code: number; reason: string }
+  /** a malformed `call` whose id could be read: answered with `error`, never run */
+  | { kind: 'refusedCall'; id: string; error: FrameError }
+  /** already answered with an `error` frame */
+  | { kind: 'answered' };
+
+type IntakeConfig = Pick<GatewayConfig, 'framesPerSecond' | 'frameBurst' | 'maxFrameBytes' | 'maxCallIdLength'>;
+
+export class FrameIntake {
+  /** frames each socket may still send (config.framesPerSecond, config.frameBurst) */
+  readonly #buckets = new FrameBuckets();
+
+  read(ws: WebSocket, message: string | ArrayBuffer, config: IntakeConfig): FrameRead {
+    if (!this.#buckets.take(ws, config)) {
+      // Past its burst: acting on more (or answering each with an error) would let one socket
+      // take the gateway's time and make the runtime buffer output for a client that may not read.
+      return { kind: 'close', code: WS_CLOSE_RATE_LIMITED, reason: `Rate limit exceeded (${config.framesPerSecond} frames/s, bursts of ${config.frameBurst}): send fewer frames` };
+    }
+    if (typeof message !== 'string') {
+      sendError(ws, 'binary_not_supported', 'Binary frames are not part of protocol v1; send JSON text frames.');
+      return { kind: 'answered' };
+    }
+    // The string's length (UTF-16 code units) is checked, not its UTF-8 size: it costs nothing to read and never exceeds it.
+    if (message.length > config.maxFrameBytes) {
+      return { kind: 'close', code: WS_CLOSE_TOO_LARGE, reason: `Frame too large (limit ${config.maxFrameBytes})` };
+    }
+    try {
+      return { kind: 'frame', frame: decodeClientFrame(message, config.maxCallIdLength) };
+    } catch (error) {
+      const problem = error as FrameError;
+      if (problem.callId !== undefined && problem.frameType === 'call') return { kind: 'refusedCall', id: problem.callId, error: problem };
+      sendError(ws, problem.code, problem.message, problem.callId);
+      return { kind: 'answered' };
+    }
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * Frame intake on its own: what each kind of frame from a client turns into
+ * before the gateway acts on it. The same frames on real workerd are in
+ * test/hardening.test.ts and test/limits.test.ts.
+ */
+import { describe, expect, it } from 'vitest';
+import { FrameIntake, type FrameRead } from '../../src/gateway/frame-intake.js';
+import { encodeValue } from '../../src/protocol/codec.js';
+
+const config = { framesPerSecond: 10, frameBurst: 3, maxFrameBytes: 200, maxCallIdLength: 8 };
+
+/** A socket that records what the intake sent on it. */
+function socket(): WebSocket & { sent: string[] } {
+  const sent: string[] = [];
+  return { sent, send: (text: string) => void sent.push(text) } as unknown as WebSocket & { sent: string[] };
+}
+
+const call = (id: string, extra: Record<string, unknown> = {}) => JSON.stringify({ type: 'call', id, to: { binding: 'B' }, method: 'm', args: encodeValue([]), ...extra });
+
+describe('FrameIntake', () => {
+  type Case = [name: string, message: string | ArrayBuffer, kind: FrameRead['kind'], errorCode: string | undefined];
+  const cases: Case[] = [
+    ['a valid call is a frame', call('c1'), 'frame', undefined],
+    ['a binary frame is answered with binary_not_supported', new ArrayBuffer(4), 'answered', 'binary_not_supported'],
+    ['a frame over maxFrameBytes closes with 1009', 'x'.repeat(201), 'close', undefined],
+    ['a call with a readable id but a bad field is refused as that call', call('c2', { method: 7 }), 'refusedCall', undefined],
+    ['a frame that is no JSON is answered with an error frame', '{not json', 'answered', 'bad_json'],
+    ['a call whose id is too long cannot be answered as a call', call('much-too-long-id'), 'answered', 'bad_field'],
+  ];
+  it.each(cases)('%s', (_name, message, kind, errorCode) => {
+    const ws = socket();
+    const read = new FrameIntake().read(ws, message, config);
+    expect(read.kind).toBe(kind);
+    if (read.kind === 'close') expect(read.code).toBe(1009);
+    if (read.kind === 'refusedCall') expect(read.id).toBe('c2');
+    if (errorCode === undefined) expect(ws.sent).toEqual([]);
+    else expect(JSON.parse(ws.sent[0]!)).toMatchObject({ type: 'error', code: errorCode });
+  });
+
+  it('counts UTF-16 code units, not UTF-8 bytes: 200 three-byte characters pass a limit of 200', () => {
+    const read = new FrameIntake().read(socket(), '€'.repeat(200), config);
+    expect(read.kind).not.toBe('close');
+  });
+
+  it('a socket past its burst is closed with 1008 before its frame is read; another socket is not', () => {
+    const intake = new FrameIntake();
+    const [noisy, quiet] = [socket(), socket()];
+    const reads = Array.from({ length: 4 }, () => intake.read(noisy, call('c1'), config).kind);
+    expect(reads).toEqual(['frame', 'frame', 'frame', 'close']);
+    expect(intake.read(quiet, call('c1'), config).kind).toBe('frame');
+  });
+});
