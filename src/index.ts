@@ -1,5 +1,5 @@
 /** meshgate — server side: edge Worker, client gateway, mesh node base classes. */
-export * from './node/index.js';
+export * from './nodes/index.js';
 export * from './gateway/index.js';
 export * from './edge/index.js';
 export * from './protocol/index.js';

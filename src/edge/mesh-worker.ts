@@ -13,7 +13,7 @@ import { isUpgrade, offeredSubprotocols, refuseUpgrade } from '../upgrade/respon
 import { AuthFailure, verifyAccessToken, weakSecretProblem, type AuthOptions } from './auth.js';
 import { DEV_TOKEN_PATH, issueDevToken } from './dev-token.js';
 import { isNamespace, type Namespace } from '../bindings/kinds.js';
-import { contextStorage } from '../node/context.js';
+import { contextStorage } from '../nodes/context.js';
 import { CorsPolicy, type CorsOptions } from './cors.js';
 import { consoleEdgeLogger, type EdgeLogger, type RefusedUpgrade } from './refusals.js';
 

@@ -8,7 +8,7 @@ import { ClientDisconnectedError, ClientTimeoutError, LimitExceededError, MeshEr
 import { encodeFrame, type IncomingCallResponseFrame } from '../protocol/frames.js';
 import { isDurationMs } from '../protocol/limits.js';
 import { failure } from '../protocol/failure.js';
-import type { CallContext, ClientCallEnvelope, MeshResult, NotifyResult } from '../node/envelope.js';
+import type { CallContext, ClientCallEnvelope, MeshResult, NotifyResult } from '../nodes/envelope.js';
 import { configuredMs, type GatewayConfig } from './config.js';
 import { Deadlines } from './deadlines.js';
 import { isNotificationId, notificationId, PendingNotifications } from './notifications.js';

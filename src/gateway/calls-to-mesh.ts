@@ -9,8 +9,8 @@ import { LimitExceededError, MeshError, OutcomeUnknownError, UnknownBindingError
 import { encodeFrame, type CallFrame, type CallTarget, type Origin } from '../protocol/frames.js';
 import { AnswerMemory } from '../protocol/answer-memory.js';
 import { failure } from '../protocol/failure.js';
-import type { CallContext, MeshResult } from '../node/envelope.js';
-import { callNode, callNodeBurst, resolveTarget, type NodeStub } from '../node/targets.js';
+import type { CallContext, MeshResult } from '../nodes/envelope.js';
+import { callNode, callNodeBurst, resolveTarget, type NodeStub } from '../nodes/targets.js';
 import { configuredMs, type GatewayConfig } from './config.js';
 import { chunksBySize, MAX_CALL_DEADLINE_MS, rpcFailure, stubKey, withoutProtoKeys } from './calls.js';
 import { Deadlines } from './deadlines.js';

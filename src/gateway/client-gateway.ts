@@ -21,7 +21,7 @@ import {
 import { encodeFrame } from '../protocol/frames.js';
 import { HEARTBEAT_PING, HEARTBEAT_PONG, PROTOCOL_VERSION } from '../protocol/wire.js';
 import { failure } from '../protocol/failure.js';
-import type { ClientCallEnvelope, MeshResult, NotifyResult } from '../node/envelope.js';
+import type { ClientCallEnvelope, MeshResult, NotifyResult } from '../nodes/envelope.js';
 import { readIdentity, type VerifiedIdentity } from '../upgrade/identity.js';
 import { isUpgrade, refuseUpgrade, upgradeResponse } from '../upgrade/responses.js';
 import { releaseIdentity } from '../identities/admission.js';

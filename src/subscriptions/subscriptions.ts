@@ -15,8 +15,8 @@
  * out `maxConsecutiveTimeouts` times in a row, never on one slow answer.
  */
 import { ForbiddenError, LimitExceededError } from '../protocol/errors.js';
-import type { MeshApi } from '../node/mesh-api.js';
-import { getCallContext } from '../node/context.js';
+import type { MeshApi } from '../nodes/mesh-api.js';
+import { getCallContext } from '../nodes/context.js';
 import {
   callOne, mapConcurrent, notifyOne, summarize, summarizeNotify, type FanOutSummary, type NotifySummary, type SubscriberOutcome, type NotifyOutcome,
 } from './fan-out.js';

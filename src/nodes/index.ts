@@ -1,3 +1,4 @@
+/** Mesh nodes (the application's Durable Objects and Workers): base classes, @mesh, the call context. */
 export { MeshDurableObject, MeshWorker } from './base.js';
 export { mesh } from './exposed.js';
 export { getCallContext } from './context.js';
