@@ -109,7 +109,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     this.#sockets.accept(server, info);
     if (decision.endGracePeriod) {
       void this.ctx.storage.deleteAlarm();
-      void this.#graceMemory.clear();
+      void this.#graceMemory.reconnected((id) => this.#toMesh.answers.get(id) !== undefined);
     }
     if (decision.subscriptionRequired) this.#forget();
 

@@ -115,6 +115,17 @@ export class GraceMemory {
     return { epoch: header.epoch, answers };
   }
 
+  /**
+   * The client is back inside its grace period: it resends at once every call
+   * whose answer it is missing, and gets it on the new socket, so answers made
+   * before now are not stored again at the next drop. (Otherwise a client that
+   * reconnects over and over would rewrite the same answers each time.)
+   */
+  reconnected(isAnswered: (id: string) => boolean): Promise<void> {
+    for (const id of [...this.#keepUntil.keys()]) if (isAnswered(id)) this.#keepUntil.delete(id);
+    return this.clear();
+  }
+
   /** Deletes what is stored (the client is back, or the grace period is over). Reads the header first after an eviction. */
   async clear(): Promise<void> {
     if (this.#header === undefined) this.#header = (await this.#storage.get<Header>(HEADER_KEY)) ?? null;
