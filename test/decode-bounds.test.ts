@@ -203,6 +203,22 @@ describe('decodeValue with bounds', () => {
     expect(() => resolveValueBounds({ maxDepth: Number('x') })).toThrow(/valueBounds.maxDepth must be a positive number/);
   });
 
+  it('weighs each revived error like a thousand units: a frame of tens of thousands of tiny errors sharing one part is refused in milliseconds', () => {
+    // [[e1, e2, …], [name, message, cause, props] as -1s, ["Error", 1] × N]: ~10 characters per error, each a new Error with a stack trace
+    const many = (count: number) => JSON.stringify([Array.from({ length: count }, (_, k) => k + 2), [-1, -1, -1, -1], ...Array.from({ length: count }, () => ['Error', 1])]);
+    const text = many(50_000);
+    expect(text.length).toBeLessThan(1024 * 1024);
+    const started = performance.now();
+    expect(() => decodeValue(text)).toThrow(expect.objectContaining({ name: 'LimitExceededError', limit: 'maxExpandedSize' }));
+    expect(performance.now() - started).toBeLessThan(100);
+    expect(decodeValue(many(100))).toHaveLength(100); // a hundred errors in one value are fine
+  });
+
+  it('refuses a BigInt longer than 16,384 characters (superlinear to parse and print), naming the limit', () => {
+    expect(decodeValue(encodeValue([BigInt(`1${'0'.repeat(16_000)}`)]))).toEqual([BigInt(`1${'0'.repeat(16_000)}`)]);
+    expect(() => decodeValue(JSON.stringify([[1], ['BigInt', '9'.repeat(1_000_000)]]))).toThrow(expect.objectContaining({ name: 'LimitExceededError', limit: 'maxBigIntLength', max: 16_384 }));
+  });
+
   it('refuses forms devalue would choke on as ProtocolError bad_payload, before building anything', () => {
     expect(() => decodeValue('{')).toThrow(ProtocolError);
     for (const text of ['[[1.5]]', '[[7]]', '[[-9]]', '[["Error", "inline"]]', '[["Map", 0]]', '[["Date", [1]]]', '[["Uint8Array", 0]]', '[{"__proto__": 0}]', '[["Nope", 1]]', '[[-7, -1]]', '5', '[]']) {
@@ -327,6 +343,17 @@ describe('on workerd: shared-reference values from a client are refused before a
       expect(next.ms).toBeLessThan(100);
     });
   }
+
+  it('200,000 arguments are answered with LimitExceededError maxArguments (spreading them would overflow the stack); 1,024 are fine', async () => {
+    const { sock } = await connect();
+    const many = encodeValue(Array.from({ length: 200_000 }, () => 0));
+    sock.send({ type: 'call', id: 'many-args', to: counter('bounds'), method: 'increment', args: many });
+    const { ok, error } = await callResponse(sock, 'many-args');
+    expect(ok).toBe(false);
+    expect(error).toMatchObject({ name: 'LimitExceededError', limit: 'maxArguments', max: 1_024 });
+    sock.send({ type: 'call', id: 'enough-args', to: counter('bounds-2'), method: 'increment', args: encodeValue([5, ...Array.from({ length: 1_023 }, () => 0)]) });
+    expect(await callResponse(sock, 'enough-args')).toMatchObject({ ok: true, value: 5 });
+  });
 
   it('arguments nested 50,000 deep are answered with LimitExceededError maxDepth (the decoder would overflow its stack)', async () => {
     const { sock } = await connect();

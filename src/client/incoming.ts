@@ -10,6 +10,7 @@ import { ForbiddenError, LimitExceededError, MeshError, MethodNotExposedError, P
 import { encodeFrame, type IncomingCallFrame, type Origin } from '../protocol/frames.js';
 import { AnswerMemory } from '../protocol/answer-memory.js';
 import { DEFAULTS } from '../protocol/limits.js';
+import { MAX_ARGUMENTS } from '../protocol/wire.js';
 import { findDataMethod } from '../protocol/method-lookup.js';
 
 /** What a handler can learn about the call it serves: `this` inside it is the handler object, so this comes from `client.incomingContext`. */
@@ -92,6 +93,7 @@ export class IncomingCalls {
     if (!handler) throw new MethodNotExposedError(frame.method, 'this client');
     const args = decodeValue(frame.args);
     if (!Array.isArray(args)) throw new ProtocolError('Incoming call arguments must encode an array.', 'bad_payload');
+    if (args.length > MAX_ARGUMENTS) throw new LimitExceededError('maxArguments', MAX_ARGUMENTS, 'pass a list as one argument instead of spreading it into many.');
     // Visible only during the handler's synchronous start: concurrent calls would clobber it later.
     this.#current = context;
     let result: unknown;

@@ -1,8 +1,8 @@
 /** Runs incoming mesh calls on a node: allowlist check, decode, context, encode. */
 import { decodeValue, encodeValue } from '../protocol/codec.js';
 import { failure } from '../protocol/failure.js';
-import { describeUntrusted, MethodNotExposedError, OutcomeUnknownError, ProtocolError } from '../protocol/errors.js';
-import { MAX_BURST_PART_SIZE } from '../protocol/wire.js';
+import { describeUntrusted, LimitExceededError, MethodNotExposedError, OutcomeUnknownError, ProtocolError } from '../protocol/errors.js';
+import { MAX_ARGUMENTS, MAX_BURST_PART_SIZE } from '../protocol/wire.js';
 import { resolveValueBounds, type ValueBounds } from '../protocol/value-bounds.js';
 import { runWithContext } from './context.js';
 import type { MeshEnvelope, MeshResult } from './envelope.js';
@@ -19,6 +19,7 @@ export async function dispatchCall(node: object, envelope: MeshEnvelope): Promis
   try {
     const args = decodeValue(envelope.args, valueBoundsOf(node), `the arguments of "${envelope.method}"`);
     if (!Array.isArray(args)) throw new ProtocolError('Call arguments must encode an array.', 'bad_payload');
+    if (args.length > MAX_ARGUMENTS) throw new LimitExceededError('maxArguments', MAX_ARGUMENTS, 'pass a list as one argument instead of spreading it into many.');
     const running = runWithContext(envelope.context, () => method.apply(node, args as never[]));
     const result = envelope.deadlineMs === undefined ? await running : await withinDeadline(running, envelope.method, envelope.deadlineMs);
     return { ok: true, result: encodeValue(result) };

@@ -27,6 +27,17 @@ export interface ValueBounds {
  */
 export const DEFAULT_VALUE_BOUNDS: Readonly<ValueBounds> = Object.freeze({ maxExpandedSize: 4 * 1024 * 1024, maxDepth: 1_000 });
 
+/**
+ * What one revived value (an Error: a new object with a captured stack trace,
+ * several microseconds) counts towards maxExpandedSize: about the time a walk
+ * spends on a thousand units, so a frame of thousands of tiny errors sharing
+ * one part is refused instead of costing the node seconds.
+ */
+export const REVIVED_WEIGHT = 1024;
+
+/** Longest BigInt text accepted: parsing and printing one grows faster than its length (a million digits take ~100 ms). */
+export const MAX_BIGINT_CHARS = 16_384;
+
 /** The bounds with `overrides` applied; a bound that is not a positive number is a RangeError naming it. */
 export function resolveValueBounds(overrides: Partial<ValueBounds> | undefined): ValueBounds {
   const bounds = { ...DEFAULT_VALUE_BOUNDS, ...overrides };
@@ -103,8 +114,15 @@ function readGraph(values: unknown[], customTags: ReadonlySet<string>): Graph {
       }
     } else if (typeof value[0] === 'string') {
       const tag = value[0];
-      if (customTags.has(tag)) ref(value[1]);
-      else if (STRING_TAGS.has(tag)) own += text(value[1], tag);
+      if (customTags.has(tag)) {
+        own += REVIVED_WEIGHT;
+        ref(value[1]);
+      } else if (STRING_TAGS.has(tag)) {
+        own += text(value[1], tag);
+        if (tag === 'BigInt' && (value[1] as string).length > MAX_BIGINT_CHARS) {
+          throw new LimitExceededError('maxBigIntLength', MAX_BIGINT_CHARS, 'a BigInt that long takes superlinear time to parse and print; send such numbers as strings.');
+        }
+      }
       else if (tag === 'Set') for (let k = 1; k < value.length; k++) ref(value[k]);
       else if (tag === 'Map' || tag === 'null') {
         if (value.length % 2 !== 1) invalid(`a ${tag} entry has an odd number of items`);

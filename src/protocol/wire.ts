@@ -22,3 +22,6 @@ export const MAX_STATE_DEPTH = 32;
  * workerd's limit for one RPC message (32 MiB).
  */
 export const MAX_BURST_PART_SIZE = 4 * 1024 * 1024;
+
+/** Most arguments one call may carry: spreading more into a function overflows the stack (a list is one argument). */
+export const MAX_ARGUMENTS = 1_024;
