@@ -117,7 +117,7 @@ const MAX_CALLS_PER_LOOP = 300;
 const LOAD_MS = 30_000;
 const LEDGERS = 2;
 
-type Outcome = { client: number; key: string; madeAfterDeploy: boolean } & ({ ok: true; version: string; runs: number } | { ok: false; name: string; message: string });
+type Outcome = { client: number; lane: number; key: string; madeAfterDeploy: boolean } & ({ ok: true; version: string; runs: number } | { ok: false; name: string; message: string });
 
 describe('a deploy under load', () => {
   it('every client reconnects by itself, every call settles, none runs twice, subscriptions come back', async () => {
@@ -158,10 +158,10 @@ describe('a deploy under load', () => {
         const ledger = client.node<Ledger>('LEDGER', `ledger-${n % LEDGERS}`);
         try {
           const answer = await ledger.record(key, 10 + Math.floor(Math.random() * 40));
-          outcomes.push({ client: i, key, madeAfterDeploy, ok: true, ...answer });
+          outcomes.push({ client: i, lane, key, madeAfterDeploy, ok: true, ...answer });
         } catch (error) {
           const e = error as Error;
-          outcomes.push({ client: i, key, madeAfterDeploy, ok: false, name: e?.name ?? 'untyped', message: String(e?.message) });
+          outcomes.push({ client: i, lane, key, madeAfterDeploy, ok: false, name: e?.name ?? 'untyped', message: String(e?.message) });
         }
         onOutcome();
       }
@@ -169,17 +169,25 @@ describe('a deploy under load', () => {
     const loadEnd = Date.now() + LOAD_MS;
     const bound = setTimeout(() => (stop = true), LOAD_MS);
     const loops: Promise<void>[] = [];
-    for (let i = 0; i < CLIENTS; i++) for (let lane = 0; lane < IN_FLIGHT; lane++) loops.push(loop(i, lane));
+    const loopIds: string[] = [];
+    for (let i = 0; i < CLIENTS; i++) {
+      for (let lane = 0; lane < IN_FLIGHT; lane++) {
+        loops.push(loop(i, lane));
+        loopIds.push(`${i}/${lane}`);
+      }
+    }
 
     await new Promise<void>((resolve) => {
       onOutcome = () => void (outcomes.length >= ANSWERS_BEFORE && resolve());
     });
     const inFlightAtDeploy = clients.reduce((sum, c) => sum + c.pendingCalls, 0);
+    const deployStarted = Date.now();
     const { downMs } = await redeploy('v2');
     deployed = true;
 
     // Nobody calls connect(): each client finds the new runtime by itself.
     await waitFor(() => clients.every((c) => c.state === 'connected') && joins.every((n) => n === 2), 'every client to reconnect and resubscribe', 15_000);
+    const backMs = Date.now() - deployStarted;
     const newCodeAnswers = (i: number) => outcomes.filter((o) => o.client === i && o.ok && o.version === 'v2').length;
     await waitFor(() => clients.every((_, i) => newCodeAnswers(i) >= ANSWERS_AFTER) || Date.now() > loadEnd, `${ANSWERS_AFTER} answers from the new code per client`, LOAD_MS);
     stop = true;
@@ -201,8 +209,10 @@ describe('a deploy under load', () => {
       expect(f.name, f.message).toBe('OutcomeUnknownError');
       expect(f.madeAfterDeploy).toBe(false);
     }
-    expect(failed.length).toBeGreaterThan(0);
-    expect(failed.length).toBeLessThanOrEqual(inFlightAtDeploy);
+    // Exactly the call each lane had in flight: the new gateway has no memory of the old one (subscriptionRequired), so the client
+    // cannot know whether it ran and says so; it does not resend it.
+    expect(inFlightAtDeploy).toBe(CLIENTS * IN_FLIGHT);
+    expect(failed.map((f) => `${f.client}/${f.lane}`).sort()).toEqual(loopIds.slice().sort());
     // Calls made while the runtime was down were queued and ran once on the new code.
     for (const o of outcomes) if (o.madeAfterDeploy) expect(o).toMatchObject({ ok: true, version: 'v2', runs: 1 });
 
@@ -218,7 +228,70 @@ describe('a deploy under load', () => {
     expect(summary).toMatchObject({ total: CLIENTS, delivered: CLIENTS, failed: [], timedOut: [], dropped: [] });
     for (let i = 0; i < CLIENTS; i++) expect(heard[i]).toEqual(['after the deploy']);
 
-    console.info(`[deploy] ${outcomes.length} calls, ${inFlightAtDeploy} in flight at the deploy, runtime down ${downMs} ms, `
+    console.info(`[deploy] ${outcomes.length} calls, ${inFlightAtDeploy} in flight at the deploy, runtime down ${downMs} ms, all reconnected and resubscribed ${backMs} ms after the kill, `
       + `${failed.length} OutcomeUnknownError (${unknownThatRan} of them had run), ${outcomes.filter((o) => o.madeAfterDeploy).length} made during or after it`);
   }, 60_000);
+});
+
+/**
+ * A client that dropped just before the deploy: its gateway was in its grace
+ * period, with its epoch and answers in storage (grace-memory.ts). The grace
+ * alarm and that memory outlive the runtime, so the new gateway takes over
+ * the old one's memory as an eviction would.
+ */
+describe('a deploy during a client\'s grace period', () => {
+  const GRACE = { GRACE_MS: '15000' };
+
+  async function droppedClient(sub: string): Promise<{ client: MeshClient; network: ReturnType<typeof createNetwork>; connects: boolean[] }> {
+    const network = createNetwork();
+    const connects: boolean[] = [];
+    const client = await newClient(sub, { WebSocket: network.WebSocket, onConnected: (info) => connects.push(info.subscriptionRequired) });
+    await client.connect();
+    return { client, network, connects };
+  }
+
+  it('a call answered while the client was away gets its real answer after the deploy', async () => {
+    await deploy('v1', GRACE);
+    const { client, network, connects } = await droppedClient('graceful');
+    const key = 'answered-in-grace';
+    const call = client.node<Ledger>('LEDGER', 'ledger-grace').record(key, 300);
+    await waitFor(async () => (await hostFetch('LEDGER', 'ledger-grace', '/'))[key] === 1, 'the call to run');
+    network.offline = true;
+    network.drop();
+    // The answer came back with no socket to take it: the gateway keeps it in storage for the resend.
+    await waitFor(async () => (await hostFetch('GATEWAY', client.instanceName!, '/__grace')).records >= 1, 'the answer in grace memory');
+
+    await redeploy('v2', GRACE);
+    network.offline = false;
+    expect(await call).toEqual({ version: 'v1', runs: 1 });
+    expect(connects).toEqual([true, false]); // remembered: no resubscribe needed
+    expect(await client.node<Ledger>('LEDGER', 'ledger-grace').version()).toBe('v2');
+    expect((await hostFetch('LEDGER', 'ledger-grace', '/'))[key]).toBe(1);
+    expect(await hostFetch('GATEWAY', client.instanceName!, '/__grace')).toEqual({ alarm: null, records: null });
+  }, 30_000);
+
+  /**
+   * KNOWN BUG (it.fails until fixed in src/gateway): grace memory saves the epoch and the answers, not
+   * which calls were still running. The restarted gateway restores the epoch, so the client's resend
+   * (resentFrom: that epoch) looks like a call it never saw, and runs a second time (runs: 2, on v2).
+   * Fix: save the ids of the calls running when the grace period starts with the memory, and answer a
+   * resend of one of them that has no stored answer with OutcomeUnknownError. Then make this an `it`.
+   */
+  it.fails('KNOWN BUG: a call still running in the node when the deploy hits fails with OutcomeUnknownError and does not run again', async () => {
+    await deploy('v1', GRACE);
+    const { client, network, connects } = await droppedClient('caught');
+    const key = 'running-at-deploy';
+    const call = client.node<Ledger>('LEDGER', 'ledger-grace').record(key, 20_000).then((value) => ({ value }), (error: Error) => ({ error }));
+    await waitFor(async () => (await hostFetch('LEDGER', 'ledger-grace', '/'))[key] === 1, 'the call to run');
+    network.offline = true;
+    network.drop();
+    await waitFor(async () => (await hostFetch('GATEWAY', client.instanceName!, '/__grace')).records !== null, 'the grace memory to be saved');
+
+    await redeploy('v2', GRACE);
+    network.offline = false;
+    const outcome = await call;
+    expect(connects).toEqual([true, false]);
+    expect((await hostFetch('LEDGER', 'ledger-grace', '/'))[key]).toBe(1); // today: 2
+    expect(outcome).toMatchObject({ error: { name: 'OutcomeUnknownError' } }); // today: { value: { version: 'v2', runs: 2 } }
+  }, 30_000);
 });
