@@ -48,6 +48,8 @@ export class CallsToMesh {
   readonly #stubs = new Map<string, NodeStub>();
   /** Durable Object bindings whose class said it accepts bursts (MeshDurableObject.acceptsCallBursts) */
   readonly #burstBindings = new Set<string>();
+  /** calls an earlier incarnation was running when it died in a grace period: a resend of one may have run */
+  readonly #diedRunning = new Set<string>();
 
   constructor(host: CallsToMeshHost) {
     this.#host = host;
@@ -58,6 +60,16 @@ export class CallsToMesh {
     return this.#running.size;
   }
 
+  /** The ids of the calls now running (saved with the grace memory). */
+  runningIds(): string[] {
+    return [...this.#running.keys()];
+  }
+
+  /** Restored from the grace memory: these calls were running when an earlier incarnation died, so their outcome is unknown. */
+  diedRunning(ids: readonly string[]): void {
+    for (const id of ids) this.#diedRunning.add(id);
+  }
+
   get stubs(): number {
     return this.#stubs.size;
   }
@@ -65,7 +77,7 @@ export class CallsToMesh {
   take(ws: WebSocket, info: SocketInfo, frame: CallFrame): void {
     if (this.answerResend(ws, frame.id)) return;
     const config = this.#host.config();
-    if (frame.resentFrom !== undefined && frame.resentFrom !== this.#host.epoch()) {
+    if (frame.resentFrom !== undefined && (frame.resentFrom !== this.#host.epoch() || this.#diedRunning.has(frame.id))) {
       // Sent to an earlier incarnation of this gateway, whose memory died with it: it may have run.
       this.answer(ws, frame.id, failure(new OutcomeUnknownError(frame.method)), true);
       return;

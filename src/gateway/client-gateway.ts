@@ -135,7 +135,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   /** Starts the grace period if supersession.ts says so: the gateway's own state decides, never the client's close code. */
   async #socketEnded(gone: WebSocket, end: SocketEnd): Promise<void> {
     if (!startsGracePeriod(end, this.#sockets.active(gone) !== undefined)) return;
-    this.#graceMemory.save(this.#epoch, this.#toMesh.answers.entries());
+    this.#graceMemory.save(this.#epoch, this.#toMesh.answers.entries(), this.#toMesh.runningIds());
     await this.ctx.storage.setAlarm(Date.now() + this.config.gracePeriodMs);
   }
 
@@ -184,6 +184,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     const saved = await this.#graceMemory.restore();
     if (!saved) return;
     this.#epoch = saved.epoch;
+    this.#toMesh.diedRunning(saved.running);
     const answers = this.#toMesh.answers;
     for (const [id, answer] of saved.answers) if (answers.get(id) === undefined) answers.remember(id, answer);
   }

@@ -24,6 +24,10 @@ export class Deadlines<K, V = undefined> {
     return this.#due.get(key)?.value;
   }
 
+  *keys(): IterableIterator<K> {
+    yield* this.#due.keys();
+  }
+
   *values(): IterableIterator<V> {
     for (const entry of this.#due.values()) yield entry.value;
   }

@@ -25,12 +25,15 @@ interface Header {
   epoch: string;
   /** chunks per record, in write order; a record is one JSON array of [id, answer] pairs cut into chunks */
   records: number[];
+  /** calls still running when the last socket dropped: if this incarnation dies, their outcome is unknown */
+  running?: string[];
 }
 
 export interface SavedGrace {
   epoch: string;
   /** answers to client → mesh calls, oldest first */
   answers: Array<[id: string, answer: string]>;
+  running: string[];
 }
 
 /** What one save or append wrote (for the storage-cost figures in docs/deploying.md). */
@@ -72,9 +75,9 @@ export class GraceMemory {
   }
 
   /** Writes the epoch and the answers the client may still ask for (the last socket just dropped). Writes are not awaited: the output gate holds replies until they are durable. */
-  save(epoch: string, answers: Iterable<[string, string]>): GraceWrite {
+  save(epoch: string, answers: Iterable<[string, string]>, running: string[] = []): GraceWrite {
     this.#dropStored();
-    this.#header = { epoch, records: [] };
+    this.#header = { epoch, records: [], running };
     return this.#write(this.#stillWanted(answers));
   }
 
@@ -112,7 +115,7 @@ export class GraceMemory {
         // a record written by a newer or broken version: its answers are lost, the resend says "outcome unknown"
       }
     }
-    return { epoch: header.epoch, answers };
+    return { epoch: header.epoch, answers, running: header.running ?? [] };
   }
 
   /**
@@ -154,7 +157,7 @@ export class GraceMemory {
       chars = text.length;
     }
     const headerText = JSON.stringify(header);
-    const all: Array<[string, unknown]> = [...entries, [HEADER_KEY, { epoch: header.epoch, records: [...header.records] }]];
+    const all: Array<[string, unknown]> = [...entries, [HEADER_KEY, { epoch: header.epoch, records: [...header.records], running: header.running ?? [] }]];
     for (const part of perStorageCall(all)) void this.#storage.put(Object.fromEntries(part));
     return { keys: all.length, chars: chars + headerText.length };
   }
