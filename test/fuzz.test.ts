@@ -357,11 +357,14 @@ describe('a live gateway on workerd', () => {
 describe('the connection core under random events', () => {
   it('every step keeps its sockets, timer, failed calls and notices consistent with its phase, and is a pure function', () => {
     const reached = new Set<string>();
-    fc.assert(fc.property(fc.boolean(), fc.array(coreAction, { minLength: 1, maxLength: 60, size: 'max' }), (canRefresh, actions) => {
+    const property = fc.property(fc.boolean(), fc.array(coreAction, { minLength: 1, maxLength: 60, size: 'max' }), (canRefresh, actions) => {
       const world = new World(canRefresh);
       for (const a of actions) world.apply(a);
       for (const r of world.reached) reached.add(r);
-    }), { numRuns: 1000 });
+    });
+    fc.assert(property, { numRuns: 1000 }); // new random schedules each run: the invariants
+    // A rare path is not reached by every random run: a fixed seed makes the coverage below repeatable.
+    fc.assert(property, { numRuns: 1000, seed: 20261201 });
     // the sequences reach every phase change of the table
     const table = ['idle → authorizing', 'idle → closed', 'authorizing → opening', 'authorizing → backingOff', 'authorizing → loginRequired', 'authorizing → closed',
       'opening → connected', 'opening → backingOff', 'opening → superseded', 'opening → loginRequired', 'opening → authorizing', 'opening → closed',
