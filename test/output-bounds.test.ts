@@ -98,10 +98,28 @@ describe('frames per socket (token bucket)', () => {
         const { code, reason } = await socket.closed;
         expect(code).toBe(WS_CLOSE_RATE_LIMITED);
         expect(reason).toMatch(/20 frames\/s, bursts of 10.*send fewer frames/);
-        // The close started a grace period: the client is still remembered on its reconnect.
+        // The close started a grace period: the client is still remembered on its reconnect,
+        // once its bucket (the identity's, not the socket's) has refilled at 20 frames/s.
+        await new Promise((r) => setTimeout(r, 600));
         const again = await open(mesh, 'tess.t', sockets);
         expect(again.frames[0]).toMatchObject({ type: 'connection_status', subscriptionRequired: false });
         expect(await callOver(again, ECHO, 'shout', ['x'])).toMatchObject({ value: 'X!' });
+      } finally {
+        for (const s of sockets) s.ws.terminate();
+      }
+    });
+  });
+
+  it('the bucket belongs to the identity, not the socket: reconnecting does not bring a fresh burst', async () => {
+    await withTestMesh({ env: { FRAMES_PER_SECOND: '1', FRAME_BURST: '10' } }, async (mesh) => {
+      const sockets: RawSocket[] = [];
+      try {
+        const first = await open(mesh, 'vic.t', sockets);
+        for (let i = 0; i < 8; i++) first.ws.send(JSON.stringify(callFrame(`a-${i}`, ECHO, 'shout', ['x'])));
+        await resultOf(first, 'a-7');
+        const second = await open(mesh, 'vic.t', sockets); // supersedes the first
+        for (let i = 0; i < 8; i++) second.ws.send(JSON.stringify(callFrame(`b-${i}`, ECHO, 'shout', ['x'])));
+        expect((await second.closed).code).toBe(WS_CLOSE_RATE_LIMITED); // 16 frames against one burst of 10
       } finally {
         for (const s of sockets) s.ws.terminate();
       }

@@ -24,9 +24,9 @@ export interface GatewayConfig {
   rememberedCallIds: number;
   /** total UTF-8 bytes of those remembered answers; the oldest are forgotten first (the newest is always kept) */
   rememberedAnswerBytes: number;
-  /** frames per second one socket may send, sustained; a socket past its burst is closed with 1008 */
+  /** frames per second one client identity may send over all its sockets, sustained; a socket past the burst is closed with 1008 */
   framesPerSecond: number;
-  /** frames one socket may send at once above the sustained rate */
+  /** frames one client identity may send at once above the sustained rate */
   frameBurst: number;
   /** a client → mesh call the node has not answered after this long is given up (OutcomeUnknownError) and its slot freed */
   callDeadlineMs: number;

@@ -21,11 +21,13 @@ export type FrameRead =
 type IntakeConfig = Pick<GatewayConfig, 'framesPerSecond' | 'frameBurst' | 'maxFrameBytes' | 'maxCallIdLength'>;
 
 export class FrameIntake {
-  /** frames each socket may still send (config.framesPerSecond, config.frameBurst) */
+  /** frames this client may still send (config.framesPerSecond, config.frameBurst) */
   readonly #buckets = new FrameBuckets();
+  /** One bucket for the identity, not one per socket: a reconnect must not bring a fresh burst. */
+  readonly #client = {};
 
   read(ws: WebSocket, message: string | ArrayBuffer, config: IntakeConfig): FrameRead {
-    if (!this.#buckets.take(ws, config)) {
+    if (!this.#buckets.take(this.#client, config)) {
       // Past its burst: acting on more (or answering each with an error) would let one socket
       // take the gateway's time and make the runtime buffer output for a client that may not read.
       return { kind: 'close', code: WS_CLOSE_RATE_LIMITED, reason: `Rate limit exceeded (${config.framesPerSecond} frames/s, bursts of ${config.frameBurst}): send fewer frames` };

@@ -1,5 +1,5 @@
 /**
- * How many frames one socket may send: a token bucket per socket, refilled
+ * How many frames a client may send: a token bucket, refilled
  * continuously. Computed from timestamps when a frame arrives, so it holds
  * no timer and costs an idle gateway nothing.
  */
@@ -11,14 +11,14 @@ export interface FrameRateLimit {
 }
 
 export class FrameBuckets {
-  readonly #buckets = new WeakMap<WebSocket, { tokens: number; at: number }>();
+  readonly #buckets = new WeakMap<object, { tokens: number; at: number }>();
 
-  /** Takes one frame's token for `ws`; false when the socket is over its limit. */
-  take(ws: WebSocket, limit: FrameRateLimit, now = Date.now()): boolean {
-    let bucket = this.#buckets.get(ws);
+  /** Takes one frame's token from `owner`'s bucket; false when it is over its limit. */
+  take(owner: object, limit: FrameRateLimit, now = Date.now()): boolean {
+    let bucket = this.#buckets.get(owner);
     if (!bucket) {
       bucket = { tokens: limit.frameBurst, at: now };
-      this.#buckets.set(ws, bucket);
+      this.#buckets.set(owner, bucket);
     }
     if (now > bucket.at) bucket.tokens = Math.min(limit.frameBurst, bucket.tokens + ((now - bucket.at) / 1000) * limit.framesPerSecond);
     bucket.at = now;

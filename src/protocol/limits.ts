@@ -28,9 +28,9 @@ export const DEFAULTS = {
   rememberedCallIds: 1_000,
   /** total UTF-8 bytes of the remembered answers a gateway keeps */
   rememberedAnswerBytes: 4 * 1024 * 1024,
-  /** frames per second one socket may send, sustained (a token bucket) */
+  /** frames per second one client identity may send, sustained (a token bucket) */
   framesPerSecond: 1_000,
-  /** frames one socket may send at once above that rate */
+  /** frames one client identity may send at once above that rate */
   frameBurst: 5_000,
   maxCallIdLength: 128,
   /** @deprecated fixed by the protocol, not tunable: use MAX_STATE_DEPTH */
