@@ -88,9 +88,11 @@ export class SubscriptionStore {
   /** Adds a subscriber; true if it was not subscribed to this topic yet. Subscribing again refreshes its row (a new seq). */
   subscribe(topic: string, instanceName: string): boolean {
     const existed = this.has(topic, instanceName);
-    // REPLACE deletes the old row and inserts a new one with a fresh seq: see the file comment.
-    this.#sql.exec(`INSERT OR REPLACE INTO ${this.#table} (topic, instance, subscribed_at, sub) VALUES (?, ?, ?, ?)`,
-      topic, instanceName, Date.now(), subOf(instanceName));
+    // REPLACE deletes the old row and inserts a new one with a fresh seq (see the file comment); the timeout
+    // streak carries over, so subscribing again between fan-outs cannot keep a silent subscriber from being dropped.
+    this.#sql.exec(`INSERT OR REPLACE INTO ${this.#table} (topic, instance, subscribed_at, sub, timeouts) VALUES (?, ?, ?, ?, `
+      + `COALESCE((SELECT timeouts FROM ${this.#table} WHERE topic = ? AND instance = ?), 0))`,
+      topic, instanceName, Date.now(), subOf(instanceName), topic, instanceName);
     return !existed;
   }
 
