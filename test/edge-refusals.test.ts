@@ -60,8 +60,10 @@ describe('the default logger', () => {
     const logger = consoleEdgeLogger(() => now);
     const refusal: RefusedUpgrade = { as: 'close', code: 4403, reason: 'Token invalid', binding: 'GATEWAY', instance: 'eve.t1\nmeshgate: forged line', sub: 'eve' };
     logger.refused(refusal, {});
-    expect(lines).toEqual(['meshgate: refused upgrade to GATEWAY/eve.t1\\x0ameshgate: forged line (sub eve): closed with 4403 Token invalid']);
-    for (let i = 0; i < 99; i++) logger.refused(refusal, {});
+    expect(lines).toEqual(['meshgate: refused upgrade to GATEWAY/eve.t1\\u000ameshgate: forged line (sub eve): closed with 4403 Token invalid']);
+    logger.refused({ ...refusal, instance: 'eve.t2\u202ereversed\u2028next' }, {});
+    expect(lines[1]).toContain('eve.t2\\u202ereversed\\u2028next');
+    for (let i = 0; i < 98; i++) logger.refused(refusal, {});
     expect(lines).toHaveLength(60);
     now = 60_000;
     logger.refused({ ...refusal, as: 'http', code: 404, sub: undefined }, {});

@@ -26,7 +26,8 @@ export interface EdgeLogger<Env = unknown> {
 /** Client-chosen text in a log line: control characters escaped (no forged lines), cut to `max`. */
 export function printable(text: string, max = 200): string {
   // eslint-disable-next-line no-control-regex
-  const clean = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  // Control characters, line and paragraph separators, and bidi controls, which can forge or reorder what a log viewer shows.
+  const clean = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   return clean.length > max ? `${clean.slice(0, max)}…` : clean;
 }
 
