@@ -22,8 +22,9 @@ export interface ValueBounds {
 
 /**
  * An unshared value never expands past its own text, so anything within a
- * 1 MiB frame passes with 4× to spare for shared references; a naive walk
- * of 4 Mi units (String(), JSON.stringify) costs tens of milliseconds.
+ * 1 MiB frame passes with 4× to spare for shared references. A naive walk
+ * can still print more than a unit per unit (JSON.stringify: 5 characters a
+ * sparse slot, up to 13 a typed-array byte): methods check before walking.
  */
 export const DEFAULT_VALUE_BOUNDS: Readonly<ValueBounds> = Object.freeze({ maxExpandedSize: 4 * 1024 * 1024, maxDepth: 1_000 });
 
