@@ -187,7 +187,7 @@ describe('subprotocol', () => {
     const token = await suite.mesh.token('proto');
     const { selected, socket } = await handshake('proto.t', ['meshgate.v9', `meshgate.token.${token}`]);
     expect(selected).toBe('meshgate.v9');
-    expect(await closeFrame(socket)).toEqual({ code: WS_CLOSE_UNSUPPORTED_PROTOCOL, reason: 'Offer subprotocol "meshgate" (protocol v1); update the client' });
+    expect(await closeFrame(socket)).toEqual({ code: WS_CLOSE_UNSUPPORTED_PROTOCOL, reason: 'Unsupported protocol (offered meshgate.v9; server speaks v1): reload the page to update' });
     expect(socket.frames).toEqual([]);
     expect(await suite.mesh.state('proto.t')).toMatchObject({ sockets: 0 });
   });
@@ -200,7 +200,7 @@ describe('subprotocol', () => {
     expect(response.statusCode).toBe(400);
     let body = '';
     for await (const chunk of response) body += String(chunk);
-    expect(body).toContain('Offer subprotocol "meshgate"');
+    expect(body).toContain('Sec-WebSocket-Protocol: meshgate, meshgate.token.<jwt>');
     expect(body).not.toContain(token);
     expect(await suite.mesh.state('proto.t')).toMatchObject({ sockets: 0 });
   });

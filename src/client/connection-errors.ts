@@ -4,7 +4,7 @@
  * reports (what went wrong and what to check), and how a failed token fetch
  * counts for the core.
  */
-import { ClientClosedError, LoginRequiredError, SupersededError } from '../protocol/errors.js';
+import { ClientClosedError, LoginRequiredError, SupersededError, UnsupportedProtocolError } from '../protocol/errors.js';
 import { FAILURES_BEFORE_REPORT, type CredentialsFailure, type Problem, type Stopped } from './connection.js';
 import { TransientRefreshError } from './token.js';
 
@@ -16,6 +16,8 @@ export function stoppedError(stopped: Stopped): Error {
       return new SupersededError();
     case 'loginRequired':
       return new LoginRequiredError(stopped.reason);
+    case 'updateRequired':
+      return new UnsupportedProtocolError(stopped.reason);
   }
 }
 

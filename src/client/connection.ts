@@ -16,8 +16,8 @@
  * connect()'s promise is not an effect: it settles whenever the phase is
  * neither `authorizing` nor `opening` (see `attempting`).
  */
-import { LOGIN_REQUIRED_CODES, WS_CLOSE_NORMAL, WS_CLOSE_SUPERSEDED, WS_CLOSE_TOKEN_EXPIRED, WS_CLOSE_TOO_MANY_CONNECTIONS } from '../protocol/close-codes.js';
-import { ProtocolError, TooManyConnectionsError } from '../protocol/errors.js';
+import { LOGIN_REQUIRED_CODES, WS_CLOSE_NORMAL, WS_CLOSE_SUPERSEDED, WS_CLOSE_TOKEN_EXPIRED, WS_CLOSE_TOO_MANY_CONNECTIONS, WS_CLOSE_UNSUPPORTED_PROTOCOL } from '../protocol/close-codes.js';
+import { ProtocolError, TooManyConnectionsError, UnsupportedProtocolError } from '../protocol/errors.js';
 import type { ConnectionStatusFrame } from '../protocol/frames.js';
 
 /** Numbers each attempt; an attempt's socket has the attempt's number. */
@@ -34,10 +34,12 @@ export type Phase =
   | { name: 'backingOff' }
   | { name: 'superseded' }
   | { name: 'loginRequired'; reason: string }
+  /** the server speaks no version this client offers: only a reload (a newer client) helps */
+  | { name: 'updateRequired'; reason: string }
   | { name: 'closed' };
 
 /** The phases that stop the client until the app calls connect() (or never, for `closed`); calls fail at once in them. */
-export type Stopped = Extract<Phase, { name: 'superseded' | 'loginRequired' | 'closed' }>;
+export type Stopped = Extract<Phase, { name: 'superseded' | 'loginRequired' | 'updateRequired' | 'closed' }>;
 
 export interface Connection {
   readonly phase: Phase;
@@ -86,7 +88,8 @@ export type Notice =
   | { name: 'connected'; subscriptionRequired: boolean; firstConnection: boolean }
   | { name: 'subscriptionRequired' }
   | { name: 'superseded' }
-  | { name: 'loginRequired'; reason: string };
+  | { name: 'loginRequired'; reason: string }
+  | { name: 'updateRequired'; reason: string };
 
 export type Problem =
   | { kind: 'refreshesFailing'; last: Error }
@@ -124,7 +127,7 @@ export interface Step {
 
 /** What the client does when the current socket closes with a code. */
 export interface CloseRule {
-  then: 'retry' | 'superseded' | 'loginRequired';
+  then: 'retry' | 'superseded' | 'loginRequired' | 'updateRequired';
   /** the token expired: drop it; with no refresh configured the user must log in */
   dropToken?: true;
   /** reported through onError at the first such close since the last connection (and not counted as a failed attempt) */
@@ -140,6 +143,8 @@ export const CLOSE_RULES: CloseRules = new Map<number, CloseRule>([
   [WS_CLOSE_TOKEN_EXPIRED, { then: 'retry', dropToken: true }],
   // Another tab or device must go first: keep retrying with backoff, and say why once.
   [WS_CLOSE_TOO_MANY_CONNECTIONS, { then: 'retry', report: (reason) => new TooManyConnectionsError(reason) }],
+  // No retry can help: the page must load a client the server speaks.
+  [WS_CLOSE_UNSUPPORTED_PROTOCOL, { then: 'updateRequired', report: (reason) => new UnsupportedProtocolError(reason) }],
 ]);
 
 /** Failed attempts (or refreshes) in a row before the client reports them through onError; it keeps retrying. */
@@ -190,6 +195,7 @@ const TABLE: { readonly [P in Phase['name']]: Row } = {
   },
   superseded: { connect: start, reconnect: start, disconnect: close },
   loginRequired: { connect: start, reconnect: start, disconnect: close },
+  updateRequired: { connect: start, reconnect: start, disconnect: close },
   closed: {},
 };
 
@@ -212,7 +218,7 @@ export function publicState(c: Connection): ConnectionState {
 
 const PUBLIC_STATE: { readonly [P in Phase['name']]: ConnectionState } = {
   idle: 'disconnected', authorizing: 'connecting', opening: 'connecting', connected: 'connected',
-  backingOff: 'reconnecting', superseded: 'superseded', loginRequired: 'disconnected', closed: 'disconnected',
+  backingOff: 'reconnecting', superseded: 'superseded', loginRequired: 'disconnected', updateRequired: 'disconnected', closed: 'disconnected',
 };
 
 /** Whether an attempt is under way (connect() then returns its promise). */
@@ -228,7 +234,7 @@ export function currentSocket(c: Connection): SocketId | undefined {
 /** Why a new call fails at once, or undefined when it may be queued or sent. */
 export function refusal(c: Connection): Stopped | undefined {
   const { phase } = c;
-  return phase.name === 'superseded' || phase.name === 'loginRequired' || phase.name === 'closed' ? phase : undefined;
+  return phase.name === 'superseded' || phase.name === 'loginRequired' || phase.name === 'updateRequired' || phase.name === 'closed' ? phase : undefined;
 }
 
 // ── transitions ──────────────────────────────────────────────────────────────
@@ -321,6 +327,7 @@ function closedByServer(c0: Connection, e: EventOf<'closed'>, rules: CloseRules)
   if (rule.dropToken) lead.push({ type: 'dropToken' });
   if (rule.then === 'superseded') return leave(c, { name: 'superseded' }, 'forget', lead);
   if (rule.then === 'loginRequired') return leave(c, { name: 'loginRequired', reason: e.reason || `closed with ${e.code}` }, 'forget', lead);
+  if (rule.then === 'updateRequired') return leave(c, { name: 'updateRequired', reason: e.reason || `closed with ${e.code}` }, 'forget', lead);
   if (rule.dropToken && !c.canRefresh) return leave(c, { name: 'loginRequired', reason: 'token expired and no refresh is configured' }, 'forget', lead);
   return leave(c, { name: 'backingOff' }, 'forget', lead);
 }
@@ -331,7 +338,7 @@ function dead(c0: Connection, e: EventOf<'dead'>): Step {
 }
 
 /** Why a socket kept by reconnect() is closed, by where the client goes instead of to its replacement. */
-const RETIRED_CLOSE_REASON = { backingOff: 'Replacement failed', superseded: 'Superseded', loginRequired: 'Login required', closed: 'Client disconnected' } as const;
+const RETIRED_CLOSE_REASON = { backingOff: 'Replacement failed', superseded: 'Superseded', loginRequired: 'Login required', updateRequired: 'Update required', closed: 'Client disconnected' } as const;
 
 /**
  * The one way out of an attempt or a connection: after `lead`, release the
@@ -354,6 +361,7 @@ function leave(c: Connection, next: { name: 'backingOff' } | Stopped, current: '
   effects.push({ type: 'failCalls', because: next });
   if (next.name === 'superseded') effects.push({ type: 'notify', notice: { name: 'superseded' } });
   if (next.name === 'loginRequired') effects.push({ type: 'notify', notice: { name: 'loginRequired', reason: next.reason } });
+  if (next.name === 'updateRequired') effects.push({ type: 'notify', notice: { name: 'updateRequired', reason: next.reason } });
   if (next.name === 'closed') effects.push({ type: 'dispose' });
   return { state: left, effects };
 }

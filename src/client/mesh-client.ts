@@ -9,7 +9,9 @@
 import { ClientClosedError, OutcomeUnknownError } from '../protocol/errors.js';
 import { decodeServerFrame, type CallTarget, type ServerFrame } from '../protocol/frames.js';
 import { DEFAULTS, DEFAULT_GATEWAY_BINDING } from '../protocol/limits.js';
-import { HEARTBEAT_PONG, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../protocol/wire.js';
+import { HEARTBEAT_PONG } from '../protocol/wire.js';
+import { WS_CLOSE_UNSUPPORTED_PROTOCOL } from '../protocol/close-codes.js';
+import { OfferedVersions } from './versions.js';
 import { createStub, type Stub } from '../protocol/stub.js';
 import { backoffDelay } from './backoff.js';
 import {
@@ -37,6 +39,7 @@ export class MeshClient<Handlers extends object = object> {
   readonly #outgoing: OutgoingCalls;
   readonly #incoming: IncomingCalls;
   readonly #liveness: Liveness;
+  readonly #versions: OfferedVersions;
 
   #connection: Connection;
   /** the current socket and one kept open by reconnect(), by id */
@@ -52,6 +55,7 @@ export class MeshClient<Handlers extends object = object> {
   constructor(options: MeshClientOptions<Handlers>) {
     this.#options = options;
     this.#Socket = resolveSocketClass(options.WebSocket);
+    this.#versions = new OfferedVersions(options.protocolVersions);
     this.#tokens = new TokenSource(options.accessToken, options.refresh, options.fetch);
     this.#connection = initialConnection({ canRefresh: this.#tokens.canRefresh });
     this.#outgoing = new OutgoingCalls(options.maxQueuedCalls ?? DEFAULTS.maxQueuedCalls, options.callTimeoutMs ?? DEFAULTS.callTimeoutMs,
@@ -248,7 +252,7 @@ export class MeshClient<Handlers extends object = object> {
   #openSocket(socket: SocketId, token: string): void {
     let ws: SocketLike;
     try {
-      ws = new this.#Socket(this.#gatewayUrl(), [SUBPROTOCOL, `${TOKEN_SUBPROTOCOL_PREFIX}${token}`]);
+      ws = new this.#Socket(this.#gatewayUrl(), this.#versions.subprotocols(token));
     } catch (error) {
       void this.#dispatch({ type: 'socketUnavailable', socket, error });
       return;
@@ -277,8 +281,12 @@ export class MeshClient<Handlers extends object = object> {
       return;
     }
     switch (frame.type) {
-      case 'connection_status':
-        return void this.#dispatch({ type: 'status', socket, status: frame });
+      case 'connection_status': {
+        // A server speaking a version this client does not is handled as its 4426: stop, say reload.
+        const problem = this.#versions.problem(frame, this.#sockets.get(socket)?.protocol);
+        if (problem) this.#sockets.get(socket)?.close(WS_CLOSE_UNSUPPORTED_PROTOCOL, 'Unsupported protocol');
+        return void this.#dispatch(problem ? { type: 'closed', socket, code: WS_CLOSE_UNSUPPORTED_PROTOCOL, reason: problem } : { type: 'status', socket, status: frame });
+      }
       case 'superseded':
         return void this.#dispatch({ type: 'superseded', socket });
       case 'call_response':
@@ -334,6 +342,7 @@ export class MeshClient<Handlers extends object = object> {
         case 'subscriptionRequired': return options.onSubscriptionRequired?.();
         case 'superseded': return options.onSuperseded?.();
         case 'loginRequired': return options.onLoginRequired?.(notice.reason);
+        case 'updateRequired': return options.onUpdateRequired?.(notice.reason);
       }
     });
   }

@@ -49,6 +49,16 @@ export interface MeshClientOptions<Handlers extends object = object> {
   onSubscriptionRequired?: () => void | Promise<void>;
   /** The token was refused for good (4400/4403, or the refresh answered 401/403). */
   onLoginRequired?: (reason: string) => void;
+  /**
+   * The server speaks none of the protocol versions this client offers (close 4426, or it chose one this
+   * client does not speak): the client stopped; show "reload the page to update". onError gets an UnsupportedProtocolError.
+   */
+  onUpdateRequired?: (reason: string) => void;
+  /**
+   * The protocol versions this client offers, newest first (default SUPPORTED_PROTOCOL_VERSIONS). Only tests
+   * change it: to play an older or newer client against a gateway.
+   */
+  protocolVersions?: readonly number[];
   /** Another process took over this identity; this client stopped and will not reconnect by itself. */
   onSuperseded?: () => void;
   /**

@@ -1,6 +1,8 @@
 /** The slice of the WebSocket API the client uses: browsers' WebSocket and the `ws` package both fit. */
 export interface SocketLike {
   readonly readyState: number;
+  /** the subprotocol the server selected ('' or absent where the socket does not tell) */
+  readonly protocol?: string;
   send(data: string): void;
   close(code?: number, reason?: string): void;
   onopen: ((event: unknown) => void) | null;

@@ -6,7 +6,8 @@
  */
 import { WS_CLOSE_FORBIDDEN, WS_CLOSE_NO_TOKEN, WS_CLOSE_UNSUPPORTED_PROTOCOL } from '../protocol/close-codes.js';
 import { DEFAULT_GATEWAY_BINDING } from '../protocol/limits.js';
-import { SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../protocol/wire.js';
+import { checkedVersions, SUBPROTOCOL, SUPPORTED_PROTOCOL_VERSIONS, TOKEN_SUBPROTOCOL_PREFIX } from '../protocol/wire.js';
+import { negotiate, refusedVersionReason } from '../upgrade/versions.js';
 import { admitIdentity, type IdentityLimitOptions } from '../identities/admission.js';
 import { IDENTITY_HEADER, INTERNAL_HEADER_PREFIX, type VerifiedIdentity } from '../upgrade/identity.js';
 import { isUpgrade, offeredSubprotocols, refuseUpgrade } from '../upgrade/responses.js';
@@ -47,6 +48,12 @@ export interface MeshWorkerOptions<Env> {
    * Default: one `console.warn` line each, at most 60 a minute. `false` silences it.
    */
   logger?: EdgeLogger<Env> | false;
+  /**
+   * The protocol versions this edge accepts (default SUPPORTED_PROTOCOL_VERSIONS).
+   * The newest one the client offers is selected. Only tests list the reserved
+   * next version, to play a gateway released after this one.
+   */
+  protocolVersions?: readonly number[] | ((env: Env) => readonly number[] | undefined);
 }
 
 const TAB_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -75,14 +82,14 @@ function tokenFrom(offered: string[]): string | undefined {
 }
 
 /**
- * The client does not speak `meshgate` (v1). Only an offered subprotocol may
- * be selected (RFC 6455), and clients fail a 101 that selects none: a client
- * offering another version gets it selected and the socket closed at once
- * with 4426; one offering nothing but the token (which is never echoed) gets
- * an HTTP 400.
+ * The client speaks no version this edge accepts. Only an offered subprotocol
+ * may be selected (RFC 6455), and clients fail a 101 that selects none: a
+ * client offering other subprotocols gets one selected and the socket closed
+ * at once with 4426; one offering nothing but the token (which is never
+ * echoed) gets an HTTP 400.
  */
-function refuseProtocol(request: Request, offered: string[], log: (refusal: Pick<RefusedUpgrade, 'as' | 'code' | 'reason'>) => void): Response {
-  const reason = `Offer subprotocol "${SUBPROTOCOL}" (protocol v1); update the client`;
+function refuseProtocol(request: Request, offered: string[], accepted: readonly number[], log: (refusal: Pick<RefusedUpgrade, 'as' | 'code' | 'reason'>) => void): Response {
+  const reason = refusedVersionReason(offered, accepted);
   const other = offered.find((p) => !p.startsWith(TOKEN_SUBPROTOCOL_PREFIX));
   if (other === undefined) {
     log({ as: 'http', code: 400, reason: `${reason} (it offered none but the token)` });
@@ -100,6 +107,9 @@ export function createMeshWorker<Env>(options: MeshWorkerOptions<Env>): Exported
   const gateways = options.gateways ?? [DEFAULT_GATEWAY_BINDING];
   const cors = options.cors && new CorsPolicy(options.cors);
   const logger = options.logger === false ? undefined : (options.logger ?? (consoleEdgeLogger() as EdgeLogger<Env>));
+  const fixedVersions = typeof options.protocolVersions === 'function' ? undefined : checkedVersions(options.protocolVersions ?? SUPPORTED_PROTOCOL_VERSIONS, 'protocolVersions');
+  const acceptedVersions = (env: Env): readonly number[] =>
+    fixedVersions ?? checkedVersions((options.protocolVersions as (env: Env) => readonly number[] | undefined)(env) ?? SUPPORTED_PROTOCOL_VERSIONS, 'protocolVersions');
   const handler = {
     async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
       const url = new URL(request.url);
@@ -120,7 +130,7 @@ export function createMeshWorker<Env>(options: MeshWorkerOptions<Env>): Exported
       const log = (refusal: Pick<RefusedUpgrade, 'as' | 'code' | 'reason' | 'sub'>): void => logger?.refused({ ...refusal, binding, instance: decodedOr(route[2]!) }, env);
       const close = (code: number, reason: string, sub?: string): Response => {
         log({ as: 'close', code, reason, ...(sub === undefined ? {} : { sub }) });
-        return refuseUpgrade(request, code, reason);
+        return refuseUpgrade(request, code, reason, selected);
       };
       const candidate = gateways.includes(binding) ? (env as Record<string, unknown>)[binding] : undefined;
       if (!isNamespace(candidate)) {
@@ -133,7 +143,9 @@ export function createMeshWorker<Env>(options: MeshWorkerOptions<Env>): Exported
       }
 
       const offered = offeredSubprotocols(request);
-      if (!offered.includes(SUBPROTOCOL)) return refuseProtocol(request, offered, log);
+      const accepted = acceptedVersions(env);
+      const selected = negotiate(offered, accepted);
+      if (selected === undefined) return refuseProtocol(request, offered, accepted, log);
       const token = tokenFrom(offered);
       if (!token) return close(WS_CLOSE_NO_TOKEN, 'No token');
       let instanceName: string;
@@ -162,7 +174,7 @@ export function createMeshWorker<Env>(options: MeshWorkerOptions<Env>): Exported
 
       const headers = stripInternalHeaders(request.headers);
       headers.set(IDENTITY_HEADER, JSON.stringify(identity));
-      headers.set('Sec-WebSocket-Protocol', 'meshgate'); // the token goes no further than the edge
+      headers.set('Sec-WebSocket-Protocol', selected); // the negotiated version; the token goes no further than the edge
       const namespace = candidate as Namespace<{ fetch(request: Request): Promise<Response> }>;
       const stub = namespace.get(namespace.idFromName(instanceName));
       return stub.fetch(new Request(request.url, { method: 'GET', headers }));

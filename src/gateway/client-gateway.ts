@@ -19,7 +19,8 @@ import {
   SUPERSEDED_REASON, WS_CLOSE_INTERNAL, WS_CLOSE_SUPERSEDED, WS_CLOSE_TOKEN_EXPIRED, WS_CLOSE_FORBIDDEN, WS_CLOSE_TOO_MANY_CONNECTIONS,
 } from '../protocol/close-codes.js';
 import { encodeFrame } from '../protocol/frames.js';
-import { HEARTBEAT_PING, HEARTBEAT_PONG, PROTOCOL_VERSION } from '../protocol/wire.js';
+import { HEARTBEAT_PING, HEARTBEAT_PONG, subprotocolOf } from '../protocol/wire.js';
+import { forwardedVersion } from '../upgrade/versions.js';
 import { failure } from '../protocol/failure.js';
 import type { ClientCallEnvelope, MeshResult, NotifyResult } from '../nodes/envelope.js';
 import { readIdentity, type VerifiedIdentity } from '../upgrade/identity.js';
@@ -80,6 +81,8 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     if (!isUpgrade(request)) return new Response('The gateway only accepts WebSocket upgrades.', { status: 426 });
     const identity = readIdentity(request);
     if (!identity) return new Response('Missing verified identity: reach the gateway through createMeshWorker.', { status: 400 });
+    const protocol = forwardedVersion(request);
+    if (protocol === undefined) return new Response('No protocol version negotiated: reach the gateway through createMeshWorker.', { status: 400 });
 
     let extraClaims: void | Record<string, unknown>;
     try {
@@ -87,7 +90,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     } catch (error) {
       return refuseUpgrade(request, WS_CLOSE_FORBIDDEN, String((error as Error)?.message ?? error));
     }
-    const info: SocketInfo = { ...identity, claims: { ...identity.claims, ...(extraClaims ?? {}) } };
+    const info: SocketInfo = { ...identity, claims: { ...identity.claims, ...(extraClaims ?? {}) }, protocol };
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     // Tried before anything changes: an identity workerd cannot keep (over 16 KiB serialized)
     // must not cost the live socket its place.
@@ -115,10 +118,10 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
 
     safeSend(server, encodeFrame({
       type: 'connection_status', subscriptionRequired: decision.subscriptionRequired, instanceName: identity.instanceName, sub: identity.sub,
-      protocol: PROTOCOL_VERSION, epoch: this.#epoch, maxFrameBytes: this.config.maxFrameBytes,
+      protocol, epoch: this.#epoch, maxFrameBytes: this.config.maxFrameBytes,
     }));
     this.#toClient.resendTo(server);
-    return upgradeResponse(request, client);
+    return upgradeResponse(request, client, subprotocolOf(protocol));
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {

@@ -10,6 +10,8 @@ export const OPEN = 1;
 export interface SocketInfo extends VerifiedIdentity {
   /** the gateway closed this socket itself (superseded, refused): its close event decides nothing */
   closedByGateway?: true;
+  /** the protocol version the edge negotiated: frames on this socket follow it */
+  protocol: number;
 }
 
 export function tokenExpired(info: SocketInfo, now = Date.now()): boolean {

@@ -157,6 +157,16 @@ export class TooManyConnectionsError extends MeshError {
   }
 }
 
+/** The server speaks none of the protocol versions this client offers (close 4426): reload the page (or update the app) to get a client it speaks. */
+export class UnsupportedProtocolError extends MeshError {
+  readonly reason: string;
+
+  constructor(reason: string) {
+    super(`meshgate: the server no longer speaks the protocol version this client offers (${reason}); reload the page to update the client.`, 'unsupported_protocol');
+    this.reason = reason;
+  }
+}
+
 const builtins: Array<new (message?: string) => Error> = [
   Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError,
 ];
@@ -165,6 +175,7 @@ for (const c of [
   MeshError, ClientDisconnectedError, ClientTimeoutError, CallTimeoutError, OutcomeUnknownError,
   MethodNotExposedError, UnknownBindingError, ForbiddenError, ProtocolError, LimitExceededError,
   TokenExpiredError, ClientClosedError, SupersededError, LoginRequiredError, TooManyConnectionsError,
+  UnsupportedProtocolError,
 ]) registry.set(c.name, c);
 
 /** Lets an application's own error classes revive as themselves on the other side. */

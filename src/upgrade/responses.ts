@@ -1,5 +1,5 @@
 /** The WebSocket upgrade's responses, shared by the edge (refusals) and the gateway (accept, refusals). */
-import { SUBPROTOCOL } from '../protocol/wire.js';
+import { TOKEN_SUBPROTOCOL_PREFIX } from '../protocol/wire.js';
 
 /** The subprotocols a WebSocket upgrade offers, in order. */
 export function offeredSubprotocols(request: Request): string[] {
@@ -7,11 +7,11 @@ export function offeredSubprotocols(request: Request): string[] {
 }
 
 /**
- * The 101 response for an accepted socket, selecting `meshgate` only if the
- * client offered it (never the token), or `select` (one it offered).
+ * The 101 response for an accepted socket, selecting `select` (one the client
+ * offered), else the first subprotocol offered that is not the token.
  */
 export function upgradeResponse(request: Request, client: WebSocket, select?: string): Response {
-  const protocol = select ?? (offeredSubprotocols(request).includes(SUBPROTOCOL) ? SUBPROTOCOL : undefined);
+  const protocol = select ?? offeredSubprotocols(request).find((p) => !p.startsWith(TOKEN_SUBPROTOCOL_PREFIX));
   const headers = protocol === undefined ? undefined : { 'Sec-WebSocket-Protocol': protocol };
   return new Response(null, { status: 101, webSocket: client, ...(headers ? { headers } : {}) });
 }

@@ -9,7 +9,7 @@ import {
   CLOSE_RULES, initialConnection, publicState, refusal, step,
   type Connection, type ConnectionEvent, type Effect, type Phase,
 } from '../../src/client/connection.js';
-import { LoginRequiredError, ProtocolError, TooManyConnectionsError } from '../../src/protocol/errors.js';
+import { LoginRequiredError, ProtocolError, TooManyConnectionsError, UnsupportedProtocolError } from '../../src/protocol/errors.js';
 import type { ConnectionStatusFrame } from '../../src/protocol/frames.js';
 
 const base = initialConnection({ canRefresh: true });
@@ -97,6 +97,11 @@ const CASES: Case[] = [
 
   ['opening: 4429 (one connection too many) is reported once, not counted as a failed attempt, and retried', at(opening, { failedAttempts: 2 }), closedWith(4429, 'Too many open tabs'), { phase: backingOff, failedAttempts: 2, retries: 1, reportedCloses: [4429] },
     [{ type: 'report', problem: { kind: 'error', error: new TooManyConnectionsError('Too many open tabs') } }, forget5, retry(0)]],
+  ['opening: 4426 (no protocol version in common) stops with updateRequired, reported once, no retry', at(opening), closedWith(4426, 'Unsupported protocol'),
+    { phase: { name: 'updateRequired', reason: 'Unsupported protocol' }, retries: 0, reportedCloses: [4426] },
+    [{ type: 'report', problem: { kind: 'error', error: new UnsupportedProtocolError('Unsupported protocol') } }, forget5,
+      fail({ name: 'updateRequired', reason: 'Unsupported protocol' }), notify({ name: 'updateRequired', reason: 'Unsupported protocol' })]],
+  ['updateRequired: connect() tries again (after a rollback, say)', at({ name: 'updateRequired', reason: 'x' }), { type: 'connect' }, { phase: { name: 'authorizing', attempt: 6 }, nextId: 7 }, [fetch6]],
   ['opening: a second 4429 in the same run is not reported again', at(opening, { reportedCloses: [4429] }), closedWith(4429, 'Too many open tabs'), { phase: backingOff, retries: 1, reportedCloses: [4429] }, [forget5, retry(0)]],
 
   // liveness

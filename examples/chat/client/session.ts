@@ -23,7 +23,7 @@ import { devLogin } from './dev-login.js';
 /** Connection events worth showing to a person. */
 export type SessionEventKind =
   | 'connected' | 'joined' | 'connection-lost' | 'reconnected-in-grace' | 'resubscribed' | 'superseded' | 'took-over'
-  | 'still-retrying' | 'login-required' | 'error';
+  | 'still-retrying' | 'login-required' | 'update-required' | 'error';
 
 export interface SessionEvent {
   kind: SessionEventKind;
@@ -104,6 +104,7 @@ export class RoomSession {
       onSubscriptionRequired: () => this.#subscribe(),
       onSuperseded: () => this.#emit('superseded', 'Superseded: this identity was opened elsewhere. This connection stopped and will not reconnect.'),
       onLoginRequired: (reason) => this.#emit('login-required', 'The server no longer accepts this login (was it restarted with a new secret?)', reason),
+      onUpdateRequired: (reason) => this.#emit('update-required', 'A new version of this app is deployed: reload the page to update', reason),
       onError: (error) => this.#onError(error),
       ...options.client,
     });
