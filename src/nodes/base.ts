@@ -2,6 +2,7 @@
 import { DurableObject, WorkerEntrypoint } from 'cloudflare:workers';
 import type { CallTarget, Origin } from '../protocol/frames.js';
 import type { ValueBounds } from '../protocol/value-bounds.js';
+import type { Guard } from './checks.js';
 import { dispatchBurst, dispatchCall, valueBoundsOf, type BurstDelivery } from './dispatch.js';
 import type { MeshEnvelope, MeshResult } from './envelope.js';
 import { MeshApi } from './mesh-api.js';
@@ -30,6 +31,13 @@ export class MeshDurableObject<Env = unknown> extends DurableObject<Env> {
    * how deep it may nest. See docs/limits.md; unset fields keep the defaults.
    */
   static valueBounds: Partial<ValueBounds> = {};
+
+  /**
+   * The guard of every `@mesh` method that names none of its own, e.g. "the
+   * caller is a member of this instance". Returns true to allow; anything
+   * else refuses with ForbiddenError before the method runs.
+   */
+  static guard: Guard | undefined = undefined;
 
   /** Typed stubs to other nodes and to connected clients. */
   readonly mesh: MeshApi;
@@ -69,6 +77,9 @@ export class MeshDurableObject<Env = unknown> extends DurableObject<Env> {
 export class MeshWorker<Env = unknown> extends WorkerEntrypoint<Env> {
   /** As MeshDurableObject.valueBounds. */
   static valueBounds: Partial<ValueBounds> = {};
+
+  /** As MeshDurableObject.guard. */
+  static guard: Guard | undefined = undefined;
 
   readonly mesh: MeshApi;
   #self: Origin | undefined;

@@ -6,11 +6,18 @@ import { MAX_ARGUMENTS, MAX_BURST_PART_SIZE } from '../protocol/wire.js';
 import { resolveValueBounds, type ValueBounds } from '../protocol/value-bounds.js';
 import { runWithContext } from './context.js';
 import type { MeshEnvelope, MeshResult } from './envelope.js';
-import { findExposedMethod } from './exposed.js';
+import { checkArguments, checkResult, runGuard, type Guard } from './checks.js';
+import { checksOf, findExposedMethod } from './exposed.js';
 
 /** The bounds a node class sets with `static valueBounds` on the values it decodes, over the defaults. */
 export function valueBoundsOf(node: object): ValueBounds {
   return resolveValueBounds((node.constructor as { valueBounds?: Partial<ValueBounds> } | undefined)?.valueBounds);
+}
+
+/** The default guard a node class sets with `static guard`, for every method that names none. */
+function classGuardOf(node: object): Guard | undefined {
+  const guard = (node.constructor as { guard?: unknown } | undefined)?.guard;
+  return typeof guard === 'function' ? (guard as Guard) : undefined;
 }
 
 export async function dispatchCall(node: object, envelope: MeshEnvelope): Promise<MeshResult> {
@@ -20,7 +27,16 @@ export async function dispatchCall(node: object, envelope: MeshEnvelope): Promis
     const args = decodeValue(envelope.args, valueBoundsOf(node), `the arguments of "${envelope.method}"`);
     if (!Array.isArray(args)) throw new ProtocolError('Call arguments must encode an array.', 'bad_payload');
     if (args.length > MAX_ARGUMENTS) throw new LimitExceededError('maxArguments', MAX_ARGUMENTS, 'pass a list as one argument instead of spreading it into many.');
-    const running = runWithContext(envelope.context, () => method.apply(node, args as never[]));
+    const checks = checksOf(method);
+    const guard = checks?.guard ?? classGuardOf(node);
+    const running = runWithContext(envelope.context, checks === undefined && guard === undefined
+      ? () => method.apply(node, args as never[])
+      : async () => {
+        await runGuard(guard, envelope.context, node, envelope.method);
+        const checkedArgs = checks?.args ? await checkArguments(checks.args, args, envelope.method) : args;
+        const result = await method.apply(node, checkedArgs as never[]);
+        return checks?.result ? checkResult(checks.result, result, envelope.method) : result;
+      });
     const result = envelope.deadlineMs === undefined ? await running : await withinDeadline(running, envelope.method, envelope.deadlineMs);
     return { ok: true, result: encodeValue(result) };
   } catch (error) {

@@ -10,6 +10,8 @@ import { createStub, type Stub } from '../protocol/stub.js';
 import { getCallContext } from './context.js';
 import type { ValueBounds } from '../protocol/value-bounds.js';
 import { settleResult } from './dispatch.js';
+import { checkResult } from './checks.js';
+import type { StandardSchemaV1 } from '../protocol/standard-schema.js';
 import type { CallContext, ClientCallEnvelope, MeshResult, NotifyResult } from './envelope.js';
 import { callNode, resolveTarget } from './targets.js';
 import { isNamespace, type Namespace } from '../bindings/kinds.js';
@@ -34,6 +36,9 @@ export interface ClientCallOptions {
    */
   ownChain?: boolean;
 }
+
+/** Schemas for what a client's handlers answer, by method: an answer that fails one rejects with ValidationError. */
+export type ClientResultSchemas<T> = { [K in keyof T]?: StandardSchemaV1 };
 
 export class MeshApi {
   readonly #env: unknown;
@@ -63,12 +68,15 @@ export class MeshApi {
   }
 
   /** A stub for a connected client, addressed by its instance name (`{sub}.{tabId}`). */
-  client<T>(instanceName: string, options: ClientCallOptions = {}): Stub<T> {
+  client<T>(instanceName: string, options: ClientCallOptions & { results?: ClientResultSchemas<T> } = {}): Stub<T> {
     checkTimeout('mesh.client()', options.timeoutMs);
+    const results = options.results as Record<string, StandardSchemaV1 | undefined> | undefined;
     return createStub<T>(async (method, args) => {
       const gateway = this.#gateway(instanceName, options.gateway, 'mesh.client()');
       const answer = await gateway.__meshgateCallClient(this.#clientEnvelope(instanceName, method, args, options));
-      return settleResult(answer, this.#bounds(), `"${method}" on client "${instanceName}"`);
+      const value = settleResult(answer, this.#bounds(), `"${method}" on client "${instanceName}"`);
+      const schema = results && Object.prototype.hasOwnProperty.call(results, method) ? results[method] : undefined;
+      return schema ? checkResult(schema, value, method) : value;
     });
   }
 

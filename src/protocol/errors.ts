@@ -97,6 +97,40 @@ export class ForbiddenError extends MeshError {
   }
 }
 
+/** One reason a value failed its schema: where in the value (keys and indexes), and what is wrong. */
+export interface ValidationIssue {
+  path: Array<string | number>;
+  message: string;
+}
+
+/** How much of a schema's complaint travels: issues derive from hostile input, so their count and size are capped. */
+export const VALIDATION_ISSUE_BOUNDS = { maxIssues: 10, maxMessage: 200, maxPathSegments: 8, maxSegment: 40 } as const;
+
+/**
+ * A value failed the schema of a checked method: its arguments (checked
+ * before the method runs) or a result. `issues` lists the first few problems,
+ * each with its path (for arguments, starting at the argument's index);
+ * `issueCount` says how many the schema found.
+ */
+export class ValidationError extends MeshError {
+  method: string;
+  /** 'arguments', or 'result' (a node's own answer, or a client handler's answer checked by the node) */
+  what: 'arguments' | 'result';
+  issues: ValidationIssue[];
+  issueCount: number;
+  constructor(method: string, what: 'arguments' | 'result', issues: ValidationIssue[], issueCount = issues.length) {
+    const first = issues[0];
+    const where = first && first.path.length > 0 ? `at ${first.path.map((p) => `[${JSON.stringify(p)}]`).join('')}: ` : '';
+    const more = issueCount > 1 ? ` (and ${issueCount - 1} more issue${issueCount > 2 ? 's' : ''})` : '';
+    super(`The ${what === 'arguments' ? 'arguments of' : 'result of'} "${describeUntrusted(method, 100)}" failed ${what === 'arguments' ? 'its' : 'its result'} schema: ${where}${first?.message ?? 'invalid'}${more}. `
+      + (what === 'arguments' ? 'Fix the values passed to the call.' : 'The answering side sent a value its caller does not accept.'), 'validation_failed');
+    this.method = describeUntrusted(method, 100);
+    this.what = what;
+    this.issues = issues;
+    this.issueCount = issueCount;
+  }
+}
+
 /** A frame broke the wire protocol; `code` says how. */
 export class ProtocolError extends MeshError {
   constructor(message: string, code = 'bad_frame') {
@@ -175,7 +209,7 @@ for (const c of [
   MeshError, ClientDisconnectedError, ClientTimeoutError, CallTimeoutError, OutcomeUnknownError,
   MethodNotExposedError, UnknownBindingError, ForbiddenError, ProtocolError, LimitExceededError,
   TokenExpiredError, ClientClosedError, SupersededError, LoginRequiredError, TooManyConnectionsError,
-  UnsupportedProtocolError,
+  UnsupportedProtocolError, ValidationError,
 ]) registry.set(c.name, c);
 
 /** Lets an application's own error classes revive as themselves on the other side. */

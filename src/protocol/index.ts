@@ -5,3 +5,4 @@ export * from './codec.js';
 export * from './frames.js';
 export * from './stub.js';
 export { DEFAULT_VALUE_BOUNDS, type ValueBounds } from './value-bounds.js';
+export { type StandardSchemaV1 } from './standard-schema.js';
