@@ -1,5 +1,7 @@
 /**
  * The codec choice, measured: meshgate's devalue codec against CBOR (cbor-x,
+ * installed by the npm script without saving it — its optional native
+ * packages are not in the lock file npm ci checks —
  * cborg) in workerd (Miniflare) and headless Chromium, on the same payloads in
  * one run: speed, encoded and gzipped size, bundle size, and which values
  * round-trip. Loops are bounded by count (N below) and each runtime call by a timeout.
