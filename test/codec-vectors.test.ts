@@ -38,6 +38,8 @@ const thrown: Record<string, () => Error> = {
   'meshgate-SupersededError': () => new errors.SupersededError(),
   'meshgate-LoginRequiredError': () => new errors.LoginRequiredError('token signature is invalid'),
   'meshgate-TooManyConnectionsError': () => new errors.TooManyConnectionsError('too many connections for this identity'),
+  'meshgate-ValidationError': () => new errors.ValidationError('send', 'arguments', [{ path: [0], message: 'Expected string' }]),
+  'meshgate-UnsupportedProtocolError': () => new errors.UnsupportedProtocolError('it offered meshgate.v0'),
 };
 
 it('the file is version 1 and every name is unique', () => {
