@@ -9,12 +9,13 @@
  * each message to the subscribers' gateways and returns, so a `send()` takes
  * milliseconds whatever the tabs do, and the room holds nothing open after it.
  *
- * Arguments come from clients: each method checks their types before using
- * them in any way (no `String(x)`, no `.trim()` on something that may not be
- * a string). Only members — users with a tab that joined — may post or move
- * the counter; who the caller is comes from the verified token.
+ * Every method is checked before it runs: a valibot schema per argument
+ * (the method gets the checked, trimmed value) and a guard. Only members —
+ * users with a tab that joined — may post or move the counter (the class
+ * guard); who the caller is comes from the verified token.
  */
-import { ForbiddenError, MeshDurableObject, Subscriptions, getCallContext, mesh, type NotifySummary } from 'meshgate';
+import * as v from 'valibot';
+import { ForbiddenError, MeshDurableObject, Subscriptions, getCallContext, mesh, type CallContext, type Guard, type NotifySummary } from 'meshgate';
 import {
   MAX_MESSAGE_LENGTH, type ChatClientApi, type ChatMessage, type Delivery, type PresenceEntry, type RoomApi, type RoomSnapshot,
 } from './shared.js';
@@ -46,27 +47,40 @@ function delivery(summary: NotifySummary): Delivery {
   };
 }
 
-/** The message text, checked: a string first (nothing else is touched), then its length, then not blank. */
-function messageText(text: unknown): string {
-  if (typeof text !== 'string') throw new TypeError(`A message must be a string, got ${text === null ? 'null' : typeof text}.`);
-  if (text.length > MAX_MESSAGE_LENGTH) throw new RangeError(`Message is longer than ${MAX_MESSAGE_LENGTH} characters.`);
-  const clean = text.trim();
-  if (!clean) throw new RangeError('Message is empty.');
-  return clean;
-}
+const gotType = (issue: { input: unknown }) => (issue.input === null ? 'null' : typeof issue.input);
 
-/** The counter step, checked: an integer from -MAX_STEP to MAX_STEP other than 0 (1 when not given). */
-function counterStep(by: unknown): number {
-  if (by === undefined) return 1;
-  if (typeof by !== 'number' || !Number.isInteger(by) || by === 0 || Math.abs(by) > MAX_STEP) {
-    throw new RangeError(`The counter moves by a whole number from -${MAX_STEP} to ${MAX_STEP} other than 0.`);
-  }
-  return by;
-}
+/** The message text: a string first (nothing else is touched), then its length, then not blank; trimmed. */
+const MessageText = v.pipe(
+  v.string((issue) => `A message must be a string, got ${gotType(issue)}.`),
+  v.maxLength(MAX_MESSAGE_LENGTH, `Message is longer than ${MAX_MESSAGE_LENGTH} characters.`),
+  v.trim(),
+  v.nonEmpty('Message is empty.'),
+);
+
+const STEP_RULE = `The counter moves by a whole number from -${MAX_STEP} to ${MAX_STEP} other than 0.`;
+/** The counter step: an integer from -MAX_STEP to MAX_STEP other than 0 (1 when not given). */
+const CounterStep = v.optional(v.pipe(v.number(STEP_RULE), v.integer(STEP_RULE), v.minValue(-MAX_STEP, STEP_RULE), v.maxValue(MAX_STEP, STEP_RULE), v.notValue(0, STEP_RULE)), 1);
+
+/** Joining and leaving: a client's own tab, so the room knows whom to subscribe. */
+const clientTab: Guard = (context: CallContext) => {
+  if (context.origin.kind !== 'client') throw new ForbiddenError('Only a client can join or leave a room.');
+  return true;
+};
+/** Reading the room: anyone logged in. */
+const loggedIn: Guard = (context: CallContext) => {
+  if (!context.originAuth?.sub) throw new ForbiddenError('Only a logged-in client can do this.');
+  return true;
+};
 
 export class ChatRoom extends MeshDurableObject<RoomEnv> implements Record<keyof RoomApi, unknown> {
   readonly #subs = new Subscriptions(this.ctx.storage, this.mesh, { timeoutMs: DELIVERY_TIMEOUT_MS });
   readonly #sql = this.ctx.storage.sql;
+
+  /** Every method that names no guard of its own: members only. */
+  static override guard: Guard<ChatRoom> = (context, room) => {
+    room.#member(context);
+    return true;
+  };
 
   constructor(ctx: DurableObjectState, env: RoomEnv) {
     super(ctx, env);
@@ -76,7 +90,7 @@ export class ChatRoom extends MeshDurableObject<RoomEnv> implements Record<keyof
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS counter_by (id INTEGER PRIMARY KEY CHECK (id = 1), sub TEXT NOT NULL)`);
   }
 
-  @mesh
+  @mesh({ args: [], guard: clientTab })
   async join(): Promise<RoomSnapshot> {
     const isNew = !this.#subs.list(TOPIC).includes(this.#callerInstance());
     this.#subs.subscribeCaller(TOPIC);
@@ -85,7 +99,7 @@ export class ChatRoom extends MeshDurableObject<RoomEnv> implements Record<keyof
     return this.snapshot();
   }
 
-  @mesh
+  @mesh({ args: [], guard: loggedIn })
   snapshot(): RoomSnapshot {
     const messages = this.#sql.exec<{ id: number; sender: string; text: string; at: number }>(
       `SELECT id, sender, text, at FROM messages ORDER BY id DESC LIMIT ?`, HISTORY,
@@ -96,14 +110,13 @@ export class ChatRoom extends MeshDurableObject<RoomEnv> implements Record<keyof
     return { room: this.#roomName(), subscribed, messages, presence: this.#presence(), counter: this.#counter(), ...(counterBy === undefined ? {} : { counterBy }) };
   }
 
-  @mesh
+  @mesh({ args: [], guard: clientTab })
   leave(): void {
     if (this.#subs.unsubscribe(TOPIC, this.#callerInstance())) this.#broadcastPresence();
   }
 
-  @mesh
-  async send(text: unknown): Promise<{ message: ChatMessage; delivery: Delivery }> {
-    const clean = messageText(text);
+  @mesh({ args: [MessageText] })
+  async send(clean: string): Promise<{ message: ChatMessage; delivery: Delivery }> {
     const from = this.#member();
     const at = Date.now();
     const { id } = this.#sql.exec<{ id: number }>(`INSERT INTO messages (sender, text, at) VALUES (?, ?, ?) RETURNING id`, from, clean, at).one();
@@ -114,9 +127,8 @@ export class ChatRoom extends MeshDurableObject<RoomEnv> implements Record<keyof
     return { message, delivery: delivery(summary) };
   }
 
-  @mesh
-  async increment(by?: unknown): Promise<{ counter: number; delivery: Delivery }> {
-    const step = counterStep(by);
+  @mesh({ args: [CounterStep] })
+  async increment(step: number): Promise<{ counter: number; delivery: Delivery }> {
     const from = this.#member();
     const { value } = this.#sql.exec<{ value: number }>(
       `INSERT INTO counter (id, value) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET value = value + excluded.value RETURNING value`, step,
@@ -174,15 +186,15 @@ export class ChatRoom extends MeshDurableObject<RoomEnv> implements Record<keyof
   }
 
   /** The verified user behind the call (from the token, never from the client's arguments). */
-  #callerSub(): string {
-    const sub = getCallContext()?.originAuth?.sub;
+  #callerSub(context = getCallContext()): string {
+    const sub = context?.originAuth?.sub;
     if (!sub) throw new ForbiddenError('Only a logged-in client can do this.');
     return sub;
   }
 
   /** The caller's sub, if one of their tabs has joined this room; else a refusal that says what to do. */
-  #member(): string {
-    const sub = this.#callerSub();
+  #member(context = getCallContext()): string {
+    const sub = this.#callerSub(context);
     if (!this.#subs.list(TOPIC).some((instance) => subOf(instance) === sub)) {
       throw new ForbiddenError(`Only members of room "${this.#roomName()}" may post to it: join it first.`);
     }
