@@ -53,6 +53,15 @@ const ROWS = {
     row('per second, 64 in flight (to a Worker)', m.toWorker.perSecond, b.perSecond, ratio(m.toWorker.perSecond, b.perSecond), null, h.perSecond);
     row('workerd CPU µs / call (to a Worker)', ...cpu(m.toWorker));
   },
+  /** The ratio column here is checked / unchecked; the unchecked call stands in the baseline column. */
+  checked(s, row) {
+    const { unchecked: u, valibot, zod } = s.measured;
+    for (const [name, x] of [['valibot', valibot], ['zod', zod]]) {
+      row(`p50 ms, ${name}-checked vs unchecked`, x.p50, u.p50, ratio(x.p50, u.p50), x.n);
+      row(`workerd CPU µs / call, ${name}-checked vs unchecked`, x.workerdCpuUsPerCall, u.workerdCpuUsPerCall, ratio(x.workerdCpuUsPerCall, u.workerdCpuUsPerCall), null);
+      row(`${name} check alone, µs (Node V8)`, x.checkAloneUs, null, null, null);
+    }
+  },
   supersede(s, row) {
     const { measured: m, baseline: b } = s;
     row('open → old 4409 close p50 ms', m.closeAfterOpen.p50, null, null, m.closeAfterOpen.n);

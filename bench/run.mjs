@@ -31,6 +31,7 @@ import { startMesh } from './harness.mjs';
 import { ROOT, loadClient, now, round, versions, within } from './lib.mjs';
 import { report } from './report.mjs';
 import { clients, clientsDeflate } from './scenarios/clients.mjs';
+import { checked } from './scenarios/checked.mjs';
 import { cost } from './scenarios/cost.mjs';
 import { reconnect } from './scenarios/reconnect.mjs';
 import { roundtrip } from './scenarios/roundtrip.mjs';
@@ -51,6 +52,7 @@ const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(','))
 const SCENARIOS = [
   { name: 'roundtrip', budgetMs: 60_000, shared: true, run: (ctx) => roundtrip(ctx, { name: 'roundtrip', deflate: false }) },
   { name: 'throughput', budgetMs: 60_000, shared: true, run: (ctx) => throughput(ctx, { name: 'throughput', deflate: false }) },
+  { name: 'checked', budgetMs: 30_000, shared: true, run: checked },
   { name: 'to_client', budgetMs: 40_000, shared: true, run: toClient },
   { name: 'supersede', budgetMs: 60_000, shared: true, run: supersede },
   { name: 'reconnect', budgetMs: 40_000, shared: true, run: reconnect },

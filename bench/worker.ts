@@ -8,6 +8,8 @@
  * DO hop, with no token check).
  */
 import { DurableObject } from 'cloudflare:workers';
+import * as v from 'valibot';
+import { z } from 'zod';
 import { ClientGateway, MeshDurableObject, MeshWorker, Subscriptions, createMeshWorker, mesh } from '../src/index.js';
 
 export interface Env {
@@ -40,11 +42,32 @@ export class BenchWorker extends MeshWorker<Env> {
 
 type Listener = { ping(i: number): number; notify(round: number): number };
 
+/** A chat message as the checked scenario sends it; the same shape in both schema libraries. */
+type Message = { room: string; text: string; at: number };
+const valibotMessage = v.object({ room: v.pipe(v.string(), v.maxLength(64)), text: v.pipe(v.string(), v.maxLength(2000)), at: v.pipe(v.number(), v.integer()) });
+const zodMessage = z.object({ room: z.string().max(64), text: z.string().max(2000), at: z.number().int() });
+
 /** The app node the benchmarks call. */
 export class BenchDO extends MeshDurableObject<Env> {
   @mesh
   echo<T>(value: T): T {
     return value;
+  }
+
+  /** The unchecked twin of the two methods below: what a schema check adds is the difference. */
+  @mesh
+  echoMessage(message: Message): Message {
+    return message;
+  }
+
+  @mesh({ args: [valibotMessage] })
+  echoMessageValibot(message: Message): Message {
+    return message;
+  }
+
+  @mesh({ args: [zodMessage] })
+  echoMessageZod(message: Message): Message {
+    return message;
   }
 
   /** `count` sequential DO → client calls; the client times the gaps between arrivals. */
