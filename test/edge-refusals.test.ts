@@ -2,6 +2,7 @@
 import { SignJWT } from 'jose';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { consoleEdgeLogger, describeRefusal, type RefusedUpgrade } from '../src/edge/refusals.js';
+import { REFUSAL_LINGER_MS } from '../src/upgrade/responses.js';
 import { RawSocket, SECRET, closeFrame, useTestMesh } from './support/mesh.js';
 
 const suite = useTestMesh();
@@ -47,6 +48,26 @@ describe('refused upgrades are logged', () => {
     suite.sockets.push(socket);
     await socket.ofType('connection_status');
     expect((await refusals()).length).toBe(before);
+  });
+});
+
+describe('when the edge closes a refused socket', () => {
+  it('at the client\'s first frame, and at the latest after REFUSAL_LINGER_MS for a client that sends nothing', async () => {
+    const created = performance.now(); // before either upgrade: the edge's timer cannot start earlier
+    const silent = new RawSocket(suite.mesh.wsUrl('ada.quiet'), 'not-a-jwt');
+    const speaking = new RawSocket(suite.mesh.wsUrl('ada.pinging'), 'not-a-jwt');
+    suite.sockets.push(silent, speaking);
+    await Promise.all([silent.opened, speaking.opened]);
+    const sent = performance.now();
+    speaking.send('meshgate:ping');
+    const pinged = await closeFrame(speaking);
+    const pingedAfter = performance.now() - sent;
+    const quiet = await closeFrame(silent);
+    const quietAfter = performance.now() - created;
+    expect(quiet).toEqual({ code: 4403, reason: 'Token invalid' });
+    expect(pinged).toEqual({ code: 4403, reason: 'Token invalid' });
+    expect(pingedAfter).toBeLessThan(REFUSAL_LINGER_MS); // a loopback round trip, not the timer
+    expect(quietAfter).toBeGreaterThanOrEqual(REFUSAL_LINGER_MS - 5); // the silent one waited for its timer
   });
 });
 

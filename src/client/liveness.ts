@@ -33,6 +33,12 @@ export class Liveness {
   opened(ws: SocketLike): void {
     if (this.#ping) clearInterval(this.#ping);
     this.signOfLife();
+    // A first ping at once: the edge closes a refused socket at the client's first frame (see REFUSAL_LINGER_MS).
+    try {
+      ws.send(HEARTBEAT_PING);
+    } catch {
+      return; // the close event handles it
+    }
     this.#ping = setInterval(() => {
       if (this.#pong) return;
       try {

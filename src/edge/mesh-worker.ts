@@ -10,7 +10,7 @@ import { checkedVersions, SUBPROTOCOL, SUPPORTED_PROTOCOL_VERSIONS, TOKEN_SUBPRO
 import { negotiate, refusedVersionReason } from '../upgrade/versions.js';
 import { admitIdentity, type IdentityLimitOptions } from '../identities/admission.js';
 import { IDENTITY_HEADER, INTERNAL_HEADER_PREFIX, type VerifiedIdentity } from '../upgrade/identity.js';
-import { isUpgrade, offeredSubprotocols, refuseUpgrade } from '../upgrade/responses.js';
+import { isUpgrade, offeredSubprotocols, REFUSAL_LINGER_MS, refuseUpgrade } from '../upgrade/responses.js';
 import { AuthFailure, verifyAccessToken, weakSecretProblem, type AuthOptions } from './auth.js';
 import { DEV_TOKEN_PATH, issueDevToken } from './dev-token.js';
 import { isNamespace, type Namespace } from '../bindings/kinds.js';
@@ -96,7 +96,7 @@ function refuseProtocol(request: Request, offered: string[], accepted: readonly 
     return new Response(`${reason}: Sec-WebSocket-Protocol: ${SUBPROTOCOL}, ${TOKEN_SUBPROTOCOL_PREFIX}<jwt>.`, { status: 400 });
   }
   log({ as: 'close', code: WS_CLOSE_UNSUPPORTED_PROTOCOL, reason });
-  return refuseUpgrade(request, WS_CLOSE_UNSUPPORTED_PROTOCOL, reason, other);
+  return refuseUpgrade(request, WS_CLOSE_UNSUPPORTED_PROTOCOL, reason, other, REFUSAL_LINGER_MS);
 }
 
 export function createMeshWorker<Env>(options: MeshWorkerOptions<Env>): ExportedHandler<Env> {
@@ -130,7 +130,7 @@ export function createMeshWorker<Env>(options: MeshWorkerOptions<Env>): Exported
       const log = (refusal: Pick<RefusedUpgrade, 'as' | 'code' | 'reason' | 'sub'>): void => logger?.refused({ ...refusal, binding, instance: decodedOr(route[2]!) }, env);
       const close = (code: number, reason: string, sub?: string): Response => {
         log({ as: 'close', code, reason, ...(sub === undefined ? {} : { sub }) });
-        return refuseUpgrade(request, code, reason, selected);
+        return refuseUpgrade(request, code, reason, selected, REFUSAL_LINGER_MS);
       };
       const candidate = gateways.includes(binding) ? (env as Record<string, unknown>)[binding] : undefined;
       if (!isNamespace(candidate)) {

@@ -24,15 +24,38 @@ export function closeReason(text: string): string {
 }
 
 /**
- * Refuses an upgrade in a way a browser can read: accept it, then close at
- * once with a code the client acts on (browsers never see an HTTP status of a
- * failed upgrade). Browsers and `ws` fail a handshake that selects no
- * subprotocol when they offered some, so the 101 selects one they offered.
+ * How long a stateless Worker keeps a refused socket open for the client's
+ * first frame. Local workerd behind `wrangler dev` reports a socket that a
+ * Worker ends before the client has sent anything as an uncaught "Network
+ * connection lost"; closing once the first frame (meshgate's client pings on
+ * open) has arrived avoids it. A Durable Object's sockets need no wait.
  */
-export function refuseUpgrade(request: Request, code: number, reason: string, select?: string): Response {
+export const REFUSAL_LINGER_MS = 250;
+
+/**
+ * Refuses an upgrade in a way a browser can read: accept it, then close with
+ * a code the client acts on (browsers never see an HTTP status of a failed
+ * upgrade) — at once, or with `lingerMs` at the client's first frame and at
+ * the latest after that long. Browsers and `ws` fail a handshake that selects
+ * no subprotocol when they offered some, so the 101 selects one they offered.
+ */
+export function refuseUpgrade(request: Request, code: number, reason: string, select?: string, lingerMs = 0): Response {
   const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
   server.accept();
-  server.close(code, closeReason(reason));
+  const close = (): void => {
+    clearTimeout(timer);
+    try {
+      server.close(code, closeReason(reason));
+    } catch {
+      // the client closed first
+    }
+  };
+  const timer = lingerMs > 0 ? setTimeout(close, lingerMs) : undefined;
+  if (timer === undefined) close();
+  else {
+    server.addEventListener('message', close, { once: true });
+    server.addEventListener('close', () => clearTimeout(timer), { once: true });
+  }
   return upgradeResponse(request, client, select);
 }
 
