@@ -74,7 +74,7 @@ describe('client → mesh across a dropped socket', () => {
     expect(Date.now() - started).toBeLessThan(10_000);
     // It did run once on the server: "unknown" was the honest answer.
     expect(await counter.runs('k2')).toBe(1);
-  });
+  }, 20_000); // a grace period and a reconnect: slow on a loaded machine
 });
 
 describe('mesh → client across supersession', () => {
