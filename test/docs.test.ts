@@ -37,7 +37,8 @@ it('every ts example in the docs type-checks', () => {
       target: 'ES2022', module: 'ESNext', moduleResolution: 'Bundler', strict: true, noEmit: true, skipLibCheck: true,
       lib: ['ES2023', 'DOM'], types: ['@cloudflare/workers-types', 'node'], typeRoots: [join(root, 'node_modules/@types'), join(root, 'node_modules')],
       baseUrl: root,
-      paths: { meshgate: ['src/index.ts'], 'meshgate/client': ['src/client/index.ts'], 'meshgate/protocol': ['src/protocol/index.ts'], ws: ['node_modules/@types/ws'] },
+      paths: { meshgate: ['src/index.ts'], 'meshgate/client': ['src/client/index.ts'], 'meshgate/protocol': ['src/protocol/index.ts'],
+        'meshgate/testing': ['src/testing/index.ts'], 'meshgate/react': ['src/react/index.ts'], ws: ['node_modules/@types/ws'] },
     },
     include: ['./**/*.ts'],
   }));

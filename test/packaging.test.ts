@@ -1,10 +1,14 @@
 /**
  * The published package works for a stranger: `npm pack`, install into a
  * fresh project, import the client in Node, bundle the client for a browser
- * (no server code, no cloudflare:* import), bundle a Worker with wrangler.
+ * (no server code, no cloudflare:* import), bundle a Worker with wrangler,
+ * run the test of docs/testing.md with meshgate/testing, render with
+ * meshgate/react. The tarball and ws are installed for real; the tools
+ * (vitest, miniflare, wrangler, esbuild, react) are linked from this repo,
+ * so the test needs no network.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -24,7 +28,22 @@ beforeAll(() => {
   const tarball = readdirSync(project).find((f) => f.endsWith('.tgz'))!;
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'adopter', private: true, type: 'module' }));
   run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', `./${tarball}`, `ws@${JSON.parse(readFileSync(join(root, 'node_modules/ws/package.json'), 'utf8')).version}`], project);
+  for (const tool of TOOLS) symlinkSync(join(root, 'node_modules', tool), join(project, 'node_modules', tool), 'dir');
 }, 180_000);
+
+const TOOLS = ['vitest', 'miniflare', 'wrangler', 'esbuild', 'react', 'react-dom'];
+
+/** The ```ts or ```jsonc blocks of a docs page, by their `// file:` name (a jsonc block is the page's wrangler.jsonc). */
+function docFiles(page: string): Record<string, string> {
+  const files: Record<string, string> = {};
+  const re = /```(ts|jsonc)\n([\s\S]*?)```/g;
+  const markdown = readFileSync(join(root, page), 'utf8');
+  for (let m = re.exec(markdown); m; m = re.exec(markdown)) {
+    const name = m[1] === 'jsonc' ? 'wrangler.jsonc' : /^\/\/ file: ([\w.-]+\.ts)/.exec(m[2]!)?.[1];
+    if (name) files[name] = m[2]!;
+  }
+  return files;
+}
 
 afterAll(() => {
   if (project) rmSync(project, { recursive: true, force: true });
@@ -74,4 +93,19 @@ it('a Worker using meshgate bundles with wrangler deploy --dry-run', () => {
   expect(bundle).toMatch(/Superseded by new connection/);
   expect(bundle).toMatch(/export\s*\{[^}]*\bGateway\b[^}]*\}/);
   expect(bundle).toMatch(/__meshgateCall/);
+}, 120_000);
+
+it('meshgate/testing runs the test of docs/testing.md against its Worker on workerd', () => {
+  const dir = join(project, 'rooms');
+  mkdirSync(dir);
+  const files = docFiles('docs/testing.md');
+  expect(Object.keys(files).sort()).toEqual(['room.test.ts', 'worker.ts', 'wrangler.jsonc']);
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  let out: string;
+  try {
+    out = run('node', [join(project, 'node_modules/vitest/vitest.mjs'), 'run', '--root', dir, '--reporter', 'verbose'], project);
+  } catch (error) {
+    throw new Error(`the docs/testing.md test failed in the fresh project:\n${(error as { stdout?: string }).stdout}\n${(error as { stderr?: string }).stderr}`);
+  }
+  expect(out.replace(/\u001b\[[0-9;]*m/g, '')).toMatch(/Tests\s+3 passed \(3\)/);
 }, 120_000);

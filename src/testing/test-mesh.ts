@@ -171,12 +171,14 @@ export class TestMesh {
   }
 
   /**
-   * Connects a second client with the same identity: the gateway supersedes
-   * `client`, which stops in state `superseded`. Returns the new client.
+   * Connects a second client with the same identity (and the first's handlers
+   * and claims): the gateway supersedes `client`, which stops in state
+   * `superseded`. Returns the new client.
    */
   async supersede<Handlers extends object>(client: MeshClient<Handlers>, options: TestClientOptions<Handlers> = {}): Promise<MeshClient<Handlers>> {
     const tracked = this.#tracked(client);
-    const usurper = await this.client<Handlers>({ ...(tracked.options as TestClientOptions<Handlers>), ...options, sub: tracked.sub, instanceName: tracked.instanceName });
+    const { handlers, claims } = tracked.options as TestClientOptions<Handlers>;
+    const usurper = await this.client<Handlers>({ handlers, claims, ...options, sub: tracked.sub, instanceName: tracked.instanceName });
     await this.clientState(client, 'superseded');
     return usurper;
   }
