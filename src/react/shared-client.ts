@@ -19,6 +19,10 @@ export interface ConnectionSnapshot {
   /** the server speaks none of this client's protocol versions: reload the page */
   updateRequired: string | undefined;
   instanceName: string | undefined;
+  /** counts the connections the gateway accepted (a new one after each reconnect): an effect keyed on it runs once per connection */
+  connections: number;
+  /** this client object's first connection reused an identity the gateway remembers (a reload): the server kept its subscriptions, the page's state is new */
+  reloaded: boolean;
 }
 
 type Handler = (...args: never[]) => unknown;
@@ -50,7 +54,10 @@ export class SharedClient<Handlers extends object = object> {
         options.onStateChange?.(state, previous);
       },
       onConnected: (info) => {
-        update({ subscriptionRequired: info.subscriptionRequired, instanceName: this.client.instanceName });
+        update({
+          subscriptionRequired: info.subscriptionRequired, instanceName: this.client.instanceName, connections: this.#snapshot.connections + 1,
+          reloaded: info.firstConnection && !info.subscriptionRequired,
+        });
         options.onConnected?.(info);
       },
       onLoginRequired: (reason) => {
@@ -64,7 +71,7 @@ export class SharedClient<Handlers extends object = object> {
     });
     this.#snapshot = {
       state: this.client.state, subscriptionRequired: undefined, superseded: false, loginRequired: undefined, updateRequired: undefined,
-      instanceName: this.client.instanceName,
+      instanceName: this.client.instanceName, connections: 0, reloaded: false,
     };
     // Made during a render that may never commit: gone unless a provider mounts and holds it.
     this.#scheduleDispose();

@@ -38,6 +38,8 @@ export interface TestMeshOptions {
   clientResponseTimeoutMs?: number;
   /** The gateway binding clients connect through (default GATEWAY). */
   gateway?: string;
+  /** Build-time constants for the bundle (esbuild's `define`, as wrangler's), added to the wrangler config's. */
+  define?: Record<string, string>;
   /** More Miniflare options (persistence, logging), applied last. */
   miniflare?: Partial<MiniflareOptions>;
 }
@@ -250,7 +252,7 @@ export async function startTestMesh(options: TestMeshOptions): Promise<TestMesh>
   const durableObjects = { ...fromWrangler?.durableObjects, ...options.durableObjects };
   const classes = Object.values(durableObjects).map((binding) => (typeof binding === 'string' ? binding : binding.className));
   const settings = { gracePeriodMs: options.gracePeriodMs ?? 1000, ...(options.clientResponseTimeoutMs === undefined ? {} : { clientResponseTimeoutMs: options.clientResponseTimeoutMs }) };
-  const script = await bundleTestWorker(entry, classes, settings, fromWrangler?.define);
+  const script = await bundleTestWorker(entry, classes, settings, { ...fromWrangler?.define, ...options.define });
   const key = crypto.randomUUID();
   const { Miniflare } = await import('miniflare');
   const services = Object.fromEntries(Object.entries(options.services ?? {}).map(([binding, entrypoint]) => [binding, { name: 'main', entrypoint }]));
