@@ -68,7 +68,7 @@ it('meshgate/client bundles for the browser with no server code and no cloudflar
   expect(code).not.toMatch(/async_hooks/);
   const inputs = Object.keys(result.metafile.inputs);
   expect(inputs.some((f) => /meshgate\/dist\/client\//.test(f))).toBe(true);
-  expect(inputs.filter((f) => /meshgate\/dist\/(gateway|edge|node|subscriptions)\//.test(f) || /jose/.test(f))).toEqual([]);
+  expect(inputs.filter((f) => /meshgate\/dist\/(gateway|edge|node|subscriptions|react|testing)\//.test(f) || /jose|react/.test(f))).toEqual([]);
   const size = { minified: code.length, gzip: gzipSync(code).length };
   console.log(`client bundle: ${(size.minified / 1024).toFixed(1)} KiB minified, ${(size.gzip / 1024).toFixed(1)} KiB gzipped`);
   expect(size.gzip).toBeLessThan(20 * 1024);
@@ -109,3 +109,38 @@ it('meshgate/testing runs the test of docs/testing.md against its Worker on work
   }
   expect(out.replace(/\u001b\[[0-9;]*m/g, '')).toMatch(/Tests\s+3 passed \(3\)/);
 }, 120_000);
+
+it('meshgate/react renders with a real React (server rendering in Node) and bundles for the browser beside meshgate/client', async () => {
+  writeFileSync(join(project, 'react-render.mjs'), `
+    import { createElement as h } from 'react';
+    import { renderToString } from 'react-dom/server';
+    import WebSocket from 'ws';
+    import { MeshProvider, useConnectionState, useMeshClient } from 'meshgate/react';
+    function Status() {
+      const client = useMeshClient();
+      const { state } = useConnectionState();
+      return h('output', { 'data-state': state }, client.constructor.name);
+    }
+    const options = { url: 'ws://127.0.0.1:9', accessToken: 'e30.eyJzdWIiOiJhIn0.x', WebSocket };
+    console.log(renderToString(h(MeshProvider, { options, disposeDelayMs: 10 }, h(Status))));
+  `);
+  expect(run('node', ['react-render.mjs'], project).trim()).toBe('<output data-state="disconnected">MeshClient</output>');
+
+  const bundle = async (source: string) => {
+    writeFileSync(join(project, 'entry.js'), source);
+    const result = await build({
+      entryPoints: [join(project, 'entry.js')], bundle: true, minify: true, format: 'esm', platform: 'browser', write: false, absWorkingDir: project,
+      external: ['react', 'react-dom'], metafile: true,
+    });
+    const code = result.outputFiles[0]!.text;
+    return { code, inputs: Object.keys(result.metafile.inputs), gzip: gzipSync(code).length };
+  };
+  const client = await bundle(`import { MeshClient } from 'meshgate/client'; window.MeshClient = MeshClient;`);
+  const react = await bundle(`import * as hooks from 'meshgate/react'; window.meshReact = hooks;`);
+  expect(react.inputs.some((f) => /meshgate\/dist\/react\//.test(f))).toBe(true);
+  expect(react.inputs.filter((f) => /meshgate\/dist\/(gateway|edge|node|subscriptions|testing)\//.test(f))).toEqual([]);
+  const kib = (n: number) => (n / 1024).toFixed(1);
+  console.log(`meshgate/react bundle (React itself external): ${kib(react.code.length)} KiB minified, ${kib(react.gzip)} KiB gzipped; `
+    + `over meshgate/client: +${kib(react.code.length - client.code.length)} KiB minified, +${kib(react.gzip - client.gzip)} KiB gzipped`);
+  expect(react.gzip - client.gzip).toBeLessThan(4 * 1024);
+});
