@@ -77,6 +77,11 @@ export class SharedClient<Handlers extends object = object> {
     this.#scheduleDispose();
   }
 
+  /** The handler object the client serves calls from the mesh with. */
+  get handlers(): Readonly<Record<string, Handler>> {
+    return this.#handlers;
+  }
+
   get disposed(): boolean {
     return this.#disposed;
   }
