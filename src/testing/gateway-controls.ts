@@ -9,7 +9,7 @@
  * Runs in workerd: no Node import here.
  */
 import type { ClientGateway } from '../gateway/client-gateway.js';
-import type { GatewayConfig } from '../gateway/config.js';
+import { defaultGatewayConfig, type GatewayConfig } from '../gateway/config.js';
 
 export const CONTROL_HEADER = 'x-meshgate-testing-key';
 /** The binding that carries the run's key into the Worker. */
@@ -49,7 +49,11 @@ export function testable<T>(exported: T, settings: GatewaySettings): T {
 
     constructor(ctx: DurableObjectState, env: unknown) {
       super(ctx, env);
-      Object.assign(this.config, settings);
+      // Only where the app kept the library's default: a value the app's gateway chose itself (for some instances, say) stands.
+      const defaults = defaultGatewayConfig();
+      for (const [name, value] of Object.entries(settings) as Array<[keyof GatewaySettings, number]>) {
+        if (this.config[name] === defaults[name]) this.config[name] = value;
+      }
       this.#key = (env as Record<string, string | undefined>)[CONTROL_KEY_BINDING];
     }
 

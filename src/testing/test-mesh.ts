@@ -30,11 +30,11 @@ export interface TestMeshOptions {
   services?: Record<string, string>;
   /** Plain bindings (vars, secrets). */
   bindings?: Record<string, string>;
-  /** The binding the edge reads its HS256 secret from (default JWT_SECRET); the mesh sets it to TEST_SECRET. */
+  /** The binding the edge reads its HS256 secret from (default JWT_SECRET); the mesh sets it to TEST_SECRET unless `bindings` sets it. */
   secretBinding?: string;
-  /** Every gateway's grace period (default 1000 ms). */
+  /** Every gateway's grace period (default 1000 ms), where the gateway class left the library's default. */
   gracePeriodMs?: number;
-  /** How long a call to a client waits for its answer (default: the gateway's, 30 s). */
+  /** How long a call to a client waits for its answer (default: the gateway's), where the gateway class left the library's default. */
   clientResponseTimeoutMs?: number;
   /** The gateway binding clients connect through (default GATEWAY). */
   gateway?: string;
@@ -123,7 +123,8 @@ export class TestMesh {
     });
     this.#clients.set(client as MeshClient<object>, tracked);
     const connecting = client.connect();
-    if (options.connected !== false) {
+    if (options.connected === false) connecting.catch(() => undefined); // the client keeps retrying; its state says how it goes
+    else {
       await connecting;
       await this.clientState(client, 'connected');
     }
@@ -263,8 +264,8 @@ export async function startTestMesh(options: TestMeshOptions): Promise<TestMesh>
     durableObjects,
     serviceBindings: { ...(fromWrangler?.workerOptions.serviceBindings as object | undefined), ...services },
     bindings: {
-      ...(fromWrangler?.workerOptions.bindings as object | undefined), ...options.bindings,
-      [options.secretBinding ?? 'JWT_SECRET']: TEST_SECRET, [CONTROL_KEY_BINDING]: key,
+      ...(fromWrangler?.workerOptions.bindings as object | undefined), [options.secretBinding ?? 'JWT_SECRET']: TEST_SECRET,
+      ...options.bindings, [CONTROL_KEY_BINDING]: key,
     },
     ...options.miniflare,
   } as MiniflareOptions);
