@@ -21,13 +21,14 @@ const ENTRY_POINTS = {
   meshgate: `${root}src/index.ts`,
   'meshgate/client': `${root}src/client/index.ts`,
   'meshgate/protocol': `${root}src/protocol/index.ts`,
+  'meshgate/react': `${root}src/react/index.ts`,
 };
 
 /** esbuild plugin: the package's public entry points → its sources. */
 export const meshgateSources = {
   name: 'meshgate-sources',
   setup(b) {
-    b.onResolve({ filter: /^meshgate(\/client|\/protocol)?$/ }, (args) => ({ path: ENTRY_POINTS[args.path] }));
+    b.onResolve({ filter: /^meshgate(\/client|\/protocol|\/react)?$/ }, (args) => ({ path: ENTRY_POINTS[args.path] }));
   },
 };
 
@@ -46,13 +47,35 @@ export async function buildBrowserApp() {
   return result.outputFiles[0].text;
 }
 
-/** The Worker script, with the page and its script embedded as strings. */
-export async function buildChatWorker() {
-  const [html, js] = await Promise.all([readFile(`${chat}browser/index.html`, 'utf8'), buildBrowserApp()]);
-  return bundleWorker(`${chat}worker.ts`, {
-    define: { __CHAT_HTML__: JSON.stringify(html), __CHAT_JS__: JSON.stringify(js) },
+/** The React version of the page (examples/chat-react), React in production mode unless `development` (StrictMode then double-mounts). */
+export async function buildReactApp({ development = false } = {}) {
+  const result = await build({
+    entryPoints: [`${root}examples/chat-react/app.tsx`],
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    jsx: 'automatic',
+    minify: !development,
+    define: { 'process.env.NODE_ENV': JSON.stringify(development ? 'development' : 'production') },
+    write: false,
+    logLevel: 'silent',
     plugins: [meshgateSources],
   });
+  return result.outputFiles[0].text;
+}
+
+/** The page and its script: the plain one (examples/chat/browser) or, with `react`, examples/chat-react. */
+export async function buildPage({ react = false, development = false } = {}) {
+  const [html, js] = await Promise.all(react
+    ? [readFile(`${root}examples/chat-react/index.html`, 'utf8'), buildReactApp({ development })]
+    : [readFile(`${chat}browser/index.html`, 'utf8'), buildBrowserApp()]);
+  return { __CHAT_HTML__: JSON.stringify(html), __CHAT_JS__: JSON.stringify(js) };
+}
+
+/** The Worker script, with the page and its script embedded as strings (`react`: the React page). */
+export async function buildChatWorker({ react = false } = {}) {
+  return bundleWorker(`${chat}worker.ts`, { define: await buildPage({ react }), plugins: [meshgateSources] });
 }
 
 /** The Node client as one ES module at `outfile` (`ws` stays an import: it is resolved from node_modules). */
@@ -106,9 +129,9 @@ async function persistedSecret(dataDir) {
  * is kept there across restarts; without it, it lives in memory for this run only.
  * `logLevel` is one of LOG_LEVELS (default 'off').
  */
-export async function startChat({ port = 8787, host = '127.0.0.1', graceMs, presenceCheckMs, secret, dataDir, logLevel = 'off' } = {}) {
+export async function startChat({ port = 8787, host = '127.0.0.1', graceMs, presenceCheckMs, secret, dataDir, logLevel = 'off', react = false } = {}) {
   if (!LOG_LEVELS.includes(logLevel)) throw new RangeError(`logLevel must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}".`);
-  const script = await buildChatWorker();
+  const script = await buildChatWorker({ react });
   if (dataDir) await mkdir(dataDir, { recursive: true });
   return startWorkerd({
     script,

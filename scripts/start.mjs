@@ -4,6 +4,7 @@
  *
  *   npm start                 rooms, messages and counters kept in .meshgate-data/ across restarts
  *   npm start -- --fresh      forget them first (start clean)
+ *   npm start -- --react      the React version of the page (examples/chat-react)
  *
  * Environment: PORT; MESHGATE_LOG = off | info (default: connections, refusals) | debug (+ every call)
  * | trace (+ Miniflare's and workerd's own log); MESHGATE_DATA_DIR (default .meshgate-data).
@@ -21,9 +22,9 @@ function fail(message) {
 
 let args;
 try {
-  args = parseArgs({ options: { fresh: { type: 'boolean', default: false } }, strict: true }).values;
+  args = parseArgs({ options: { fresh: { type: 'boolean', default: false }, react: { type: 'boolean', default: false } }, strict: true }).values;
 } catch (error) {
-  fail(`${error.message}. Usage: npm start [-- --fresh]`);
+  fail(`${error.message}. Usage: npm start [-- --fresh] [--react]`);
 }
 
 const port = Number(process.env.PORT ?? 8787);
@@ -43,7 +44,7 @@ if (args.fresh) {
 
 let server;
 try {
-  server = await startChat({ port, host: '127.0.0.1', dataDir, logLevel });
+  server = await startChat({ port, host: '127.0.0.1', dataDir, logLevel, react: args.react });
 } catch (error) {
   const busy = error?.code === 'ERR_ADDRESS_IN_USE' || /EADDRINUSE|address already in use/i.test(String(error?.message ?? error));
   fail(busy ? `Port ${port} is in use (another npm start?); stop it, or try PORT=${port + 1} npm start.` : `Could not start the example: ${error?.stack ?? error}`);

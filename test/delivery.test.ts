@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeshClient, OutcomeUnknownError, type MeshClientOptions } from '../src/client/index.js';
 import { encodeValue, decodeValue } from '../src/protocol/codec.js';
 import { callFrame, closeFrame, resultOf, startTestMesh, useTestMesh, RawSocket, type TestMesh } from './support/mesh.js';
-import { createNetwork, waitFor } from './support/network.js';
+import { waitFor } from './support/network.js';
 
 type Counter = {
   slowCount(key: string, ms: number): number;
@@ -19,29 +19,16 @@ type Counter = {
 
 const GRACE_MS = 600;
 let mesh: TestMesh;
-const clients: MeshClient[] = [];
 
 beforeAll(async () => {
   mesh = await startTestMesh({ graceMs: GRACE_MS });
 });
-afterAll(async () => {
-  for (const c of clients) c.disconnect();
-  await mesh?.dispose();
-});
+afterAll(() => mesh?.dispose());
 
+/** A connected client from meshgate/testing, and its network's controls. */
 async function connectedClient(sub: string, extra: Partial<MeshClientOptions> = {}) {
-  const network = createNetwork();
-  const client = new MeshClient({
-    url: mesh.url.origin,
-    accessToken: await mesh.token(sub),
-    WebSocket: network.WebSocket,
-    reconnectMinDelayMs: 30,
-    reconnectMaxDelayMs: 100,
-    ...extra,
-  });
-  clients.push(client);
-  await waitFor(() => client.state === 'connected', `${sub} to connect`);
-  return { client, network };
+  const client: MeshClient = await mesh.testing.client({ sub, reconnectMinDelayMs: 30, reconnectMaxDelayMs: 100, ...extra });
+  return { client, network: { drop: () => mesh.testing.drop(client), cut: () => mesh.testing.cutNetwork(client) } };
 }
 
 describe('client → mesh across a dropped socket', () => {
@@ -63,11 +50,10 @@ describe('client → mesh across a dropped socket', () => {
     const counter = client.node<Counter>('COUNTER', 'lost');
     const call = counter.slowCount('k2', 300).catch((e: unknown) => e);
     await waitFor(async () => (await counter.runs('k2')) === 1, 'the method to start');
-    network.offline = true;
-    network.drop();
-    await waitFor(async () => (await mesh.state(instance)).alarm !== null, 'the grace period to start');
-    await waitFor(async () => (await mesh.state(instance)).alarm === null, 'the grace period to end', 5000);
-    network.offline = false;
+    const cut = network.cut();
+    await mesh.testing.waitForGatewayState(instance, 'gracePeriod');
+    await mesh.testing.waitForGatewayState(instance, 'disconnected', 5000);
+    cut.restore();
     const error = await call;
     expect(error).toBeInstanceOf(OutcomeUnknownError);
     expect((error as Error).name).toBe('OutcomeUnknownError');

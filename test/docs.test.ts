@@ -1,5 +1,5 @@
 /**
- * Every TypeScript example in the README and docs/ compiles against the real
+ * Every TypeScript (and TSX) example in the README and docs/ compiles against the real
  * API, and every wrangler.jsonc example parses. A block whose first line is
  * `// file: NAME.ts` is written under that name, so later blocks of the same
  * page can import it.
@@ -26,20 +26,23 @@ it('every ts example in the docs type-checks', () => {
   for (const page of pages) {
     const dir = join(out, page.replace(/[/.]/g, '_'));
     mkdirSync(dir, { recursive: true });
-    blocks(readFileSync(join(root, page), 'utf8'), 'ts').forEach((code, i) => {
-      const name = /^\/\/ file: ([\w.-]+\.ts)/.exec(code)?.[1] ?? `snippet-${i}.ts`;
-      writeFileSync(join(dir, name), `${code}\nexport {};\n`);
-      count++;
-    });
+    for (const ext of ['ts', 'tsx']) {
+      blocks(readFileSync(join(root, page), 'utf8'), ext).forEach((code, i) => {
+        const name = new RegExp(`^// file: ([\\w.-]+\\.${ext})`).exec(code)?.[1] ?? `snippet-${i}.${ext}`;
+        writeFileSync(join(dir, name), `${code}\nexport {};\n`);
+        count++;
+      });
+    }
   }
   writeFileSync(join(out, 'tsconfig.json'), JSON.stringify({
     compilerOptions: {
-      target: 'ES2022', module: 'ESNext', moduleResolution: 'Bundler', strict: true, noEmit: true, skipLibCheck: true,
+      target: 'ES2022', module: 'ESNext', moduleResolution: 'Bundler', strict: true, noEmit: true, skipLibCheck: true, jsx: 'react-jsx',
       lib: ['ES2023', 'DOM'], types: ['@cloudflare/workers-types', 'node'], typeRoots: [join(root, 'node_modules/@types'), join(root, 'node_modules')],
       baseUrl: root,
-      paths: { meshgate: ['src/index.ts'], 'meshgate/client': ['src/client/index.ts'], 'meshgate/protocol': ['src/protocol/index.ts'], ws: ['node_modules/@types/ws'] },
+      paths: { meshgate: ['src/index.ts'], 'meshgate/client': ['src/client/index.ts'], 'meshgate/protocol': ['src/protocol/index.ts'],
+        'meshgate/testing': ['src/testing/index.ts'], 'meshgate/react': ['src/react/index.ts'], ws: ['node_modules/@types/ws'] },
     },
-    include: ['./**/*.ts'],
+    include: ['./**/*.ts', './**/*.tsx'],
   }));
   expect(count).toBeGreaterThan(8);
   let output = '';

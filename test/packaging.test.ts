@@ -1,10 +1,14 @@
 /**
  * The published package works for a stranger: `npm pack`, install into a
  * fresh project, import the client in Node, bundle the client for a browser
- * (no server code, no cloudflare:* import), bundle a Worker with wrangler.
+ * (no server code, no cloudflare:* import), bundle a Worker with wrangler,
+ * run the test of docs/testing.md with meshgate/testing, render with
+ * meshgate/react. The tarball and ws are installed for real; the tools
+ * (vitest, miniflare, wrangler, esbuild, react) are linked from this repo,
+ * so the test needs no network.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -24,7 +28,22 @@ beforeAll(() => {
   const tarball = readdirSync(project).find((f) => f.endsWith('.tgz'))!;
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'adopter', private: true, type: 'module' }));
   run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', `./${tarball}`, `ws@${JSON.parse(readFileSync(join(root, 'node_modules/ws/package.json'), 'utf8')).version}`], project);
+  for (const tool of TOOLS) symlinkSync(join(root, 'node_modules', tool), join(project, 'node_modules', tool), 'dir');
 }, 180_000);
+
+const TOOLS = ['vitest', 'miniflare', 'wrangler', 'esbuild', 'react', 'react-dom'];
+
+/** The ```ts or ```jsonc blocks of a docs page, by their `// file:` name (a jsonc block is the page's wrangler.jsonc). */
+function docFiles(page: string): Record<string, string> {
+  const files: Record<string, string> = {};
+  const re = /```(ts|jsonc)\n([\s\S]*?)```/g;
+  const markdown = readFileSync(join(root, page), 'utf8');
+  for (let m = re.exec(markdown); m; m = re.exec(markdown)) {
+    const name = m[1] === 'jsonc' ? 'wrangler.jsonc' : /^\/\/ file: ([\w.-]+\.ts)/.exec(m[2]!)?.[1];
+    if (name) files[name] = m[2]!;
+  }
+  return files;
+}
 
 afterAll(() => {
   if (project) rmSync(project, { recursive: true, force: true });
@@ -49,7 +68,7 @@ it('meshgate/client bundles for the browser with no server code and no cloudflar
   expect(code).not.toMatch(/async_hooks/);
   const inputs = Object.keys(result.metafile.inputs);
   expect(inputs.some((f) => /meshgate\/dist\/client\//.test(f))).toBe(true);
-  expect(inputs.filter((f) => /meshgate\/dist\/(gateway|edge|node|subscriptions)\//.test(f) || /jose/.test(f))).toEqual([]);
+  expect(inputs.filter((f) => /meshgate\/dist\/(gateway|edge|node|subscriptions|react|testing)\//.test(f) || /jose|react/.test(f))).toEqual([]);
   const size = { minified: code.length, gzip: gzipSync(code).length };
   console.log(`client bundle: ${(size.minified / 1024).toFixed(1)} KiB minified, ${(size.gzip / 1024).toFixed(1)} KiB gzipped`);
   expect(size.gzip).toBeLessThan(20 * 1024);
@@ -75,3 +94,53 @@ it('a Worker using meshgate bundles with wrangler deploy --dry-run', () => {
   expect(bundle).toMatch(/export\s*\{[^}]*\bGateway\b[^}]*\}/);
   expect(bundle).toMatch(/__meshgateCall/);
 }, 120_000);
+
+it('meshgate/testing runs the test of docs/testing.md against its Worker on workerd', () => {
+  const dir = join(project, 'rooms');
+  mkdirSync(dir);
+  const files = docFiles('docs/testing.md');
+  expect(Object.keys(files).sort()).toEqual(['room.test.ts', 'worker.ts', 'wrangler.jsonc']);
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  let out: string;
+  try {
+    out = run('node', [join(project, 'node_modules/vitest/vitest.mjs'), 'run', '--root', dir, '--reporter', 'verbose'], project);
+  } catch (error) {
+    throw new Error(`the docs/testing.md test failed in the fresh project:\n${(error as { stdout?: string }).stdout}\n${(error as { stderr?: string }).stderr}`);
+  }
+  expect(out.replace(/\u001b\[[0-9;]*m/g, '')).toMatch(/Tests\s+3 passed \(3\)/);
+}, 120_000);
+
+it('meshgate/react renders with a real React (server rendering in Node) and bundles for the browser beside meshgate/client', async () => {
+  writeFileSync(join(project, 'react-render.mjs'), `
+    import { createElement as h } from 'react';
+    import { renderToString } from 'react-dom/server';
+    import WebSocket from 'ws';
+    import { MeshProvider, useConnectionState, useMeshClient } from 'meshgate/react';
+    function Status() {
+      const client = useMeshClient();
+      const { state } = useConnectionState();
+      return h('output', { 'data-state': state }, client.constructor.name);
+    }
+    const options = { url: 'ws://127.0.0.1:9', accessToken: 'e30.eyJzdWIiOiJhIn0.x', WebSocket };
+    console.log(renderToString(h(MeshProvider, { options, disposeDelayMs: 10 }, h(Status))));
+  `);
+  expect(run('node', ['react-render.mjs'], project).trim()).toBe('<output data-state="disconnected">MeshClient</output>');
+
+  const bundle = async (source: string) => {
+    writeFileSync(join(project, 'entry.js'), source);
+    const result = await build({
+      entryPoints: [join(project, 'entry.js')], bundle: true, minify: true, format: 'esm', platform: 'browser', write: false, absWorkingDir: project,
+      external: ['react', 'react-dom'], metafile: true,
+    });
+    const code = result.outputFiles[0]!.text;
+    return { code, inputs: Object.keys(result.metafile.inputs), gzip: gzipSync(code).length };
+  };
+  const client = await bundle(`import { MeshClient } from 'meshgate/client'; window.MeshClient = MeshClient;`);
+  const react = await bundle(`import * as hooks from 'meshgate/react'; window.meshReact = hooks;`);
+  expect(react.inputs.some((f) => /meshgate\/dist\/react\//.test(f))).toBe(true);
+  expect(react.inputs.filter((f) => /meshgate\/dist\/(gateway|edge|node|subscriptions|testing)\//.test(f))).toEqual([]);
+  const kib = (n: number) => (n / 1024).toFixed(1);
+  console.log(`meshgate/react bundle (React itself external): ${kib(react.code.length)} KiB minified, ${kib(react.gzip)} KiB gzipped; `
+    + `over meshgate/client: +${kib(react.code.length - client.code.length)} KiB minified, +${kib(react.gzip - client.gzip)} KiB gzipped`);
+  expect(react.gzip - client.gzip).toBeLessThan(4 * 1024);
+});

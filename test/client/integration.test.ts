@@ -1,10 +1,8 @@
 /** The real client in Node against the gateway on workerd. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
-import { MeshClient, type MeshClientOptions } from '../../src/client/index.js';
-import type { SocketClass } from '../../src/client/socket.js';
+import type { MeshClient, MeshClientOptions } from '../../src/client/index.js';
 import { startTestMesh, type TestMesh } from '../support/mesh.js';
-import { createNetwork, waitFor } from '../support/network.js';
+import { waitFor } from '../support/network.js';
 
 type Counter = {
   increment(by?: number): number;
@@ -13,23 +11,17 @@ type Counter = {
 };
 
 let mesh: TestMesh;
-const clients: MeshClient[] = [];
 
 beforeAll(async () => {
   mesh = await startTestMesh({ graceMs: 600 });
 });
-afterAll(async () => {
-  for (const c of clients) c.disconnect();
-  await mesh?.dispose();
-});
+afterAll(() => mesh?.dispose());
 
-async function client(sub: string, extra: Partial<MeshClientOptions> = {}) {
-  const token = await mesh.token(sub);
+/** A client from meshgate/testing (it disconnects them all at dispose), with its callbacks logged. */
+async function client(sub: string, extra: Partial<MeshClientOptions> & { connected?: boolean } = {}) {
   const events: string[] = [];
-  const c = new MeshClient({
-    url: mesh.url.origin,
-    accessToken: token,
-    WebSocket: WebSocket as unknown as SocketClass,
+  const c = await mesh.testing.client({
+    sub,
     reconnectMinDelayMs: 50,
     reconnectMaxDelayMs: 200,
     onSubscriptionRequired: () => void events.push('subscriptionRequired'),
@@ -37,13 +29,12 @@ async function client(sub: string, extra: Partial<MeshClientOptions> = {}) {
     onStateChange: (s) => void events.push(`state:${s}`),
     ...extra,
   });
-  clients.push(c);
   return { c, events };
 }
 
 /** Waits for the client to reach a state, bounded. */
-async function until(c: MeshClient, state: string, timeoutMs = 5000): Promise<void> {
-  await waitFor(() => c.state === state, `state ${state} (is ${c.state})`, timeoutMs);
+async function until(c: MeshClient, state: MeshClient['state'], timeoutMs = 5000): Promise<void> {
+  await mesh.testing.clientState(c, state, timeoutMs);
 }
 
 describe('MeshClient on workerd', () => {
@@ -59,7 +50,7 @@ describe('MeshClient on workerd', () => {
 
   it('a wrong gateway binding: after three refused attempts onError names the URL and, in Node, the HTTP status the edge answered', async () => {
     const errors: string[] = [];
-    const { c } = await client('wrongbinding', { gateway: 'GATEWAYS', onError: (e) => void errors.push((e as Error).message) });
+    const { c } = await client('wrongbinding', { gateway: 'GATEWAYS', connected: false, onError: (e) => void errors.push((e as Error).message) });
     await waitFor(() => errors.length > 0, 'the report', 10_000);
     expect(errors[0]).toContain('3 connection attempts to ws://');
     expect(errors[0]).toContain('/gateway/GATEWAYS/');
@@ -82,13 +73,11 @@ describe('MeshClient on workerd', () => {
   });
 
   it('reconnects after the socket drops: no resubscribe inside the grace period, one after it', async () => {
-    const network = createNetwork();
-    const { c, events } = await client('drop', { WebSocket: network.WebSocket });
-    await until(c, 'connected');
+    const { c, events } = await client('drop');
     const instance = c.instanceName!;
     expect(events.filter((e) => e === 'subscriptionRequired')).toHaveLength(1);
 
-    network.drop();
+    mesh.testing.drop(c);
     await until(c, 'reconnecting');
     await until(c, 'connected');
     expect(events.filter((e) => e === 'subscriptionRequired')).toHaveLength(1);
@@ -96,25 +85,21 @@ describe('MeshClient on workerd', () => {
 
     // Stay away until the gateway's grace period (600 ms here) has run out.
     const closesBefore = ((await mesh.state(instance)) as unknown as { closesHandled: number[] }).closesHandled.length;
-    network.offline = true;
-    network.drop();
+    const cut = mesh.testing.cutNetwork(c);
     await until(c, 'reconnecting');
     // The gateway saw the drop (its 600 ms grace period may be over already on a loaded machine: no polling for the alarm itself).
     await waitFor(async () => ((await mesh.state(instance)) as unknown as { closesHandled: number[] }).closesHandled.length > closesBefore, 'the gateway to see the drop');
     await waitFor(async () => (await mesh.state(instance)).alarm === null, 'the grace period to end');
-    network.offline = false;
+    cut.restore();
     await until(c, 'connected', 8000);
     expect(events.filter((e) => e === 'subscriptionRequired')).toHaveLength(2);
     expect((await mesh.state(instance)).alarm).toBeNull();
   });
 
   it('two clients with one instance name: the first ends superseded, the second works, and there is no reconnect war', async () => {
-    const token = await mesh.token('twin');
-    const first = await client('twin', { instanceName: 'twin.same', accessToken: token });
-    await until(first.c, 'connected');
-    const second = await client('twin', { instanceName: 'twin.same', accessToken: token });
-    await until(second.c, 'connected');
-    await until(first.c, 'superseded');
+    const first = await client('twin', { instanceName: 'twin.same' });
+    const events: string[] = [];
+    const second = { c: await mesh.testing.supersede(first.c, { onSuperseded: () => void events.push('superseded') }), events };
     expect(first.events.filter((e) => e === 'superseded')).toHaveLength(1);
     // Watch for 10 s: nobody takes the identity back.
     const started = Date.now();

@@ -1,21 +1,23 @@
-/** Starts the test mesh on real workerd and gives tests tokens and raw sockets. */
-import { SignJWT } from 'jose';
+/** Starts the test mesh on real workerd (through meshgate/testing) and gives tests tokens and raw sockets. */
 import WebSocket from 'ws';
 import { afterAll, beforeAll } from 'vitest';
-// @ts-expect-error plain ESM helper shared with scripts
-import { startWorkerd } from '../../scripts/workerd.mjs';
+import { startTestMesh as startMesh, TEST_SECRET, type TestMesh as Mesh } from '../../src/testing/index.js';
+import { DEFAULTS } from '../../src/protocol/limits.js';
 
-export const SECRET = 'test-secret-which-is-long-enough-for-hs256';
+export const SECRET = TEST_SECRET;
 
 export interface TestMesh {
   url: URL;
   wsUrl(instance: string, binding?: string): string;
   token(sub: string, extra?: Record<string, unknown>, expiresInSeconds?: number): Promise<string>;
+  /** The fixture gateway's own view (test/fixtures/worker.ts `__state`): socket counts, alarm, closes handled, memory. */
   state(instance: string): Promise<{ sockets: number; open: number; alarm: number | null }>;
   /** The identities the IdentityLimiter of `sub` counts live, sorted. */
   liveIdentities(sub: string): Promise<string[]>;
   /** The Miniflare instance (tests that look at Durable Objects from the host). */
   mf: import('miniflare').Miniflare;
+  /** The meshgate/testing mesh underneath: MeshClients over a controlled network, gateway controls. */
+  testing: Mesh;
   dispose(): Promise<void>;
 }
 
@@ -28,16 +30,18 @@ export async function startTestMesh(options: {
   /** another fixture entry that re-exports test/fixtures/worker.ts, and the classes it adds or replaces */
   entry?: URL; durableObjects?: Record<string, string | { className: string; useSQLite?: boolean }>;
 } = {}): Promise<TestMesh> {
-  const { url, dispose, mf } = await startWorkerd({
-    entry: (options.entry ?? new URL('../fixtures/worker.ts', import.meta.url)).pathname,
+  const mesh = await startMesh({
+    worker: options.entry ?? new URL('../fixtures/worker.ts', import.meta.url),
     durableObjects: {
       GATEWAY: 'TestGateway', COUNTER: 'CounterDO', COUNTER_SQL: { className: 'SqlCounterDO', useSQLite: true }, COUNTER_BURSTS: 'BurstCounterDO', PLAIN: 'PlainDO',
       ...(options.identityLimiter === false ? {} : { IDENTITY_LIMITER: { className: 'TestIdentityLimiter', useSQLite: true } }),
       ...options.durableObjects,
     },
     services: { ECHO_WORKER: 'EchoWorker', LEGACY_WORKER: 'LegacyBatchWorker' },
+    // The suites were written against the library's default grace period; those that want a short one say so.
+    gracePeriodMs: options.graceMs ?? DEFAULTS.gracePeriodMs,
+    ...(options.clientTimeoutMs === undefined ? {} : { clientResponseTimeoutMs: options.clientTimeoutMs }),
     bindings: {
-      JWT_SECRET: SECRET,
       // Suites reuse a few subs across many tab ids and keep them open; identity-cap.test.ts sets its own cap.
       MAX_IDENTITIES_PER_SUB: '10000',
       ...(options.graceMs === undefined ? {} : { GRACE_MS: String(options.graceMs) }),
@@ -45,13 +49,11 @@ export async function startTestMesh(options: {
       ...options.env,
     },
   });
-  const wsBase = `ws://${url.host}`;
+  const { mf } = mesh;
   return {
-    url,
-    wsUrl: (instance, binding = 'GATEWAY') => `${wsBase}/gateway/${binding}/${encodeURIComponent(instance)}`,
-    token: (sub, extra = {}, expiresInSeconds = 3600) =>
-      new SignJWT(extra).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setIssuedAt()
-        .setExpirationTime(Math.floor(Date.now() / 1000) + expiresInSeconds).sign(new TextEncoder().encode(SECRET)),
+    url: mesh.url,
+    wsUrl: (instance, binding) => mesh.wsUrl(instance, binding),
+    token: (sub, extra = {}, expiresInSeconds = 3600) => mesh.token(sub, { claims: extra, expiresInSeconds }),
     async state(instance) {
       // Reach the gateway DO directly (tests only): Miniflare exposes namespaces to the host.
       const ns = await mf.getDurableObjectNamespace('GATEWAY');
@@ -65,7 +67,8 @@ export async function startTestMesh(options: {
       const res = await ns.get(ns.idFromName(sub)).fetch('http://limiter/__live');
       return (await res.json()) as string[];
     },
-    dispose,
+    testing: mesh,
+    dispose: () => mesh.dispose(),
   };
 }
 
@@ -186,17 +189,7 @@ export async function closeFrame(sock: RawSocket, timeoutMs = 5000): Promise<{ c
   });
 }
 
-/** Polls `check` until it returns a truthy value (bounded); for state that has no event to await. */
-export async function waitFor<T>(check: () => Promise<T> | T, what: string, timeoutMs = 5000, intervalMs = 20): Promise<Exclude<T, false | null | undefined | 0 | ''>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  while (Date.now() < deadline) {
-    last = await check();
-    if (last) return last as Exclude<T, false | null | undefined | 0 | ''>;
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last value ${JSON.stringify(last)}`);
-}
+export { waitFor } from '../../src/testing/index.js';
 
 // (ES imports are hoisted; this one stays down here with the helpers that use it.)
 import { decodeValue, encodeValue } from '../../src/protocol/codec.js';

@@ -1,0 +1,85 @@
+/** One room: messages, presence and the shared counter, pushed by the room to this client's handlers. */
+import { useEffect, useRef, useState } from 'react';
+import { useCall, useConnectionState, useIncoming, useNode } from 'meshgate/react';
+import { ROOM_BINDING, type ChatClientApi, type ChatMessage, type PresenceEntry, type RoomApi, type RoomSnapshot } from '../chat/shared.js';
+import { ConnectionBanner } from './connection-banner.js';
+
+interface Event {
+  kind: string;
+  text: string;
+}
+
+export function ChatRoom({ name, room, onLeave }: { name: string; room: string; onLeave(): void }) {
+  const connection = useConnectionState();
+  const roomNode = useNode<RoomApi>(ROOM_BINDING, room);
+  const [messages, setMessages] = useState<ChatMessage[]>([]);
+  const [presence, setPresence] = useState<PresenceEntry[]>([]);
+  const [counter, setCounter] = useState<{ value: number; by?: string }>({ value: 0 });
+  const [events, setEvents] = useState<Event[]>([]);
+  const note = (kind: string, text: string) => setEvents((list) => [...list.slice(-49), { kind, text }]);
+
+  useIncoming<ChatClientApi>({
+    message: (message) => setMessages((list) => (list.some((m) => m.id === message.id) ? list : [...list, message].sort((a, b) => a.id - b.id))),
+    presence: (entries) => setPresence(entries),
+    counter: (value, by) => setCounter({ value, by }),
+  });
+
+  const apply = (snapshot: RoomSnapshot) => {
+    setMessages(snapshot.messages);
+    setPresence(snapshot.presence);
+    setCounter({ value: snapshot.counter, ...(snapshot.counterBy === undefined ? {} : { by: snapshot.counterBy }) });
+  };
+
+  // Once per connection the gateway accepted: join when it forgot this client, or when this page is new.
+  const handled = useRef(0);
+  useEffect(() => {
+    if (connection.state !== 'connected' || connection.connections === handled.current) return;
+    const first = handled.current === 0;
+    handled.current = connection.connections;
+    if (!first && !connection.subscriptionRequired) return note('reconnected-in-grace', 'Back within the grace period: nothing was missed.');
+    void (async () => {
+      // A reloaded page may still be subscribed (the gateway remembered it): ask before joining.
+      let snapshot = connection.subscriptionRequired ? await roomNode.join() : await roomNode.snapshot();
+      if (!snapshot.subscribed) snapshot = await roomNode.join();
+      apply(snapshot);
+      note(first ? 'joined' : 'resubscribed', first ? `Joined ${room}.` : 'Back after the grace period: reloaded the room.');
+    })().catch((error: Error) => note('error', error.message));
+  }, [connection.state, connection.connections]);
+
+  const previousState = useRef(connection.state);
+  useEffect(() => {
+    if (previousState.current === connection.state) return;
+    if (connection.state === 'reconnecting') note('connection-lost', 'Connection lost; reconnecting.');
+    if (connection.state === 'superseded') note('superseded', 'Taken over by another tab or device.');
+    if (connection.loginRequired !== undefined && connection.state === 'disconnected') note('login-required', 'Please log in again.');
+    previousState.current = connection.state;
+  }, [connection.state]);
+
+  const send = useCall((text: string) => roomNode.send(text));
+  const increment = useCall(() => roomNode.increment(1));
+
+  return (
+    <main>
+      <ConnectionBanner />
+      <h1>{room} <small>as {name}</small> <button id="leave" onClick={() => void roomNode.leave().catch(() => undefined).finally(onLeave)}>Leave</button></h1>
+      <ul id="presence">{presence.map((p) => <li key={p.sub} data-sub={p.sub}>{p.sub} ({p.connections})</li>)}</ul>
+      <p>
+        Counter: <span id="counter-value">{counter.value}</span> {counter.by && <span id="counter-by">last +1 by {counter.by}</span>}{' '}
+        <button id="increment" disabled={increment.loading} onClick={() => void increment.call().catch(() => undefined)}>+1</button>
+      </p>
+      <ul id="messages">{messages.map((m) => <li key={m.id}><b>{m.from}</b>: <span className="text">{m.text}</span></li>)}</ul>
+      <form onSubmit={(event) => {
+        event.preventDefault();
+        const input = event.currentTarget.elements.namedItem('message') as HTMLInputElement;
+        const text = input.value;
+        input.value = '';
+        void send.call(text).catch(() => undefined);
+      }}>
+        <input id="message-input" name="message" placeholder="say something" autoComplete="off" />
+        <button id="send" type="submit" disabled={send.loading}>Send</button>
+        {send.error !== undefined && <span id="send-error" role="alert">{(send.error as Error).message}</span>}
+      </form>
+      <ul id="events">{events.map((e, i) => <li key={i} data-kind={e.kind}>{e.text}</li>)}</ul>
+    </main>
+  );
+}
