@@ -21,6 +21,8 @@ import {
   callOne, mapConcurrent, notifyOne, summarize, summarizeNotify, type FanOutSummary, type NotifySummary, type SubscriberOutcome, type NotifyOutcome,
 } from './fan-out.js';
 import { SubscriptionStore, subOf } from './store.js';
+import { TopicHistory, checkPosition, type HistoryOptions } from './history.js';
+import { PUBLICATION_HANDLER, type Recovery } from '../protocol/topics.js';
 
 export interface SubscriptionsOptions {
   /** SQLite table (default 'meshgate_subscriptions'); give separate sets in one DO separate tables. */
@@ -35,7 +37,12 @@ export interface SubscriptionsOptions {
   maxConsecutiveTimeouts?: number;
   /** Subscriptions one user (`sub`) may hold to one topic, one per tab or process (default 16); more are refused. */
   maxSubscriptionsPerSub?: number;
+  /** Bounds of each topic's history, which `publish` writes and `recoverCaller` reads (table `{table}_history`). */
+  history?: HistoryOptions;
 }
+
+/** What `publish` did: the publication's place in the topic's history, and how its notification went. */
+export type PublishSummary = NotifySummary & { offset: number; epoch: string };
 
 export interface FanOutOptions {
   /** Instance names to skip, e.g. the sender of a chat message. */
@@ -68,6 +75,8 @@ type AnyClient = Record<string, (...args: unknown[]) => unknown>;
 export class Subscriptions {
   /** The durable list itself, for queries the helper does not wrap. */
   readonly store: SubscriptionStore;
+  /** Each topic's history: what `publish` stored, by offset. */
+  readonly history: TopicHistory;
   readonly #mesh: MeshApi;
   readonly #options: SubscriptionsOptions;
   readonly #maxTimeouts: number;
@@ -77,6 +86,7 @@ export class Subscriptions {
     this.#maxTimeouts = wholeAtLeastOne('maxConsecutiveTimeouts', options.maxConsecutiveTimeouts, DEFAULT_MAX_CONSECUTIVE_TIMEOUTS);
     this.#maxPerSub = wholeAtLeastOne('maxSubscriptionsPerSub', options.maxSubscriptionsPerSub, DEFAULT_MAX_SUBSCRIPTIONS_PER_SUB);
     this.store = new SubscriptionStore(storage, options.table);
+    this.history = new TopicHistory(storage.sql, `${options.table ?? 'meshgate_subscriptions'}_history`, options.history);
     this.#mesh = mesh;
     this.#options = options;
   }
@@ -122,6 +132,31 @@ export class Subscriptions {
     const instanceName = callerInstance('subscribe');
     this.subscribe(topic, instanceName);
     return instanceName;
+  }
+
+  /**
+   * Subscribes the calling client and returns what it missed since `since`
+   * (the position of the last publication it saw, from the client; checked
+   * here): every publication after it, in order, with `recovered: true`, or
+   * none with `recovered: false` when it gave no position or the history no
+   * longer reaches back (another epoch, too old, too many, too large). At
+   * most `history.maxCount` publications and `history.maxRecoveryBytes`.
+   */
+  recoverCaller<T = unknown>(topic: string, since?: unknown): Recovery<T> {
+    const position = checkPosition(since);
+    this.subscribeCaller(topic);
+    return this.history.since<T>(topic, position);
+  }
+
+  /**
+   * Stores `data` as the topic's next publication (its offset one more than
+   * the last) and notifies every subscriber's `meshgatePublication` handler
+   * (the client helper `Topics`), as `notify` does: without waiting for answers.
+   */
+  async publish<T>(topic: string, data: T, options: FanOutOptions = {}): Promise<PublishSummary> {
+    const publication = this.history.append(topic, data);
+    const summary = await this.notify<AnyClient>(topic, PUBLICATION_HANDLER, [publication], options);
+    return { ...summary, offset: publication.offset, epoch: publication.epoch };
   }
 
   /** Unsubscribes the calling client from `topic`; returns its instance name. */

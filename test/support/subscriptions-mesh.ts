@@ -4,6 +4,7 @@ import { afterAll, beforeAll, expect } from 'vitest';
 import WebSocket from 'ws';
 import { MeshClient, type MeshClientOptions } from '../../src/client/index.js';
 import type { SocketClass } from '../../src/client/socket.js';
+import type { Recovery } from '../../src/protocol/topics.js';
 // @ts-expect-error plain ESM helper shared with scripts
 import { startWorkerd } from '../../scripts/workerd.mjs';
 
@@ -28,6 +29,9 @@ export type Topic = {
   announce(topic: string, payload: unknown, options?: FanOutOptions): Summary;
   dropWithOldMark(topic: string, name: string): { droppedRows: number; stillListed: boolean };
   upgradeOldTable(): { columns: string[]; subOfRow: string; cappedAt: number };
+  joinFrom(set: 'kept' | 'brief', topic: string, since?: unknown): Recovery;
+  publish(set: 'kept' | 'brief', topic: string, data: unknown): Summary & { offset: number; epoch: string };
+  appendSilently(set: 'kept' | 'brief', topic: string, data: unknown): number;
 };
 export type KvTopic = { tryCreate(): string };
 
