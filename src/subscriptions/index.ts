@@ -6,3 +6,4 @@ export { SubscriptionStore, type Subscriber } from './store.js';
 export type { FanOutSummary, SubscriberOutcome, NotifySummary, NotifyOutcome } from './fan-out.js';
 export { TopicHistory, HISTORY_DEFAULTS, HISTORY_CAPS, type HistoryOptions } from './history.js';
 export * from '../protocol/topics.js';
+export { Presence, PRESENCE_DEFAULTS, PRESENCE_CAPS, type PresenceOptions, type VersionedSnapshot } from './presence.js';

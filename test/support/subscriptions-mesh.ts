@@ -4,7 +4,8 @@ import { afterAll, beforeAll, expect } from 'vitest';
 import WebSocket from 'ws';
 import { MeshClient, type MeshClientOptions } from '../../src/client/index.js';
 import type { SocketClass } from '../../src/client/socket.js';
-import type { Recovery } from '../../src/protocol/topics.js';
+import type { PresenceSnapshot, Recovery } from '../../src/protocol/topics.js';
+import type { Subscribed } from '../../src/client/topics.js';
 // @ts-expect-error plain ESM helper shared with scripts
 import { startWorkerd } from '../../scripts/workerd.mjs';
 
@@ -32,6 +33,10 @@ export type Topic = {
   joinFrom(set: 'kept' | 'brief', topic: string, since?: unknown): Recovery;
   publish(set: 'kept' | 'brief', topic: string, data: unknown): Summary & { offset: number; epoch: string };
   appendSilently(set: 'kept' | 'brief', topic: string, data: unknown): number;
+  enter(topic: string, since: unknown, meta: unknown): Subscribed;
+  presenceUpdate(topic: string, meta: unknown): void;
+  presenceLeave(topic: string): boolean;
+  presenceSnapshot(topic: string): PresenceSnapshot & { version: number };
 };
 export type KvTopic = { tryCreate(): string };
 
