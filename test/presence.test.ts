@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { MeshClient, Topics, type PresenceEvent, type PresenceMember } from '../src/client/index.js';
 import { createNetwork, waitFor } from './support/network.js';
 import { useSubscriptionsMesh, type Topic } from './support/subscriptions-mesh.js';
+// @ts-expect-error plain ESM helper shared with the benchmark
+import { EvictionWatcher } from '../scripts/eviction.mjs';
 
 const GRACE_MS = 500;
 const mesh = useSubscriptionsMesh({ GRACE_MS: String(GRACE_MS) });
@@ -96,6 +98,24 @@ describe('Presence on workerd', () => {
     expect(subs((await watcher.room().presenceSnapshot('room')).members)).toEqual(['gone-watcher×1']);
     leaver.client.disconnect();
   });
+
+  it('the departure watch survives a supersession and the gateway leaving memory while connected', async () => {
+    const watcher = await member('evict-watcher', 'evictions', 'room', { name: 'W' });
+    const network = createNetwork();
+    const leaver = await member('evict-leaver', 'evictions', 'room', { name: 'L' }, { network });
+    const name = leaver.client.instanceName!;
+    // A second connection of the same identity supersedes the first: it carries the watch on.
+    const successor = await mesh.client('evict-leaver', leaver.topics.handlers, { WebSocket: network.WebSocket, instanceName: name });
+    await waitFor(() => leaver.client.state === 'superseded', 'the first connection to be superseded');
+    // Held only in the socket's attachment now: wait until workerd evicts the gateway (about 10 s idle).
+    const ns = await mesh.namespace('GATEWAY');
+    await EvictionWatcher.forThisProcess().evicted(ns.idFromName(name).toString(), 20_000);
+    network.offline = true;
+    network.drop();
+    await waitFor(() => watcher.events.some((e) => e.kind === 'leave' && e.sub === 'evict-leaver'), 'the leave after the eviction', 10_000);
+    expect(subs(watcher.members)).toEqual(['evict-watcher×1']);
+    successor.disconnect();
+  }, 40_000);
 
   it('bounds what a client can put in and make the topic send', async () => {
     const ann = await member('bound-ann', 'bounds', 'b', { name: 'A' });

@@ -46,6 +46,8 @@ export interface SubscriptionsMesh {
   readonly url: URL;
   /** A connected client; `handlers` serve the topic's fan-out calls. Disconnected after the suite. */
   client(sub: string, handlers?: object, extra?: Partial<MeshClientOptions>): Promise<MeshClient>;
+  /** A Durable Object namespace of the fixture, seen from the host. */
+  namespace(binding: string): Promise<DurableObjectNamespace>;
   /** The in-memory map sizes of one client's gateway (tests only). */
   gatewayMemory(instanceName: string): Promise<GatewayMemory>;
 }
@@ -90,6 +92,9 @@ export function useSubscriptionsMesh(bindings: Record<string, string> = {}): Sub
       await c.connect();
       expect(c.state).toBe('connected');
       return c;
+    },
+    namespace(binding) {
+      return server.mf.getDurableObjectNamespace(binding);
     },
     async gatewayMemory(instanceName) {
       const ns = await server.mf.getDurableObjectNamespace('GATEWAY');
