@@ -8,6 +8,8 @@ import { EvictionWatcher } from '../scripts/eviction.mjs';
 
 const GRACE_MS = 500;
 const mesh = useSubscriptionsMesh({ GRACE_MS: String(GRACE_MS) });
+/** waitFor with room for a loaded machine: these wait on sockets, alarms and fan-outs of several objects. */
+const until = <T>(check: () => Promise<T> | T, what: string, timeoutMs = 15_000, intervalMs = 50) => waitFor(check, what, timeoutMs, intervalMs);
 
 type Meta = { name: string; typing?: boolean };
 
@@ -31,7 +33,7 @@ async function member(sub: string, room: string, topic: string, meta: Meta, extr
     ...(extra.instanceName ? { instanceName: extra.instanceName } : {}),
   });
   connected(client);
-  await waitFor(() => members.length > 0, `${sub} to see itself present`);
+  await until(() => members.length > 0, `${sub} to see itself present`);
   return { client, topics, events, handle, get members() { return members; }, room: () => client.node<Topic>('TOPIC', room) };
 }
 
@@ -43,18 +45,18 @@ describe('Presence on workerd', () => {
     expect(subs(ann.members)).toEqual(['pr-ann×1']);
     const bob = await member('pr-bob', 'presence', 'lobby', { name: 'Bob' });
     expect(subs(bob.members)).toEqual(['pr-ann×1', 'pr-bob×1']);
-    await waitFor(() => ann.events.length === 1, 'ann to see bob join');
+    await until(() => ann.events.length === 1, 'ann to see bob join');
     expect(ann.events[0]).toMatchObject({ kind: 'join', sub: 'pr-bob', member: { connections: [{ meta: { name: 'Bob' } }] } });
 
     // Bob's second tab: still one member, now with two connections — an update, not a join.
     const bobTab2 = await member('pr-bob', 'presence', 'lobby', { name: 'Bob' });
-    await waitFor(() => ann.events.length === 2, 'ann to see bob\'s second tab');
+    await until(() => ann.events.length === 2, 'ann to see bob\'s second tab');
     expect(ann.events[1]).toMatchObject({ kind: 'update', sub: 'pr-bob' });
     expect(subs(ann.members)).toEqual(['pr-ann×1', 'pr-bob×2']);
 
     // Metadata: who is typing.
     await bobTab2.room().presenceUpdate('lobby', { name: 'Bob', typing: true });
-    await waitFor(() => ann.events.length === 3, 'the typing update');
+    await until(() => ann.events.length === 3, 'the typing update');
     const bobNow = ann.members.find((m) => m.sub === 'pr-bob')!;
     expect(bobNow.connections.map((c) => c.meta.typing ?? false)).toEqual([false, true]);
     // Unchanged metadata sends nothing; a change faster than minUpdateIntervalMs (100 ms) is refused.
@@ -62,9 +64,9 @@ describe('Presence on workerd', () => {
     await expect(bobTab2.room().presenceUpdate('lobby', { name: 'Bob', typing: false })).rejects.toMatchObject({ name: 'LimitExceededError', limit: 'presence.minUpdateIntervalMs' });
 
     expect(await bobTab2.room().presenceLeave('lobby')).toBe(true);
-    await waitFor(() => subs(ann.members).join() === 'pr-ann×1,pr-bob×1', 'one of bob\'s tabs to leave');
+    await until(() => subs(ann.members).join() === 'pr-ann×1,pr-bob×1', 'one of bob\'s tabs to leave');
     expect(await bob.room().presenceLeave('lobby')).toBe(true);
-    await waitFor(() => ann.events.at(-1)?.kind === 'leave', 'bob to leave');
+    await until(() => ann.events.at(-1)?.kind === 'leave', 'bob to leave');
     expect(subs(ann.members)).toEqual(['pr-ann×1']);
     expect(ann.events.map((e) => e.kind)).toEqual(['join', 'update', 'update', 'update', 'leave']);
   });
@@ -73,22 +75,22 @@ describe('Presence on workerd', () => {
     const watcher = await member('gone-watcher', 'departures', 'room', { name: 'W' });
     const network = createNetwork();
     const leaver = await member('gone-leaver', 'departures', 'room', { name: 'L' }, { network });
-    await waitFor(() => subs(watcher.members).length === 2, 'both present');
+    await until(() => subs(watcher.members).length === 2, 'both present');
 
     // Away and back inside the grace period: no leave, and the departure watch follows it to the new socket.
     network.offline = true;
     network.drop();
-    await waitFor(async () => (await mesh.gatewayMemory(leaver.client.instanceName!)).alarm !== null, 'the grace period to start');
+    await until(async () => (await mesh.gatewayMemory(leaver.client.instanceName!)).alarm !== null, 'the grace period to start');
     network.offline = false;
-    await waitFor(() => leaver.client.state === 'connected', 'the reconnect', 5000);
-    await waitFor(async () => (await mesh.gatewayMemory(leaver.client.instanceName!)).alarm === null, 'the grace period to end by the reconnect');
+    await until(() => leaver.client.state === 'connected', 'the reconnect');
+    await until(async () => (await mesh.gatewayMemory(leaver.client.instanceName!)).alarm === null, 'the grace period to end by the reconnect');
     expect(subs(watcher.members)).toEqual(['gone-watcher×1', 'gone-leaver×1']);
 
     // Gone for good: nobody publishes, nothing polls; the gateway's grace alarm tells the room.
     network.offline = true;
     network.drop();
-    const graceStart = await waitFor(async () => (await mesh.gatewayMemory(leaver.client.instanceName!)).alarm, 'the grace period to start');
-    await waitFor(() => watcher.events.some((e) => e.kind === 'leave' && e.sub === 'gone-leaver'), 'the leave', 10_000);
+    const graceStart = await until(async () => (await mesh.gatewayMemory(leaver.client.instanceName!)).alarm, 'the grace period to start');
+    await until(() => watcher.events.some((e) => e.kind === 'leave' && e.sub === 'gone-leaver'), 'the leave', 10_000);
     const leftAt = watcher.events.find((e) => e.kind === 'leave')!.at;
     const afterGrace = leftAt - graceStart;
     console.log(`presence: leave seen ${afterGrace} ms after the grace period ended`);
@@ -106,13 +108,13 @@ describe('Presence on workerd', () => {
     const name = leaver.client.instanceName!;
     // A second connection of the same identity supersedes the first: it carries the watch on.
     const successor = await mesh.client('evict-leaver', leaver.topics.handlers, { WebSocket: network.WebSocket, instanceName: name });
-    await waitFor(() => leaver.client.state === 'superseded', 'the first connection to be superseded');
+    await until(() => leaver.client.state === 'superseded', 'the first connection to be superseded');
     // Held only in the socket's attachment now: wait until workerd evicts the gateway (about 10 s idle).
     const ns = await mesh.namespace('GATEWAY');
     await EvictionWatcher.forThisProcess().evicted(ns.idFromName(name).toString(), 20_000);
     network.offline = true;
     network.drop();
-    await waitFor(() => watcher.events.some((e) => e.kind === 'leave' && e.sub === 'evict-leaver'), 'the leave after the eviction', 10_000);
+    await until(() => watcher.events.some((e) => e.kind === 'leave' && e.sub === 'evict-leaver'), 'the leave after the eviction', 10_000);
     expect(subs(watcher.members)).toEqual(['evict-watcher×1']);
     successor.disconnect();
   }, 40_000);

@@ -6,6 +6,8 @@ import { useSubscriptionsMesh, type Topic } from './support/subscriptions-mesh.j
 
 const GRACE_MS = 500;
 const mesh = useSubscriptionsMesh({ GRACE_MS: String(GRACE_MS) });
+/** waitFor with room for a loaded machine: these wait on sockets, alarms and fan-outs of several objects. */
+const until = <T>(check: () => Promise<T> | T, what: string, timeoutMs = 15_000, intervalMs = 50) => waitFor(check, what, timeoutMs, intervalMs);
 
 /** A Map behind the Storage interface: stands in for sessionStorage across a "reload". */
 function memoryStorage() {
@@ -36,14 +38,14 @@ async function follower(sub: string, set: 'kept' | 'brief', room: string, topicN
     ...(extra.instanceName ? { instanceName: extra.instanceName } : {}),
   });
   connected(client);
-  await waitFor(() => recoveries.length > 0, 'the first subscribe');
+  await until(() => recoveries.length > 0, 'the first subscribe');
   return { client, topics, seen, recoveries };
 }
 
 /** Waits until the gateway of `instanceName` has no socket and its grace period is over. */
 async function graceOver(instanceName: string): Promise<void> {
-  await waitFor(async () => (await mesh.gatewayMemory(instanceName)).alarm !== null, 'the grace period to start');
-  await waitFor(async () => {
+  await until(async () => (await mesh.gatewayMemory(instanceName)).alarm !== null, 'the grace period to start');
+  await until(async () => {
     const memory = await mesh.gatewayMemory(instanceName);
     return memory.open === 0 && memory.alarm === null;
   }, 'the grace period to end', 10_000);
@@ -103,7 +105,7 @@ describe('Topics (client helper) on workerd', () => {
     const speaker = await mesh.client('rec-speaker');
     const room = speaker.node<Topic>('TOPIC', 'recovery');
     await room.publish('kept', 'chat', 'before');
-    await waitFor(() => away.seen.length === 1, 'the live publication');
+    await until(() => away.seen.length === 1, 'the live publication');
 
     network.offline = true;
     network.drop();
@@ -113,7 +115,7 @@ describe('Topics (client helper) on workerd', () => {
     for (const text of published) await room.publish('kept', 'chat', text);
 
     network.offline = false;
-    await waitFor(() => away.seen.length === 21, 'the recovery', 15_000);
+    await until(() => away.seen.length === 21, 'the recovery', 15_000);
     expect(away.recoveries).toEqual([{ recovered: false, missed: 0 }, { recovered: true, missed: 20 }]);
     expect(away.seen.map((s) => s.data)).toEqual(['before', ...published]);
     expect(away.seen.map((s) => s.offset)).toEqual(Array.from({ length: 21 }, (_, i) => i + 1));
@@ -121,7 +123,7 @@ describe('Topics (client helper) on workerd', () => {
 
     // Subscribed again: the next one comes live, once.
     await room.publish('kept', 'chat', 'after');
-    await waitFor(() => away.seen.length === 22, 'the live publication after the recovery');
+    await until(() => away.seen.length === 22, 'the live publication after the recovery');
     expect(away.seen[21]).toEqual({ data: 'after', offset: 22, recovered: false });
   });
 
@@ -131,7 +133,7 @@ describe('Topics (client helper) on workerd', () => {
     const room = first.client.node<Topic>('TOPIC', 'reload');
     await room.publish('kept', 'feed', 1);
     await room.publish('kept', 'feed', 2);
-    await waitFor(() => first.seen.length === 2, 'two live publications');
+    await until(() => first.seen.length === 2, 'two live publications');
     first.client.disconnect();
     const writer = await mesh.client('rec-reload-writer');
     await writer.node<Topic>('TOPIC', 'reload').publish('kept', 'feed', 3);
@@ -148,22 +150,22 @@ describe('Topics (client helper) on workerd', () => {
     const speaker = await mesh.client('rec-window-speaker');
     const room = speaker.node<Topic>('TOPIC', 'window');
     await room.publish('brief', 'ticks', 'seen');
-    await waitFor(() => away.seen.length === 1, 'the live publication');
+    await until(() => away.seen.length === 1, 'the live publication');
 
     network.offline = true;
     network.drop();
     await graceOver(away.client.instanceName!);
     await room.publish('brief', 'ticks', 'too old');
     const published = Date.now();
-    await waitFor(() => Date.now() - published > 1600, 'the history window (1.5 s) to pass', 5000, 100);
+    await until(() => Date.now() - published > 1600, 'the history window (1.5 s) to pass', 15_000, 100);
     network.offline = false;
-    await waitFor(() => away.recoveries.length === 2, 'the resubscribe', 15_000);
+    await until(() => away.recoveries.length === 2, 'the resubscribe', 15_000);
     expect(away.recoveries[1]).toEqual({ recovered: false, missed: 0 });
     expect(away.seen.map((s) => s.data)).toEqual(['seen']);
     expect(away.topics.position('ticks')?.offset).toBe(2); // it starts again from now
 
     await room.publish('brief', 'ticks', 'new');
-    await waitFor(() => away.seen.length === 2, 'the next live one');
+    await until(() => away.seen.length === 2, 'the next live one');
     expect(away.seen[1]).toMatchObject({ data: 'new', offset: 3, recovered: false });
   });
 
@@ -173,7 +175,7 @@ describe('Topics (client helper) on workerd', () => {
     await room.publish('kept', 'g', 'one');
     await room.appendSilently('kept', 'g', 'two (never notified)');
     await room.publish('kept', 'g', 'three');
-    await waitFor(() => reader.seen.length === 3, 'the gap to be filled');
+    await until(() => reader.seen.length === 3, 'the gap to be filled');
     // 'three' came live but waited for the recovery, which brought it too: delivered once, in its place.
     expect(reader.seen.map((s) => [s.data, s.offset])).toEqual([['one', 1], ['two (never notified)', 2], ['three', 3]]);
     expect(reader.seen[1]!.recovered).toBe(true);
