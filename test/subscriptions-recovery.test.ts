@@ -69,6 +69,7 @@ describe('topic history', () => {
     // Another epoch, or an offset the topic never reached: not recovered, nothing returned.
     expect(await room.joinFrom('kept', 'news', { offset: 2, epoch: 'another' })).toMatchObject({ recovered: false, publications: [], offset: 5, epoch });
     expect(await room.joinFrom('kept', 'news', { offset: 9, epoch })).toMatchObject({ recovered: false, publications: [] });
+    await expect(room.publish('kept', 'x'.repeat(257), 'too long a topic')).rejects.toThrow(/string of 1 to 256 characters/);
     // A hostile position is refused before anything is read.
     for (const bad of [{ offset: -1, epoch }, { offset: 1.5, epoch }, { offset: 1, epoch: 'x'.repeat(65) }, 'offset 3', { offset: '3', epoch }]) {
       await expect(room.joinFrom('kept', 'news', bad)).rejects.toThrow(/A topic position must be/);

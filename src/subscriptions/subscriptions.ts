@@ -57,6 +57,13 @@ export const DEFAULT_MAX_SUBSCRIPTIONS_PER_SUB = 16;
 /** Longest topic name a subscription may have: a topic is often taken from a client's arguments. */
 export const MAX_TOPIC_LENGTH = 256;
 
+/** A topic is often taken from a client's arguments: a short string, checked before anything is stored. */
+function checkTopic(topic: unknown): asserts topic is string {
+  if (typeof topic !== 'string' || topic.length === 0 || topic.length > MAX_TOPIC_LENGTH) {
+    throw new TypeError(`A topic must be a string of 1 to ${MAX_TOPIC_LENGTH} characters, got ${typeof topic === 'string' ? `${topic.length} characters` : typeof topic}.`);
+  }
+}
+
 function wholeAtLeastOne(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isInteger(value) || value < 1) throw new RangeError(`Subscriptions option ${name} must be a whole number ≥ 1, got ${String(value)}.`);
@@ -97,9 +104,7 @@ export class Subscriptions {
    * holds `maxSubscriptionsPerSub` subscriptions to the topic.
    */
   subscribe(topic: string, instanceName: string): boolean {
-    if (typeof topic !== 'string' || topic.length === 0 || topic.length > MAX_TOPIC_LENGTH) {
-      throw new TypeError(`A topic must be a string of 1 to ${MAX_TOPIC_LENGTH} characters, got ${typeof topic === 'string' ? `${topic.length} characters` : typeof topic}.`);
-    }
+    checkTopic(topic);
     if (!this.store.has(topic, instanceName)) {
       const sub = subOf(instanceName);
       if (this.store.countOfSub(topic, sub) >= this.#maxPerSub) {
@@ -154,6 +159,7 @@ export class Subscriptions {
    * (the client helper `Topics`), as `notify` does: without waiting for answers.
    */
   async publish<T>(topic: string, data: T, options: FanOutOptions = {}): Promise<PublishSummary> {
+    checkTopic(topic);
     const publication = this.history.append(topic, data);
     const summary = await this.notify<AnyClient>(topic, PUBLICATION_HANDLER, [publication], options);
     return { ...summary, offset: publication.offset, epoch: publication.epoch };
