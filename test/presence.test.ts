@@ -137,5 +137,8 @@ describe('Presence on workerd', () => {
     for (let i = 0; i < 16; i++) await roamer.node<Topic>('TOPIC', `roam-${i}`).enter('r', undefined, null);
     await expect(roamer.node<Topic>('TOPIC', 'roam-16').enter('r', undefined, null)).rejects.toMatchObject({ name: 'LimitExceededError', limit: 'maxDepartureWatchers', max: 16 });
     expect((await roamer.node<Topic>('TOPIC', 'roam-16').presenceSnapshot('r')).members).toEqual([]);
+    // Leaving a room frees its place: the 17th room can then be joined.
+    expect(await roamer.node<Topic>('TOPIC', 'roam-0').presenceLeave('r')).toBe(true);
+    expect((await roamer.node<Topic>('TOPIC', 'roam-16').enter('r', undefined, null)).presence!.members).toHaveLength(1);
   });
 });

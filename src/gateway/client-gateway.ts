@@ -247,6 +247,11 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     }
   }
 
+  /** The reverse: the client left that node. */
+  async __meshgateUnwatchDeparture(watcher: unknown): Promise<void> {
+    await this.#departures.unwatch(watcher);
+  }
+
   /** A node calls this gateway's client and waits for its answer. */
   async __meshgateCallClient(envelope: ClientCallEnvelope): Promise<MeshResult> {
     return this.#toClient.call(envelope);

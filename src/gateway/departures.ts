@@ -88,6 +88,19 @@ export class Departures {
     return true;
   }
 
+  /** A node no longer needs to be told (the client left it). */
+  async unwatch(value: unknown): Promise<void> {
+    const { binding, instance } = checkWatcher(value);
+    const keep = (list: readonly DepartureWatcher[] | undefined) => (list ?? []).filter((w) => w.binding !== binding || w.instance !== instance);
+    const active = this.#sockets.active();
+    if (active) {
+      const info = this.#sockets.info(active)!;
+      this.#sockets.update(active, { ...info, departures: keep(info.departures) });
+    } else if ((await this.#storage.getAlarm()) !== null) {
+      void this.#storage.put(STORAGE_KEY, keep(await this.#stored()));
+    }
+  }
+
   /** The list kept in storage during a grace period (read before an upgrade inside one). */
   stored(): Promise<DepartureWatcher[]> {
     return this.#stored();

@@ -20,6 +20,7 @@ interface GatewayStub {
   __meshgateCallClient(envelope: ClientCallEnvelope): Promise<MeshResult>;
   __meshgateNotifyClient(envelope: ClientCallEnvelope): Promise<NotifyResult>;
   __meshgateWatchDeparture(watcher: { binding: string; instance: string }): Promise<{ ok: true; watching: boolean } | { ok: false; error: string }>;
+  __meshgateUnwatchDeparture(watcher: { binding: string; instance: string }): Promise<void>;
 }
 
 /** Told when a watched client is gone for good: `at` is when its gateway's grace period ended (its clock). */
@@ -113,6 +114,13 @@ export class MeshApi {
     const result = await this.#gateway(instanceName, options.gateway, 'mesh.watchDeparture()').__meshgateWatchDeparture({ binding: self.binding, instance: self.instance });
     if (!result.ok) throw decodeValue(result.error);
     return result.watching;
+  }
+
+  /** Stops `watchDeparture` for this node (the client left it), so the client's gateway has room for others. */
+  async unwatchDeparture(instanceName: string, options: { gateway?: string } = {}): Promise<void> {
+    const self = this.#self();
+    if (self.kind !== 'node' || self.instance === undefined) return;
+    await this.#gateway(instanceName, options.gateway, 'mesh.unwatchDeparture()').__meshgateUnwatchDeparture({ binding: self.binding, instance: self.instance });
   }
 
   /** Runs `listener` whenever a client this node watches is gone for good (see `watchDeparture`). */

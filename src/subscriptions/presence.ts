@@ -149,6 +149,10 @@ export class Presence {
     const removed = this.#sql.exec<{ sub: string }>(`DELETE FROM ${this.#table} WHERE topic = ? AND instance = ? RETURNING sub`, topic, instanceName).toArray();
     this.#lastUpdate.delete(`${topic}\n${instanceName}`);
     for (const { sub } of removed) await this.#send(topic, this.#eventFor(topic, sub, 'update'));
+    // Present nowhere here any more: free its place among the gateway's watchers (another Presence of this object would then learn of its departure by a notification).
+    if (removed.length > 0 && this.#sql.exec(`SELECT 1 FROM ${this.#table} WHERE instance = ? LIMIT 1`, instanceName).toArray().length === 0) {
+      await this.#mesh.unwatchDeparture(instanceName, this.#gatewayOption()).catch(() => {}); // at worst it stays watched: told once, finding nothing
+    }
     return removed.length > 0;
   }
 
