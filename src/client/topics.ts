@@ -101,7 +101,10 @@ export class Topics {
 
   /** Subscribes every registered topic again, each from its last position: call it from `onSubscriptionRequired`. */
   async resubscribe(): Promise<void> {
-    const results = await Promise.allSettled([...this.#topics].map(([name, state]) => this.#resume(name, state)));
+    // A recovery already under way may have been sent before the gateway forgot this client: subscribe again after it.
+    const again = (name: string, state: TopicState) =>
+      (state.resuming ? state.resuming.catch(() => {}).then(() => this.#resume(name, state)) : this.#resume(name, state));
+    const results = await Promise.allSettled([...this.#topics].map(([name, state]) => again(name, state)));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
   }

@@ -55,6 +55,22 @@ describe('Topics', () => {
     expect(results.every((r) => r === false)).toBe(true);
   });
 
+  it('a resubscribe while a recovery is under way subscribes again once that one settles (it may have been lost with the old socket)', async () => {
+    const lost = deferred<Subscribed>();
+    let calls = 0;
+    const topics = new Topics({ onError: () => {} });
+    const handle = topics.topic('t', {
+      subscribe: () => (++calls === 1 ? lost.promise : Promise.resolve({ topic: 't', offset: 3, epoch: EPOCH, recovered: false, publications: [] })),
+    });
+    const inFlight = handle.subscribe().catch((error: Error) => error.message);
+    const resubscribed = topics.resubscribe();
+    lost.resolve(Promise.reject(new Error('the socket dropped')) as unknown as Subscribed);
+    expect(await inFlight).toBe('the socket dropped');
+    await resubscribed;
+    expect(calls).toBe(2);
+    expect(topics.position('t')).toEqual({ offset: 3, epoch: EPOCH });
+  });
+
   it('keeps positions in the given storage, and ignores what it cannot read there', async () => {
     const store = new Map<string, string>([['meshgate.topics', '{"t":{"offset":"x","epoch":1},"u":{"offset":3,"epoch":"e9"}}']]);
     const storage = { getItem: (k: string) => store.get(k) ?? null, setItem: (k: string, v: string) => void store.set(k, v) };
