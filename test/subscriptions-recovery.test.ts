@@ -42,13 +42,12 @@ async function follower(sub: string, set: 'kept' | 'brief', room: string, topicN
   return { client, topics, seen, recoveries };
 }
 
-/** Waits until the gateway of `instanceName` has no socket and its grace period is over. */
-async function graceOver(instanceName: string): Promise<void> {
-  await until(async () => (await mesh.gatewayMemory(instanceName)).alarm !== null, 'the grace period to start');
+/** Waits until the gateway of `instanceName` has no socket and its grace period (started after `since`) is over. */
+async function graceOver(instanceName: string, since: number): Promise<void> {
   await until(async () => {
     const memory = await mesh.gatewayMemory(instanceName);
-    return memory.open === 0 && memory.alarm === null;
-  }, 'the grace period to end', 10_000);
+    return memory.open === 0 && memory.alarm === null && (memory.graceEndedAt ?? 0) >= since;
+  }, 'the grace period to end');
 }
 
 describe('topic history', () => {
@@ -108,9 +107,10 @@ describe('Topics (client helper) on workerd', () => {
     await room.publish('kept', 'chat', 'before');
     await until(() => away.seen.length === 1, 'the live publication');
 
+    const dropped = Date.now();
     network.offline = true;
     network.drop();
-    await graceOver(away.client.instanceName!); // gone for good: its gateway forgot it, its subscription will be dropped
+    await graceOver(away.client.instanceName!, dropped); // gone for good: its gateway forgot it, its subscription will be dropped
     const published = [];
     for (let i = 0; i < 20; i++) published.push(`missed ${i}`);
     for (const text of published) await room.publish('kept', 'chat', text);
@@ -153,9 +153,10 @@ describe('Topics (client helper) on workerd', () => {
     await room.publish('brief', 'ticks', 'seen');
     await until(() => away.seen.length === 1, 'the live publication');
 
+    const dropped = Date.now();
     network.offline = true;
     network.drop();
-    await graceOver(away.client.instanceName!);
+    await graceOver(away.client.instanceName!, dropped);
     await room.publish('brief', 'ticks', 'too old');
     const published = Date.now();
     await until(() => Date.now() - published > 1600, 'the history window (1.5 s) to pass', 15_000, 100);

@@ -65,6 +65,8 @@ export function mergeWatchers(lists: Array<readonly DepartureWatcher[] | undefin
 export class Departures {
   readonly #storage: DurableObjectStorage;
   readonly #sockets: GatewaySockets;
+  /** What storage holds, as this incarnation knows it; undefined: not known yet (a fresh incarnation, maybe after an eviction). */
+  #known: DepartureWatcher[] | undefined;
 
   constructor(storage: DurableObjectStorage, sockets: GatewaySockets) {
     this.#storage = storage;
@@ -84,7 +86,7 @@ export class Departures {
       return true;
     }
     if ((await this.#storage.getAlarm()) === null) return false;
-    void this.#storage.put(STORAGE_KEY, withWatcher(await this.#stored(), watcher));
+    this.#keep(withWatcher(await this.#stored(), watcher));
     return true;
   }
 
@@ -97,7 +99,7 @@ export class Departures {
       const info = this.#sockets.info(active)!;
       this.#sockets.update(active, { ...info, departures: keep(info.departures) });
     } else if ((await this.#storage.getAlarm()) !== null) {
-      void this.#storage.put(STORAGE_KEY, keep(await this.#stored()));
+      this.#keep(keep(await this.#stored()));
     }
   }
 
@@ -125,20 +127,22 @@ export class Departures {
 
   /** The client is back inside its grace period: the new socket carries the list, storage forgets it. */
   reconnected(): void {
-    void this.#storage.delete(STORAGE_KEY);
+    this.#keep([]);
   }
 
   /** The last socket dropped: keep its list beside the grace alarm (not awaited: the output gate holds replies until it is durable). */
   dropped(ws: WebSocket): void {
-    const list = this.#sockets.info(ws)?.departures;
-    if (list && list.length > 0) void this.#storage.put(STORAGE_KEY, list);
+    // Nothing else is stored when a grace period starts: the last one ended with a reconnect or the alarm, and both delete it.
+    const list = this.#sockets.info(ws)?.departures ?? [];
+    if (list.length > 0) void this.#storage.put(STORAGE_KEY, list);
+    this.#known = list;
   }
 
   /** The grace period ended: tells every watcher and forgets them. A watcher that fails is skipped (it finds out at its next fan-out). */
   async departed(env: unknown, instanceName: string): Promise<void> {
     const watchers = await this.#stored();
     if (watchers.length === 0) return;
-    void this.#storage.delete(STORAGE_KEY);
+    this.#keep([]);
     const at = Date.now();
     await Promise.allSettled(watchers.map(async ({ binding, instance }) => {
       const namespace = (env as Record<string, unknown> | undefined)?.[binding];
@@ -149,6 +153,14 @@ export class Departures {
   }
 
   async #stored(): Promise<DepartureWatcher[]> {
-    return (await this.#storage.get<DepartureWatcher[]>(STORAGE_KEY)) ?? [];
+    this.#known ??= (await this.#storage.get<DepartureWatcher[]>(STORAGE_KEY)) ?? [];
+    return this.#known;
+  }
+
+  /** Stores `list` (deletes the key for an empty one), without a write when nothing changes (not awaited: the output gate holds replies). */
+  #keep(list: DepartureWatcher[]): void {
+    if (list.length > 0) void this.#storage.put(STORAGE_KEY, list);
+    else if (this.#known === undefined || this.#known.length > 0) void this.#storage.delete(STORAGE_KEY);
+    this.#known = list;
   }
 }

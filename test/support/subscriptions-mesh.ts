@@ -40,7 +40,7 @@ export type Topic = {
 };
 export type KvTopic = { tryCreate(): string };
 
-export type GatewayMemory = { waiting: number; notifications: number; open: number; alarm: number | null };
+export type GatewayMemory = { waiting: number; notifications: number; open: number; alarm: number | null; graceEndedAt: number | null };
 
 export interface SubscriptionsMesh {
   readonly url: URL;
