@@ -124,12 +124,12 @@ async function persistedSecret(dataDir) {
 
 /**
  * Builds and starts the example on embedded workerd.
- * `graceMs` and `presenceCheckMs` shorten the timings (tests); `secret` defaults to a random one per run,
+ * `graceMs` shortens the grace period (tests); `secret` defaults to a random one per run,
  * or the one kept in `dataDir`. With `dataDir`, the Durable Objects' storage (rooms, messages, counters)
  * is kept there across restarts; without it, it lives in memory for this run only.
  * `logLevel` is one of LOG_LEVELS (default 'off').
  */
-export async function startChat({ port = 8787, host = '127.0.0.1', graceMs, presenceCheckMs, secret, dataDir, logLevel = 'off', react = false } = {}) {
+export async function startChat({ port = 8787, host = '127.0.0.1', graceMs, secret, dataDir, logLevel = 'off', react = false } = {}) {
   if (!LOG_LEVELS.includes(logLevel)) throw new RangeError(`logLevel must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}".`);
   const script = await buildChatWorker({ react });
   if (dataDir) await mkdir(dataDir, { recursive: true });
@@ -148,7 +148,6 @@ export async function startChat({ port = 8787, host = '127.0.0.1', graceMs, pres
       JWT_SECRET: secret ?? (dataDir ? await persistedSecret(dataDir) : randomBytes(32).toString('base64url')),
       MESHGATE_LOG: logLevel,
       ...(graceMs === undefined ? {} : { GRACE_MS: String(graceMs) }),
-      ...(presenceCheckMs === undefined ? {} : { PRESENCE_CHECK_MS: String(presenceCheckMs) }),
     },
     miniflare: {
       handleRuntimeStdio: runtimeOutput,

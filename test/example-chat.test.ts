@@ -9,7 +9,8 @@ import WebSocket from 'ws';
 import { startChat } from '../scripts/example-build.mjs';
 import { MeshClient } from '../src/client/index.js';
 import type { SocketClass } from '../src/client/socket.js';
-import type { ChatClientApi, RoomApi } from '../examples/chat/shared.js';
+import type { Publication } from '../src/protocol/topics.js';
+import type { ChatMessage, RoomApi } from '../examples/chat/shared.js';
 import { startTerminal, type Terminal } from './support/terminal.js';
 import { waitFor } from './support/network.js';
 
@@ -27,16 +28,16 @@ afterAll(async () => {
   await server?.dispose();
 });
 
-/** A connected client of the example, with its own handlers for what the room pushes. */
-async function chatClient(sub: string, handlers: Partial<ChatClientApi> = {}): Promise<MeshClient<ChatClientApi>> {
+/** A connected client of the example, with its own handlers for what the room pushes (messages and presence come as meshgatePublication, meshgatePresence). */
+async function chatClient(sub: string, handlers: object = {}): Promise<MeshClient> {
   const accessToken = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setIssuedAt().setExpirationTime('1h')
     .sign(new TextEncoder().encode(SECRET));
   const ignore = () => {};
-  const c = new MeshClient<ChatClientApi>({
+  const c = new MeshClient({
     url: server.url.origin, accessToken, WebSocket: WebSocket as unknown as SocketClass,
-    handlers: { message: ignore, presence: ignore, counter: ignore, ...handlers },
+    handlers: { meshgatePublication: ignore, meshgatePresence: ignore, counter: ignore, ...handlers },
   });
-  clients.push(c as MeshClient);
+  clients.push(c);
   await c.connect();
   return c;
 }
@@ -70,10 +71,10 @@ describe('chat example from a terminal', () => {
 describe('chat example under hostile use', () => {
   it('send() returns promptly while 130 subscribed tabs never answer', async () => {
     const never = () => new Promise<void>(() => {});
-    const tabs = await Promise.all(Array.from({ length: 130 }, (_, i) => chatClient(`mute${i}`, { message: never, presence: never, counter: never })));
+    const tabs = await Promise.all(Array.from({ length: 130 }, (_, i) => chatClient(`mute${i}`, { meshgatePublication: never, meshgatePresence: never, counter: never })));
     await Promise.all(tabs.map((t) => t.node<RoomApi>('ROOM', 'hostage').join()));
     const heard: string[] = [];
-    const listener = await chatClient('listener', { message: (m) => void heard.push(m.text) });
+    const listener = await chatClient('listener', { meshgatePublication: (p: Publication<ChatMessage>) => void heard.push(p.data.text) });
     await listener.node<RoomApi>('ROOM', 'hostage').join();
 
     const started = Date.now();

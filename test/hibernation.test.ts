@@ -138,6 +138,18 @@ const scenarios: Record<string, (mesh: TestMesh) => Promise<Scenario>> = {
     };
   },
 
+  async 'a publish with history, and presence'(mesh) {
+    const [first, second] = await Promise.all([connect(mesh, 'pub1', () => 'ok'), connect(mesh, 'pub2', () => 'ok')]);
+    const topic = { binding: 'TOPIC', instance: 'hib-publish' };
+    for (const client of [first!, second!]) expect((await callOver(client.sock, topic, 'enter', ['room'])).value).toMatchObject({ recovered: false, offset: 0 });
+    expect(await resultOf(first!.sock, sendCall(first!.sock, topic, 'publish', ['room', 'news']))).toBe(2);
+    return {
+      name: 'a publish with history, and presence',
+      objects: [await gatewayId(mesh, first!), await gatewayId(mesh, second!), await nodeId(mesh, 'TOPIC', 'hib-publish')],
+      lastActivity: Date.now(),
+    };
+  },
+
   async 'the end of a grace period'(mesh) {
     const client = await connect(mesh, 'graceend');
     graceEndInstance = client.instance;

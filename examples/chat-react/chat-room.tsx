@@ -1,7 +1,8 @@
 /** One room: messages, presence and the shared counter, pushed by the room to this client's handlers. */
 import { useEffect, useRef, useState } from 'react';
+import { Topics, type PresenceMember } from 'meshgate/client';
 import { useCall, useConnectionState, useIncoming, useNode } from 'meshgate/react';
-import { ROOM_BINDING, type ChatClientApi, type ChatMessage, type PresenceEntry, type RoomApi, type RoomSnapshot } from '../chat/shared.js';
+import { ROOM_BINDING, type ChatClientApi, type ChatMessage, type PresenceEntry, type RoomApi, type RoomSnapshot, type Typing } from '../chat/shared.js';
 import { ConnectionBanner } from './connection-banner.js';
 
 interface Event {
@@ -18,17 +19,33 @@ export function ChatRoom({ name, room, onLeave }: { name: string; room: string; 
   const [events, setEvents] = useState<Event[]>([]);
   const note = (kind: string, text: string) => setEvents((list) => [...list.slice(-49), { kind, text }]);
 
-  useIncoming<ChatClientApi>({
-    message: (message) => setMessages((list) => (list.some((m) => m.id === message.id) ? list : [...list, message].sort((a, b) => a.id - b.id))),
-    presence: (entries) => setPresence(entries),
-    counter: (value, by) => setCounter({ value, by }),
-  });
-
   const apply = (snapshot: RoomSnapshot) => {
     setMessages(snapshot.messages);
     setPresence(snapshot.presence);
     setCounter({ value: snapshot.counter, ...(snapshot.counterBy === undefined ? {} : { by: snapshot.counterBy }) });
   };
+
+  // Messages and presence come through the Topics helper, which remembers this tab's place in the room's history.
+  const topicsRef = useRef<Topics | undefined>(undefined);
+  if (!topicsRef.current) {
+    const topics = new Topics({ onError: (error) => note('error', (error as Error).message ?? String(error)) });
+    topics.topic<ChatMessage, Typing>('room', {
+      subscribe: async (since) => {
+        const joined = await roomNode.join(since, false);
+        apply(joined);
+        return { ...joined.recovery, presence: joined.members };
+      },
+      onPublication: (message) => setMessages((list) => (list.some((m) => m.id === message.id) ? list : [...list, message].sort((a, b) => a.id - b.id))),
+      onPresence: (members) => setPresence(presenceEntries(members)),
+    });
+    topicsRef.current = topics;
+  }
+  const topics = topicsRef.current;
+
+  useIncoming<ChatClientApi & Topics['handlers']>({
+    ...topics.handlers,
+    counter: (value, by) => setCounter({ value, by }),
+  });
 
   // Once per connection the gateway accepted: join when it forgot this client, or when this page is new.
   const handled = useRef(0);
@@ -38,10 +55,8 @@ export function ChatRoom({ name, room, onLeave }: { name: string; room: string; 
     handled.current = connection.connections;
     if (!first && !connection.subscriptionRequired) return note('reconnected-in-grace', 'Back within the grace period: nothing was missed.');
     void (async () => {
-      // A reloaded page may still be subscribed (the gateway remembered it): ask before joining.
-      let snapshot = connection.subscriptionRequired ? await roomNode.join() : await roomNode.snapshot();
-      if (!snapshot.subscribed) snapshot = await roomNode.join();
-      apply(snapshot);
+      // Joining again changes nothing on the server when still subscribed (a reload inside the grace period), and gives this page its place in the history.
+      await topics.resubscribe();
       note(first ? 'joined' : 'resubscribed', first ? `Joined ${room}.` : 'Back after the grace period: reloaded the room.');
     })().catch((error: Error) => note('error', error.message));
   }, [connection.state, connection.connections]);
@@ -82,4 +97,11 @@ export function ChatRoom({ name, room, onLeave }: { name: string; room: string; 
       <ul id="events">{events.map((e, i) => <li key={i} data-kind={e.kind}>{e.text}</li>)}</ul>
     </main>
   );
+}
+
+/** One entry per user: how many tabs it has here, and whether one of them is typing. */
+function presenceEntries(members: PresenceMember<Typing>[]): PresenceEntry[] {
+  return members
+    .map((m) => ({ sub: m.sub, connections: m.connections.length, typing: m.connections.some((c) => c.meta?.typing === true) }))
+    .sort((a, b) => a.sub.localeCompare(b.sub));
 }

@@ -67,7 +67,7 @@ const session = new RoomSession({
       presence = s.presence;
       print(`* in the room: ${showPresence()} · counter ${s.counter}`);
     },
-    message: (m) => print(`[${new Date(m.at).toLocaleTimeString([], { hour12: false })}] ${m.from}: ${m.text}`),
+    message: (m, missed) => print(`[${new Date(m.at).toLocaleTimeString([], { hour12: false })}] ${m.from}: ${m.text}${missed ? '  (missed while away)' : ''}`),
     presence: (p) => {
       const before = showPresence();
       presence = p;

@@ -1,9 +1,10 @@
 /**
  * A chat room: one Durable Object per room. Messages and the counter live in
  * the room's SQLite; who is listening lives in the library's Subscriptions
- * helper (same SQLite). Presence is the set of subscribers, so it is exactly
- * as fresh as the subscriptions: a closed tab leaves once its gateway's grace
- * period is over and a fan-out (a message, or the periodic check) finds it gone.
+ * helper (same SQLite), which also keeps the topic's history, so a tab back
+ * after its grace period gets the messages it missed (`recoverCaller`). Who
+ * is here, and who is typing, is the library's Presence: a closed tab leaves
+ * as soon as its gateway's grace period ends (the gateway tells the room).
  *
  * Every fan-out is a notification (`Subscriptions.notify`): the room hands
  * each message to the subscribers' gateways and returns, so a `send()` takes
@@ -15,18 +16,17 @@
  * guard); who the caller is comes from the verified token.
  */
 import * as v from 'valibot';
-import { ForbiddenError, MeshDurableObject, Subscriptions, getCallContext, mesh, type CallContext, type Guard, type NotifySummary } from 'meshgate';
 import {
-  MAX_MESSAGE_LENGTH, type ChatClientApi, type ChatMessage, type Delivery, type PresenceEntry, type RoomApi, type RoomSnapshot,
+  ForbiddenError, MeshDurableObject, Presence, Subscriptions, getCallContext, mesh, type CallContext, type Guard, type NotifySummary,
+} from 'meshgate';
+import {
+  MAX_MESSAGE_LENGTH, type ChatClientApi, type ChatMessage, type Delivery, type JoinedRoom, type PresenceEntry, type RoomApi, type RoomSnapshot, type Typing,
 } from './shared.js';
-
-export interface RoomEnv {
-  /** How often the room checks that its subscribers are still there (ms, default 10 s). */
-  PRESENCE_CHECK_MS?: string;
-}
 
 const TOPIC = 'room';
 const HISTORY = 50;
+/** What a tab back after its grace period can recover: the last 200 messages of the last hour. */
+const RECOVERY = { maxCount: 200, maxAgeMs: 60 * 60_000 };
 /**
  * A subscriber that leaves a message unanswered longer than this gets no more
  * until it answers; three such in a row and it leaves the room.
@@ -57,6 +57,10 @@ const MessageText = v.pipe(
   v.nonEmpty('Message is empty.'),
 );
 
+/** Where a tab was in the room's history, as its last message told it; checked again by recoverCaller. */
+const Position = v.optional(v.object({ offset: v.pipe(v.number(), v.integer(), v.minValue(0)), epoch: v.pipe(v.string(), v.maxLength(64)) }));
+const IsTyping = v.optional(v.boolean('Typing is true or false.'), false);
+
 const STEP_RULE = `The counter moves by a whole number from -${MAX_STEP} to ${MAX_STEP} other than 0.`;
 /** The counter step: an integer from -MAX_STEP to MAX_STEP other than 0 (1 when not given). */
 const CounterStep = v.optional(v.pipe(v.number(STEP_RULE), v.integer(STEP_RULE), v.minValue(-MAX_STEP, STEP_RULE), v.maxValue(MAX_STEP, STEP_RULE), v.notValue(0, STEP_RULE)), 1);
@@ -72,8 +76,9 @@ const loggedIn: Guard = (context: CallContext) => {
   return true;
 };
 
-export class ChatRoom extends MeshDurableObject<RoomEnv> implements Record<keyof RoomApi, unknown> {
-  readonly #subs = new Subscriptions(this.ctx.storage, this.mesh, { timeoutMs: DELIVERY_TIMEOUT_MS });
+export class ChatRoom extends MeshDurableObject implements Record<keyof RoomApi, unknown> {
+  readonly #subs = new Subscriptions(this.ctx.storage, this.mesh, { timeoutMs: DELIVERY_TIMEOUT_MS, history: RECOVERY });
+  readonly #here = new Presence(this.ctx.storage, this.mesh, { maxMetaBytes: 64, timeoutMs: DELIVERY_TIMEOUT_MS });
   readonly #sql = this.ctx.storage.sql;
 
   /** Every method that names no guard of its own: members only. */
@@ -82,7 +87,7 @@ export class ChatRoom extends MeshDurableObject<RoomEnv> implements Record<keyof
     return true;
   };
 
-  constructor(ctx: DurableObjectState, env: RoomEnv) {
+  constructor(ctx: DurableObjectState, env: unknown) {
     super(ctx, env);
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, sender TEXT NOT NULL, text TEXT NOT NULL, at INTEGER NOT NULL)`);
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL)`);
@@ -90,13 +95,18 @@ export class ChatRoom extends MeshDurableObject<RoomEnv> implements Record<keyof
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS counter_by (id INTEGER PRIMARY KEY CHECK (id = 1), sub TEXT NOT NULL)`);
   }
 
-  @mesh({ args: [], guard: clientTab })
-  async join(): Promise<RoomSnapshot> {
-    const isNew = !this.#subs.list(TOPIC).includes(this.#callerInstance());
-    this.#subs.subscribeCaller(TOPIC);
-    await this.#scheduleCheck();
-    if (isNew) this.#broadcastPresence();
-    return this.snapshot();
+  /** Subscribes the caller (with what it missed since `since`) and makes it present; returns the room as it is now. */
+  @mesh({ args: [Position, IsTyping], guard: clientTab })
+  async join(since: { offset: number; epoch: string } | undefined, typing: boolean): Promise<JoinedRoom> {
+    const recovery = this.#subs.recoverCaller<ChatMessage>(TOPIC, since);
+    const members = await this.#here.joinCaller<Typing>(TOPIC, { typing });
+    return { ...this.snapshot(), recovery, members };
+  }
+
+  /** Who is typing: the other tabs see it at once (at most one change per 100 ms per tab). */
+  @mesh({ args: [IsTyping] })
+  async typing(typing: boolean): Promise<void> {
+    await this.#here.updateCaller(TOPIC, { typing });
   }
 
   @mesh({ args: [], guard: loggedIn })
@@ -111,8 +121,10 @@ export class ChatRoom extends MeshDurableObject<RoomEnv> implements Record<keyof
   }
 
   @mesh({ args: [], guard: clientTab })
-  leave(): void {
-    if (this.#subs.unsubscribe(TOPIC, this.#callerInstance())) this.#broadcastPresence();
+  async leave(): Promise<void> {
+    const instance = this.#callerInstance();
+    this.#subs.unsubscribe(TOPIC, instance);
+    await this.#here.leave(TOPIC, instance);
   }
 
   @mesh({ args: [MessageText] })
@@ -121,9 +133,8 @@ export class ChatRoom extends MeshDurableObject<RoomEnv> implements Record<keyof
     const at = Date.now();
     const { id } = this.#sql.exec<{ id: number }>(`INSERT INTO messages (sender, text, at) VALUES (?, ?, ?) RETURNING id`, from, clean, at).one();
     const message: ChatMessage = { id, from, text: clean, at };
-    // The sender's own tabs get it through the fan-out too: one path for everyone.
-    const summary = await this.#subs.notify<ChatClientApi>(TOPIC, 'message', [message]);
-    this.#afterFanOut(summary);
+    // Kept in the topic's history with an offset, then to every subscriber (the sender's own tabs too: one path for everyone).
+    const summary = await this.#subs.publish(TOPIC, message);
     return { message, delivery: delivery(summary) };
   }
 
@@ -135,46 +146,16 @@ export class ChatRoom extends MeshDurableObject<RoomEnv> implements Record<keyof
     ).one();
     this.#sql.exec(`INSERT INTO counter_by (id, sub) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET sub = excluded.sub`, from);
     const summary = await this.#subs.notify<ChatClientApi>(TOPIC, 'counter', [value, from]);
-    this.#afterFanOut(summary);
     return { counter: value, delivery: delivery(summary) };
-  }
-
-  /** Periodic presence check: a fan-out is how the room learns which subscribers are gone. */
-  override async alarm(): Promise<void> {
-    if (this.#subs.count(TOPIC) === 0) return; // nobody left: stop checking until the next join
-    const summary = await this.#subs.notify<ChatClientApi>(TOPIC, 'presence', [this.#presence()]);
-    this.#afterFanOut(summary);
-    await this.#scheduleCheck(true);
   }
 
   // ── helpers ──────────────────────────────────────────────────────────────
 
-  /** Someone was dropped: everyone else should see them leave. */
-  #afterFanOut(summary: NotifySummary): void {
-    if (summary.dropped.length > 0) this.#broadcastPresence();
-  }
-
-  /** Not awaited: a join or a leave answers without waiting for the gateways to take the presence list. */
-  #broadcastPresence(): void {
-    const presence = this.#presence();
-    this.#subs.notify<ChatClientApi>(TOPIC, 'presence', [presence]).then(
-      (summary) => this.#afterFanOut(summary),
-      (error) => console.error('presence fan-out failed:', error),
-    );
-  }
-
-  async #scheduleCheck(force = false): Promise<void> {
-    if (!force && (await this.ctx.storage.getAlarm()) !== null) return;
-    await this.ctx.storage.setAlarm(Date.now() + Number(this.env.PRESENCE_CHECK_MS ?? 10_000));
-  }
-
+  /** One entry per user, with how many tabs it has here and whether any of them is typing. */
   #presence(): PresenceEntry[] {
-    const bySub = new Map<string, number>();
-    for (const instance of this.#subs.list(TOPIC)) {
-      const sub = subOf(instance);
-      bySub.set(sub, (bySub.get(sub) ?? 0) + 1);
-    }
-    return [...bySub].map(([sub, connections]) => ({ sub, connections })).sort((a, b) => a.sub.localeCompare(b.sub));
+    return this.#here.snapshot<Typing>(TOPIC).members
+      .map((m) => ({ sub: m.sub, connections: m.connections.length, typing: m.connections.some((c) => c.meta?.typing === true) }))
+      .sort((a, b) => a.sub.localeCompare(b.sub));
   }
 
   #counter(): number {

@@ -12,10 +12,18 @@ export interface ChatMessage {
   at: number;
 }
 
-/** One user in the room, with how many tabs/processes of theirs are subscribed. */
+import type { PresenceMember, Recovery, TopicPosition } from 'meshgate/client';
+
+/** One user in the room, with how many tabs/processes of theirs are here, and whether one of them is typing. */
 export interface PresenceEntry {
   sub: string;
   connections: number;
+  typing?: boolean;
+}
+
+/** What each tab tells the others through presence. */
+export interface Typing {
+  typing: boolean;
 }
 
 export interface RoomSnapshot {
@@ -39,10 +47,18 @@ export interface Delivery {
   failed: number;
 }
 
+/** What join answers: the room, what this tab missed since the position it gave, and who is here (with a version). */
+export interface JoinedRoom extends RoomSnapshot {
+  recovery: Recovery<ChatMessage>;
+  members: { topic: string; members: PresenceMember<Typing>[]; version: number };
+}
+
 /** Methods of the room a client may call (the room's @mesh methods). */
 export interface RoomApi {
-  /** Subscribes the caller and returns the room as it is now. */
-  join(): RoomSnapshot;
+  /** Subscribes the caller (recovering what it missed since `since`), makes it present, and returns the room as it is now. */
+  join(since?: TopicPosition, typing?: boolean): JoinedRoom;
+  /** This tab is typing, or stopped. */
+  typing(typing: boolean): void;
   /** The room as it is now, without subscribing (a page reloaded inside the grace period is still subscribed). */
   snapshot(): RoomSnapshot;
   leave(): void;
@@ -52,10 +68,12 @@ export interface RoomApi {
   increment(by?: number): { counter: number; delivery: Delivery };
 }
 
-/** Methods the room calls on every subscribed client (the clients' handlers). */
+/**
+ * Methods the room calls on every subscribed client (the clients' handlers).
+ * Messages and presence come through the Topics helper's handlers
+ * (`meshgatePublication`, `meshgatePresence`), which keep their order and offsets.
+ */
 export interface ChatClientApi {
-  message(message: ChatMessage): void;
-  presence(presence: PresenceEntry[]): void;
   counter(value: number, by: string): void;
 }
 

@@ -7,7 +7,6 @@
  * serves them with no asset store and no build step for the user.
  */
 import { ClientGateway, createMeshWorker, type AuthOptions, type CallToClient, type CallToMesh, type VerifiedIdentity } from 'meshgate';
-import type { RoomEnv } from './room.js';
 import { log, logs, printable, type LogEnv } from './dev-log.js';
 
 export { ChatRoom } from './room.js';
@@ -17,7 +16,7 @@ export { IdentityLimiter } from 'meshgate';
 declare const __CHAT_HTML__: string;
 declare const __CHAT_JS__: string;
 
-export interface Env extends RoomEnv, LogEnv {
+export interface Env extends LogEnv {
   GATEWAY: DurableObjectNamespace;
   ROOM: DurableObjectNamespace;
   /** HS256 secret for tokens; `npm start` makes a random one and keeps it in its data folder. */

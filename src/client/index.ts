@@ -4,6 +4,8 @@ export type { IncomingContext } from './incoming.js';
 export type { SocketClass, SocketLike } from './socket.js';
 export type { RefreshSource } from './token.js';
 export { Backoff } from './backoff.js';
+export { Topics, type TopicsOptions, type TopicOptions, type PositionStorage, type Subscribed } from './topics.js';
+export * from '../protocol/topics.js';
 export * from '../protocol/close-codes.js';
 export * from '../protocol/errors.js';
 export type { Stub } from '../protocol/stub.js';

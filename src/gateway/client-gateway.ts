@@ -19,6 +19,7 @@ import {
   SUPERSEDED_REASON, WS_CLOSE_INTERNAL, WS_CLOSE_SUPERSEDED, WS_CLOSE_TOKEN_EXPIRED, WS_CLOSE_FORBIDDEN, WS_CLOSE_TOO_MANY_CONNECTIONS,
 } from '../protocol/close-codes.js';
 import { encodeFrame } from '../protocol/frames.js';
+import { encodeValue } from '../protocol/codec.js';
 import { HEARTBEAT_PING, HEARTBEAT_PONG, subprotocolOf } from '../protocol/wire.js';
 import { forwardedVersion } from '../upgrade/versions.js';
 import { failure } from '../protocol/failure.js';
@@ -33,6 +34,7 @@ import { FrameIntake } from './frame-intake.js';
 import { CallsToMesh, type CallToMesh } from './calls-to-mesh.js';
 import { CallsToClient, type CallToClient } from './calls-to-client.js';
 import { GraceMemory } from './grace-memory.js';
+import { Departures } from './departures.js';
 
 export type { CallToMesh } from './calls-to-mesh.js';
 export type { CallToClient } from './calls-to-client.js';
@@ -43,6 +45,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
 
   readonly #sockets: GatewaySockets;
   readonly #graceMemory: GraceMemory;
+  readonly #departures: Departures;
   readonly #intake = new FrameIntake();
   readonly #toMesh: CallsToMesh;
   readonly #toClient: CallsToClient;
@@ -53,6 +56,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     super(ctx, env);
     const sockets = (this.#sockets = new GatewaySockets(ctx));
     const graceMemory = (this.#graceMemory = new GraceMemory(ctx.storage));
+    this.#departures = new Departures(ctx.storage, sockets);
     const config = (): GatewayConfig => this.config;
     this.#toMesh = new CallsToMesh({
       env, sockets, graceMemory, config, epoch: () => this.#epoch, onBeforeCallToMesh: (call) => this.onBeforeCallToMesh(call),
@@ -102,6 +106,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
 
     const graceAlarm = (await this.ctx.storage.getAlarm()) !== null;
     if (graceAlarm) await this.#restoreGraceMemory();
+    const storedDepartures = graceAlarm ? await this.#departures.stored() : [];
     // No await from here to the accept: concurrent upgrades cannot interleave.
     const { maxClosingSockets } = this.config;
     const decision = admitUpgrade(this.#sockets.views(), graceAlarm, maxClosingSockets);
@@ -109,9 +114,11 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
       return refuseUpgrade(request, WS_CLOSE_TOO_MANY_CONNECTIONS, `Too many connections of this tab still closing (limit ${maxClosingSockets}); retry later`);
     }
     for (const old of decision.supersede) this.#sockets.close(old, WS_CLOSE_SUPERSEDED, SUPERSEDED_REASON, true);
-    this.#sockets.accept(server, info);
+    const departures = decision.subscriptionRequired ? [] : this.#departures.carried(decision.supersede, storedDepartures);
+    this.#sockets.accept(server, Departures.fit(server, info, departures));
     if (decision.endGracePeriod) {
       void this.ctx.storage.deleteAlarm();
+      this.#departures.reconnected();
       void this.#graceMemory.reconnected((id) => this.#toMesh.answers.get(id) !== undefined);
     }
     if (decision.subscriptionRequired) this.#forget();
@@ -139,6 +146,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   async #socketEnded(gone: WebSocket, end: SocketEnd): Promise<void> {
     if (!startsGracePeriod(end, this.#sockets.active(gone) !== undefined)) return;
     this.#graceMemory.save(this.#epoch, this.#toMesh.answers.entries(), this.#toMesh.runningIds());
+    this.#departures.dropped(gone);
     await this.ctx.storage.setAlarm(Date.now() + this.config.gracePeriodMs);
   }
 
@@ -155,6 +163,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     this.#forget();
     await this.#graceMemory.clear();
     await releaseIdentity(this.env, this.config.identityLimiterBinding, this.ctx.id.name);
+    if (this.ctx.id.name) await this.#departures.departed(this.env, this.ctx.id.name);
   }
 
   /** Internal RPC entry for the IdentityLimiter: is this identity live (a socket open, or in its grace period)? */
@@ -227,6 +236,20 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   /** A node notifies this gateway's client and does not wait for its answer. */
   async __meshgateNotifyClient(envelope: ClientCallEnvelope): Promise<NotifyResult> {
     return this.#toClient.notify(envelope);
+  }
+
+  /** A node asks to be told when this client is gone for good (presence); false if it already is. */
+  async __meshgateWatchDeparture(watcher: unknown): Promise<{ ok: true; watching: boolean } | { ok: false; error: string }> {
+    try {
+      return { ok: true, watching: await this.#departures.watch(watcher) };
+    } catch (error) {
+      return { ok: false, error: encodeValue(error) }; // typed across the RPC, as a call's errors are
+    }
+  }
+
+  /** The reverse: the client left that node. */
+  async __meshgateUnwatchDeparture(watcher: unknown): Promise<void> {
+    await this.#departures.unwatch(watcher);
   }
 
   /** A node calls this gateway's client and waits for its answer. */

@@ -4,6 +4,7 @@ import { encodeFrame } from '../protocol/frames.js';
 import type { VerifiedIdentity } from '../upgrade/identity.js';
 import { closeReason } from '../upgrade/responses.js';
 import type { SocketView } from './supersession.js';
+import type { DepartureWatcher } from './departures.js';
 
 export const OPEN = 1;
 
@@ -12,6 +13,8 @@ export interface SocketInfo extends VerifiedIdentity {
   closedByGateway?: true;
   /** the protocol version the edge negotiated: frames on this socket follow it */
   protocol: number;
+  /** nodes to tell when this client is gone for good (departures.ts) */
+  departures?: DepartureWatcher[];
 }
 
 export function tokenExpired(info: SocketInfo, now = Date.now()): boolean {
@@ -71,6 +74,17 @@ export class GatewaySockets {
     this.#current = ws;
     ws.serializeAttachment(info);
     this.#info.set(ws, info);
+  }
+
+  /** Replaces what `ws` carries; false (nothing changed) if it does not fit an attachment. */
+  update(ws: WebSocket, info: SocketInfo): boolean {
+    try {
+      ws.serializeAttachment(info);
+    } catch {
+      return false;
+    }
+    this.#info.set(ws, info);
+    return true;
   }
 
   /** The open socket, if any; a closing one never counts (it may linger in getWebSockets()). */

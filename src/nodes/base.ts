@@ -60,6 +60,11 @@ export class MeshDurableObject<Env = unknown> extends DurableObject<Env> {
     return result;
   }
 
+  /** Internal RPC entry: a client this node watches is gone for good (mesh.watchDeparture); not callable by clients. */
+  async __meshgateClientGone(instanceName: string, at: number): Promise<void> {
+    if (typeof instanceName === 'string' && typeof at === 'number') await this.mesh.clientGone(instanceName, at);
+  }
+
   /**
    * Internal RPC entry for a burst of calls from one gateway; not callable by
    * clients. Without acceptsCallBursts it runs nothing and answers false, and

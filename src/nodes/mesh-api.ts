@@ -19,7 +19,12 @@ import { isNamespace, type Namespace } from '../bindings/kinds.js';
 interface GatewayStub {
   __meshgateCallClient(envelope: ClientCallEnvelope): Promise<MeshResult>;
   __meshgateNotifyClient(envelope: ClientCallEnvelope): Promise<NotifyResult>;
+  __meshgateWatchDeparture(watcher: { binding: string; instance: string }): Promise<{ ok: true; watching: boolean } | { ok: false; error: string }>;
+  __meshgateUnwatchDeparture(watcher: { binding: string; instance: string }): Promise<void>;
 }
+
+/** Told when a watched client is gone for good: `at` is when its gateway's grace period ended (its clock). */
+export type ClientGoneListener = (instanceName: string, at: number) => void | Promise<void>;
 
 /** Where a notification went: onto the client's open socket, or queued by its gateway for a reconnect inside the grace period. */
 export type NotifyReceipt = 'sent' | 'queued';
@@ -44,6 +49,7 @@ export class MeshApi {
   readonly #env: unknown;
   readonly #self: () => Origin;
   readonly #bounds: () => ValueBounds | undefined;
+  readonly #goneListeners = new Set<ClientGoneListener>();
 
   /** `bounds`: what answers decoded here may expand to (the node class's valueBounds). */
   constructor(env: unknown, self: () => Origin, bounds: () => ValueBounds | undefined = () => undefined) {
@@ -95,6 +101,36 @@ export class MeshApi {
     const result = await gateway.__meshgateNotifyClient(this.#clientEnvelope(instanceName, method, args, options));
     if (!result.ok) throw decodeValue(result.error);
     return result.queued ? 'queued' : 'sent';
+  }
+
+  /**
+   * Asks the client's gateway to tell this Durable Object when the client is
+   * gone for good (its grace period ended without a reconnect); listeners
+   * added with `onClientGone` then run. Resolves false if it already is gone.
+   */
+  async watchDeparture(instanceName: string, options: { gateway?: string } = {}): Promise<boolean> {
+    const self = this.#self();
+    if (self.kind !== 'node' || self.instance === undefined) throw new TypeError('mesh.watchDeparture(): only a Durable Object that was called through the mesh can be told of departures.');
+    const result = await this.#gateway(instanceName, options.gateway, 'mesh.watchDeparture()').__meshgateWatchDeparture({ binding: self.binding, instance: self.instance });
+    if (!result.ok) throw decodeValue(result.error);
+    return result.watching;
+  }
+
+  /** Stops `watchDeparture` for this node (the client left it), so the client's gateway has room for others. */
+  async unwatchDeparture(instanceName: string, options: { gateway?: string } = {}): Promise<void> {
+    const self = this.#self();
+    if (self.kind !== 'node' || self.instance === undefined) return;
+    await this.#gateway(instanceName, options.gateway, 'mesh.unwatchDeparture()').__meshgateUnwatchDeparture({ binding: self.binding, instance: self.instance });
+  }
+
+  /** Runs `listener` whenever a client this node watches is gone for good (see `watchDeparture`). */
+  onClientGone(listener: ClientGoneListener): void {
+    this.#goneListeners.add(listener);
+  }
+
+  /** @internal A gateway says its client is gone: runs the listeners, each on its own (one that throws stops no other). */
+  async clientGone(instanceName: string, at: number): Promise<void> {
+    await Promise.allSettled([...this.#goneListeners].map(async (listener) => listener(instanceName, at)));
   }
 
   #gateway(instanceName: string, binding = DEFAULT_GATEWAY_BINDING, api: string): GatewayStub {

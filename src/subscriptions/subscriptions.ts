@@ -21,6 +21,8 @@ import {
   callOne, mapConcurrent, notifyOne, summarize, summarizeNotify, type FanOutSummary, type NotifySummary, type SubscriberOutcome, type NotifyOutcome,
 } from './fan-out.js';
 import { SubscriptionStore, subOf } from './store.js';
+import { TopicHistory, checkPosition, type HistoryOptions } from './history.js';
+import { PUBLICATION_HANDLER, type Recovery } from '../protocol/topics.js';
 
 export interface SubscriptionsOptions {
   /** SQLite table (default 'meshgate_subscriptions'); give separate sets in one DO separate tables. */
@@ -35,7 +37,12 @@ export interface SubscriptionsOptions {
   maxConsecutiveTimeouts?: number;
   /** Subscriptions one user (`sub`) may hold to one topic, one per tab or process (default 16); more are refused. */
   maxSubscriptionsPerSub?: number;
+  /** Bounds of each topic's history, which `publish` writes and `recoverCaller` reads (table `{table}_history`). */
+  history?: HistoryOptions;
 }
+
+/** What `publish` did: the publication's place in the topic's history, and how its notification went. */
+export type PublishSummary = NotifySummary & { offset: number; epoch: string };
 
 export interface FanOutOptions {
   /** Instance names to skip, e.g. the sender of a chat message. */
@@ -49,6 +56,13 @@ export const DEFAULT_MAX_CONSECUTIVE_TIMEOUTS = 3;
 export const DEFAULT_MAX_SUBSCRIPTIONS_PER_SUB = 16;
 /** Longest topic name a subscription may have: a topic is often taken from a client's arguments. */
 export const MAX_TOPIC_LENGTH = 256;
+
+/** A topic is often taken from a client's arguments: a short string, checked before anything is stored. */
+function checkTopic(topic: unknown): asserts topic is string {
+  if (typeof topic !== 'string' || topic.length === 0 || topic.length > MAX_TOPIC_LENGTH) {
+    throw new TypeError(`A topic must be a string of 1 to ${MAX_TOPIC_LENGTH} characters, got ${typeof topic === 'string' ? `${topic.length} characters` : typeof topic}.`);
+  }
+}
 
 function wholeAtLeastOne(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -68,6 +82,8 @@ type AnyClient = Record<string, (...args: unknown[]) => unknown>;
 export class Subscriptions {
   /** The durable list itself, for queries the helper does not wrap. */
   readonly store: SubscriptionStore;
+  /** Each topic's history: what `publish` stored, by offset. */
+  readonly history: TopicHistory;
   readonly #mesh: MeshApi;
   readonly #options: SubscriptionsOptions;
   readonly #maxTimeouts: number;
@@ -77,6 +93,7 @@ export class Subscriptions {
     this.#maxTimeouts = wholeAtLeastOne('maxConsecutiveTimeouts', options.maxConsecutiveTimeouts, DEFAULT_MAX_CONSECUTIVE_TIMEOUTS);
     this.#maxPerSub = wholeAtLeastOne('maxSubscriptionsPerSub', options.maxSubscriptionsPerSub, DEFAULT_MAX_SUBSCRIPTIONS_PER_SUB);
     this.store = new SubscriptionStore(storage, options.table);
+    this.history = new TopicHistory(storage.sql, `${options.table ?? 'meshgate_subscriptions'}_history`, options.history);
     this.#mesh = mesh;
     this.#options = options;
   }
@@ -87,9 +104,7 @@ export class Subscriptions {
    * holds `maxSubscriptionsPerSub` subscriptions to the topic.
    */
   subscribe(topic: string, instanceName: string): boolean {
-    if (typeof topic !== 'string' || topic.length === 0 || topic.length > MAX_TOPIC_LENGTH) {
-      throw new TypeError(`A topic must be a string of 1 to ${MAX_TOPIC_LENGTH} characters, got ${typeof topic === 'string' ? `${topic.length} characters` : typeof topic}.`);
-    }
+    checkTopic(topic);
     if (!this.store.has(topic, instanceName)) {
       const sub = subOf(instanceName);
       if (this.store.countOfSub(topic, sub) >= this.#maxPerSub) {
@@ -122,6 +137,32 @@ export class Subscriptions {
     const instanceName = callerInstance('subscribe');
     this.subscribe(topic, instanceName);
     return instanceName;
+  }
+
+  /**
+   * Subscribes the calling client and returns what it missed since `since`
+   * (the position of the last publication it saw, from the client; checked
+   * here): every publication after it, in order, with `recovered: true`, or
+   * none with `recovered: false` when it gave no position or the history no
+   * longer reaches back (another epoch, too old, too many, too large). At
+   * most `history.maxCount` publications and `history.maxRecoveryBytes`.
+   */
+  recoverCaller<T = unknown>(topic: string, since?: unknown): Recovery<T> {
+    const position = checkPosition(since);
+    this.subscribeCaller(topic);
+    return this.history.since<T>(topic, position);
+  }
+
+  /**
+   * Stores `data` as the topic's next publication (its offset one more than
+   * the last) and notifies every subscriber's `meshgatePublication` handler
+   * (the client helper `Topics`), as `notify` does: without waiting for answers.
+   */
+  async publish<T>(topic: string, data: T, options: FanOutOptions = {}): Promise<PublishSummary> {
+    checkTopic(topic);
+    const publication = this.history.append(topic, data);
+    const summary = await this.notify<AnyClient>(topic, PUBLICATION_HANDLER, [publication], options);
+    return { ...summary, offset: publication.offset, epoch: publication.epoch };
   }
 
   /** Unsubscribes the calling client from `topic`; returns its instance name. */

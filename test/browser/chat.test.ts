@@ -21,8 +21,7 @@ const pages: ChatPage[] = [];
 const terminals: Terminal[] = [];
 
 beforeAll(async () => {
-  // A room learns that a closed tab is gone from its next fan-out: check often, so tests need not wait 10 s.
-  server = await startChatServer({ graceMs: GRACE_MS, presenceCheckMs: 2_000 });
+  server = await startChatServer({ graceMs: GRACE_MS });
   browser = await launchChromium();
 });
 afterEach(async () => {
@@ -212,7 +211,7 @@ describe('chat example in Chromium', () => {
     // The room does not wait for gina: her gateway holds the message for her grace period.
     await send(hank.chat, 'sent while gina was gone');
     await hank.chat.page.waitForSelector('#delivery:has-text("delivered to 2 of 2")', { timeout: 10_000 });
-    // Once it is over, the room's next fan-out (its presence check) gets ClientDisconnectedError and drops her.
+    // Once it is over, her gateway tells the room, which drops her from presence at once.
     await waitPresence(hank.chat, ['hank']);
 
     await gina.context.setOffline(false);

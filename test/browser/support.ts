@@ -34,7 +34,7 @@ export interface ChatServer {
 }
 
 /** `dataDir` keeps the Durable Objects' storage and the signing secret there (as `npm start` does); `port` 0 picks a free one. */
-export async function startChatServer(options: { graceMs?: number; presenceCheckMs?: number; dataDir?: string; port?: number } = {}): Promise<ChatServer> {
+export async function startChatServer(options: { graceMs?: number; dataDir?: string; port?: number } = {}): Promise<ChatServer> {
   const server = await startChat({ port: 0, host: '127.0.0.1', ...options });
   return { url: server.url.origin, dispose: () => server.dispose() };
 }

@@ -4,6 +4,8 @@ import { afterAll, beforeAll, expect } from 'vitest';
 import WebSocket from 'ws';
 import { MeshClient, type MeshClientOptions } from '../../src/client/index.js';
 import type { SocketClass } from '../../src/client/socket.js';
+import type { PresenceSnapshot, Recovery } from '../../src/protocol/topics.js';
+import type { Subscribed } from '../../src/client/topics.js';
 // @ts-expect-error plain ESM helper shared with scripts
 import { startWorkerd } from '../../scripts/workerd.mjs';
 
@@ -28,15 +30,24 @@ export type Topic = {
   announce(topic: string, payload: unknown, options?: FanOutOptions): Summary;
   dropWithOldMark(topic: string, name: string): { droppedRows: number; stillListed: boolean };
   upgradeOldTable(): { columns: string[]; subOfRow: string; cappedAt: number };
+  joinFrom(set: 'kept' | 'brief', topic: string, since?: unknown): Recovery;
+  publish(set: 'kept' | 'brief', topic: string, data: unknown): Summary & { offset: number; epoch: string };
+  appendSilently(set: 'kept' | 'brief', topic: string, data: unknown): number;
+  enter(topic: string, since: unknown, meta: unknown): Subscribed;
+  presenceUpdate(topic: string, meta: unknown): void;
+  presenceLeave(topic: string): boolean;
+  presenceSnapshot(topic: string): PresenceSnapshot & { version: number };
 };
 export type KvTopic = { tryCreate(): string };
 
-export type GatewayMemory = { waiting: number; notifications: number; open: number; alarm: number | null };
+export type GatewayMemory = { waiting: number; notifications: number; open: number; alarm: number | null; graceEndedAt: number | null };
 
 export interface SubscriptionsMesh {
   readonly url: URL;
   /** A connected client; `handlers` serve the topic's fan-out calls. Disconnected after the suite. */
   client(sub: string, handlers?: object, extra?: Partial<MeshClientOptions>): Promise<MeshClient>;
+  /** A Durable Object namespace of the fixture, seen from the host. */
+  namespace(binding: string): Promise<DurableObjectNamespace>;
   /** The in-memory map sizes of one client's gateway (tests only). */
   gatewayMemory(instanceName: string): Promise<GatewayMemory>;
 }
@@ -81,6 +92,9 @@ export function useSubscriptionsMesh(bindings: Record<string, string> = {}): Sub
       await c.connect();
       expect(c.state).toBe('connected');
       return c;
+    },
+    namespace(binding) {
+      return server.mf.getDurableObjectNamespace(binding);
     },
     async gatewayMemory(instanceName) {
       const ns = await server.mf.getDurableObjectNamespace('GATEWAY');

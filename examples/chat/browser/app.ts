@@ -15,6 +15,8 @@ const NAME_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
 const INSTANCE_PATTERN = /^([A-Za-z0-9_-]{1,32})\.[A-Za-z0-9_-]{1,64}$/;
 /** Longer than the default 5 s grace period, so coming back means resubscribing. */
 const OFFLINE_MS = 8_000;
+/** After this long without a keystroke, the others stop seeing "typing…". */
+const TYPING_IDLE_MS = 3_000;
 
 function $<T extends HTMLElement = HTMLElement>(id: string): T {
   const element = document.getElementById(id);
@@ -57,6 +59,9 @@ function failure(what: 'Message' | 'Counter', error: Error): string {
 let session: RoomSession | undefined;
 /** messages by id: fan-outs can overlap, so arrival order is not message order */
 const messages = new Map<number, ChatMessage>();
+/** ids of messages recovered after this tab was away past its grace period: shown marked */
+const missed = new Set<number>();
+let typingIdle: ReturnType<typeof setTimeout> | undefined;
 /** the counter as last shown, so a snapshot with the same value keeps saying who changed it */
 let shownCounter: { value: number; by?: string } | undefined;
 /** while "Go offline" runs, its button stays disabled whatever the state */
@@ -69,6 +74,10 @@ function renderMessages(): void {
     const li = document.createElement('li');
     li.dataset.id = String(m.id);
     li.replaceChildren(el('span', clock(m.at), 'time'), el('span', m.from, 'from'), el('span', m.text, 'text'));
+    if (missed.has(m.id)) {
+      li.classList.add('missed');
+      li.appendChild(el('span', 'missed while away', 'missed-tag'));
+    }
     return li;
   }));
   if (atBottom) list.scrollTop = list.scrollHeight;
@@ -79,6 +88,7 @@ function renderPresence(presence: PresenceEntry[]): void {
   $('presence').replaceChildren(...presence.map((p) => {
     const li = el('li', p.connections > 1 ? `${p.sub} (${p.connections} connections)` : p.sub, p.sub === me ? 'me' : undefined);
     li.dataset.sub = p.sub;
+    if (p.typing) li.appendChild(el('span', 'typing…', 'typing'));
     return li;
   }));
 }
@@ -131,6 +141,7 @@ function start(name: string, room: string, instanceName?: string): void {
   $('user').textContent = name;
   $('room-name').textContent = room;
   messages.clear();
+  missed.clear();
   shownCounter = undefined;
   session = new RoomSession({
     url: location.origin,
@@ -151,8 +162,9 @@ function start(name: string, room: string, instanceName?: string): void {
         renderPresence(snapshot.presence);
         counterFromSnapshot(snapshot);
       },
-      message(m) {
+      message(m, wasMissed) {
         messages.set(m.id, m);
+        if (wasMissed) missed.add(m.id);
         renderMessages();
       },
       presence: renderPresence,
@@ -190,11 +202,20 @@ function wire(): void {
     const text = input.value.trim();
     if (!text || !session) return;
     input.value = '';
+    clearTimeout(typingIdle);
+    session.typing(false);
     $('delivery').textContent = 'sending…';
     session.send(text).then(
       (d) => void ($('delivery').textContent = describeDelivery('Message', d)),
       (error: Error) => void ($('delivery').textContent = failure('Message', error)),
     );
+  });
+
+  // Who is typing: one change when typing starts, one when it stops (sent, or idle for a while).
+  $('message-input').addEventListener('input', () => {
+    session?.typing(true);
+    clearTimeout(typingIdle);
+    typingIdle = setTimeout(() => session?.typing(false), TYPING_IDLE_MS);
   });
 
   $('increment').addEventListener('click', () => {

@@ -12,13 +12,21 @@
  *   `subscriptionRequired`). It asks the room whether it is subscribed
  *   (`snapshot()`), and only if not, runs the same subscribe function.
  * - The room pushes messages, presence and the counter to the client's
- *   handlers; the client never polls.
+ *   handlers; the client never polls. Messages and presence go through the
+ *   library's Topics helper: it remembers where this tab is in the room's
+ *   history, so a resubscribe after the grace period recovers exactly the
+ *   messages missed (shown marked as such), in order, once each.
  */
-import { MeshClient, type ConnectionState, type MeshClientOptions, type SocketClass } from 'meshgate/client';
 import {
-  ROOM_BINDING, type ChatClientApi, type ChatMessage, type Delivery, type PresenceEntry, type RoomApi, type RoomSnapshot,
+  MeshClient, Topics, type ConnectionState, type MeshClientOptions, type PresenceMember, type SocketClass, type TopicPosition,
+} from 'meshgate/client';
+import {
+  ROOM_BINDING, type ChatClientApi, type ChatMessage, type Delivery, type PresenceEntry, type RoomApi, type RoomSnapshot, type Typing,
 } from '../shared.js';
 import { devLogin } from './dev-login.js';
+
+/** The room takes one presence change per tab per 100 ms. */
+const TYPING_RETRY_MS = 150;
 
 /** Connection events worth showing to a person. */
 export type SessionEventKind =
@@ -39,7 +47,8 @@ export interface SessionListener {
   state?(state: ConnectionState): void;
   /** the whole room, after a (re)subscribe or on first load */
   snapshot?(snapshot: RoomSnapshot): void;
-  message?(message: ChatMessage): void;
+  /** `missed`: published while this tab was away, recovered from the room's history when it came back */
+  message?(message: ChatMessage, missed: boolean): void;
   presence?(presence: PresenceEntry[]): void;
   counter?(value: number, by: string): void;
 }
@@ -68,17 +77,27 @@ export class RoomSession {
   #hasRoom = false;
   /** set by takeOver() until the connection it opened is live */
   #takingOver = false;
+  readonly #topics: Topics;
+  /** what the last (re)subscribe recovered, for the event log */
+  #recovered: { recovered: boolean; missed: number } | undefined;
+  /** whether this tab last told the room it is typing, and whether it is */
+  #typing = false;
+  #wantTyping = false;
 
   constructor(options: RoomSessionOptions) {
     this.room = options.room;
     this.name = options.name;
     this.#listener = options.listener;
     const listener = options.listener;
-    const handlers: ChatClientApi = {
-      message: (message) => listener.message?.(message),
-      presence: (presence) => listener.presence?.(presence),
-      counter: (value, by) => listener.counter?.(value, by),
-    };
+    // Positions live in memory: a reload inside the grace period keeps the subscription and needs none.
+    const topics = (this.#topics = new Topics({ onError: (error) => this.#onError(error) }));
+    topics.topic<ChatMessage, Typing>('room', {
+      subscribe: (since) => this.#join(since),
+      onPublication: (message, { recovered }) => listener.message?.(message, recovered),
+      onRecovery: (result) => void (this.#recovered = result),
+      onPresence: (members) => listener.presence?.(presenceEntries(members)),
+    });
+    const handlers = { ...topics.handlers, counter: (value: number, by: string) => listener.counter?.(value, by) } satisfies ChatClientApi;
     this.client = new MeshClient<ChatClientApi>({
       url: options.url,
       // A fresh token whenever the client needs one (first connect, or after 4401 expiry).
@@ -118,6 +137,17 @@ export class RoomSession {
     return (await this.#roomStub().increment(by)).delivery;
   }
 
+  /** Tells the others this tab is typing, or stopped; only changes go out. One refused as too soon after the last is sent again a moment later. */
+  typing(typing: boolean): void {
+    this.#wantTyping = typing;
+    if (typing === this.#typing || this.client.state !== 'connected') return;
+    this.#typing = typing;
+    this.#roomStub().typing(typing).catch((error: { limit?: string }) => {
+      this.#typing = !typing;
+      if (error?.limit === 'presence.minUpdateIntervalMs') setTimeout(() => this.typing(this.#wantTyping), TYPING_RETRY_MS);
+    });
+  }
+
   /**
    * After "superseded": connect again, which supersedes the tab that took
    * over. Not a lost connection, so it is reported as a takeover.
@@ -138,12 +168,21 @@ export class RoomSession {
 
   /** The one function that subscribes: from onSubscriptionRequired (and from #loadSnapshot when the room says we are not subscribed). */
   async #subscribe(): Promise<void> {
-    const snapshot = await this.#roomStub().join();
+    await this.#topics.resubscribe();
     const again = this.#hasRoom;
     this.#hasRoom = true;
-    this.#listener.snapshot?.(snapshot);
-    if (again) this.#emit('resubscribed', `Resubscribed to "${this.room}" after ${this.#lostFor()} away: the server had forgotten this tab (grace period over, or a restart)`);
+    const missed = this.#recovered?.recovered ? `; ${this.#recovered.missed} missed message(s) recovered` : '';
+    if (again) this.#emit('resubscribed', `Resubscribed to "${this.room}" after ${this.#lostFor()} away: the server had forgotten this tab (grace period over, or a restart)${missed}`);
     else this.#emit('joined', `Joined room "${this.room}"`);
+  }
+
+  /** What Topics calls to (re)subscribe: join from where this tab is in the history; the room comes back with it. */
+  async #join(since: TopicPosition | undefined) {
+    const joined = await this.#roomStub().join(since, false);
+    this.#typing = false;
+    this.#wantTyping = false;
+    this.#listener.snapshot?.(joined);
+    return { ...joined.recovery, presence: joined.members };
   }
 
   /**
@@ -182,10 +221,11 @@ export class RoomSession {
    */
   async #loadSnapshot(announce = true): Promise<void> {
     try {
-      const snapshot = await this.#roomStub().snapshot();
-      if (!snapshot.subscribed) return await this.#subscribe();
+      const { subscribed } = await this.#roomStub().snapshot();
+      if (!subscribed) return await this.#subscribe();
+      // Still subscribed: joining again changes nothing on the server, and gives this page presence and its place in the history.
+      await this.#topics.resubscribe();
       this.#hasRoom = true;
-      this.#listener.snapshot?.(snapshot);
       if (announce) this.#emit('joined', `Back in room "${this.room}" (still subscribed from before the reload)`);
     } catch (error) {
       this.#emit('error', 'Could not load the room (details in the console)', (error as Error).message);
@@ -204,4 +244,11 @@ export class RoomSession {
   #emit(kind: SessionEventKind, text: string, detail?: string): void {
     this.#listener.event?.({ kind, text, at: Date.now(), ...(detail === undefined ? {} : { detail }) });
   }
+}
+
+/** One entry per user for the page: how many tabs it has here, and whether one of them is typing. */
+function presenceEntries(members: PresenceMember<Typing>[]): PresenceEntry[] {
+  return members
+    .map((m) => ({ sub: m.sub, connections: m.connections.length, typing: m.connections.some((c) => c.meta?.typing === true) }))
+    .sort((a, b) => a.sub.localeCompare(b.sub));
 }
