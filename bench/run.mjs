@@ -27,8 +27,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { bundleWorker } from '../scripts/workerd.mjs';
-import { startMesh } from './harness.mjs';
-import { ROOT, loadClient, now, round, versions, within } from './lib.mjs';
+import { deflateMismatches, startMesh } from './harness.mjs';
+import { ROOT, loadClient, nodeBuiltins, now, round, versions, within } from './lib.mjs';
 import { report } from './report.mjs';
 import { clients, clientsDeflate } from './scenarios/clients.mjs';
 import { cost } from './scenarios/cost.mjs';
@@ -65,7 +65,7 @@ const runStarted = now();
 const loadAtStart = os.loadavg().map((x) => round(x, 2));
 const VERSIONS = versions();
 const { MeshClient } = await loadClient();
-const script = await bundleWorker(`${ROOT}bench/worker.ts`);
+const script = await bundleWorker(`${ROOT}bench/worker.ts`, { plugins: [nodeBuiltins] });
 const ctx = {
   n: (count) => Math.max(1, Math.round(count * SCALE)),
   fanoutConcurrency: process.env.BENCH_FANOUT_CONCURRENCY ? Number(process.env.BENCH_FANOUT_CONCURRENCY) : undefined,
@@ -81,6 +81,7 @@ async function runScenario({ name, budgetMs, run }, scenarioCtx) {
   process.stdout.write(`· ${name} … `);
   try {
     const entries = [await within(run(scenarioCtx), Math.min(budgetMs, Math.max(timeLeft(), 1_000)), name)].flat();
+    if (deflateMismatches.length > 0) throw new Error(`compression differs between clients: ${deflateMismatches.splice(0).join('; ')}`);
     process.stdout.write(`${((now() - t) / 1000).toFixed(1)} s\n`);
     return entries;
   } catch (error) {

@@ -18,6 +18,8 @@ export interface Env {
   RAW: DurableObjectNamespace;
   HOP: DurableObjectNamespace;
   HOP_TARGET: DurableObjectNamespace;
+  PeerAgent: DurableObjectNamespace;
+  PeerParty: DurableObjectNamespace;
   JWT_SECRET: string;
 }
 
@@ -179,6 +181,8 @@ export class RawHopTargetDO extends DurableObject<Env> {
 }
 
 export { IdentityLimiter } from '../src/index.js';
+export { PeerAgent, PeerParty } from './peers.js';
+import { routePeers } from './peers.js';
 
 const meshWorker = createMeshWorker<Env>({ auth: { secret: (env) => env.JWT_SECRET } });
 
@@ -193,6 +197,8 @@ export default {
       const name = decodeURIComponent(url.pathname.slice(5));
       return env.HOP.get(env.HOP.idFromName(name)).fetch(request);
     }
+    const peer = await routePeers(request, env as unknown as Record<string, unknown>);
+    if (peer) return peer;
     return meshWorker.fetch!(request as Parameters<NonNullable<typeof meshWorker.fetch>>[0], env, ctx);
   },
 } satisfies ExportedHandler<Env>;
