@@ -44,13 +44,14 @@ const IDENTITY_LIMITER = { IDENTITY_LIMITER: { className: 'IdentityLimiter', use
  * Starts a workerd of its own (so memory figures do not share an allocator).
  * `identityLimiter: false` leaves the per-sub cap out, for scenarios that open many identities of one sub.
  */
-export async function startMesh({ script, MeshClient, identityLimiter = true }) {
+export async function startMesh({ script, MeshClient, identityLimiter = true, miniflare = {} }) {
   const before = new Set(workerdPids());
   const { url, mf, dispose } = await startWorkerd({
     script,
     durableObjects: { ...NODES, ...(identityLimiter ? IDENTITY_LIMITER : {}) },
     services: { BENCH_WORKER: 'BenchWorker' },
     bindings: { JWT_SECRET: SECRET },
+    miniflare,
   });
   const pid = workerdPids().find((p) => !before.has(p));
   const base = `ws://${url.host}`;

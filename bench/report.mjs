@@ -78,6 +78,13 @@ const ROWS = {
   cost(s, row) {
     for (const [metric, mesh, raw] of costRows(s)) row(metric, mesh, raw, ratio(mesh, raw), null);
   },
+  breakdown(s, row) {
+    const { measured: m, baselineHop: h, peers } = s;
+    const a = peers?.agents;
+    row('workerd CPU µs / sequential call', m.cpuUsPerCall, null, null, m.calls, h.cpuUsPerCall, null, a?.cpuUsPerCall);
+    const stages = new Set([...Object.keys(m.stagesUsPerCall), ...Object.keys(h.stagesUsPerCall), ...Object.keys(a?.stagesUsPerCall ?? {})]);
+    for (const stage of stages) row(`  ${stage}`, m.stagesUsPerCall[stage] ?? null, null, null, null, h.stagesUsPerCall[stage] ?? null, null, a?.stagesUsPerCall[stage] ?? null);
+  },
   fanout: fanoutRows('all answered'),
   notify: fanoutRows('publish returned'),
 };

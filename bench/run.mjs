@@ -30,6 +30,7 @@ import { bundleWorker } from '../scripts/workerd.mjs';
 import { deflateMismatches, startMesh } from './harness.mjs';
 import { ROOT, loadClient, nodeBuiltins, now, round, versions, within } from './lib.mjs';
 import { report } from './report.mjs';
+import { callBreakdown } from './scenarios/breakdown.mjs';
 import { clients, clientsDeflate } from './scenarios/clients.mjs';
 import { cost } from './scenarios/cost.mjs';
 import { reconnect } from './scenarios/reconnect.mjs';
@@ -56,6 +57,7 @@ const SCENARIOS = [
   { name: 'reconnect', budgetMs: 40_000, shared: true, run: reconnect },
   { name: 'roundtrip_deflate', budgetMs: 60_000, shared: true, run: (ctx) => roundtrip(ctx, { name: 'roundtrip_deflate', deflate: true }) },
   { name: 'throughput_deflate', budgetMs: 60_000, shared: true, run: (ctx) => throughput(ctx, { name: 'throughput_deflate', deflate: true }) },
+  { name: 'breakdown', budgetMs: 40_000, run: callBreakdown },
   { name: 'clients', budgetMs: 150_000, run: clients },
   { name: 'clients_deflate', budgetMs: 90_000, run: clientsDeflate },
   { name: 'cost', budgetMs: 60_000, run: cost },
@@ -67,6 +69,7 @@ const VERSIONS = versions();
 const { MeshClient } = await loadClient();
 const script = await bundleWorker(`${ROOT}bench/worker.ts`, { plugins: [nodeBuiltins] });
 const ctx = {
+  script,
   n: (count) => Math.max(1, Math.round(count * SCALE)),
   fanoutConcurrency: process.env.BENCH_FANOUT_CONCURRENCY ? Number(process.env.BENCH_FANOUT_CONCURRENCY) : undefined,
   startMesh: (options) => startMesh({ script, MeshClient, ...options }),
