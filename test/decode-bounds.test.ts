@@ -85,6 +85,12 @@ describe('the expanded size of a value', () => {
     expect(measure(node)).toEqual({ expandedSize: 1 + 4 + 1, depth: 1 });
   });
 
+  it('measures a value with no shared reference (the short path) as the walk does, and refuses it past the bound', () => {
+    const tree = { list: [1, 2, 3], name: 'abc', nested: { deeper: [true] } };
+    expect(measure(tree).expandedSize).toBe(walkValue(tree));
+    expect(measureFlattened([[1], 'x'.repeat(100)], TAGS, { maxExpandedSize: 50, maxDepth: 10 })).toEqual({ expandedSize: 102, depth: 2, exceeded: 'maxExpandedSize' });
+  });
+
   it('is exact on shared references and never below the walk on cycles (1000 random graphs)', () => {
     const graphs = fc.integer({ min: 1, max: 7 }).chain((n) => fc.array(fc.array(fc.nat(n - 1), { maxLength: 4 }), { minLength: n, maxLength: n }));
     fc.assert(fc.property(graphs, (graph) => {
