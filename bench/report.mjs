@@ -27,6 +27,14 @@ function costRows({ measured: m, baseline: b, idleWindowSeconds }) {
   ];
 }
 
+/** The breakdown's rows for one way of calling: CPU per call, then each stage's share of it. */
+function stageRows(label, { measured: m, baselineHop: h, peers }, row) {
+  const a = peers?.agents;
+  row(`workerd CPU µs / ${label}`, m.cpuUsPerCall, null, null, m.calls, h.cpuUsPerCall, null, a?.cpuUsPerCall);
+  const stages = new Set([...Object.keys(m.stagesUsPerCall), ...Object.keys(h.stagesUsPerCall), ...Object.keys(a?.stagesUsPerCall ?? {})]);
+  for (const stage of stages) row(`  ${stage}`, m.stagesUsPerCall[stage] ?? null, null, null, null, h.stagesUsPerCall[stage] ?? null, null, a?.stagesUsPerCall[stage] ?? null);
+}
+
 /** The rows of `fanout_N` and `notify_N`: `total` is everyone answered, or the publish returned. */
 const fanoutRows = (totalLabel) => (s, row) => {
   const { measured: m, baseline: b } = s;
@@ -79,11 +87,8 @@ const ROWS = {
     for (const [metric, mesh, raw] of costRows(s)) row(metric, mesh, raw, ratio(mesh, raw), null);
   },
   breakdown(s, row) {
-    const { measured: m, baselineHop: h, peers } = s;
-    const a = peers?.agents;
-    row('workerd CPU µs / sequential call', m.cpuUsPerCall, null, null, m.calls, h.cpuUsPerCall, null, a?.cpuUsPerCall);
-    const stages = new Set([...Object.keys(m.stagesUsPerCall), ...Object.keys(h.stagesUsPerCall), ...Object.keys(a?.stagesUsPerCall ?? {})]);
-    for (const stage of stages) row(`  ${stage}`, m.stagesUsPerCall[stage] ?? null, null, null, null, h.stagesUsPerCall[stage] ?? null, null, a?.stagesUsPerCall[stage] ?? null);
+    stageRows('sequential call', s, row);
+    if (s.pipelined?.measured) stageRows('call, 64 in flight (to a DO)', s.pipelined, row);
   },
   fanout: fanoutRows('all answered'),
   notify: fanoutRows('publish returned'),

@@ -7,11 +7,15 @@
  * profiled JS.
  */
 import { PlainSocket } from '../harness.mjs';
-import { agentSequential, cpuLedger, meshSequential, rawSequential } from '../measure.mjs';
-import { round } from '../lib.mjs';
+import { agentSequential, agentThroughput, cpuLedger, meshSequential, meshThroughput, rawSequential, rawThroughput } from '../measure.mjs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { ROOT, round } from '../lib.mjs';
 import { breakdown, inspect, profileOf, sourceMap } from '../profile.mjs';
 
+const PROFILE_DIR = `${ROOT}.tmp/bench/profiles`;
+
 export async function callBreakdown({ startMesh, n, script }) {
+  mkdirSync(PROFILE_DIR, { recursive: true });
   const mesh = await startMesh({ miniflare: { inspectorPort: 0 } });
   const session = await inspect(mesh.mf);
   try {
@@ -23,6 +27,10 @@ export async function callBreakdown({ startMesh, n, script }) {
       mesh: (count) => meshSequential(stub, count, 20_000),
       hop: (count) => rawSequential(hop, count, 20_000),
       agents: (count) => agentSequential(agent, count, 20_000),
+      // 64 in flight on one socket: the runtime's per-event work is shared, what is left is per call
+      meshPipelined: async (count) => ({ length: (await meshThroughput(stub, count * 4, 64, 10_000)).count }),
+      hopPipelined: async (count) => ({ length: (await rawThroughput(hop, count * 4, 64, 10_000)).count }),
+      agentsPipelined: async (count) => ({ length: (await agentThroughput(agent, count * 4, 64, 10_000)).count }),
     };
     for (const run of Object.values(sides)) await run(n(500));
     const fileOfLine = sourceMap(script);
@@ -36,6 +44,8 @@ export async function callBreakdown({ startMesh, n, script }) {
       const profile = await profileOf(session, async () => {
         calls = (await run(n(3_000))).length;
       });
+      // Kept for a closer look: DevTools opens .cpuprofile files (Performance panel, "Load profile").
+      writeFileSync(`${PROFILE_DIR}/${side}.cpuprofile`, JSON.stringify(profile));
       const { us, functions } = breakdown(profile, /^script-\d+$/, fileOfLine); // the bundle; the runtime's own modules are node-internal:…, cloudflare-internal:…
       delete us.idle;
       const profiledUs = Object.values(us).reduce((a, b) => a + b, 0);
@@ -53,6 +63,7 @@ export async function callBreakdown({ startMesh, n, script }) {
       scenario: 'breakdown', unit: 'µs / call',
       what: 'workerd CPU per sequential call by stage: shares from a V8 CPU profile (50 µs sampling), scaled to the CPU per call of the same calls without the profiler (/proc)',
       measured: result.mesh, baselineHop: result.hop, peers: { agents: result.agents },
+      pipelined: { measured: result.meshPipelined, baselineHop: result.hopPipelined, peers: { agents: result.agentsPipelined } },
     };
   } finally {
     session.close();
