@@ -28,21 +28,21 @@ export async function callBreakdown({ startMesh, n, script }) {
       hop: (count) => rawSequential(hop, count, 20_000),
       agents: (count) => agentSequential(agent, count, 20_000),
       // 64 in flight on one socket: the runtime's per-event work is shared, what is left is per call
-      meshPipelined: async (count) => ({ length: (await meshThroughput(stub, count * 4, 64, 10_000)).count }),
-      hopPipelined: async (count) => ({ length: (await rawThroughput(hop, count * 4, 64, 10_000)).count }),
-      agentsPipelined: async (count) => ({ length: (await agentThroughput(agent, count * 4, 64, 10_000)).count }),
+      meshPipelined: async (count) => ({ length: (await meshThroughput(stub, count * 2, 64, 10_000)).count }),
+      hopPipelined: async (count) => ({ length: (await rawThroughput(hop, count * 2, 64, 10_000)).count }),
+      agentsPipelined: async (count) => ({ length: (await agentThroughput(agent, count * 2, 64, 10_000)).count }),
     };
-    for (const run of Object.values(sides)) await run(n(500));
+    for (const run of Object.values(sides)) await run(n(300));
     const fileOfLine = sourceMap(script);
     const cpu = cpuLedger(mesh.pid);
     const result = {};
     for (const [side, run] of Object.entries(sides)) {
       // The profiler slows everything it samples: the CPU per call comes from a run without it, the shares from a run with it.
-      const plainCalls = (await cpu.timed(side, () => run(n(3_000)))).length;
+      const plainCalls = (await cpu.timed(side, () => run(n(2_000)))).length;
       const cpuUsPerCall = (cpu.spent[side] * 1000) / plainCalls;
       let calls = 0;
       const profile = await profileOf(session, async () => {
-        calls = (await run(n(3_000))).length;
+        calls = (await run(n(2_000))).length;
       });
       // Kept for a closer look: DevTools opens .cpuprofile files (Performance panel, "Load profile").
       writeFileSync(`${PROFILE_DIR}/${side}.cpuprofile`, JSON.stringify(profile));
