@@ -34,7 +34,7 @@ export const PlainSocket = socketClass(false);
 export const DeflateSocket = socketClass(true);
 
 const NODES = {
-  GATEWAY: 'BenchGateway', BENCH: 'BenchDO', BENCH_BURSTS: 'BenchBurstDO', TOPIC: { className: 'TopicDO', useSQLite: true }, RAW: 'RawEchoDO', HOP: 'RawHopDO', HOP_TARGET: 'RawHopTargetDO',
+  GATEWAY: 'BenchGateway', BENCH: 'BenchDO', BENCH_BURSTS: 'BenchBurstDO', TOPIC: { className: 'TopicDO', useSQLite: true }, RAW: 'RawEchoDO', HOP: 'RawHopDO', HOP_TARGET: 'RawHopTargetDO', HOT_DRIVER: 'HotDriverDO',
   // the peers (bench/peers.ts): their routers find the binding by the class's kebab-case name
   PeerAgent: { className: 'PeerAgent', useSQLite: true }, PeerParty: 'PeerParty',
 };

@@ -90,6 +90,13 @@ const ROWS = {
     stageRows('sequential call', s, row);
     if (s.pipelined?.measured) stageRows('call, 64 in flight (to a DO)', s.pipelined, row);
   },
+  hot(s, row) {
+    const { measured: m, baseline: b, peers } = s;
+    row('node CPU µs / call, sockets elsewhere (at least)', m.nodeCpuUsPerCall.atLeast, null, null, null, null, null, peers.agents.cpuUsPerCall);
+    row('node CPU µs / call, sockets elsewhere (at most)', m.nodeCpuUsPerCall.atMost, null, null, null, null, null, peers.agents.cpuUsPerCall);
+    row('bare RPC CPU µs / call (driver + raw DO)', b.cpuUsPerCall, null, null, null, null, null, null);
+    row('ceiling of one object, calls/s (from CPU per call)', m.ceilingCallsPerSecond, null, null, null, null, null, peers.agents.ceilingCallsPerSecond);
+  },
   fanout: fanoutRows('all answered'),
   notify: fanoutRows('publish returned'),
 };

@@ -33,6 +33,7 @@ import { report } from './report.mjs';
 import { callBreakdown } from './scenarios/breakdown.mjs';
 import { clients, clientsDeflate } from './scenarios/clients.mjs';
 import { cost } from './scenarios/cost.mjs';
+import { hotObject } from './scenarios/hot-object.mjs';
 import { reconnect } from './scenarios/reconnect.mjs';
 import { roundtrip } from './scenarios/roundtrip.mjs';
 import { supersede } from './scenarios/supersede.mjs';
@@ -52,6 +53,7 @@ const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(','))
 const SCENARIOS = [
   { name: 'roundtrip', budgetMs: 60_000, shared: true, run: (ctx) => roundtrip(ctx, { name: 'roundtrip', deflate: false }) },
   { name: 'throughput', budgetMs: 60_000, shared: true, run: (ctx) => throughput(ctx, { name: 'throughput', deflate: false }) },
+  { name: 'hot_object', budgetMs: 40_000, shared: true, run: hotObject },
   { name: 'to_client', budgetMs: 40_000, shared: true, run: toClient },
   { name: 'supersede', budgetMs: 60_000, shared: true, run: supersede },
   { name: 'reconnect', budgetMs: 40_000, shared: true, run: reconnect },
