@@ -97,6 +97,13 @@ const ROWS = {
     row('bare RPC CPU µs / call (driver + raw DO)', b.cpuUsPerCall, null, null, null, null, null, null);
     row('ceiling of one object, calls/s (from CPU per call)', m.ceilingCallsPerSecond, null, null, null, null, null, peers.agents.ceilingCallsPerSecond);
   },
+  scale(s, row) {
+    for (const p of s.measured.points) {
+      row(`${p.clients} clients: RSS bytes / connection`, p.bytesPerConnection, null, null, p.clients);
+      row(`${p.clients} clients: calls/s across all`, p.callsPerSecond, null, null, p.calls);
+      row(`${p.clients} clients: call p50 / p99 ms`, `${round(p.p50, 1)} / ${round(p.p99, 1)}`, null, null, null);
+    }
+  },
   fanout: fanoutRows('all answered'),
   notify: fanoutRows('publish returned'),
 };

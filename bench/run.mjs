@@ -31,6 +31,8 @@ import { deflateMismatches, startMesh } from './harness.mjs';
 import { ROOT, loadClient, nodeBuiltins, now, round, versions, within } from './lib.mjs';
 import { report } from './report.mjs';
 import { callBreakdown } from './scenarios/breakdown.mjs';
+import { writeCharts } from './chart.mjs';
+import { scale } from './scenarios/scale.mjs';
 import { clients, clientsDeflate } from './scenarios/clients.mjs';
 import { cost } from './scenarios/cost.mjs';
 import { hotObject } from './scenarios/hot-object.mjs';
@@ -63,6 +65,7 @@ const SCENARIOS = [
   { name: 'clients', budgetMs: 150_000, run: clients },
   { name: 'clients_deflate', budgetMs: 90_000, run: clientsDeflate },
   { name: 'cost', budgetMs: 60_000, run: cost },
+  { name: 'scale', budgetMs: 90_000, run: scale },
 ];
 
 const runStarted = now();
@@ -120,5 +123,6 @@ const output = { generatedAt: new Date().toISOString(), durationSeconds: round((
 mkdirSync(`${ROOT}bench/results`, { recursive: true });
 writeFileSync(`${ROOT}bench/results/latest.json`, `${JSON.stringify(output, null, 2)}\n`);
 for (const line of report(output)) console.log(line);
-console.log(`\n${output.durationSeconds} s; wrote bench/results/latest.json`);
+const charts = await writeCharts(output, `${ROOT}bench/results`);
+console.log(`\n${output.durationSeconds} s; wrote bench/results/latest.json${charts.map((path) => `, ${path.slice(ROOT.length)}`).join('')}`);
 process.exit(results.some((s) => s.error) ? 1 : 0);
