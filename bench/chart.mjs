@@ -52,7 +52,7 @@ export function ratioRows(output) {
       add(`calls/s, 64 in flight, ${label}`, 'Agents SDK', figure.perSecond / tp.peers?.agents?.perSecond);
     }
   }
-  if (hot) add('one hot object: calls/s ceiling (worst case)', 'Agents SDK', hot.measured.ceilingCallsPerSecond / hot.peers.agents.ceilingCallsPerSecond);
+  if (hot) add('one hot object, calls/s ceiling (worst case)', 'Agents SDK', hot.measured.ceilingCallsPerSecond / hot.peers.agents.ceilingCallsPerSecond);
   return rows;
 }
 
@@ -64,7 +64,7 @@ export function ratioSpec(rows, title) {
       {
         mark: 'bar',
         encoding: {
-          y: { field: 'metric', type: 'nominal', title: null, sort: null, axis: { labelLimit: 320 } },
+          y: { field: 'metric', type: 'nominal', title: null, sort: null, axis: { labelLimit: 400 } },
           yOffset: { field: 'against' },
           x: { field: 'ratio', type: 'quantitative', title: 'meshgate ÷ the other, same run' },
           color: { field: 'against', type: 'nominal', title: 'against' },
