@@ -1,5 +1,6 @@
 /** Helpers for the benchmarks: statistics, raw sockets, tokens, the workerd process, bounded loops. */
 import { readFileSync, mkdirSync } from 'node:fs';
+import { builtinModules } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { build } from 'esbuild';
@@ -83,6 +84,18 @@ export async function loadClient() {
   return import(`${outfile}?t=${Date.now()}`);
 }
 
+/**
+ * An esbuild plugin that leaves Node's built-ins (`path`, `node:path`) to workerd's nodejs_compat, as wrangler does:
+ * the Agents SDK's dependencies import some by their bare names.
+ */
+export const nodeBuiltins = {
+  name: 'node-builtins',
+  setup(b) {
+    const names = new Set(builtinModules);
+    b.onResolve({ filter: /^[a-z_/]+$/ }, (args) => (names.has(args.path) ? { path: `node:${args.path}`, external: true } : undefined));
+  },
+};
+
 // ── versions and the workerd process ──────────────────────────────────────────
 
 function pkgVersion(name) {
@@ -94,7 +107,7 @@ function pkgVersion(name) {
 }
 
 export function versions() {
-  return { node: process.version, workerd: pkgVersion('workerd'), miniflare: pkgVersion('miniflare'), codec: `devalue ${pkgVersion('devalue')}` };
+  return { node: process.version, workerd: pkgVersion('workerd'), miniflare: pkgVersion('miniflare'), codec: `devalue ${pkgVersion('devalue')}`, agents: pkgVersion('agents'), partyserver: pkgVersion('partyserver') };
 }
 
 export { workerdPids, cpuMs, rssBytes } from '../scripts/processes.mjs';
@@ -111,6 +124,11 @@ export class RawWs {
     this.opened = new Promise((resolve, reject) => {
       this.ws.once('open', () => {
         this.openedAt = now();
+        const deflate = /permessage-deflate/.test(this.ws.extensions ?? '');
+        if (deflate !== Boolean(options.perMessageDeflate)) {
+          reject(new Error(`${url}: permessage-deflate ${deflate ? 'negotiated' : 'not negotiated'}, expected ${options.perMessageDeflate ? 'on' : 'off'}`));
+          return;
+        }
         // The close frame, as soon as it arrives (ws's 'close' waits for the TCP connection to end).
         this.ws._receiver?.on('conclude', (code) => {
           this.closeFrame ??= { code, at: now() };

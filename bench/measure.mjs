@@ -37,8 +37,14 @@ export function rawThroughput(raw, total, inFlight, maxMs) {
   });
 }
 
+export const agentSequential = (agent, count, maxMs) => sequential(count, maxMs, () => agent.call('echo', [PAYLOAD]));
+
 /** Calls per second with `inFlight` outstanding from one client. */
-export async function meshThroughput(stub, total, inFlight, maxMs) {
+export const meshThroughput = (stub, total, inFlight, maxMs) => callThroughput(() => stub.echo(PAYLOAD), total, inFlight, maxMs);
+export const agentThroughput = (agent, total, inFlight, maxMs) => callThroughput(() => agent.call('echo', [PAYLOAD]), total, inFlight, maxMs);
+
+/** Calls of `call()` per second with `inFlight` outstanding. */
+export async function callThroughput(call, total, inFlight, maxMs) {
   const t = now();
   const end = t + maxMs;
   let sent = 0;
@@ -46,7 +52,7 @@ export async function meshThroughput(stub, total, inFlight, maxMs) {
   await Promise.all(Array.from({ length: inFlight }, async () => {
     while (sent < total && now() < end) {
       sent++;
-      await stub.echo(PAYLOAD);
+      await call();
       done++;
     }
   }));

@@ -10,7 +10,8 @@ const times = (r) => (r === null || r === undefined ? '—' : `${r}×`);
 
 const percentiles = (s, row) => {
   const { measured: m, baseline: b } = s;
-  for (const p of ['p50', 'p90', 'p99']) row(`${p} ms`, m[p], b[p], ratio(m[p], b[p]), p === 'p50' ? m.n : null, s.baselineHop?.[p]);
+  const { partyserver: party, agents } = s.peers ?? {};
+  for (const p of ['p50', 'p90', 'p99']) row(`${p} ms`, m[p], b[p], ratio(m[p], b[p]), p === 'p50' ? m.n : null, s.baselineHop?.[p], party?.[p], agents?.[p]);
 };
 
 /** Rows `[metric, meshgate, raw]` of the cost entry, each of them per object-seconds. */
@@ -26,6 +27,14 @@ function costRows({ measured: m, baseline: b, idleWindowSeconds }) {
   ];
 }
 
+/** The breakdown's rows for one way of calling: CPU per call, then each stage's share of it. */
+function stageRows(label, { measured: m, baselineHop: h, peers }, row) {
+  const a = peers?.agents;
+  row(`workerd CPU µs / ${label}`, m.cpuUsPerCall, null, null, m.calls, h.cpuUsPerCall, null, a?.cpuUsPerCall);
+  const stages = new Set([...Object.keys(m.stagesUsPerCall), ...Object.keys(h.stagesUsPerCall), ...Object.keys(a?.stagesUsPerCall ?? {})]);
+  for (const stage of stages) row(`  ${stage}`, m.stagesUsPerCall[stage] ?? null, null, null, null, h.stagesUsPerCall[stage] ?? null, null, a?.stagesUsPerCall[stage] ?? null);
+}
+
 /** The rows of `fanout_N` and `notify_N`: `total` is everyone answered, or the publish returned. */
 const fanoutRows = (totalLabel) => (s, row) => {
   const { measured: m, baseline: b } = s;
@@ -35,18 +44,20 @@ const fanoutRows = (totalLabel) => (s, row) => {
   row('per client p99 ms', m.perClient.p99, b?.perClient.p99, s.ratio?.perClient_p99, null);
 };
 
-/** How each kind of entry becomes rows: `row(metric, meshgate, raw, ratio, n, hop)`. */
+/** How each kind of entry becomes rows: `row(metric, meshgate, raw, ratio, n, hop, partyserver, agents)`. */
 const ROWS = {
   roundtrip(s, row) {
     const { measured: m, baseline: b, baselineHop: h } = s;
     percentiles(s, row);
-    row('workerd CPU µs / call', m.workerdCpuUsPerCall, b.workerdCpuUsPerCall, ratio(m.workerdCpuUsPerCall, b.workerdCpuUsPerCall), null, h.workerdCpuUsPerCall);
+    const cpu = (x) => x?.workerdCpuUsPerCall;
+    row('workerd CPU µs / call', cpu(m), cpu(b), ratio(cpu(m), cpu(b)), null, cpu(h), cpu(s.peers?.partyserver), cpu(s.peers?.agents));
   },
   percentiles,
   throughput(s, row) {
     const { measured: m, baseline: b, baselineHop: h } = s;
-    const cpu = (x) => [x.workerdCpuUsPerCall, b.workerdCpuUsPerCall, ratio(x.workerdCpuUsPerCall, b.workerdCpuUsPerCall), null, h.workerdCpuUsPerCall];
-    row('per second, 64 in flight (to a DO)', m.perSecond, b.perSecond, s.ratio.perSecond, s.samples.measured, h.perSecond);
+    const { partyserver: party, agents } = s.peers ?? {};
+    const cpu = (x) => [x.workerdCpuUsPerCall, b.workerdCpuUsPerCall, ratio(x.workerdCpuUsPerCall, b.workerdCpuUsPerCall), null, h.workerdCpuUsPerCall, party?.workerdCpuUsPerCall, agents?.workerdCpuUsPerCall];
+    row('per second, 64 in flight (to a DO)', m.perSecond, b.perSecond, s.ratio.perSecond, s.samples.mesh ?? s.samples.measured, h.perSecond, party?.perSecond, agents?.perSecond);
     row('workerd CPU µs / call (to a DO)', ...cpu(m));
     row('per second, 64 in flight (DO with bursts)', m.toBurstDO.perSecond, b.perSecond, ratio(m.toBurstDO.perSecond, b.perSecond), null, h.perSecond);
     row('workerd CPU µs / call (DO with bursts)', ...cpu(m.toBurstDO));
@@ -84,6 +95,24 @@ const ROWS = {
   cost(s, row) {
     for (const [metric, mesh, raw] of costRows(s)) row(metric, mesh, raw, ratio(mesh, raw), null);
   },
+  breakdown(s, row) {
+    stageRows('sequential call', s, row);
+    if (s.pipelined?.measured) stageRows('call, 64 in flight (to a DO)', s.pipelined, row);
+  },
+  hot(s, row) {
+    const { measured: m, baseline: b, peers } = s;
+    row('node CPU µs / call, sockets elsewhere (at least)', m.nodeCpuUsPerCall.atLeast, null, null, null, null, null, peers.agents.cpuUsPerCall);
+    row('node CPU µs / call, sockets elsewhere (at most)', m.nodeCpuUsPerCall.atMost, null, null, null, null, null, peers.agents.cpuUsPerCall);
+    row('bare RPC CPU µs / call (driver + raw DO)', b.cpuUsPerCall, null, null, null, null, null, null);
+    row('ceiling of one object, calls/s (from CPU per call)', m.ceilingCallsPerSecond, null, null, null, null, null, peers.agents.ceilingCallsPerSecond);
+  },
+  scale(s, row) {
+    for (const p of s.measured.points) {
+      row(`${p.clients} clients: RSS bytes / connection`, p.bytesPerConnection, null, null, p.clients);
+      row(`${p.clients} clients: calls/s across all`, p.callsPerSecond, null, null, p.calls);
+      row(`${p.clients} clients: call p50 / p99 ms`, `${round(p.p50, 1)} / ${round(p.p99, 1)}`, null, null, null);
+    }
+  },
   fanout: fanoutRows('all answered'),
   notify: fanoutRows('publish returned'),
 };
@@ -98,20 +127,21 @@ export function report(output) {
   const rows = [];
   for (const s of scenarios) {
     if (s.error || s.skipped) {
-      rows.push([s.scenario, s.error ? `ERROR: ${s.error}` : `skipped: ${s.skipped}`, '', '', '', '', '']);
+      rows.push([s.scenario, s.error ? `ERROR: ${s.error}` : `skipped: ${s.skipped}`, '', '', '', '', '', '', '', '']);
       continue;
     }
-    const row = (metric, measured, baseline, r, count, hop = null) =>
-      rows.push([s.scenario, metric, fmt(measured), fmt(baseline), times(r), fmt(hop), fmt(count)]);
+    const row = (metric, measured, baseline, r, count, hop = null, party = null, agents = null) =>
+      rows.push([s.scenario, metric, fmt(measured), fmt(baseline), times(r), fmt(hop), times(ratio(measured, hop)), fmt(party), fmt(agents), fmt(count)]);
     ROWS[kindOf(s.scenario)]?.(s, row);
   }
-  const header = ['scenario', 'metric', 'meshgate', 'raw echo', 'ratio', 'RPC-hop floor', 'n'];
+  const header = ['scenario', 'metric', 'meshgate', 'raw echo', 'ratio', 'RPC-hop floor', '÷ floor', 'partyserver', 'Agents SDK', 'n'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells) => cells.map((c, i) => (i >= 2 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ');
   return [
     '',
     `meshgate bench — node ${versions.node}, workerd ${versions.workerd}, ${versions.codec}, ${machine.cpus} × ${machine.cpuModel}`,
-    `(no permessage-deflate unless the scenario says _deflate; ratio = meshgate / raw echo; load average ${machine.loadAverage.start[0]} → ${machine.loadAverage.end[0]})`,
+    `(permessage-deflate off for every client, checked on every socket, unless the scenario says _deflate; ratio = meshgate / raw echo, ÷ floor = meshgate / RPC-hop floor; load average ${machine.loadAverage.start[0]} → ${machine.loadAverage.end[0]})`,
+    `peers: agents ${versions.agents ?? '?'} (@callable through AgentClient), partyserver ${versions.partyserver ?? '?'} (hibernate: true, echo)`,
     line(header),
     widths.map((w) => '─'.repeat(w)).join('  '),
     ...rows.map(line),

@@ -27,12 +27,16 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { bundleWorker } from '../scripts/workerd.mjs';
-import { startMesh } from './harness.mjs';
-import { ROOT, loadClient, now, round, versions, within } from './lib.mjs';
+import { deflateMismatches, startMesh } from './harness.mjs';
+import { ROOT, loadClient, nodeBuiltins, now, round, versions, within } from './lib.mjs';
 import { report } from './report.mjs';
+import { callBreakdown } from './scenarios/breakdown.mjs';
+import { writeCharts } from './chart.mjs';
+import { scale } from './scenarios/scale.mjs';
 import { clients, clientsDeflate } from './scenarios/clients.mjs';
 import { checked } from './scenarios/checked.mjs';
 import { cost } from './scenarios/cost.mjs';
+import { hotObject } from './scenarios/hot-object.mjs';
 import { reconnect } from './scenarios/reconnect.mjs';
 import { roundtrip } from './scenarios/roundtrip.mjs';
 import { supersede } from './scenarios/supersede.mjs';
@@ -53,22 +57,26 @@ const SCENARIOS = [
   { name: 'roundtrip', budgetMs: 60_000, shared: true, run: (ctx) => roundtrip(ctx, { name: 'roundtrip', deflate: false }) },
   { name: 'throughput', budgetMs: 60_000, shared: true, run: (ctx) => throughput(ctx, { name: 'throughput', deflate: false }) },
   { name: 'checked', budgetMs: 30_000, shared: true, run: checked },
+  { name: 'hot_object', budgetMs: 40_000, shared: true, run: hotObject },
   { name: 'to_client', budgetMs: 40_000, shared: true, run: toClient },
   { name: 'supersede', budgetMs: 60_000, shared: true, run: supersede },
   { name: 'reconnect', budgetMs: 40_000, shared: true, run: reconnect },
   { name: 'roundtrip_deflate', budgetMs: 60_000, shared: true, run: (ctx) => roundtrip(ctx, { name: 'roundtrip_deflate', deflate: true }) },
   { name: 'throughput_deflate', budgetMs: 60_000, shared: true, run: (ctx) => throughput(ctx, { name: 'throughput_deflate', deflate: true }) },
+  { name: 'breakdown', budgetMs: 40_000, run: callBreakdown },
   { name: 'clients', budgetMs: 150_000, run: clients },
   { name: 'clients_deflate', budgetMs: 90_000, run: clientsDeflate },
   { name: 'cost', budgetMs: 60_000, run: cost },
+  { name: 'scale', budgetMs: 90_000, run: scale },
 ];
 
 const runStarted = now();
 const loadAtStart = os.loadavg().map((x) => round(x, 2));
 const VERSIONS = versions();
 const { MeshClient } = await loadClient();
-const script = await bundleWorker(`${ROOT}bench/worker.ts`);
+const script = await bundleWorker(`${ROOT}bench/worker.ts`, { plugins: [nodeBuiltins] });
 const ctx = {
+  script,
   n: (count) => Math.max(1, Math.round(count * SCALE)),
   fanoutConcurrency: process.env.BENCH_FANOUT_CONCURRENCY ? Number(process.env.BENCH_FANOUT_CONCURRENCY) : undefined,
   startMesh: (options) => startMesh({ script, MeshClient, ...options }),
@@ -83,6 +91,7 @@ async function runScenario({ name, budgetMs, run }, scenarioCtx) {
   process.stdout.write(`· ${name} … `);
   try {
     const entries = [await within(run(scenarioCtx), Math.min(budgetMs, Math.max(timeLeft(), 1_000)), name)].flat();
+    if (deflateMismatches.length > 0) throw new Error(`compression differs between clients: ${deflateMismatches.splice(0).join('; ')}`);
     process.stdout.write(`${((now() - t) / 1000).toFixed(1)} s\n`);
     return entries;
   } catch (error) {
@@ -116,5 +125,6 @@ const output = { generatedAt: new Date().toISOString(), durationSeconds: round((
 mkdirSync(`${ROOT}bench/results`, { recursive: true });
 writeFileSync(`${ROOT}bench/results/latest.json`, `${JSON.stringify(output, null, 2)}\n`);
 for (const line of report(output)) console.log(line);
-console.log(`\n${output.durationSeconds} s; wrote bench/results/latest.json`);
+const charts = await writeCharts(output, `${ROOT}bench/results`);
+console.log(`\n${output.durationSeconds} s; wrote bench/results/latest.json${charts.map((path) => `, ${path.slice(ROOT.length)}`).join('')}`);
 process.exit(results.some((s) => s.error) ? 1 : 0);

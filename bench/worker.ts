@@ -20,6 +20,9 @@ export interface Env {
   RAW: DurableObjectNamespace;
   HOP: DurableObjectNamespace;
   HOP_TARGET: DurableObjectNamespace;
+  HOT_DRIVER: DurableObjectNamespace;
+  PeerAgent: DurableObjectNamespace;
+  PeerParty: DurableObjectNamespace;
   JWT_SECRET: string;
 }
 
@@ -201,7 +204,38 @@ export class RawHopTargetDO extends DurableObject<Env> {
   }
 }
 
+/**
+ * The hot-object scenario's driver: sends `count` calls, `inFlight` at a time,
+ * to one node exactly as a gateway does (the same RPC, an envelope of the
+ * same shape), or the same number of bare RPCs with a string to a raw DO.
+ * No sockets: what the process spends beyond the bare RPCs is the node's.
+ */
+export class HotDriverDO extends DurableObject<Env> {
+  async run(kind: 'node' | 'bare', count: number, inFlight: number): Promise<number> {
+    const origin = { kind: 'client' as const, gateway: 'GATEWAY', instance: 'hot.tab', sub: 'hot' };
+    const envelope = () => ({
+      target: { binding: 'BENCH', instance: 'hot' }, method: 'echo', args: '[[1],"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"]',
+      context: { origin, caller: origin, chain: [origin], originAuth: { sub: 'hot', claims: { sub: 'hot', iat: 1, exp: 2 } }, state: {} }, deadlineMs: 60_000,
+    });
+    const node = this.env.BENCH.get(this.env.BENCH.idFromName('hot')) as unknown as { __meshgateCall(e: unknown): Promise<{ ok: boolean }> };
+    const bare = this.env.HOP_TARGET.get(this.env.HOP_TARGET.idFromName('hot')) as unknown as DurableObjectStub<RawHopTargetDO>;
+    let sent = 0;
+    let ok = 0;
+    await Promise.all(Array.from({ length: inFlight }, async () => {
+      while (sent < count) {
+        sent++;
+        // awaited before the += (which would otherwise read `ok` before the await and lose the others' counts)
+        const answered = kind === 'node' ? (await node.__meshgateCall(envelope())).ok : (await bare.echo('x'.repeat(40))).length === 40;
+        if (answered) ok++;
+      }
+    }));
+    return ok;
+  }
+}
+
 export { IdentityLimiter } from '../src/index.js';
+export { PeerAgent, PeerParty } from './peers.js';
+import { routePeers } from './peers.js';
 
 const meshWorker = createMeshWorker<Env>({ auth: { secret: (env) => env.JWT_SECRET } });
 
@@ -212,10 +246,17 @@ export default {
       const name = decodeURIComponent(url.pathname.slice(5));
       return env.RAW.get(env.RAW.idFromName(name)).fetch(request);
     }
+    if (url.pathname.startsWith('/hot/')) {
+      const [kind, count, inFlight] = url.pathname.slice(5).split('/');
+      const driver = env.HOT_DRIVER.get(env.HOT_DRIVER.idFromName('driver')) as unknown as DurableObjectStub<HotDriverDO>;
+      return new Response(String(await driver.run(kind === 'node' ? 'node' : 'bare', Math.min(Number(count) || 0, 100_000), Math.min(Number(inFlight) || 1, 256))));
+    }
     if (url.pathname.startsWith('/hop/')) {
       const name = decodeURIComponent(url.pathname.slice(5));
       return env.HOP.get(env.HOP.idFromName(name)).fetch(request);
     }
+    const peer = await routePeers(request, env as unknown as Record<string, unknown>);
+    if (peer) return peer;
     return meshWorker.fetch!(request as Parameters<NonNullable<typeof meshWorker.fetch>>[0], env, ctx);
   },
 } satisfies ExportedHandler<Env>;

@@ -13,6 +13,7 @@ import type { SocketClass } from '../src/client/socket.js';
 import { decodeValue, encodeError, encodeValue } from '../src/protocol/codec.js';
 import { LimitExceededError, MeshError, MethodNotExposedError, ProtocolError, registerErrorClass, reviveError } from '../src/protocol/errors.js';
 import { DEFAULT_VALUE_BOUNDS, measureFlattened, resolveValueBounds } from '../src/protocol/value-bounds.js';
+import { valueBoundsOf } from '../src/nodes/dispatch.js';
 import { errorLaughsText, laughs, laughsText } from './support/hostile-values.js';
 import { RawSocket, callOver, callResponse, sendCall, useTestMesh } from './support/mesh.js';
 
@@ -83,6 +84,12 @@ describe('the expanded size of a value', () => {
     const node: Record<string, unknown> = {};
     node.self = node;
     expect(measure(node)).toEqual({ expandedSize: 1 + 4 + 1, depth: 1 });
+  });
+
+  it('measures a value with no shared reference (the short path) as the walk does, and refuses it past the bound', () => {
+    const tree = { list: [1, 2, 3], name: 'abc', nested: { deeper: [true] } };
+    expect(measure(tree).expandedSize).toBe(walkValue(tree));
+    expect(measureFlattened([[1], 'x'.repeat(100)], TAGS, { maxExpandedSize: 50, maxDepth: 10 })).toEqual({ expandedSize: 102, depth: 2, exceeded: 'maxExpandedSize' });
   });
 
   it('is exact on shared references and never below the walk on cycles (1000 random graphs)', () => {
@@ -201,6 +208,22 @@ describe('decodeValue with bounds', () => {
     expect(() => decodeValue(encodeValue(['x'.repeat(100)]), resolveValueBounds({ maxExpandedSize: 50 }))).toThrow(LimitExceededError);
     expect(decodeValue(encodeValue(laughs(12)), resolveValueBounds({ maxExpandedSize: 100_000 }))).toHaveLength(2);
     expect(() => resolveValueBounds({ maxDepth: Number('x') })).toThrow(/valueBounds.maxDepth must be a positive number/);
+  });
+
+  it("a node class's static valueBounds: resolved once, resolved (and checked) again when a field changes", () => {
+    class Node {
+      static valueBounds: Record<string, unknown> = { maxDepth: 10 };
+    }
+    const node = new Node();
+    const first = valueBoundsOf(node);
+    expect(first).toEqual({ ...DEFAULT_VALUE_BOUNDS, maxDepth: 10 });
+    expect(valueBoundsOf(node)).toBe(first);
+    Node.valueBounds.maxDepth = 20;
+    expect(valueBoundsOf(node).maxDepth).toBe(20);
+    Node.valueBounds.maxDepth = -1;
+    expect(() => valueBoundsOf(node)).toThrow(/valueBounds.maxDepth must be a positive number/);
+    Node.valueBounds = { maxExpandedSize: 99 };
+    expect(valueBoundsOf(node)).toEqual({ ...DEFAULT_VALUE_BOUNDS, maxExpandedSize: 99 });
   });
 
   it('weighs each revived error like a thousand units: a frame of tens of thousands of tiny errors sharing one part is refused in milliseconds', () => {

@@ -148,6 +148,9 @@ describe('FrameBuckets', () => {
 describe('AnswerMemory', () => {
   it('counts UTF-8 bytes (surrogate pairs as 4), bounded by count and bytes, newest kept', () => {
     expect(utf8Length('aé€😀')).toBe(1 + 2 + 3 + 4);
+    for (const text of ['', 'plain ascii', 'x'.repeat(10_000), `${'x'.repeat(1_000)}é`, '\ud800 lone', '\u007f\u0080']) {
+      expect(utf8Length(text)).toBe(Buffer.byteLength(text)); // a lone surrogate: 3 bytes, as its replacement character
+    }
     const memory = new AnswerMemory(() => ({ count: 3, bytes: 10 }));
     memory.remember('a', 'xxxx');
     memory.remember('b', 'éé'); // 4 bytes

@@ -1,40 +1,48 @@
-/** Sequential call latency, beside the raw echo and the RPC-hop floor on the same mesh. */
+/**
+ * Sequential call latency, beside the raw echo, the RPC-hop floor and the
+ * peers (partyserver's echo, an Agents SDK `@callable` through AgentClient),
+ * all on the same mesh, in alternating blocks.
+ */
 import { DeflateSocket, PlainSocket } from '../harness.mjs';
-import { meshSequential, rawSequential, cpuLedger } from '../measure.mjs';
+import { agentSequential, meshSequential, rawSequential, cpuLedger } from '../measure.mjs';
 import { ratio, round, summary } from '../lib.mjs';
 
 export async function roundtrip({ mesh, n }, { name, deflate }) {
   const c = await mesh.connect(name, { WebSocket: deflate ? DeflateSocket : PlainSocket });
   const stub = c.node('BENCH', name);
-  const raw = await mesh.rawSocket(name, { deflate });
-  const hop = await mesh.rawSocket(name, { kind: 'hop', deflate });
+  const sides = {
+    raw: () => mesh.rawSocket(name, { deflate }).then((s) => [s, (k, ms) => rawSequential(s, k, ms)]),
+    hop: () => mesh.rawSocket(name, { kind: 'hop', deflate }).then((s) => [s, (k, ms) => rawSequential(s, k, ms)]),
+    party: () => mesh.partySocket(name, { deflate }).then((s) => [s, (k, ms) => rawSequential(s, k, ms)]),
+    agent: () => mesh.agentClient(name, { deflate }).then((a) => [{ terminate: () => mesh.closeAgent(a) }, (k, ms) => agentSequential(a, k, ms)]),
+    mesh: async () => [{ terminate: () => mesh.disconnect(c) }, (k, ms) => meshSequential(stub, k, ms)],
+  };
+  const open = {};
+  for (const [side, start] of Object.entries(sides)) open[side] = await start();
   // Warm-up: JIT on both sides, DO instances created.
-  await rawSequential(raw, n(500), 5_000);
-  await rawSequential(hop, n(500), 5_000);
-  await meshSequential(stub, n(500), 5_000);
+  for (const [, run] of Object.values(open)) await run(n(500), 5_000);
   // Alternate blocks so drift (other load, GC) hits all sides alike.
-  const rawSamples = [];
-  const hopSamples = [];
-  const meshSamples = [];
+  const samples = Object.fromEntries(Object.keys(open).map((side) => [side, []]));
   const cpu = cpuLedger(mesh.pid);
   for (let block = 0; block < 5; block++) {
-    rawSamples.push(...(await cpu.timed('raw', () => rawSequential(raw, n(500), 8_000))));
-    hopSamples.push(...(await cpu.timed('hop', () => rawSequential(hop, n(500), 8_000))));
-    meshSamples.push(...(await cpu.timed('mesh', () => meshSequential(stub, n(500), 8_000))));
+    for (const [side, [, run]] of Object.entries(open)) samples[side].push(...(await cpu.timed(side, () => run(n(500), 8_000))));
   }
-  const perCall = (side, samples) => round((cpu.spent[side] * 1000) / samples.length, 0);
-  const m = { ...summary(meshSamples), workerdCpuUsPerCall: perCall('mesh', meshSamples) };
-  const b = { ...summary(rawSamples), workerdCpuUsPerCall: perCall('raw', rawSamples) };
-  const h = { ...summary(hopSamples), workerdCpuUsPerCall: perCall('hop', hopSamples) };
-  raw.terminate();
-  hop.terminate();
-  mesh.disconnect(c);
+  for (const [socket] of Object.values(open)) socket.terminate();
+  const figures = (side) => ({ ...summary(samples[side]), workerdCpuUsPerCall: round((cpu.spent[side] * 1000) / samples[side].length, 0) });
+  const [m, b, h, party, agent] = ['mesh', 'raw', 'hop', 'party', 'agent'].map(figures);
   return {
     scenario: name, unit: 'ms', deflate,
     what: 'sequential client → gateway → DO → client call (echo of a 40-character string)',
     measured: m, baseline: { name: 'raw hibernatable echo, 100-byte message', ...b },
     baselineHop: { name: 'RPC-hop floor: raw socket DO → one Workers RPC to another DO → back', ...h },
-    ratio: { p50: ratio(m.p50, b.p50), p90: ratio(m.p90, b.p90), p99: ratio(m.p99, b.p99), p50VsHop: ratio(m.p50, h.p50) },
-    samples: { measured: m.n, baseline: b.n, baselineHop: h.n }, target: 'p50 ≤ 1.5× raw',
+    peers: {
+      partyserver: { name: 'partyserver Server (hibernate: true) echoing a 100-byte message', ...party },
+      agents: { name: 'Agents SDK @callable echo of a 40-character string through AgentClient', ...agent },
+    },
+    ratio: {
+      p50: ratio(m.p50, b.p50), p90: ratio(m.p90, b.p90), p99: ratio(m.p99, b.p99), p50VsHop: ratio(m.p50, h.p50),
+      cpuVsHop: ratio(m.workerdCpuUsPerCall, h.workerdCpuUsPerCall), p50VsAgents: ratio(m.p50, agent.p50), p50VsPartyserver: ratio(m.p50, party.p50),
+    },
+    samples: Object.fromEntries(Object.entries(samples).map(([side, s]) => [side, s.length])), target: 'p50 ≤ 1.25× the hop floor; CPU ≤ 1.15× the floor\'s',
   };
 }

@@ -9,9 +9,19 @@ import type { MeshEnvelope, MeshResult } from './envelope.js';
 import { checkArguments, checkResult, runGuard, type Guard } from './checks.js';
 import { checksOf, findExposedMethod } from './exposed.js';
 
+/** Resolved bounds by the `static valueBounds` object they came from, with the fields they were resolved from: resolving on every call costs more than the check. */
+const resolvedBounds = new WeakMap<object, { from: [unknown, unknown]; bounds: ValueBounds }>();
+
 /** The bounds a node class sets with `static valueBounds` on the values it decodes, over the defaults. */
 export function valueBoundsOf(node: object): ValueBounds {
-  return resolveValueBounds((node.constructor as { valueBounds?: Partial<ValueBounds> } | undefined)?.valueBounds);
+  const overrides = (node.constructor as { valueBounds?: Partial<ValueBounds> } | undefined)?.valueBounds;
+  if (typeof overrides !== 'object' || overrides === null) return resolveValueBounds(overrides);
+  const cached = resolvedBounds.get(overrides);
+  // A field changed since (or a new object assigned) is resolved again, and checked again.
+  if (cached && cached.from[0] === overrides.maxExpandedSize && cached.from[1] === overrides.maxDepth) return cached.bounds;
+  const bounds = resolveValueBounds(overrides);
+  resolvedBounds.set(overrides, { from: [overrides.maxExpandedSize, overrides.maxDepth], bounds });
+  return bounds;
 }
 
 /** The default guard a node class sets with `static guard`, for every method that names none. */

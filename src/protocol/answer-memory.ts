@@ -6,8 +6,12 @@
  * client (mesh → client calls) keep one.
  */
 
+const NON_ASCII = /[^\x00-\x7f]/;
+
 /** UTF-8 length of a string, without allocating its encoding. */
 export function utf8Length(text: string): number {
+  // Most answers are ASCII (the codec's JSON escapes nothing else, but strings in it may hold any character): a native scan says so.
+  if (!NON_ASCII.test(text)) return text.length;
   let bytes = text.length;
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);

@@ -171,14 +171,20 @@ function growInt32(array: Int32Array): Int32Array {
   return grown;
 }
 
-/** How deep the value nests as decoded: the longest path of a depth-first walk that enters each value once (devalue's own recursion). */
-function decodedDepth(graph: Graph, n: number, max: number): number {
-  const { edgeStart, edges, leafDepth } = graph;
+/**
+ * How deep the value nests as decoded: the longest path of a depth-first walk that enters each value once (devalue's own recursion).
+ * Also whether any value is reached twice (`shared`; a cycle counts), and the weight of every value reached: without sharing,
+ * that weight is the expanded size, and the full walk is not needed.
+ */
+function decodedDepth(graph: Graph, n: number, max: number): { depth: number; shared: boolean; reachedWeight: number } {
+  const { edgeStart, edges, leafDepth, weight } = graph;
   const seen = new Uint8Array(n);
   const path: number[] = [0];
   const cursor: number[] = [edgeStart[0]!];
   seen[0] = 1;
   let deepest = leafDepth[0]!;
+  let shared = false;
+  let reachedWeight = weight[0]!;
   while (path.length > 0) {
     const v = path[path.length - 1]!;
     const position = cursor[cursor.length - 1]!;
@@ -189,14 +195,18 @@ function decodedDepth(graph: Graph, n: number, max: number): number {
     }
     cursor[cursor.length - 1] = position + 1;
     const w = edges[position]!;
-    if (seen[w]) continue;
+    if (seen[w]) {
+      shared = true;
+      continue;
+    }
     seen[w] = 1;
+    reachedWeight += weight[w]!;
     path.push(w);
     cursor.push(edgeStart[w]!);
     deepest = Math.max(deepest, path.length - 1 + leafDepth[w]!);
     if (deepest > max) break;
   }
-  return deepest;
+  return { depth: deepest, shared, reachedWeight };
 }
 
 /**
@@ -220,8 +230,10 @@ export function measureFlattened(parsed: unknown, customTags: ReadonlySet<string
   const graph = readGraph(parsed, customTags);
   const { weight, edgeStart, edges } = graph;
   const n = parsed.length;
-  const depth = decodedDepth(graph, n, bounds.maxDepth);
+  const { depth, shared, reachedWeight } = decodedDepth(graph, n, bounds.maxDepth);
   if (depth > bounds.maxDepth) return { expandedSize: 0, depth, exceeded: 'maxDepth' };
+  // No value reached twice (most payloads): the walk below would enter each once, so its size is their weight.
+  if (!shared) return reachedWeight > bounds.maxExpandedSize ? { expandedSize: reachedWeight, depth, exceeded: 'maxExpandedSize' } : { expandedSize: reachedWeight, depth };
   const visit = new Float64Array(n).fill(-1); // order of the entry's latest visit
   const onPath = new Uint8Array(n);
   const size = new Float64Array(n);

@@ -1,0 +1,60 @@
+/**
+ * The ceiling of one hot object: how much CPU one Durable Object spends per
+ * call when its callers' sockets are held elsewhere (meshgate's node), beside
+ * one agent that holds every socket itself (the Agents SDK).
+ *
+ * The node's work is isolated without sockets: a driver DO sends it calls
+ * exactly as a gateway does (the same RPC, an envelope of the same shape), 64
+ * at a time, and then as many bare RPCs with a string to a raw DO. What the
+ * process spends beyond the bare RPCs is the node's; the node's own share of
+ * a bare RPC is not known, so its CPU per call lies between that difference
+ * and the difference plus the whole bare RPC. The agent's figure is the
+ * process CPU per `@callable` with 64 in flight on one AgentClient socket.
+ */
+import { agentThroughput, cpuLedger } from '../measure.mjs';
+import { now, ratio, round, within } from '../lib.mjs';
+
+const IN_FLIGHT = 64;
+
+export async function hotObject({ mesh, n }) {
+  const drive = async (kind, count) => {
+    const t = now();
+    const response = await within(fetch(`${mesh.base.replace(/^ws/, 'http')}/hot/${kind}/${count}/${IN_FLIGHT}`), 30_000, `hot ${kind}`);
+    const ok = Number(await response.text());
+    if (ok !== count) throw new Error(`hot ${kind}: ${ok} of ${count} calls answered`);
+    return { count, perSecond: count / ((now() - t) / 1000) };
+  };
+  const agent = await mesh.agentClient('hot');
+  await drive('node', n(2_000));
+  await drive('bare', n(2_000));
+  await agentThroughput(agent, n(2_000), IN_FLIGHT, 2_000);
+  const cpu = cpuLedger(mesh.pid);
+  const counts = { node: 0, bare: 0, agent: 0 };
+  const rates = { node: [], bare: [], agent: [] };
+  for (let r = 0; r < 3; r++) {
+    for (const [side, run] of [['node', () => drive('node', n(10_000))], ['bare', () => drive('bare', n(10_000))], ['agent', () => agentThroughput(agent, n(10_000), IN_FLIGHT, 4_000)]]) {
+      const result = await cpu.timed(side, run);
+      counts[side] += result.count;
+      rates[side].push(Math.round(result.perSecond));
+    }
+  }
+  mesh.closeAgent(agent);
+  const perCall = (side) => (cpu.spent[side] * 1000) / counts[side];
+  const extra = Math.max(0, perCall('node') - perCall('bare'));
+  const upper = extra + perCall('bare');
+  const agentUs = perCall('agent');
+  return {
+    scenario: 'hot_object', unit: 'µs / call',
+    what: `CPU per call in one hot Durable Object, ${IN_FLIGHT} in flight: a meshgate node whose callers' sockets are elsewhere, beside one agent holding its socket`,
+    measured: {
+      nodeCpuUsPerCall: { atLeast: round(extra, 1), atMost: round(upper, 1) },
+      // what one JS thread could sustain at that CPU per call, at the worst of the bracket
+      ceilingCallsPerSecond: Math.round(1e6 / upper),
+      drivenPerSecond: rates.node,
+    },
+    baseline: { name: 'bare RPC with a string to a raw DO (driver and target)', cpuUsPerCall: round(perCall('bare'), 1), drivenPerSecond: rates.bare },
+    peers: { agents: { name: `Agents SDK @callable, ${IN_FLIGHT} in flight on one AgentClient socket`, cpuUsPerCall: round(agentUs, 1), ceilingCallsPerSecond: Math.round(1e6 / agentUs), perSecond: rates.agent } },
+    ratio: { ceilingVsAgent: ratio(1e6 / upper, 1e6 / agentUs) },
+    target: 'one meshgate node sustains more calls per second than one agent',
+  };
+}
