@@ -121,6 +121,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
       protocol, epoch: this.#epoch, maxFrameBytes: this.config.maxFrameBytes,
     }));
     this.#toClient.resendTo(server);
+    this.#toMesh.streams.newSocket();
     return upgradeResponse(request, client, subprotocolOf(protocol));
   }
 
@@ -152,6 +153,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     if (this.#sockets.active()) return;
     this.#toClient.failAll();
+    this.#toMesh.clientGone();
     this.#forget();
     await this.#graceMemory.clear();
     await releaseIdentity(this.env, this.config.identityLimiterBinding, this.ctx.id.name);
@@ -180,6 +182,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   #forget(): void {
     this.#toMesh.answers.clear();
     this.#toClient.notifications.clear();
+    this.#toMesh.streams.cancelAll();
   }
 
   /** After an eviction in the grace period: the memory saved when the socket dropped, epoch included, so resends get their real answers. */
@@ -205,20 +208,23 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     if (tokenExpired(info)) {
       // A resend this gateway knows is answered as usual; a new call did not run:
       // the client keeps it and sends it again after refreshing its token.
-      if (frame.type !== 'call') this.#toClient.takeAnswer(ws, frame);
-      else if (!this.#toMesh.answerResend(ws, frame.id)) this.#toMesh.answer(ws, frame.id, failure(new TokenExpiredError()), false, true);
+      if (frame.type === 'incoming_call_response') this.#toClient.takeAnswer(ws, frame);
+      else if (frame.type === 'cancel') this.#toMesh.cancel(frame.id);
+      else if (frame.type === 'call' && !this.#toMesh.answerResend(ws, frame.id)) this.#toMesh.answer(ws, frame.id, failure(new TokenExpiredError()), false, true);
       return this.#refuse(ws, WS_CLOSE_TOKEN_EXPIRED, 'Token expired');
     }
     if (frame.type === 'call') this.#toMesh.take(ws, info, frame);
-    else this.#toClient.takeAnswer(ws, frame);
+    else if (frame.type === 'incoming_call_response') this.#toClient.takeAnswer(ws, frame);
+    else if (frame.type === 'stream_credit') this.#toMesh.streams.credit(ws, frame);
+    else this.#toMesh.cancel(frame.id);
   }
 
   /** Sizes of the in-memory maps, each bounded by `config` (for monitoring and tests). */
-  protected memoryStats(): { running: number; answered: number; answeredSize: number; waiting: number; notifications: number; stubs: number } {
+  protected memoryStats(): { running: number; answered: number; answeredSize: number; waiting: number; notifications: number; stubs: number; streams: number } {
     const toMesh = this.#toMesh;
     return {
       running: toMesh.running, answered: toMesh.answers.size, answeredSize: toMesh.answers.bytes, waiting: this.#toClient.waiting,
-      notifications: this.#toClient.notifications.size, stubs: toMesh.stubs,
+      notifications: this.#toClient.notifications.size, stubs: toMesh.stubs, streams: toMesh.streams.size,
     };
   }
 

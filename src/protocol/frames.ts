@@ -7,6 +7,9 @@
 import { DEFAULTS } from './limits.js';
 import { MAX_STATE_DEPTH } from './wire.js';
 import { ProtocolError } from './errors.js';
+import { checkStreamServerFrame, decodeStreamClientFrame, STREAM_CLIENT_TYPES, STREAM_SERVER_TYPES, type StreamClientFrame, type StreamServerFrame } from './stream-frames.js';
+
+export type * from './stream-frames.js';
 
 /** Who made a call: a client through its gateway, or a mesh node. */
 export type Origin =
@@ -34,13 +37,17 @@ export interface CallFrame {
   timeoutMs?: number;
   /** On a resend: the gateway epoch the call was first sent under. */
   resentFrom?: string;
+  /** The caller may cancel this call (a `cancel` frame): the gateway gives the node a way to hear it. */
+  cancellable?: true;
+  /** If the result is a stream: chunks the gateway may send before the first `stream_credit` (default DEFAULTS.streamWindow). */
+  streamWindow?: number;
 }
 
 export type IncomingCallResponseFrame =
   | { type: 'incoming_call_response'; id: string; ok: true; result: string }
   | { type: 'incoming_call_response'; id: string; ok: false; error: string };
 
-export type ClientFrame = CallFrame | IncomingCallResponseFrame;
+export type ClientFrame = CallFrame | IncomingCallResponseFrame | StreamClientFrame;
 
 // ── gateway → client ──────────────────────────────────────────────────────────
 
@@ -63,6 +70,8 @@ export interface ConnectionStatusFrame {
 
 export type CallResponseFrame =
   | { type: 'call_response'; id: string; ok: true; result: string }
+  /** The result is a stream: its chunks follow as `stream_chunk` frames with this id. */
+  | { type: 'call_response'; id: string; ok: true; stream: true }
   /** `retryAfterReconnect`: the call did not run (the token expired); send it again once reconnected. */
   | { type: 'call_response'; id: string; ok: false; error: string; retryAfterReconnect?: true };
 
@@ -90,7 +99,7 @@ export interface ErrorFrame {
   message: string;
 }
 
-export type ServerFrame = ConnectionStatusFrame | CallResponseFrame | IncomingCallFrame | SupersededFrame | ErrorFrame;
+export type ServerFrame = ConnectionStatusFrame | CallResponseFrame | IncomingCallFrame | SupersededFrame | ErrorFrame | StreamServerFrame;
 
 // ── decoding ──────────────────────────────────────────────────────────────────
 
@@ -172,6 +181,10 @@ export function decodeClientFrame(text: string, maxIdLength: number = DEFAULTS.m
     if (frame.resentFrom !== undefined && (typeof frame.resentFrom !== 'string' || frame.resentFrom.length === 0 || frame.resentFrom.length > 64)) {
       fail(fieldError('call', 'resentFrom', 'the epoch string from connection_status'));
     }
+    if (frame.cancellable !== undefined && frame.cancellable !== true) fail(fieldError('call', 'cancellable', 'true or absent'));
+    if (frame.streamWindow !== undefined && !(Number.isInteger(frame.streamWindow) && (frame.streamWindow as number) >= 1)) {
+      fail(fieldError('call', 'streamWindow', 'a whole number of chunks ≥ 1'));
+    }
     return {
       type: 'call',
       id: id!,
@@ -181,6 +194,8 @@ export function decodeClientFrame(text: string, maxIdLength: number = DEFAULTS.m
       ...(frame.state === undefined ? {} : { state: frame.state as Record<string, unknown> }),
       ...(frame.timeoutMs === undefined ? {} : { timeoutMs: frame.timeoutMs as number }),
       ...(frame.resentFrom === undefined ? {} : { resentFrom: frame.resentFrom as string }),
+      ...(frame.cancellable === true ? { cancellable: true as const } : {}),
+      ...(frame.streamWindow === undefined ? {} : { streamWindow: frame.streamWindow as number }),
     };
   }
   if (frame.type === 'incoming_call_response') {
@@ -189,7 +204,14 @@ export function decodeClientFrame(text: string, maxIdLength: number = DEFAULTS.m
     if (frame.ok === false && typeof frame.error === 'string') return { type: 'incoming_call_response', id: id!, ok: false, error: frame.error };
     return fail(fieldError('incoming_call_response', 'ok/result/error', 'ok: true with a "result" codec string, or ok: false with an "error" codec string'));
   }
-  return fail(new ProtocolError(`Unknown frame type ${describe(frame.type)}; expected "call" or "incoming_call_response".`, 'unknown_type'));
+  if (typeof frame.type === 'string' && STREAM_CLIENT_TYPES.has(frame.type)) {
+    try {
+      return decodeStreamClientFrame(frame, id);
+    } catch (error) {
+      return fail(error as ProtocolError);
+    }
+  }
+  return fail(new ProtocolError(`Unknown frame type ${describe(frame.type)}; expected "call", "incoming_call_response", "stream_credit" or "cancel".`, 'unknown_type'));
 }
 
 /**
@@ -211,7 +233,7 @@ export function decodeServerFrame(text: string): ServerFrame {
       break;
     case 'call_response':
       check(isString(frame.id), 'id', 'a string');
-      check((frame.ok === true && isString(frame.result)) || (frame.ok === false && isString(frame.error)), 'ok/result/error', 'ok: true with a "result" string, or ok: false with an "error" string');
+      check((frame.ok === true && (isString(frame.result) || frame.stream === true)) || (frame.ok === false && isString(frame.error)), 'ok/result/error', 'ok: true with a "result" string (or stream: true), or ok: false with an "error" string');
       break;
     case 'incoming_call':
       check(isString(frame.id) && isString(frame.method) && isString(frame.args), 'id/method/args', 'strings');
@@ -224,6 +246,10 @@ export function decodeServerFrame(text: string): ServerFrame {
       check(isString(frame.code) && isString(frame.message) && (frame.id === undefined || isString(frame.id)), 'code/message/id', 'strings');
       break;
     default:
+      if (typeof type === 'string' && STREAM_SERVER_TYPES.has(type)) {
+        checkStreamServerFrame(frame);
+        break;
+      }
       throw new ProtocolError(`Unknown frame type from gateway: ${describe(type)}`, 'unknown_type');
   }
   return frame as unknown as ServerFrame;

@@ -27,6 +27,8 @@ export async function startTestMesh(options: {
   graceMs?: number; clientTimeoutMs?: number; env?: Record<string, string>; identityLimiter?: boolean;
   /** another fixture entry that re-exports test/fixtures/worker.ts, and the classes it adds or replaces */
   entry?: URL; durableObjects?: Record<string, string | { className: string; useSQLite?: boolean }>;
+  /** Worker entrypoints of that fixture, by binding */
+  services?: Record<string, string>;
 } = {}): Promise<TestMesh> {
   const { url, dispose, mf } = await startWorkerd({
     entry: (options.entry ?? new URL('../fixtures/worker.ts', import.meta.url)).pathname,
@@ -35,7 +37,7 @@ export async function startTestMesh(options: {
       ...(options.identityLimiter === false ? {} : { IDENTITY_LIMITER: { className: 'TestIdentityLimiter', useSQLite: true } }),
       ...options.durableObjects,
     },
-    services: { ECHO_WORKER: 'EchoWorker', LEGACY_WORKER: 'LegacyBatchWorker' },
+    services: { ECHO_WORKER: 'EchoWorker', LEGACY_WORKER: 'LegacyBatchWorker', ...options.services },
     bindings: {
       JWT_SECRET: SECRET,
       // Suites reuse a few subs across many tab ids and keep them open; identity-cap.test.ts sets its own cap.
