@@ -11,12 +11,7 @@ import { rssBytes, workerdPids } from '../scripts/processes.mjs';
 import type { StreamDO, StreamWorker } from './fixtures/streams-worker.js';
 import { startTestMesh, waitFor, type TestMesh } from './support/mesh.js';
 import { createNetwork } from './support/network.js';
-
-export const STREAM_MESH = {
-  entry: new URL('./fixtures/streams-worker.ts', import.meta.url),
-  durableObjects: { GATEWAY: 'StreamGateway', STREAMS: 'StreamDO' },
-  services: { STREAM_WORKER: 'StreamWorker' },
-};
+import { STREAM_MESH } from './support/stream-mesh.js';
 
 let mesh: TestMesh;
 const clients: MeshClient[] = [];
