@@ -111,7 +111,7 @@ export class OutgoingCalls {
   answer(frame: CallResponseFrame): void {
     this.#settle(frame.id, (call) => {
       try {
-        if (frame.ok && 'stream' in frame) call.resolve(this.#openStream(frame.id, call));
+        if (frame.ok && 'stream' in frame) call.resolve(this.#openStream(frame.id, call, frame.window));
         else if (frame.ok) call.resolve(decodeValue(frame.result));
         else call.reject(decodeValue(frame.error));
       } catch (error) {
@@ -158,9 +158,10 @@ export class OutgoingCalls {
     for (const id of [...this.#calls.keys()]) this.#settle(id, (call) => call.reject(error()));
   }
 
-  #openStream(id: string, call: OutgoingCall): unknown {
+  /** `window`: the one the gateway granted, which may be less than asked for. */
+  #openStream(id: string, call: OutgoingCall, window: number): unknown {
     if (!this.streams) throw new ProtocolError(`"${call.method}" answered with a stream, which this caller cannot read.`, 'bad_frame');
-    return this.streams.open(id, call.method, call.window, call.signal);
+    return this.streams.open(id, call.method, Math.min(call.window, window), call.signal);
   }
 
   #settle(id: string, how: (call: OutgoingCall) => void): void {

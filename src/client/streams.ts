@@ -2,7 +2,7 @@
  * Streams the mesh sends this client: a call answered with `stream: true`
  * becomes a ClientStream, an async iterator over its chunks. The client holds
  * at most its window of chunks it has not read, and grants more credit as the
- * app reads (half a window at a time). Chunks are numbered, so one sent again
+ * app reads (half a window at a time, or whenever it has read all it holds). Chunks are numbered, so one sent again
  * after a reconnect is dropped, and the resume says what it holds. Leaving a
  * `for await` early, or the call's AbortSignal, cancels the stream.
  */
@@ -23,6 +23,8 @@ export class ClientStream<T = unknown> implements AsyncIterableIterator<T> {
   #received = 0;
   #consumed = 0;
   #granted: number;
+  /** `received` in the last credit sent */
+  #acked = 0;
   readonly #queue: T[] = [];
   #failure: { error: unknown } | undefined;
   #ended = false;
@@ -68,6 +70,8 @@ export class ClientStream<T = unknown> implements AsyncIterableIterator<T> {
       return Promise.resolve({ value: undefined, done: true });
     }
     if (this.#waiter) return Promise.reject(new TypeError('meshgate: one next() at a time on a stream; await the previous one first.'));
+    // Starved with chunks unacknowledged: the gateway may be holding its byte bound for them, so say they arrived.
+    if (this.#received > this.#acked) this.#grant(true);
     return new Promise((resolve, reject) => (this.#waiter = { resolve, reject }));
   }
 
@@ -128,6 +132,7 @@ export class ClientStream<T = unknown> implements AsyncIterableIterator<T> {
     const limit = this.#consumed + this.#window;
     if (!force && limit - this.#granted < Math.max(1, this.#window >> 1)) return;
     this.#granted = limit;
+    this.#acked = this.#received;
     // Not sent (disconnected)? The resume after the reconnect carries the same numbers.
     this.#send(encodeFrame({ type: 'stream_credit', id: this.id, received: this.#received, limit }));
   }

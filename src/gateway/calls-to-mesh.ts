@@ -144,8 +144,9 @@ export class CallsToMesh {
   }
 
   /** Sends the answer to call `id`; `remember`: keep it for a resend (false for refusals that ran nothing). */
-  answer(ws: WebSocket | undefined, id: string, result: MeshResult, remember: boolean, retryAfterReconnect = false): void {
-    const answer = !result.ok ? { ok: false as const, error: result.error } : result.stream ? { ok: true as const, stream: true as const } : { ok: true as const, result: result.result };
+  answer(ws: WebSocket | undefined, id: string, result: MeshResult & { window?: number }, remember: boolean, retryAfterReconnect = false): void {
+    const answer = !result.ok ? { ok: false as const, error: result.error }
+      : result.stream ? { ok: true as const, stream: true as const, window: result.window ?? DEFAULTS.streamWindow } : { ok: true as const, result: result.result };
     const text = encodeFrame({ type: 'call_response', id, ...answer, ...(retryAfterReconnect ? { retryAfterReconnect: true } : {}) });
     if (remember) {
       this.answers.remember(id, text, ws);
@@ -306,16 +307,17 @@ export class CallsToMesh {
   }
 
   /** A call answered with a stream: it starts sending (streams.ts), unless the client cancelled it meanwhile or has too many open. */
-  #openStream(ws: WebSocket | undefined, frame: CallFrame, stream: StreamSource, cancelled: boolean): MeshResult {
+  #openStream(ws: WebSocket | undefined, frame: CallFrame, stream: StreamSource, cancelled: boolean): MeshResult & { window?: number } {
     if (cancelled) {
       this.#refuseStream(stream);
       return failure(new CancelledError(frame.method));
     }
     const { maxStreams } = this.#host.config();
-    if (!this.streams.open(ws, frame.id, frame.method, stream, frame.streamWindow ?? DEFAULTS.streamWindow)) {
+    const window = this.streams.open(ws, frame.id, frame.method, stream, frame.streamWindow ?? DEFAULTS.streamWindow);
+    if (window === undefined) {
       return failure(new LimitExceededError('maxStreams', maxStreams, 'this client has that many streams open; read them to the end or cancel some (break out of their for await) first.'));
     }
-    return { ok: true, result: '', stream };
+    return { ok: true, result: '', stream, window };
   }
 
   #refuseStream(stream: StreamSource): void {

@@ -65,12 +65,12 @@ export class GatewayStreams {
     return this.#streams.has(id);
   }
 
-  /** A call answered with a stream: starts sending up to `window` chunks on `ws`. False: over maxStreams (the stream is cancelled). */
-  open(ws: WebSocket | undefined, id: string, method: string, source: StreamSource, window: number): boolean {
+  /** A call answered with a stream: starts sending up to `window` chunks on `ws`; returns the window granted. Undefined: over maxStreams (the stream is cancelled). */
+  open(ws: WebSocket | undefined, id: string, method: string, source: StreamSource, window: number): number | undefined {
     const { maxStreams, maxStreamWindow } = this.#host.config();
     if (this.#streams.size >= maxStreams || this.#streams.has(id)) {
       release(source, true);
-      return false;
+      return undefined;
     }
     const stream: OpenStream = {
       id, method, source, ws, pulled: 0, sent: 0, acked: 0, limit: Math.min(window, maxStreamWindow),
@@ -78,7 +78,7 @@ export class GatewayStreams {
     };
     this.#streams.set(id, stream);
     this.#pull(stream);
-    return true;
+    return stream.limit;
   }
 
   /** The client's credit (or, from a socket the stream was not being sent on, its resume). */

@@ -61,11 +61,14 @@ export class NodeStream extends RpcTarget {
     this.#pull = { ...pull, limit: Math.max(this.#pull.limit, pull.limit) };
     this.#pump();
     if (this.#queue.length === 0 && !this.#final) await new Promise<void>((resolve) => (this.#wake = resolve));
-    const chunks = this.#queue;
-    this.#queue = [];
-    this.#queuedChars = 0;
-    const final = this.#final;
-    if (!final) this.#pump(); // produce the next ones while the gateway sends these
+    // What the gateway has room for (at least one chunk); the rest waits here, inside this stream's own bound.
+    let count = 0;
+    let chars = 0;
+    while (count < this.#queue.length && (count === 0 || chars + this.#queue[count]!.length <= pull.maxChars)) chars += this.#queue[count++]!.length;
+    const chunks = this.#queue.splice(0, count);
+    this.#queuedChars -= chars;
+    const final = this.#queue.length === 0 ? this.#final : undefined;
+    if (!this.#final) this.#pump(); // produce the next ones while the gateway sends these
     return { chunks, ...final };
   }
 

@@ -70,8 +70,8 @@ export interface ConnectionStatusFrame {
 
 export type CallResponseFrame =
   | { type: 'call_response'; id: string; ok: true; result: string }
-  /** The result is a stream: its chunks follow as `stream_chunk` frames with this id. */
-  | { type: 'call_response'; id: string; ok: true; stream: true }
+  /** The result is a stream: its chunks follow as `stream_chunk` frames with this id; `window` is the one the gateway granted (it may cap the caller's). */
+  | { type: 'call_response'; id: string; ok: true; stream: true; window: number }
   /** `retryAfterReconnect`: the call did not run (the token expired); send it again once reconnected. */
   | { type: 'call_response'; id: string; ok: false; error: string; retryAfterReconnect?: true };
 
@@ -233,7 +233,7 @@ export function decodeServerFrame(text: string): ServerFrame {
       break;
     case 'call_response':
       check(isString(frame.id), 'id', 'a string');
-      check((frame.ok === true && (isString(frame.result) || frame.stream === true)) || (frame.ok === false && isString(frame.error)), 'ok/result/error', 'ok: true with a "result" string (or stream: true), or ok: false with an "error" string');
+      check((frame.ok === true && (isString(frame.result) || (frame.stream === true && Number.isSafeInteger(frame.window) && (frame.window as number) >= 1))) || (frame.ok === false && isString(frame.error)), 'ok/result/error', 'ok: true with a "result" string (or stream: true and a window), or ok: false with an "error" string');
       break;
     case 'incoming_call':
       check(isString(frame.id) && isString(frame.method) && isString(frame.args), 'id/method/args', 'strings');
