@@ -30,6 +30,8 @@ export class ClientStream<T = unknown> implements AsyncIterableIterator<T> {
   #ended = false;
   /** the iterator finished: returned, thrown, or read to the end */
   #finished = false;
+  /** no longer listening to the signal, nor listed with the client */
+  #detached = false;
   #waiter: { resolve: (result: IteratorResult<T>) => void; reject: (error: unknown) => void } | undefined;
   readonly #signal: AbortSignal | undefined;
   readonly #onAbort = (): void => this.#fail(new CancelledError(this.method, this.#signal?.reason), true);
@@ -165,6 +167,8 @@ export class ClientStream<T = unknown> implements AsyncIterableIterator<T> {
   }
 
   #detach(): void {
+    if (this.#detached) return;
+    this.#detached = true;
     this.#signal?.removeEventListener('abort', this.#onAbort);
     this.#forget(this);
   }
