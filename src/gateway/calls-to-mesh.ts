@@ -291,6 +291,9 @@ export class CallsToMesh {
 
   /** The node did not answer within callDeadlineMs: free the slot; the call may still run, so the answer is "unknown". */
   #giveUp(ws: WebSocket, frame: CallFrame): void {
+    // Nobody waits for it any more: a cancellable call's node hears so, and its entry goes.
+    this.cancels.cancel(frame.id);
+    this.cancels.end(frame.id);
     const cause = new Error(`the node did not answer within ${this.#deadlineFor(frame)} ms`);
     this.answer(this.#host.sockets.replyTo(ws), frame.id, failure(new OutcomeUnknownError(frame.method, cause)), true);
   }
