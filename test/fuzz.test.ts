@@ -218,11 +218,12 @@ function expectValidClientFrame(frame: ClientFrame): void {
     expect(Object.keys(frame).sort()).toEqual(['args', 'id', 'method', 'to', 'type', ...(frame.state ? ['state'] : [])].sort());
   } else if (frame.type === 'incoming_call_response') {
     expect(typeof frame.ok).toBe('boolean');
-    expect(typeof (frame.ok ? frame.result : frame.error)).toBe('string');
+    if (frame.ok && 'stream' in frame) expect(frame.stream).toBe(true);
+    else expect(typeof (frame.ok ? frame.result : frame.error)).toBe('string');
   } else if (frame.type === 'stream_credit') {
     expect(Number.isSafeInteger(frame.received) && frame.limit >= frame.received).toBe(true);
   } else {
-    expect(frame.type).toBe('cancel');
+    expect(['cancel', 'stream_chunk', 'stream_end', 'stream_error']).toContain(frame.type);
   }
 }
 

@@ -25,6 +25,7 @@ import { onNetworkReturn } from './network-return.js';
 import type { MeshClientOptions } from './options.js';
 import { OutgoingCalls, type CallOptions } from './outgoing.js';
 import { ClientStreams } from './streams.js';
+import { ClientProducers } from './producers.js';
 import { closeQuietly, describeSocketError, resolveSocketClass, SOCKET_OPEN, type SocketClass, type SocketLike } from './socket.js';
 import { TabIdentity } from './tab-id.js';
 import { readTokenSubject, TokenSource } from './token.js';
@@ -39,6 +40,7 @@ export class MeshClient<Handlers extends object = object> {
   readonly #tab = new TabIdentity();
   readonly #outgoing: OutgoingCalls;
   readonly #streams = new ClientStreams((text) => this.#send(text));
+  readonly #producers = new ClientProducers((text) => this.#send(text));
   readonly #incoming: IncomingCalls;
   readonly #liveness: Liveness;
   readonly #versions: OfferedVersions;
@@ -64,7 +66,7 @@ export class MeshClient<Handlers extends object = object> {
       options.maxFrameBytes ?? DEFAULTS.maxFrameBytes, this.#streams);
     this.#incoming = new IncomingCalls(options.handlers, options.allowClientOrigins ?? false, options.rememberedCallIds ?? DEFAULTS.rememberedCallIds,
       (error) => this.#report(error), options.maxConcurrentIncomingCalls ?? DEFAULTS.maxConcurrentIncomingCalls,
-      () => this.#outgoing.maxFrameChars);
+      () => this.#outgoing.maxFrameChars, (id, source) => this.#producers.start(id, source));
     this.#instanceName = options.instanceName;
     this.#liveness = new Liveness({
       intervalMs: options.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs,
@@ -222,10 +224,12 @@ export class MeshClient<Handlers extends object = object> {
         // A gateway that forgot this client forgot its streams too; one that did not sends each again from what it holds.
         if (effect.subscriptionRequired) this.#streams.interruptAll((method) => new StreamInterruptedError(method));
         else this.#streams.resumeAll();
+        this.#producers.stopAll(); // a handler's stream does not follow to a new socket: its node got StreamInterruptedError
         return;
       case 'failCalls':
         this.#outgoing.failAll(() => stoppedError(effect.because));
         this.#streams.interruptAll(() => stoppedError(effect.because));
+        this.#producers.stopAll();
         return;
       case 'scheduleRetry': {
         if (phase.name !== 'backingOff') return;
@@ -320,6 +324,9 @@ export class MeshClient<Handlers extends object = object> {
       case 'error':
         this.#report(new Error(`Gateway reported ${frame.code}: ${frame.message}`));
         return;
+      case 'stream_credit':
+      case 'cancel':
+        return this.#producers.take(frame);
       default:
         this.#streams.take(frame);
     }

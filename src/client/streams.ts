@@ -9,7 +9,7 @@
 import { decodeValue } from '../protocol/codec.js';
 import { CancelledError, ProtocolError } from '../protocol/errors.js';
 import { encodeFrame } from '../protocol/frames.js';
-import type { StreamServerFrame } from '../protocol/stream-frames.js';
+import type { StreamDataFrame } from '../protocol/stream-frames.js';
 
 type Send = (text: string) => boolean;
 
@@ -86,7 +86,7 @@ export class ClientStream<T = unknown> implements AsyncIterableIterator<T> {
   }
 
   /** A frame of this stream from the gateway. */
-  take(frame: StreamServerFrame): void {
+  take(frame: StreamDataFrame): void {
     if (this.#ended || this.#failure || this.#finished) return;
     if (frame.type === 'stream_chunk') {
       if (frame.seq < this.#received) return; // sent again after a reconnect: already here
@@ -196,7 +196,7 @@ export class ClientStreams {
   }
 
   /** A frame for a stream this client no longer reads (cancelled, finished) is dropped. */
-  take(frame: StreamServerFrame): void {
+  take(frame: StreamDataFrame): void {
     this.#streams.get(frame.id)?.take(frame);
   }
 

@@ -138,6 +138,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
 
   /** Starts the grace period if supersession.ts says so: the gateway's own state decides, never the client's close code. */
   async #socketEnded(gone: WebSocket, end: SocketEnd): Promise<void> {
+    this.#toClient.streams.socketLost(gone);
     if (!startsGracePeriod(end, this.#sockets.active(gone) !== undefined)) return;
     this.#graceMemory.save(this.#epoch, this.#toMesh.answers.entries(), this.#toMesh.runningIds());
     await this.ctx.storage.setAlarm(Date.now() + this.config.gracePeriodMs);
@@ -216,7 +217,8 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     if (frame.type === 'call') this.#toMesh.take(ws, info, frame);
     else if (frame.type === 'incoming_call_response') this.#toClient.takeAnswer(ws, frame);
     else if (frame.type === 'stream_credit') this.#toMesh.streams.credit(ws, frame);
-    else this.#toMesh.cancel(frame.id);
+    else if (frame.type === 'cancel') this.#toMesh.cancel(frame.id);
+    else this.#toClient.takeStreamData(ws, frame);
   }
 
   /** Sizes of the in-memory maps, each bounded by `config` (for monitoring and tests). */

@@ -10,30 +10,13 @@ import { RpcTarget } from 'cloudflare:workers';
 import { decodeValue, encodeError, encodeValue } from '../protocol/codec.js';
 import { CancelledError, LimitExceededError } from '../protocol/errors.js';
 import { DEFAULTS } from '../protocol/limits.js';
+import { iteratorOf } from '../protocol/streamable.js';
 import type { ValueBounds } from '../protocol/value-bounds.js';
+
+export { isStreamable } from '../protocol/streamable.js';
 import { runWithContext } from './context.js';
 import type { CallContext, StreamBatch, StreamPull, StreamSource } from './envelope.js';
 import { signalOf } from './signals.js';
-
-/** A value a method may return to stream its result. */
-export function isStreamable(value: unknown): value is AsyncIterable<unknown> | ReadableStream<unknown> {
-  if (typeof value !== 'object' || value === null) return false;
-  if (typeof ReadableStream !== 'undefined' && value instanceof ReadableStream) return true;
-  return typeof (value as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === 'function';
-}
-
-/** A ReadableStream read as an iterator whose `return()` cancels it. */
-function iteratorOf(source: AsyncIterable<unknown> | ReadableStream<unknown>): AsyncIterator<unknown> {
-  if (typeof ReadableStream === 'undefined' || !(source instanceof ReadableStream)) return (source as AsyncIterable<unknown>)[Symbol.asyncIterator]();
-  const reader = source.getReader();
-  return {
-    next: () => reader.read() as Promise<IteratorResult<unknown>>,
-    return: async () => {
-      await reader.cancel();
-      return { done: true, value: undefined };
-    },
-  };
-}
 
 export class NodeStream extends RpcTarget {
   readonly #iterator: AsyncIterator<unknown>;

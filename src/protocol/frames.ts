@@ -7,7 +7,7 @@
 import { DEFAULTS } from './limits.js';
 import { MAX_STATE_DEPTH } from './wire.js';
 import { ProtocolError } from './errors.js';
-import { checkStreamServerFrame, decodeStreamClientFrame, STREAM_CLIENT_TYPES, STREAM_SERVER_TYPES, type StreamClientFrame, type StreamServerFrame } from './stream-frames.js';
+import { decodeStreamFrame, STREAM_TYPES, type StreamFrame } from './stream-frames.js';
 
 export type * from './stream-frames.js';
 
@@ -45,9 +45,11 @@ export interface CallFrame {
 
 export type IncomingCallResponseFrame =
   | { type: 'incoming_call_response'; id: string; ok: true; result: string }
+  /** The handler's answer is a stream: its chunks follow as `stream_chunk` frames with this id, within the gateway's credit. */
+  | { type: 'incoming_call_response'; id: string; ok: true; stream: true }
   | { type: 'incoming_call_response'; id: string; ok: false; error: string };
 
-export type ClientFrame = CallFrame | IncomingCallResponseFrame | StreamClientFrame;
+export type ClientFrame = CallFrame | IncomingCallResponseFrame | StreamFrame;
 
 // ── gateway → client ──────────────────────────────────────────────────────────
 
@@ -99,7 +101,7 @@ export interface ErrorFrame {
   message: string;
 }
 
-export type ServerFrame = ConnectionStatusFrame | CallResponseFrame | IncomingCallFrame | SupersededFrame | ErrorFrame | StreamServerFrame;
+export type ServerFrame = ConnectionStatusFrame | CallResponseFrame | IncomingCallFrame | SupersededFrame | ErrorFrame | StreamFrame;
 
 // ── decoding ──────────────────────────────────────────────────────────────────
 
@@ -201,17 +203,18 @@ export function decodeClientFrame(text: string, maxIdLength: number = DEFAULTS.m
   if (frame.type === 'incoming_call_response') {
     if (id === undefined) fail(fieldError('incoming_call_response', 'id', 'the id of the incoming call'));
     if (frame.ok === true && typeof frame.result === 'string') return { type: 'incoming_call_response', id: id!, ok: true, result: frame.result };
+    if (frame.ok === true && frame.stream === true) return { type: 'incoming_call_response', id: id!, ok: true, stream: true };
     if (frame.ok === false && typeof frame.error === 'string') return { type: 'incoming_call_response', id: id!, ok: false, error: frame.error };
     return fail(fieldError('incoming_call_response', 'ok/result/error', 'ok: true with a "result" codec string, or ok: false with an "error" codec string'));
   }
-  if (typeof frame.type === 'string' && STREAM_CLIENT_TYPES.has(frame.type)) {
+  if (typeof frame.type === 'string' && STREAM_TYPES.has(frame.type)) {
     try {
-      return decodeStreamClientFrame(frame, id);
+      return decodeStreamFrame(frame, id);
     } catch (error) {
       return fail(error as ProtocolError);
     }
   }
-  return fail(new ProtocolError(`Unknown frame type ${describe(frame.type)}; expected "call", "incoming_call_response", "stream_credit" or "cancel".`, 'unknown_type'));
+  return fail(new ProtocolError(`Unknown frame type ${describe(frame.type)}; expected "call", "incoming_call_response" or a stream frame (docs/protocol.md §2.1).`, 'unknown_type'));
 }
 
 /**
@@ -246,10 +249,7 @@ export function decodeServerFrame(text: string): ServerFrame {
       check(isString(frame.code) && isString(frame.message) && (frame.id === undefined || isString(frame.id)), 'code/message/id', 'strings');
       break;
     default:
-      if (typeof type === 'string' && STREAM_SERVER_TYPES.has(type)) {
-        checkStreamServerFrame(frame);
-        break;
-      }
+      if (typeof type === 'string' && STREAM_TYPES.has(type)) return decodeStreamFrame(frame, typeof frame.id === 'string' ? frame.id : undefined);
       throw new ProtocolError(`Unknown frame type from gateway: ${describe(type)}`, 'unknown_type');
   }
   return frame as unknown as ServerFrame;

@@ -1,14 +1,16 @@
 /**
  * Stream and cancel frames (docs/protocol.md §2.1). A call whose result is a
- * stream is answered with `call_response` `stream: true`; its chunks follow as
- * `stream_chunk` frames numbered from 0, each stream ending with one
- * `stream_end` or `stream_error`. The client grants credit with
- * `stream_credit` and says it is done with a call or stream with `cancel`.
- * The stream's id is the id of the call that opened it.
+ * stream is answered with `stream: true`; its chunks follow as `stream_chunk`
+ * frames numbered from 0, each stream ending with one `stream_end` or
+ * `stream_error`. The reader grants credit with `stream_credit` and says it
+ * is done with a call or stream with `cancel`. The stream's id is the id of
+ * the call that opened it. Both directions use them: a node's stream to the
+ * client (data from the gateway), a client handler's stream to a node (data
+ * from the client).
  */
 import { ProtocolError } from './errors.js';
 
-// ── client → gateway ──────────────────────────────────────────────────────────
+// ── from the reader ───────────────────────────────────────────────────────────
 
 /**
  * "I hold every chunk numbered below `received`; send chunks numbered below
@@ -29,9 +31,10 @@ export interface CancelFrame {
   id: string;
 }
 
-export type StreamClientFrame = StreamCreditFrame | CancelFrame;
+/** What the side reading a stream sends. */
+export type StreamControlFrame = StreamCreditFrame | CancelFrame;
 
-// ── gateway → client ──────────────────────────────────────────────────────────
+// ── from the producer ─────────────────────────────────────────────────────────
 
 export interface StreamChunkFrame {
   type: 'stream_chunk';
@@ -57,10 +60,12 @@ export interface StreamErrorFrame {
   error: string;
 }
 
-export type StreamServerFrame = StreamChunkFrame | StreamEndFrame | StreamErrorFrame;
+/** What the side producing a stream sends. */
+export type StreamDataFrame = StreamChunkFrame | StreamEndFrame | StreamErrorFrame;
 
-export const STREAM_CLIENT_TYPES: ReadonlySet<string> = new Set(['stream_credit', 'cancel']);
-export const STREAM_SERVER_TYPES: ReadonlySet<string> = new Set(['stream_chunk', 'stream_end', 'stream_error']);
+export type StreamFrame = StreamControlFrame | StreamDataFrame;
+
+export const STREAM_TYPES: ReadonlySet<string> = new Set(['stream_credit', 'cancel', 'stream_chunk', 'stream_end', 'stream_error']);
 
 /** Chunk counts and credit limits: whole numbers a double holds exactly. */
 function isCount(value: unknown): value is number {
@@ -71,20 +76,26 @@ function fieldError(type: string, field: string, expected: string): ProtocolErro
   return new ProtocolError(`"${type}" frame field "${field}" must be ${expected}.`, 'bad_field');
 }
 
-/** Checks a client's stream or cancel frame whose `id` the caller has read already; throws ProtocolError `bad_field`. */
-export function decodeStreamClientFrame(frame: Record<string, unknown>, id: string | undefined): StreamClientFrame {
-  const type = frame.type as 'stream_credit' | 'cancel';
+/** Checks a stream or cancel frame whose `id` the caller has read already; throws ProtocolError `bad_field`. */
+export function decodeStreamFrame(frame: Record<string, unknown>, id: string | undefined): StreamFrame {
+  const type = frame.type as StreamFrame['type'];
   if (id === undefined) throw fieldError(type, 'id', 'the id of the call or stream');
-  if (type === 'cancel') return { type, id };
-  if (!isCount(frame.received)) throw fieldError(type, 'received', 'a whole number ≥ 0 (chunks held)');
-  if (!isCount(frame.limit) || frame.limit < frame.received) throw fieldError(type, 'limit', 'a whole number ≥ received (chunks that may be sent)');
-  return { type, id, received: frame.received, limit: frame.limit };
-}
-
-/** Checks the shape of a gateway's stream frame (the client trusts the gateway, but a malformed frame must be a ProtocolError). */
-export function checkStreamServerFrame(frame: Record<string, unknown>): void {
-  const ok = typeof frame.id === 'string'
-    && (frame.type === 'stream_chunk' ? isCount(frame.seq) && typeof frame.value === 'string'
-      : isCount(frame.count) && (frame.type === 'stream_end' || typeof frame.error === 'string'));
-  if (!ok) throw fieldError(String(frame.type), 'id/seq/count/value/error', 'as docs/protocol.md §2.1 says');
+  switch (type) {
+    case 'cancel':
+      return { type, id };
+    case 'stream_credit':
+      if (!isCount(frame.received)) throw fieldError(type, 'received', 'a whole number ≥ 0 (chunks held)');
+      if (!isCount(frame.limit) || frame.limit < frame.received) throw fieldError(type, 'limit', 'a whole number ≥ received (chunks that may be sent)');
+      return { type, id, received: frame.received, limit: frame.limit };
+    case 'stream_chunk':
+      if (!isCount(frame.seq)) throw fieldError(type, 'seq', 'a whole number ≥ 0 (the chunk\'s number)');
+      if (typeof frame.value !== 'string') throw fieldError(type, 'value', 'a codec string of the chunk');
+      return { type, id, seq: frame.seq, value: frame.value };
+    case 'stream_end':
+    case 'stream_error':
+      if (!isCount(frame.count)) throw fieldError(type, 'count', 'a whole number ≥ 0 (chunks before it)');
+      if (type === 'stream_end') return { type, id, count: frame.count };
+      if (typeof frame.error !== 'string') throw fieldError(type, 'error', 'a codec string of the error');
+      return { type, id, count: frame.count, error: frame.error };
+  }
 }
