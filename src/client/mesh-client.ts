@@ -6,7 +6,7 @@
  * this class feeds it events (app calls, socket events, timers, token results)
  * and carries out the effects it returns: sockets, timers, calls, callbacks.
  */
-import { ClientClosedError, OutcomeUnknownError, StreamInterruptedError } from '../protocol/errors.js';
+import { ClientClosedError, OutcomeUnknownError } from '../protocol/errors.js';
 import { decodeServerFrame, type CallTarget, type ServerFrame } from '../protocol/frames.js';
 import { DEFAULTS, DEFAULT_GATEWAY_BINDING } from '../protocol/limits.js';
 import { HEARTBEAT_PONG } from '../protocol/wire.js';
@@ -24,8 +24,7 @@ import { Liveness } from './liveness.js';
 import { onNetworkReturn } from './network-return.js';
 import type { MeshClientOptions } from './options.js';
 import { OutgoingCalls, type CallOptions } from './outgoing.js';
-import { ClientStreams } from './streams.js';
-import { ClientProducers } from './producers.js';
+import { StreamHub } from './stream-hub.js';
 import { closeQuietly, describeSocketError, resolveSocketClass, SOCKET_OPEN, type SocketClass, type SocketLike } from './socket.js';
 import { TabIdentity } from './tab-id.js';
 import { readTokenSubject, TokenSource } from './token.js';
@@ -39,8 +38,7 @@ export class MeshClient<Handlers extends object = object> {
   readonly #tokens: TokenSource;
   readonly #tab = new TabIdentity();
   readonly #outgoing: OutgoingCalls;
-  readonly #streams = new ClientStreams((text) => this.#send(text));
-  readonly #producers = new ClientProducers((text) => this.#send(text));
+  readonly #streams = new StreamHub((text) => this.#send(text));
   readonly #incoming: IncomingCalls;
   readonly #liveness: Liveness;
   readonly #versions: OfferedVersions;
@@ -63,10 +61,10 @@ export class MeshClient<Handlers extends object = object> {
     this.#tokens = new TokenSource(options.accessToken, options.refresh, options.fetch);
     this.#connection = initialConnection({ canRefresh: this.#tokens.canRefresh });
     this.#outgoing = new OutgoingCalls(options.maxQueuedCalls ?? DEFAULTS.maxQueuedCalls, options.callTimeoutMs ?? DEFAULTS.callTimeoutMs,
-      options.maxFrameBytes ?? DEFAULTS.maxFrameBytes, this.#streams);
+      options.maxFrameBytes ?? DEFAULTS.maxFrameBytes, this.#streams.reading);
     this.#incoming = new IncomingCalls(options.handlers, options.allowClientOrigins ?? false, options.rememberedCallIds ?? DEFAULTS.rememberedCallIds,
       (error) => this.#report(error), options.maxConcurrentIncomingCalls ?? DEFAULTS.maxConcurrentIncomingCalls,
-      () => this.#outgoing.maxFrameChars, (id, source) => this.#producers.start(id, source));
+      () => this.#outgoing.maxFrameChars, (id, source) => this.#streams.producing.start(id, source));
     this.#instanceName = options.instanceName;
     this.#liveness = new Liveness({
       intervalMs: options.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs,
@@ -158,7 +156,7 @@ export class MeshClient<Handlers extends object = object> {
 
   /** Streams being read (results of calls that arrived as streams, not yet ended or cancelled). */
   get openStreams(): number {
-    return this.#streams.size;
+    return this.#streams.reading.size;
   }
 
   // ── the interpreter ──────────────────────────────────────────────────────
@@ -221,16 +219,10 @@ export class MeshClient<Handlers extends object = object> {
       }
       case 'flushCalls':
         this.#outgoing.flush((frame) => this.#send(frame), effect.subscriptionRequired, (method) => new OutcomeUnknownError(method));
-        // A gateway that forgot this client forgot its streams too; one that did not sends each again from what it holds.
-        if (effect.subscriptionRequired) this.#streams.interruptAll((method) => new StreamInterruptedError(method));
-        else this.#streams.resumeAll();
-        this.#producers.stopAll(); // a handler's stream does not follow to a new socket: its node got StreamInterruptedError
-        return;
+        return this.#streams.connected(effect.subscriptionRequired);
       case 'failCalls':
         this.#outgoing.failAll(() => stoppedError(effect.because));
-        this.#streams.interruptAll(() => stoppedError(effect.because));
-        this.#producers.stopAll();
-        return;
+        return this.#streams.stopped(() => stoppedError(effect.because));
       case 'scheduleRetry': {
         if (phase.name !== 'backingOff') return;
         if (this.#retryTimer) clearTimeout(this.#retryTimer);
@@ -324,9 +316,6 @@ export class MeshClient<Handlers extends object = object> {
       case 'error':
         this.#report(new Error(`Gateway reported ${frame.code}: ${frame.message}`));
         return;
-      case 'stream_credit':
-      case 'cancel':
-        return this.#producers.take(frame);
       default:
         this.#streams.take(frame);
     }

@@ -32,8 +32,9 @@ export class AssistantPanel {
     const form = make('form', { id: 'assistant-form' });
     // Laid out like the composer; styled here so the page's stylesheet needs nothing new.
     form.style.cssText = 'display: flex; gap: 8px;';
-    this.#input.style.cssText = 'flex: 1; min-width: 0;';
-    this.#reply.style.cssText = 'margin-top: 8px; min-height: 3em; white-space: pre-wrap;';
+    // width 0: the input's own width (20 characters) must not set the column's narrowest width on a phone.
+    this.#input.style.cssText = 'flex: 1; width: 0; min-width: 0;';
+    this.#reply.style.cssText = 'margin-top: 8px; min-height: 3em; overflow-wrap: anywhere;';
     form.replaceChildren(this.#input, this.#ask, this.#stop);
     this.#root.replaceChildren(make('h2', { textContent: 'Assistant' }), form, this.#reply, this.#status);
     container.insertBefore(this.#root, container.firstChild);
