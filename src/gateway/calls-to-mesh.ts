@@ -17,7 +17,7 @@ import { chunksBySize, MAX_CALL_DEADLINE_MS, rpcFailure, stubKey, withoutProtoKe
 import { Deadlines } from './deadlines.js';
 import type { GraceMemory } from './grace-memory.js';
 import { safeSend, sendError, type GatewaySockets, type SocketInfo } from './sockets.js';
-import { GatewayStreams } from './streams.js';
+import { GatewayStreams, release } from './streams.js';
 import { CallCancels } from './cancels.js';
 
 export interface CallToMesh {
@@ -302,7 +302,7 @@ export class CallsToMesh {
     const cancelled = this.cancels.end(frame.id);
     const stream = result.ok ? result.stream : undefined;
     if (!this.#running.delete(frame.id)) {
-      if (stream) this.#refuseStream(stream); // given up already: the client has its answer
+      if (stream) release(stream, true); // given up already: the client has its answer
       return;
     }
     const reply = this.#host.sockets.replyTo(ws);
@@ -312,7 +312,7 @@ export class CallsToMesh {
   /** A call answered with a stream: it starts sending (streams.ts), unless the client cancelled it meanwhile or has too many open. */
   #openStream(ws: WebSocket | undefined, frame: CallFrame, stream: StreamSource, cancelled: boolean): MeshResult & { window?: number } {
     if (cancelled) {
-      this.#refuseStream(stream);
+      release(stream, true);
       return failure(new CancelledError(frame.method));
     }
     const { maxStreams } = this.#host.config();
@@ -321,10 +321,6 @@ export class CallsToMesh {
       return failure(new LimitExceededError('maxStreams', maxStreams, 'this client has that many streams open; read them to the end or cancel some (break out of their for await) first.'));
     }
     return { ok: true, result: '', stream, window };
-  }
-
-  #refuseStream(stream: StreamSource): void {
-    Promise.resolve().then(() => stream.cancel()).catch(() => undefined).finally(() => (stream as Partial<Disposable>)[Symbol.dispose]?.());
   }
 
   #stub(to: CallTarget): NodeStub {

@@ -180,7 +180,7 @@ export class GatewayStreams {
 }
 
 /** Lets the node forget its stream (and stops the producer first if `cancel`). Never awaited: a node that does not answer must not hold the gateway. */
-function release(source: StreamSource, cancel: boolean): void {
+export function release(source: StreamSource, cancel: boolean): void {
   const dispose = (): void => {
     try {
       (source as Partial<Disposable>)[Symbol.dispose]?.();
