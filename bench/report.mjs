@@ -113,6 +113,14 @@ const ROWS = {
       row(`${p.clients} clients: call p50 / p99 ms`, `${round(p.p50, 1)} / ${round(p.p99, 1)}`, null, null, null);
     }
   },
+  stream(s, row) {
+    const { measured: m, baseline: b } = s;
+    row('first chunk p50 ms (raw: round trip)', m.timeToFirstChunkMs.p50, b.roundTripMs.p50, s.ratio.timeToFirstChunkP50, m.timeToFirstChunkMs.n);
+    row('first chunk p99 ms (raw: round trip)', m.timeToFirstChunkMs.p99, b.roundTripMs.p99, ratio(m.timeToFirstChunkMs.p99, b.roundTripMs.p99), null);
+    row('chunks/s, 100 chars (raw: echoes/s)', m.chunksPerSecond, b.perSecond, s.ratio.chunksVsRawMessages, null);
+    row('bytes/s, 100-char chunks', m.bytesPerSecond, b.bytesPerSecond, ratio(m.bytesPerSecond, b.bytesPerSecond), null);
+    row(`bytes/s, ${m.large.chunkChars}-char chunks`, m.large.bytesPerSecond, b.bytesPerSecond, ratio(m.large.bytesPerSecond, b.bytesPerSecond), null);
+  },
   fanout: fanoutRows('all answered'),
   notify: fanoutRows('publish returned'),
 };

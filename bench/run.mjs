@@ -42,6 +42,7 @@ import { roundtrip } from './scenarios/roundtrip.mjs';
 import { supersede } from './scenarios/supersede.mjs';
 import { throughput } from './scenarios/throughput.mjs';
 import { toClient } from './scenarios/to-client.mjs';
+import { stream } from './scenarios/stream.mjs';
 
 const RUN_BUDGET_MS = 270_000;
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
@@ -61,6 +62,7 @@ const SCENARIOS = [
   { name: 'to_client', budgetMs: 40_000, shared: true, run: toClient },
   { name: 'supersede', budgetMs: 60_000, shared: true, run: supersede },
   { name: 'reconnect', budgetMs: 40_000, shared: true, run: reconnect },
+  { name: 'stream', budgetMs: 40_000, shared: true, run: stream },
   { name: 'roundtrip_deflate', budgetMs: 60_000, shared: true, run: (ctx) => roundtrip(ctx, { name: 'roundtrip_deflate', deflate: true }) },
   { name: 'throughput_deflate', budgetMs: 60_000, shared: true, run: (ctx) => throughput(ctx, { name: 'throughput_deflate', deflate: true }) },
   { name: 'breakdown', budgetMs: 40_000, run: callBreakdown },

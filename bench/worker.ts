@@ -82,6 +82,13 @@ export class BenchDO extends MeshDurableObject<Env> {
     return sum;
   }
 
+  /** `count` chunks of `chars` characters (the stream scenario). */
+  @mesh
+  async *stream(count: number, chars: number): AsyncGenerator<string> {
+    const chunk = 'x'.repeat(chars);
+    for (let i = 0; i < count; i++) yield chunk;
+  }
+
   /** One DO → client call, answered whenever the client answers (used by the supersede scenario). */
   @mesh
   async callClientOnce(instanceName: string, i: number, timeoutMs: number): Promise<number> {

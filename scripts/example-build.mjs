@@ -142,6 +142,8 @@ export async function startChat({ port = 8787, host = '127.0.0.1', graceMs, secr
       GATEWAY: 'ChatGateway',
       // The room keeps messages and subscriptions in SQLite (in wrangler: a `new_sqlite_classes` migration).
       ROOM: { className: 'ChatRoom', useSQLite: true },
+      // The assistant stores nothing: a plain Durable Object that streams replies.
+      ASSISTANT: 'ChatAssistant',
       IDENTITY_LIMITER: { className: 'IdentityLimiter', useSQLite: true },
     },
     bindings: {

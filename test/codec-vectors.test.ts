@@ -40,6 +40,8 @@ const thrown: Record<string, () => Error> = {
   'meshgate-TooManyConnectionsError': () => new errors.TooManyConnectionsError('too many connections for this identity'),
   'meshgate-ValidationError': () => new errors.ValidationError('send', 'arguments', [{ path: [0], message: 'Expected string' }]),
   'meshgate-UnsupportedProtocolError': () => new errors.UnsupportedProtocolError('it offered meshgate.v0'),
+  'meshgate-CancelledError': () => new errors.CancelledError('save'),
+  'meshgate-StreamInterruptedError': () => new errors.StreamInterruptedError('save'),
 };
 
 it('the file is version 1 and every name is unique', () => {

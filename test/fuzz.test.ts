@@ -216,10 +216,14 @@ function expectValidClientFrame(frame: ClientFrame): void {
     expect(typeof frame.args).toBe('string');
     if (frame.state !== undefined) expect(Object.prototype.toString.call(frame.state)).toBe('[object Object]');
     expect(Object.keys(frame).sort()).toEqual(['args', 'id', 'method', 'to', 'type', ...(frame.state ? ['state'] : [])].sort());
-  } else {
-    expect(frame.type).toBe('incoming_call_response');
+  } else if (frame.type === 'incoming_call_response') {
     expect(typeof frame.ok).toBe('boolean');
-    expect(typeof (frame.ok ? frame.result : frame.error)).toBe('string');
+    if (frame.ok && 'stream' in frame) expect(frame.stream).toBe(true);
+    else expect(typeof (frame.ok ? frame.result : frame.error)).toBe('string');
+  } else if (frame.type === 'stream_credit') {
+    expect(Number.isSafeInteger(frame.received) && frame.limit >= frame.received).toBe(true);
+  } else {
+    expect(['cancel', 'stream_chunk', 'stream_end', 'stream_error']).toContain(frame.type);
   }
 }
 
@@ -247,7 +251,8 @@ describe('decodeServerFrame', () => {
           break;
         case 'call_response':
           expect(typeof frame.id).toBe('string');
-          expect(typeof (frame.ok ? frame.result : frame.error)).toBe('string');
+          if (frame.ok && 'stream' in frame) expect(frame.window).toBeGreaterThanOrEqual(1);
+          else expect(typeof (frame.ok ? frame.result : frame.error)).toBe('string');
           break;
         case 'incoming_call':
           expect([frame.id, frame.method, frame.args].map((v) => typeof v)).toEqual(['string', 'string', 'string']);

@@ -10,6 +10,7 @@ import { ClientGateway, createMeshWorker, type AuthOptions, type CallToClient, t
 import { log, logs, printable, type LogEnv } from './dev-log.js';
 
 export { ChatRoom } from './room.js';
+export { ChatAssistant } from './assistant.js';
 // Caps how many identities (tabs, devices) one user has live at once.
 export { IdentityLimiter } from 'meshgate';
 

@@ -12,6 +12,7 @@ import { AnswerMemory } from '../protocol/answer-memory.js';
 import { DEFAULTS } from '../protocol/limits.js';
 import { MAX_ARGUMENTS } from '../protocol/wire.js';
 import { findDataMethod } from '../protocol/method-lookup.js';
+import { isStreamable } from '../protocol/streamable.js';
 
 /** What a handler can learn about the call it serves: `this` inside it is the handler object, so this comes from `client.incomingContext`. */
 export interface IncomingContext {
@@ -45,6 +46,8 @@ export class IncomingCalls {
     private readonly maxRunning: number = Number.POSITIVE_INFINITY,
     /** answers longer than this would make the gateway close the socket (1009): they become a LimitExceededError */
     private readonly maxAnswerChars: () => number = () => Number.POSITIVE_INFINITY,
+    /** a handler answered with a stream (producers.ts sends its chunks as the node reads) */
+    private readonly onStream?: (id: string, source: AsyncIterable<unknown> | ReadableStream<unknown>) => void,
   ) {}
 
   /** The incoming call whose handler is running synchronously right now. */
@@ -70,7 +73,12 @@ export class IncomingCalls {
     let answer: string;
     try {
       const result = await this.#run(frame, context);
-      answer = encodeFrame({ type: 'incoming_call_response', id: frame.id, ok: true, result: encodeValue(result) });
+      if (isStreamable(result) && this.onStream) {
+        answer = encodeFrame({ type: 'incoming_call_response', id: frame.id, ok: true, stream: true });
+        this.onStream(frame.id, result);
+      } else {
+        answer = encodeFrame({ type: 'incoming_call_response', id: frame.id, ok: true, result: encodeValue(result) });
+      }
     } catch (error) {
       if (!(error instanceof MeshError)) this.onHandlerError(error, context);
       answer = encodeFrame({ type: 'incoming_call_response', id: frame.id, ok: false, error: encodeError(error) });

@@ -23,7 +23,8 @@ import { IncomingCalls, type IncomingContext } from './incoming.js';
 import { Liveness } from './liveness.js';
 import { onNetworkReturn } from './network-return.js';
 import type { MeshClientOptions } from './options.js';
-import { OutgoingCalls } from './outgoing.js';
+import { OutgoingCalls, type CallOptions } from './outgoing.js';
+import { StreamHub } from './stream-hub.js';
 import { closeQuietly, describeSocketError, resolveSocketClass, SOCKET_OPEN, type SocketClass, type SocketLike } from './socket.js';
 import { TabIdentity } from './tab-id.js';
 import { readTokenSubject, TokenSource } from './token.js';
@@ -37,6 +38,7 @@ export class MeshClient<Handlers extends object = object> {
   readonly #tokens: TokenSource;
   readonly #tab = new TabIdentity();
   readonly #outgoing: OutgoingCalls;
+  readonly #streams = new StreamHub((text) => this.#send(text));
   readonly #incoming: IncomingCalls;
   readonly #liveness: Liveness;
   readonly #versions: OfferedVersions;
@@ -59,10 +61,10 @@ export class MeshClient<Handlers extends object = object> {
     this.#tokens = new TokenSource(options.accessToken, options.refresh, options.fetch);
     this.#connection = initialConnection({ canRefresh: this.#tokens.canRefresh });
     this.#outgoing = new OutgoingCalls(options.maxQueuedCalls ?? DEFAULTS.maxQueuedCalls, options.callTimeoutMs ?? DEFAULTS.callTimeoutMs,
-      options.maxFrameBytes ?? DEFAULTS.maxFrameBytes);
+      options.maxFrameBytes ?? DEFAULTS.maxFrameBytes, this.#streams.reading);
     this.#incoming = new IncomingCalls(options.handlers, options.allowClientOrigins ?? false, options.rememberedCallIds ?? DEFAULTS.rememberedCallIds,
       (error) => this.#report(error), options.maxConcurrentIncomingCalls ?? DEFAULTS.maxConcurrentIncomingCalls,
-      () => this.#outgoing.maxFrameChars);
+      () => this.#outgoing.maxFrameChars, (id, source) => this.#streams.producing.start(id, source));
     this.#instanceName = options.instanceName;
     this.#liveness = new Liveness({
       intervalMs: options.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs,
@@ -130,18 +132,31 @@ export class MeshClient<Handlers extends object = object> {
     this.disconnect();
   }
 
-  /** A typed stub for a Durable Object (binding + instance) or a Worker (binding only). */
-  node<T>(binding: string, instance?: string, options: { timeoutMs?: number } = {}): Stub<T> {
+  /**
+   * A typed stub for a Durable Object (binding + instance) or a Worker
+   * (binding only). `options` apply to every call made through it: a stub is
+   * cheap, so make one per call to give that call its own `signal`.
+   */
+  node<T>(binding: string, instance?: string, options: CallOptions = {}): Stub<T> {
     const to: CallTarget = instance === undefined ? { binding } : { binding, instance };
-    return createStub<T>((method, args) => this.call(to, method, args, options.timeoutMs));
+    return createStub<T>((method, args) => this.call(to, method, args, options));
   }
 
-  /** Calls a method on a mesh node. Queues while disconnected; always settles by the deadline. */
-  call(to: CallTarget, method: string, args: unknown[], timeoutMs?: number): Promise<unknown> {
+  /**
+   * Calls a method on a mesh node. Queues while disconnected; always settles
+   * by the deadline. A method that returns a stream resolves to an async
+   * iterable of its chunks. `options` may be just the deadline in ms.
+   */
+  call(to: CallTarget, method: string, args: unknown[], options: number | CallOptions = {}): Promise<unknown> {
     const stopped = refusal(this.#connection);
     if (stopped) return Promise.reject(stoppedError(stopped));
     // An argument the codec cannot carry rejects the returned promise (it is thrown inside its executor).
-    return this.#outgoing.start(to, method, args, timeoutMs, (frame) => this.#send(frame));
+    return this.#outgoing.start(to, method, args, typeof options === 'number' ? { timeoutMs: options } : options, (frame) => this.#send(frame));
+  }
+
+  /** Streams being read (results of calls that arrived as streams, not yet ended or cancelled). */
+  get openStreams(): number {
+    return this.#streams.reading.size;
   }
 
   // ── the interpreter ──────────────────────────────────────────────────────
@@ -203,9 +218,11 @@ export class MeshClient<Handlers extends object = object> {
         return;
       }
       case 'flushCalls':
-        return this.#outgoing.flush((frame) => this.#send(frame), effect.subscriptionRequired, (method) => new OutcomeUnknownError(method));
+        this.#outgoing.flush((frame) => this.#send(frame), effect.subscriptionRequired, (method) => new OutcomeUnknownError(method));
+        return this.#streams.connected(effect.subscriptionRequired);
       case 'failCalls':
-        return this.#outgoing.failAll(() => stoppedError(effect.because));
+        this.#outgoing.failAll(() => stoppedError(effect.because));
+        return this.#streams.stopped(() => stoppedError(effect.because));
       case 'scheduleRetry': {
         if (phase.name !== 'backingOff') return;
         if (this.#retryTimer) clearTimeout(this.#retryTimer);
@@ -299,6 +316,8 @@ export class MeshClient<Handlers extends object = object> {
       case 'error':
         this.#report(new Error(`Gateway reported ${frame.code}: ${frame.message}`));
         return;
+      default:
+        this.#streams.take(frame);
     }
   }
 

@@ -5,8 +5,23 @@
  * the answer, or with a typed error at its deadline. Nothing stays behind.
  */
 import { encodeValue, decodeValue } from '../protocol/codec.js';
-import { CallTimeoutError, LimitExceededError } from '../protocol/errors.js';
+import { CallTimeoutError, CancelledError, LimitExceededError, ProtocolError } from '../protocol/errors.js';
 import { encodeFrame, type CallFrame, type CallResponseFrame, type CallTarget } from '../protocol/frames.js';
+import { DEFAULTS } from '../protocol/limits.js';
+import type { ClientStreams } from './streams.js';
+
+/** Per-call options: `client.call(to, method, args, options)`, or for every call of a stub, `client.node(binding, instance, options)`. */
+export interface CallOptions {
+  /** this call's deadline (default: the client's callTimeoutMs) */
+  timeoutMs?: number;
+  /**
+   * Cancels the call: it rejects at once with CancelledError, the node sees
+   * `this.mesh.signal` abort, and a stream result stops its producer.
+   */
+  signal?: AbortSignal;
+  /** If the result is a stream: chunks it may send ahead of what you have read (default 32, the gateway caps it at its maxStreamWindow). */
+  streamWindow?: number;
+}
 
 interface OutgoingCall {
   method: string;
@@ -20,6 +35,9 @@ interface OutgoingCall {
   resolve(value: unknown): void;
   reject(error: unknown): void;
   timer: ReturnType<typeof setTimeout>;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+  window: number;
 }
 
 export class OutgoingCalls {
@@ -37,6 +55,7 @@ export class OutgoingCalls {
     private readonly maxQueued: number,
     private readonly defaultTimeoutMs: number,
     maxFrameChars: number,
+    private readonly streams?: ClientStreams,
   ) {
     this.maxFrameChars = maxFrameChars;
   }
@@ -49,12 +68,22 @@ export class OutgoingCalls {
    * Starts a call. `send` is tried at once; if it returns false the call waits
    * in the queue for `flush`.
    */
-  start(to: CallTarget, method: string, args: unknown[], timeoutMs: number | undefined, send: (frame: string) => boolean): Promise<unknown> {
+  start(to: CallTarget, method: string, args: unknown[], options: CallOptions, send: (frame: string) => boolean): Promise<unknown> {
     return new Promise((resolve, reject) => {
+      const { signal } = options;
+      if (signal?.aborted) {
+        reject(new CancelledError(method, signal.reason));
+        return;
+      }
       const id = `${this.#idPrefix}${++this.#nextId}`;
-      const ms = timeoutMs ?? this.defaultTimeoutMs;
+      const ms = options.timeoutMs ?? this.defaultTimeoutMs;
+      const window = options.streamWindow ?? DEFAULTS.streamWindow;
+      if (!(Number.isInteger(window) && window >= 1)) throw new RangeError(`streamWindow must be a whole number of chunks ≥ 1, got ${String(window)}.`);
       // The deadline travels along, so the gateway never gives up on the node before the caller does.
-      const body: CallFrame = { type: 'call', id, to, method, args: encodeValue(args), timeoutMs: ms };
+      const body: CallFrame = {
+        type: 'call', id, to, method, args: encodeValue(args), timeoutMs: ms,
+        ...(signal ? { cancellable: true as const } : {}), ...(window === DEFAULTS.streamWindow ? {} : { streamWindow: window }),
+      };
       const frame = encodeFrame(body);
       if (frame.length > this.maxFrameChars) {
         // The gateway would close the socket (1009) for it, on every resend: refuse it here instead.
@@ -67,7 +96,13 @@ export class OutgoingCalls {
         return;
       }
       const timer = setTimeout(() => this.#settle(id, (call) => call.reject(new CallTimeoutError(method, ms))), ms);
-      this.#calls.set(id, { method, body, frame, sent, sentEpoch: this.epoch, resolve, reject, timer });
+      // Rejects at once; a call already sent is cancelled at the gateway too (a queued one is simply never sent).
+      const onAbort = signal && ((): void => this.#settle(id, (call) => {
+        if (call.sent) send(encodeFrame({ type: 'cancel', id }));
+        call.reject(new CancelledError(method, signal.reason));
+      }));
+      this.#calls.set(id, { method, body, frame, sent, sentEpoch: this.epoch, resolve, reject, timer, signal, onAbort, window });
+      signal?.addEventListener('abort', onAbort!, { once: true });
       if (!sent) this.#queued++;
     });
   }
@@ -76,7 +111,8 @@ export class OutgoingCalls {
   answer(frame: CallResponseFrame): void {
     this.#settle(frame.id, (call) => {
       try {
-        if (frame.ok) call.resolve(decodeValue(frame.result));
+        if (frame.ok && 'stream' in frame) call.resolve(this.#openStream(frame.id, call, frame.window));
+        else if (frame.ok) call.resolve(decodeValue(frame.result));
         else call.reject(decodeValue(frame.error));
       } catch (error) {
         call.reject(error);
@@ -122,11 +158,18 @@ export class OutgoingCalls {
     for (const id of [...this.#calls.keys()]) this.#settle(id, (call) => call.reject(error()));
   }
 
+  /** `window`: the one the gateway granted, which may be less than asked for. */
+  #openStream(id: string, call: OutgoingCall, window: number): unknown {
+    if (!this.streams) throw new ProtocolError(`"${call.method}" answered with a stream, which this caller cannot read.`, 'bad_frame');
+    return this.streams.open(id, call.method, Math.min(call.window, window), call.signal);
+  }
+
   #settle(id: string, how: (call: OutgoingCall) => void): void {
     const call = this.#calls.get(id);
     if (!call) return;
     this.#calls.delete(id);
     clearTimeout(call.timer);
+    if (call.onAbort) call.signal?.removeEventListener('abort', call.onAbort);
     if (!call.sent) this.#queued--;
     how(call);
   }

@@ -6,6 +6,8 @@
  */
 import { ClientDisconnectedError, ClientTimeoutError, LimitExceededError, MeshError } from '../protocol/errors.js';
 import { encodeFrame, type IncomingCallResponseFrame } from '../protocol/frames.js';
+import type { StreamDataFrame } from '../protocol/stream-frames.js';
+import { ClientStreams } from './client-streams.js';
 import { isDurationMs } from '../protocol/limits.js';
 import { failure } from '../protocol/failure.js';
 import type { CallContext, ClientCallEnvelope, MeshResult, NotifyResult } from '../nodes/envelope.js';
@@ -37,6 +39,7 @@ interface WaitingCall {
   /** the encoded `incoming_call` frame, resent as is on a new socket */
   frame: string;
   instanceName: string;
+  method: string;
   resolve(result: MeshResult): void;
 }
 
@@ -51,11 +54,14 @@ export class CallsToClient {
   readonly #waiting = new Deadlines<string, WaitingCall>();
   /** notifications not answered yet (no deadline: see notifications.ts) */
   readonly notifications = new PendingNotifications();
+  /** streams the client's handlers answer with, read by the calling nodes (client-streams.ts) */
+  readonly streams: ClientStreams;
   readonly #idPrefix = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}-`;
   #nextId = 0;
 
   constructor(host: CallsToClientHost) {
     this.#host = host;
+    this.streams = new ClientStreams(() => host.config());
   }
 
   get waiting(): number {
@@ -99,7 +105,7 @@ export class CallsToClient {
     const frame = incomingCallFrame(id, envelope);
     return new Promise<MeshResult>((resolve) => {
       this.#waiting.add(id, timeoutMs, () => resolve(failure(new ClientTimeoutError(envelope.instanceName, timeoutMs))), {
-        frame, instanceName: envelope.instanceName, resolve,
+        frame, instanceName: envelope.instanceName, method: envelope.method, resolve,
       });
       const active = this.#host.active();
       if (active) safeSend(active, frame); // otherwise it goes out when the client reconnects
@@ -108,19 +114,31 @@ export class CallsToClient {
 
   /** The client's `incoming_call_response`. */
   takeAnswer(ws: WebSocket, frame: IncomingCallResponseFrame): void {
-    // Nobody waits for a notification's answer: it only frees its place.
-    if (this.notifications.answer(frame.id) || isNotificationId(frame.id)) return;
+    const stream = frame.ok && 'stream' in frame;
+    // Nobody waits for a notification's answer: it only frees its place (and nobody would read a stream).
+    if (this.notifications.answer(frame.id) || isNotificationId(frame.id)) {
+      if (stream) safeSend(ws, encodeFrame({ type: 'cancel', id: frame.id }));
+      return;
+    }
     const waiting = this.#waiting.get(frame.id);
     if (!waiting) {
       sendError(ws, 'unknown_call_id', 'No incoming call with this id is waiting: it was never sent, was already answered, or timed out.', frame.id);
       return;
     }
     this.#waiting.delete(frame.id);
-    waiting.resolve(frame.ok ? { ok: true, result: frame.result } : { ok: false, error: frame.error });
+    if (!frame.ok) waiting.resolve({ ok: false, error: frame.error });
+    else if ('stream' in frame) waiting.resolve({ ok: true, result: '', stream: this.streams.open(ws, frame.id, waiting.method) });
+    else waiting.resolve({ ok: true, result: frame.result });
+  }
+
+  /** A chunk, end or error of a stream a handler answers with; one nobody reads is told to stop. */
+  takeStreamData(ws: WebSocket, frame: StreamDataFrame): void {
+    if (!this.streams.take(ws, frame) && frame.type === 'stream_chunk') safeSend(ws, encodeFrame({ type: 'cancel', id: frame.id }));
   }
 
   /** Calls sent on a socket now gone follow the client to `ws`. */
   resendTo(ws: WebSocket): void {
+    this.streams.socketLost(); // a handler's stream does not follow the client to a new socket
     for (const waiting of this.#waiting.values()) safeSend(ws, waiting.frame);
     for (const frame of this.notifications.frames()) safeSend(ws, frame);
   }
@@ -130,6 +148,7 @@ export class CallsToClient {
     for (const waiting of this.#waiting.values()) waiting.resolve(failure(new ClientDisconnectedError(waiting.instanceName)));
     this.#waiting.clear();
     this.notifications.clear();
+    this.streams.socketLost();
   }
 
   /**

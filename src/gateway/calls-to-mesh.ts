@@ -5,17 +5,20 @@
  * hold its slot, and goes into the mesh alone or in a burst with the calls
  * that arrived with it.
  */
-import { LimitExceededError, MeshError, OutcomeUnknownError, UnknownBindingError } from '../protocol/errors.js';
+import { CancelledError, LimitExceededError, MeshError, OutcomeUnknownError, UnknownBindingError } from '../protocol/errors.js';
+import { DEFAULTS } from '../protocol/limits.js';
 import { encodeFrame, type CallFrame, type CallTarget, type Origin } from '../protocol/frames.js';
 import { AnswerMemory } from '../protocol/answer-memory.js';
 import { failure } from '../protocol/failure.js';
-import type { CallContext, MeshResult } from '../nodes/envelope.js';
+import type { CallContext, MeshEnvelope, MeshResult, StreamSource } from '../nodes/envelope.js';
 import { callNode, callNodeBurst, resolveTarget, type NodeStub } from '../nodes/targets.js';
 import { configuredMs, type GatewayConfig } from './config.js';
 import { chunksBySize, MAX_CALL_DEADLINE_MS, rpcFailure, stubKey, withoutProtoKeys } from './calls.js';
 import { Deadlines } from './deadlines.js';
 import type { GraceMemory } from './grace-memory.js';
 import { safeSend, sendError, type GatewaySockets, type SocketInfo } from './sockets.js';
+import { GatewayStreams, release } from './streams.js';
+import { CallCancels } from './cancels.js';
 
 export interface CallToMesh {
   to: CallTarget;
@@ -50,9 +53,14 @@ export class CallsToMesh {
   readonly #burstBindings = new Set<string>();
   /** calls an earlier incarnation was running when it died in a grace period: a resend of one may have run */
   readonly #diedRunning = new Set<string>();
+  /** results that arrive in chunks (streams.ts) */
+  readonly streams: GatewayStreams;
+  /** running calls the client may cancel (cancels.ts) */
+  readonly cancels = new CallCancels();
 
   constructor(host: CallsToMeshHost) {
     this.#host = host;
+    this.streams = new GatewayStreams({ config: () => host.config(), isOpen: (ws) => host.sockets.isOpen(ws) });
     this.answers = new AnswerMemory(() => ({ count: host.config().rememberedCallIds, bytes: host.config().rememberedAnswerBytes }));
   }
 
@@ -102,6 +110,7 @@ export class CallsToMesh {
     }
     // A node that never answers must not hold this slot forever: past the deadline the call is given up.
     this.#running.add(frame.id, deadline, () => this.#giveUp(ws, frame));
+    if (frame.cancellable) this.cancels.add(frame.id);
     // The client gives up after its timeoutMs (counted from before it sent): no resend to answer after that.
     this.#host.graceMemory.noteCall(frame.id, Date.now() + Math.min(frame.timeoutMs ?? deadline, deadline), config.rememberedCallIds);
     this.#dispatchSoon(ws, frame, context);
@@ -123,9 +132,21 @@ export class CallsToMesh {
     return replay !== undefined || this.#running.has(id);
   }
 
+  /** The client cancelled call or stream `id` (a `cancel` frame; also how it releases a stream it has read to the end). */
+  cancel(id: string): void {
+    if (!this.streams.cancel(id)) this.cancels.cancel(id);
+  }
+
+  /** The client is gone for good: what it started is stopped (running cancellable calls, streams). */
+  clientGone(): void {
+    this.streams.cancelAll();
+    this.cancels.cancelAll();
+  }
+
   /** Sends the answer to call `id`; `remember`: keep it for a resend (false for refusals that ran nothing). */
-  answer(ws: WebSocket | undefined, id: string, result: MeshResult, remember: boolean, retryAfterReconnect = false): void {
-    const answer = result.ok ? { ok: true as const, result: result.result } : { ok: false as const, error: result.error };
+  answer(ws: WebSocket | undefined, id: string, result: MeshResult & { window?: number }, remember: boolean, retryAfterReconnect = false): void {
+    const answer = !result.ok ? { ok: false as const, error: result.error }
+      : result.stream ? { ok: true as const, stream: true as const, window: result.window ?? DEFAULTS.streamWindow } : { ok: true as const, result: result.result };
     const text = encodeFrame({ type: 'call_response', id, ...answer, ...(retryAfterReconnect ? { retryAfterReconnect: true } : {}) });
     if (remember) {
       this.answers.remember(id, text, ws);
@@ -217,7 +238,7 @@ export class CallsToMesh {
   async #sendCall(ws: WebSocket, frame: CallFrame, context: CallContext): Promise<void> {
     let result: MeshResult;
     try {
-      result = await callNode(this.#stub(frame.to), { target: frame.to, method: frame.method, args: frame.args, context, deadlineMs: this.#deadlineFor(frame) });
+      result = await callNode(this.#stub(frame.to), this.#envelope(frame, context));
       if (result.acceptsBursts) this.#burstBindings.add(frame.to.binding);
     } catch (error) {
       // An RPC that threw may have broken its stub (e.g. the target was reset): build a fresh one next time.
@@ -237,7 +258,7 @@ export class CallsToMesh {
     };
     const to = group[0]![1].to;
     try {
-      const envelopes = group.map(([, frame, context]) => ({ target: frame.to, method: frame.method, args: frame.args, context, deadlineMs: this.#deadlineFor(frame) }));
+      const envelopes = group.map(([, frame, context]) => this.#envelope(frame, context));
       const accepted = await callNodeBurst(this.#stub(to), envelopes, (results) => {
         for (const [index, result] of results) finish(index, result);
       });
@@ -256,6 +277,11 @@ export class CallsToMesh {
     }
   }
 
+  #envelope(frame: CallFrame, context: CallContext): MeshEnvelope {
+    const cancel = frame.cancellable ? this.cancels.get(frame.id) : undefined;
+    return { target: frame.to, method: frame.method, args: frame.args, context, deadlineMs: this.#deadlineFor(frame), ...(cancel ? { cancel } : {}) };
+  }
+
   /** At least callDeadlineMs, and never before the caller's own deadline (plus a margin), capped at 15 minutes. */
   #deadlineFor(frame: CallFrame): number {
     const callDeadlineMs = configuredMs('callDeadlineMs', this.#host.config().callDeadlineMs);
@@ -265,13 +291,36 @@ export class CallsToMesh {
 
   /** The node did not answer within callDeadlineMs: free the slot; the call may still run, so the answer is "unknown". */
   #giveUp(ws: WebSocket, frame: CallFrame): void {
+    // Nobody waits for it any more: a cancellable call's node hears so, and its entry goes.
+    this.cancels.cancel(frame.id);
+    this.cancels.end(frame.id);
     const cause = new Error(`the node did not answer within ${this.#deadlineFor(frame)} ms`);
     this.answer(this.#host.sockets.replyTo(ws), frame.id, failure(new OutcomeUnknownError(frame.method, cause)), true);
   }
 
   #finish(ws: WebSocket, frame: CallFrame, result: MeshResult): void {
-    if (!this.#running.delete(frame.id)) return; // given up already: the client has its answer
-    this.answer(this.#host.sockets.replyTo(ws), frame.id, result, true);
+    const cancelled = this.cancels.end(frame.id);
+    const stream = result.ok ? result.stream : undefined;
+    if (!this.#running.delete(frame.id)) {
+      if (stream) release(stream, true); // given up already: the client has its answer
+      return;
+    }
+    const reply = this.#host.sockets.replyTo(ws);
+    this.answer(reply, frame.id, stream ? this.#openStream(reply, frame, stream, cancelled) : result, true);
+  }
+
+  /** A call answered with a stream: it starts sending (streams.ts), unless the client cancelled it meanwhile or has too many open. */
+  #openStream(ws: WebSocket | undefined, frame: CallFrame, stream: StreamSource, cancelled: boolean): MeshResult & { window?: number } {
+    if (cancelled) {
+      release(stream, true);
+      return failure(new CancelledError(frame.method));
+    }
+    const { maxStreams } = this.#host.config();
+    const window = this.streams.open(ws, frame.id, frame.method, stream, frame.streamWindow ?? DEFAULTS.streamWindow);
+    if (window === undefined) {
+      return failure(new LimitExceededError('maxStreams', maxStreams, 'this client has that many streams open; read them to the end or cancel some (break out of their for await) first.'));
+    }
+    return { ok: true, result: '', stream, window };
   }
 
   #stub(to: CallTarget): NodeStub {

@@ -128,6 +128,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
       protocol, epoch: this.#epoch, maxFrameBytes: this.config.maxFrameBytes,
     }));
     this.#toClient.resendTo(server);
+    this.#toMesh.streams.newSocket();
     return upgradeResponse(request, client, subprotocolOf(protocol));
   }
 
@@ -144,6 +145,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
 
   /** Starts the grace period if supersession.ts says so: the gateway's own state decides, never the client's close code. */
   async #socketEnded(gone: WebSocket, end: SocketEnd): Promise<void> {
+    this.#toClient.streams.socketLost(gone);
     if (!startsGracePeriod(end, this.#sockets.active(gone) !== undefined)) return;
     this.#graceMemory.save(this.#epoch, this.#toMesh.answers.entries(), this.#toMesh.runningIds());
     this.#departures.dropped(gone);
@@ -160,6 +162,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     if (this.#sockets.active()) return;
     this.#toClient.failAll();
+    this.#toMesh.clientGone();
     this.#forget();
     await this.#graceMemory.clear();
     await releaseIdentity(this.env, this.config.identityLimiterBinding, this.ctx.id.name);
@@ -189,6 +192,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   #forget(): void {
     this.#toMesh.answers.clear();
     this.#toClient.notifications.clear();
+    this.#toMesh.streams.cancelAll();
   }
 
   /** After an eviction in the grace period: the memory saved when the socket dropped, epoch included, so resends get their real answers. */
@@ -214,20 +218,24 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     if (tokenExpired(info)) {
       // A resend this gateway knows is answered as usual; a new call did not run:
       // the client keeps it and sends it again after refreshing its token.
-      if (frame.type !== 'call') this.#toClient.takeAnswer(ws, frame);
-      else if (!this.#toMesh.answerResend(ws, frame.id)) this.#toMesh.answer(ws, frame.id, failure(new TokenExpiredError()), false, true);
+      if (frame.type === 'incoming_call_response') this.#toClient.takeAnswer(ws, frame);
+      else if (frame.type === 'cancel') this.#toMesh.cancel(frame.id);
+      else if (frame.type === 'call' && !this.#toMesh.answerResend(ws, frame.id)) this.#toMesh.answer(ws, frame.id, failure(new TokenExpiredError()), false, true);
       return this.#refuse(ws, WS_CLOSE_TOKEN_EXPIRED, 'Token expired');
     }
     if (frame.type === 'call') this.#toMesh.take(ws, info, frame);
-    else this.#toClient.takeAnswer(ws, frame);
+    else if (frame.type === 'incoming_call_response') this.#toClient.takeAnswer(ws, frame);
+    else if (frame.type === 'stream_credit') this.#toMesh.streams.credit(ws, frame);
+    else if (frame.type === 'cancel') this.#toMesh.cancel(frame.id);
+    else this.#toClient.takeStreamData(ws, frame);
   }
 
   /** Sizes of the in-memory maps, each bounded by `config` (for monitoring and tests). */
-  protected memoryStats(): { running: number; answered: number; answeredSize: number; waiting: number; notifications: number; stubs: number } {
+  protected memoryStats(): { running: number; answered: number; answeredSize: number; waiting: number; notifications: number; stubs: number; streams: number } {
     const toMesh = this.#toMesh;
     return {
       running: toMesh.running, answered: toMesh.answers.size, answeredSize: toMesh.answers.bytes, waiting: this.#toClient.waiting,
-      notifications: this.#toClient.notifications.size, stubs: toMesh.stubs,
+      notifications: this.#toClient.notifications.size, stubs: toMesh.stubs, streams: toMesh.streams.size,
     };
   }
 

@@ -51,6 +51,14 @@ export interface GatewayConfig {
    * is refused with 4429 (each costs about 385 KB of workerd memory).
    */
   maxClosingSockets: number;
+  /** streams (call results that arrive in chunks) open at once, ended ones the client has not released included; a stream past it is cancelled and its call answered with LimitExceededError */
+  maxStreams: number;
+  /** the most chunks a client may let one stream send ahead of what it has read (larger credit is cut to this) */
+  maxStreamWindow: number;
+  /** one chunk's codec string, in UTF-16 code units: a larger chunk fails the stream with LimitExceededError and stops its producer */
+  maxStreamChunkBytes: number;
+  /** chunks held per stream (pulled from the node, not yet acknowledged by the client), in UTF-16 code units */
+  maxStreamBufferBytes: number;
   /** the IdentityLimiter binding told when this gateway's identity ends (absent from env: nothing is told) */
   identityLimiterBinding: string;
 }
@@ -82,5 +90,9 @@ export function defaultGatewayConfig(): GatewayConfig {
     reservedStateKeys: [],
     maxClosingSockets: 64,
     identityLimiterBinding: DEFAULT_IDENTITY_LIMITER_BINDING,
+    maxStreams: DEFAULTS.maxStreams,
+    maxStreamWindow: DEFAULTS.maxStreamWindow,
+    maxStreamChunkBytes: DEFAULTS.maxStreamChunkBytes,
+    maxStreamBufferBytes: DEFAULTS.maxStreamBufferBytes,
   };
 }

@@ -5,9 +5,11 @@ import { describeUntrusted, LimitExceededError, MethodNotExposedError, OutcomeUn
 import { MAX_ARGUMENTS, MAX_BURST_PART_SIZE } from '../protocol/wire.js';
 import { resolveValueBounds, type ValueBounds } from '../protocol/value-bounds.js';
 import { runWithContext } from './context.js';
-import type { MeshEnvelope, MeshResult } from './envelope.js';
+import type { CallContext, MeshEnvelope, MeshResult } from './envelope.js';
 import { checkArguments, checkResult, runGuard, type Guard } from './checks.js';
 import { checksOf, findExposedMethod } from './exposed.js';
+import { signalOf, watchCancel } from './signals.js';
+import { isStreamable, NodeStream, readStream } from './streams.js';
 
 /** Resolved bounds by the `static valueBounds` object they came from, with the fields they were resolved from: resolving on every call costs more than the check. */
 const resolvedBounds = new WeakMap<object, { from: [unknown, unknown]; bounds: ValueBounds }>();
@@ -33,6 +35,7 @@ function classGuardOf(node: object): Guard | undefined {
 export async function dispatchCall(node: object, envelope: MeshEnvelope): Promise<MeshResult> {
   const method = findExposedMethod(node, envelope.method);
   if (!method) return failure(new MethodNotExposedError(envelope.method, node.constructor?.name ?? 'the target'));
+  if (envelope.cancel) watchCancel(envelope.cancel, envelope.context, envelope.method);
   try {
     const args = decodeValue(envelope.args, valueBoundsOf(node), `the arguments of "${envelope.method}"`);
     if (!Array.isArray(args)) throw new ProtocolError('Call arguments must encode an array.', 'bad_payload');
@@ -47,7 +50,8 @@ export async function dispatchCall(node: object, envelope: MeshEnvelope): Promis
         const result = await method.apply(node, checkedArgs as never[]);
         return checks?.result ? checkResult(checks.result, result, envelope.method) : result;
       });
-    const result = envelope.deadlineMs === undefined ? await running : await withinDeadline(running, envelope.method, envelope.deadlineMs);
+    const result = envelope.deadlineMs === undefined ? await running : await withinDeadline(running, envelope.method, envelope.deadlineMs, envelope.context);
+    if (isStreamable(result)) return { ok: true, result: '', stream: new NodeStream(result, envelope.context, envelope.method) };
     return { ok: true, result: encodeValue(result) };
   } catch (error) {
     return failure(error);
@@ -60,11 +64,15 @@ export async function dispatchCall(node: object, envelope: MeshEnvelope): Promis
  * pending RPC keeps it there for as long as the method runs. The timer is
  * cleared as soon as the method settles.
  */
-async function withinDeadline(running: unknown, method: string, deadlineMs: number): Promise<unknown> {
+async function withinDeadline(running: unknown, method: string, deadlineMs: number, context: CallContext): Promise<unknown> {
   if (!(running instanceof Promise)) return running;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new OutcomeUnknownError(method, new Error(`the caller stopped waiting after ${deadlineMs} ms`))), deadlineMs);
+    timer = setTimeout(() => {
+      const error = new OutcomeUnknownError(method, new Error(`the caller stopped waiting after ${deadlineMs} ms`));
+      signalOf(context).abort(error); // nobody waits for the method any more: tell it
+      reject(error);
+    }, deadlineMs);
   });
   try {
     return await Promise.race([running, late]);
@@ -138,6 +146,7 @@ export async function dispatchBurst(node: object, envelopes: MeshEnvelope[], del
 
 /** Turns a MeshResult back into a value or a thrown error; `what` names the call in a bound's error. */
 export function settleResult(result: MeshResult, bounds?: ValueBounds, what = 'an answer'): unknown {
+  if (result.ok && result.stream) return readStream(result.stream, bounds, what);
   if (result.ok) return decodeValue(result.result, bounds, `the result of ${what}`);
   const error = decodeValue(result.error, bounds, `the error of ${what}`);
   // Peers encode whatever they throw as an Error; anything else came from a hostile client, and callers may String() it.

@@ -38,6 +38,35 @@ export interface MeshEnvelope {
    * keep the caller in memory too.
    */
   deadlineMs?: number;
+  /** The caller may cancel: `wait()` resolves true when it does, false when the call ended first (see nodes/signals.ts). */
+  cancel?: CancelWatch;
+}
+
+/** The gateway's side of a cancellable call, passed to the node over RPC. */
+export interface CancelWatch {
+  wait(): Promise<boolean>;
+}
+
+/** What a gateway asks of a stream: produce up to chunk number `limit` (absolute), hold at most `maxChars`, refuse a chunk over `maxChunkChars`. */
+export interface StreamPull {
+  limit: number;
+  maxChars: number;
+  maxChunkChars: number;
+}
+
+/** Chunks ready (codec strings, in order), and whether the stream ended (`end`) or failed (`error`, a codec string) after them. */
+export interface StreamBatch {
+  chunks: string[];
+  end?: true;
+  error?: string;
+}
+
+/** A stream result, as an RPC stub of the node's NodeStream (nodes/streams.ts). */
+export interface StreamSource {
+  /** Resolves once at least one chunk is ready, or the stream is over. */
+  next(pull: StreamPull): Promise<StreamBatch>;
+  /** Stops the producer (its `finally` runs) and aborts the call's signal. */
+  cancel(): Promise<void>;
 }
 
 export interface ClientCallEnvelope {
@@ -50,10 +79,11 @@ export interface ClientCallEnvelope {
 
 /**
  * The answer to an envelope: a codec string of the result, or of the error.
+ * A result that is a stream has `stream` (and an empty `result`).
  * `acceptsBursts` tells the gateway this Durable Object takes calls that
  * arrive together in one RPC (see MeshDurableObject.acceptsCallBursts).
  */
-export type MeshResult = ({ ok: true; result: string } | { ok: false; error: string }) & { acceptsBursts?: true };
+export type MeshResult = ({ ok: true; result: string; stream?: StreamSource } | { ok: false; error: string }) & { acceptsBursts?: true };
 
 /**
  * The gateway's answer to a notification (a call to the client nobody waits

@@ -8,6 +8,7 @@ import { DEFAULT_GATEWAY_BINDING, isDurationMs } from '../protocol/limits.js';
 import type { CallTarget, Origin } from '../protocol/frames.js';
 import { createStub, type Stub } from '../protocol/stub.js';
 import { getCallContext } from './context.js';
+import { abortSignalOf } from './signals.js';
 import type { ValueBounds } from '../protocol/value-bounds.js';
 import { settleResult } from './dispatch.js';
 import { checkResult } from './checks.js';
@@ -61,6 +62,16 @@ export class MeshApi {
   /** The context of the call being served, or undefined outside one. */
   get context(): CallContext | undefined {
     return getCallContext();
+  }
+
+  /**
+   * Aborted when the caller of the call being served cancels it (its
+   * AbortSignal, or breaking out of a stream's `for await`), when the client
+   * that started it is gone for good, or when the caller stopped waiting (its
+   * deadline). Outside a call, a signal that never aborts.
+   */
+  get signal(): AbortSignal {
+    return abortSignalOf(getCallContext());
   }
 
   /** A stub for a Durable Object (binding + instance) or a Worker (binding only). */

@@ -201,6 +201,34 @@ export class UnsupportedProtocolError extends MeshError {
   }
 }
 
+/**
+ * The caller cancelled the call (its AbortSignal aborted, or it broke out of
+ * a stream's `for await`). The call may have run in part: the node saw its
+ * `this.mesh.signal` abort, and a stream's producer was stopped.
+ */
+export class CancelledError extends MeshError {
+  method: string;
+  constructor(method: string, cause?: unknown) {
+    super(`Call to "${describeUntrusted(method, 100)}" was cancelled by the caller; it may have run in part. Call again to start over.`, 'cancelled', cause === undefined ? undefined : { cause });
+    this.method = describeUntrusted(method, 100);
+  }
+}
+
+/**
+ * A stream's chunks can no longer be delivered: the connection dropped and
+ * the gateway's memory of the stream is gone (the grace period ran out, the
+ * gateway restarted, the node reset). Chunks received so far are intact;
+ * call again to start a new stream.
+ */
+export class StreamInterruptedError extends MeshError {
+  method: string;
+  constructor(method: string, cause?: unknown) {
+    super(`The stream from "${describeUntrusted(method, 100)}" was interrupted (the connection dropped past the grace period, or the gateway or node restarted); the chunks received so far are intact. Call again to start a new stream.`,
+      'stream_interrupted', cause === undefined ? undefined : { cause });
+    this.method = describeUntrusted(method, 100);
+  }
+}
+
 const builtins: Array<new (message?: string) => Error> = [
   Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError,
 ];
@@ -209,7 +237,7 @@ for (const c of [
   MeshError, ClientDisconnectedError, ClientTimeoutError, CallTimeoutError, OutcomeUnknownError,
   MethodNotExposedError, UnknownBindingError, ForbiddenError, ProtocolError, LimitExceededError,
   TokenExpiredError, ClientClosedError, SupersededError, LoginRequiredError, TooManyConnectionsError,
-  UnsupportedProtocolError, ValidationError,
+  UnsupportedProtocolError, ValidationError, CancelledError, StreamInterruptedError,
 ]) registry.set(c.name, c);
 
 /** Lets an application's own error classes revive as themselves on the other side. */

@@ -7,6 +7,9 @@
 import { DEFAULTS } from './limits.js';
 import { MAX_STATE_DEPTH } from './wire.js';
 import { ProtocolError } from './errors.js';
+import { decodeStreamFrame, STREAM_TYPES, type StreamFrame } from './stream-frames.js';
+
+export type * from './stream-frames.js';
 
 /** Who made a call: a client through its gateway, or a mesh node. */
 export type Origin =
@@ -34,13 +37,19 @@ export interface CallFrame {
   timeoutMs?: number;
   /** On a resend: the gateway epoch the call was first sent under. */
   resentFrom?: string;
+  /** The caller may cancel this call (a `cancel` frame): the gateway gives the node a way to hear it. */
+  cancellable?: true;
+  /** If the result is a stream: chunks the gateway may send before the first `stream_credit` (default DEFAULTS.streamWindow). */
+  streamWindow?: number;
 }
 
 export type IncomingCallResponseFrame =
   | { type: 'incoming_call_response'; id: string; ok: true; result: string }
+  /** The handler's answer is a stream: its chunks follow as `stream_chunk` frames with this id, within the gateway's credit. */
+  | { type: 'incoming_call_response'; id: string; ok: true; stream: true }
   | { type: 'incoming_call_response'; id: string; ok: false; error: string };
 
-export type ClientFrame = CallFrame | IncomingCallResponseFrame;
+export type ClientFrame = CallFrame | IncomingCallResponseFrame | StreamFrame;
 
 // ── gateway → client ──────────────────────────────────────────────────────────
 
@@ -63,6 +72,8 @@ export interface ConnectionStatusFrame {
 
 export type CallResponseFrame =
   | { type: 'call_response'; id: string; ok: true; result: string }
+  /** The result is a stream: its chunks follow as `stream_chunk` frames with this id; `window` is the one the gateway granted (it may cap the caller's). */
+  | { type: 'call_response'; id: string; ok: true; stream: true; window: number }
   /** `retryAfterReconnect`: the call did not run (the token expired); send it again once reconnected. */
   | { type: 'call_response'; id: string; ok: false; error: string; retryAfterReconnect?: true };
 
@@ -90,7 +101,7 @@ export interface ErrorFrame {
   message: string;
 }
 
-export type ServerFrame = ConnectionStatusFrame | CallResponseFrame | IncomingCallFrame | SupersededFrame | ErrorFrame;
+export type ServerFrame = ConnectionStatusFrame | CallResponseFrame | IncomingCallFrame | SupersededFrame | ErrorFrame | StreamFrame;
 
 // ── decoding ──────────────────────────────────────────────────────────────────
 
@@ -172,6 +183,10 @@ export function decodeClientFrame(text: string, maxIdLength: number = DEFAULTS.m
     if (frame.resentFrom !== undefined && (typeof frame.resentFrom !== 'string' || frame.resentFrom.length === 0 || frame.resentFrom.length > 64)) {
       fail(fieldError('call', 'resentFrom', 'the epoch string from connection_status'));
     }
+    if (frame.cancellable !== undefined && frame.cancellable !== true) fail(fieldError('call', 'cancellable', 'true or absent'));
+    if (frame.streamWindow !== undefined && !(Number.isInteger(frame.streamWindow) && (frame.streamWindow as number) >= 1)) {
+      fail(fieldError('call', 'streamWindow', 'a whole number of chunks ≥ 1'));
+    }
     return {
       type: 'call',
       id: id!,
@@ -181,15 +196,25 @@ export function decodeClientFrame(text: string, maxIdLength: number = DEFAULTS.m
       ...(frame.state === undefined ? {} : { state: frame.state as Record<string, unknown> }),
       ...(frame.timeoutMs === undefined ? {} : { timeoutMs: frame.timeoutMs as number }),
       ...(frame.resentFrom === undefined ? {} : { resentFrom: frame.resentFrom as string }),
+      ...(frame.cancellable === true ? { cancellable: true as const } : {}),
+      ...(frame.streamWindow === undefined ? {} : { streamWindow: frame.streamWindow as number }),
     };
   }
   if (frame.type === 'incoming_call_response') {
     if (id === undefined) fail(fieldError('incoming_call_response', 'id', 'the id of the incoming call'));
     if (frame.ok === true && typeof frame.result === 'string') return { type: 'incoming_call_response', id: id!, ok: true, result: frame.result };
+    if (frame.ok === true && frame.stream === true) return { type: 'incoming_call_response', id: id!, ok: true, stream: true };
     if (frame.ok === false && typeof frame.error === 'string') return { type: 'incoming_call_response', id: id!, ok: false, error: frame.error };
     return fail(fieldError('incoming_call_response', 'ok/result/error', 'ok: true with a "result" codec string, or ok: false with an "error" codec string'));
   }
-  return fail(new ProtocolError(`Unknown frame type ${describe(frame.type)}; expected "call" or "incoming_call_response".`, 'unknown_type'));
+  if (typeof frame.type === 'string' && STREAM_TYPES.has(frame.type)) {
+    try {
+      return decodeStreamFrame(frame, id);
+    } catch (error) {
+      return fail(error as ProtocolError);
+    }
+  }
+  return fail(new ProtocolError(`Unknown frame type ${describe(frame.type)}; expected "call", "incoming_call_response" or a stream frame (docs/protocol.md §2.1).`, 'unknown_type'));
 }
 
 /**
@@ -211,7 +236,7 @@ export function decodeServerFrame(text: string): ServerFrame {
       break;
     case 'call_response':
       check(isString(frame.id), 'id', 'a string');
-      check((frame.ok === true && isString(frame.result)) || (frame.ok === false && isString(frame.error)), 'ok/result/error', 'ok: true with a "result" string, or ok: false with an "error" string');
+      check((frame.ok === true && (isString(frame.result) || (frame.stream === true && Number.isSafeInteger(frame.window) && (frame.window as number) >= 1))) || (frame.ok === false && isString(frame.error)), 'ok/result/error', 'ok: true with a "result" string (or stream: true and a window), or ok: false with an "error" string');
       break;
     case 'incoming_call':
       check(isString(frame.id) && isString(frame.method) && isString(frame.args), 'id/method/args', 'strings');
@@ -224,6 +249,7 @@ export function decodeServerFrame(text: string): ServerFrame {
       check(isString(frame.code) && isString(frame.message) && (frame.id === undefined || isString(frame.id)), 'code/message/id', 'strings');
       break;
     default:
+      if (typeof type === 'string' && STREAM_TYPES.has(type)) return decodeStreamFrame(frame, typeof frame.id === 'string' ? frame.id : undefined);
       throw new ProtocolError(`Unknown frame type from gateway: ${describe(type)}`, 'unknown_type');
   }
   return frame as unknown as ServerFrame;

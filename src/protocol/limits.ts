@@ -39,6 +39,16 @@ export const DEFAULTS = {
   maxCachedStubs: 64,
   /** incoming (mesh → client) calls a client runs at once */
   maxConcurrentIncomingCalls: 256,
+  /** streams (results that arrive in chunks) one client identity has open at once, at its gateway */
+  maxStreams: 16,
+  /** chunks a client lets a stream send ahead of what it has read (its window; the call frame's streamWindow) */
+  streamWindow: 32,
+  /** the largest window a gateway accepts from a client */
+  maxStreamWindow: 256,
+  /** one chunk's codec string, in UTF-16 code units */
+  maxStreamChunkBytes: 64 * 1024,
+  /** chunks a gateway holds per stream (pulled, not yet acknowledged by the client), in UTF-16 code units */
+  maxStreamBufferBytes: 1024 * 1024,
 } as const;
 
 /** A usable timeout or deadline: a positive, finite number of milliseconds (a NaN from `Number(env.X)` is not). */

@@ -1,11 +1,58 @@
 /** Typed call stubs, shared by the client and the server (no runtime-specific imports). */
 
-/** Every method of T as an async function returning the awaited result. */
+/**
+ * What a call to a streaming method gives: iterate it directly
+ * (`for await (const x of stub.words())`), or await it for the stream first
+ * (which also waits for the call itself to be answered).
+ */
+export interface MeshStream<U> extends Promise<AsyncIterable<U>>, AsyncIterable<U> {}
+
+/** A method's result as its caller sees it: a stream for an async iterable or ReadableStream, else a promise of the value. */
+export type Remote<R> = Awaited<R> extends AsyncIterable<infer U>
+  ? MeshStream<U>
+  : Awaited<R> extends ReadableStream<infer U> ? MeshStream<U> : Promise<Awaited<R>>;
+
+/** Every method of T as an async function returning the awaited result (or a stream, see Remote). */
 export type Stub<T> = {
   [K in keyof T as T[K] extends (...args: never[]) => unknown ? K : never]: T[K] extends (...args: infer A) => infer R
-    ? (...args: A) => Promise<Awaited<R>>
+    ? (...args: A) => Remote<R>
     : never;
 };
+
+/**
+ * The promise of a call that can also be iterated: its iterator awaits the
+ * call, then reads the stream it answered with. Leaving the loop before the
+ * answer came cancels the stream as soon as it does.
+ */
+export function iterableCall<U>(call: Promise<unknown>): MeshStream<U> {
+  const stream = call as MeshStream<U>;
+  Object.defineProperty(stream, Symbol.asyncIterator, {
+    value: (): AsyncIterator<U> => {
+      let inner: AsyncIterator<U> | undefined;
+      let left = false;
+      const open = async (): Promise<AsyncIterator<U> | undefined> => {
+        if (inner) return inner;
+        const result = await call;
+        if (typeof (result as AsyncIterable<U> | null)?.[Symbol.asyncIterator] !== 'function') {
+          throw new TypeError('meshgate: this method did not return a stream (an async iterable or ReadableStream); await its result instead of iterating it.');
+        }
+        inner = (result as AsyncIterable<U>)[Symbol.asyncIterator]();
+        if (left) await inner.return?.();
+        return left ? undefined : inner;
+      };
+      return {
+        next: async () => (await open())?.next() ?? { value: undefined, done: true },
+        return: async () => {
+          left = true;
+          if (inner) await inner.return?.();
+          else void call.then((result) => (result as AsyncIterable<U> | null)?.[Symbol.asyncIterator]?.().return?.(), () => undefined);
+          return { value: undefined, done: true };
+        },
+      };
+    },
+  });
+  return stream;
+}
 
 /** Builds a stub whose every property is a method that calls `invoke`. */
 export function createStub<T>(invoke: (method: string, args: unknown[]) => Promise<unknown>): Stub<T> {
@@ -13,7 +60,7 @@ export function createStub<T>(invoke: (method: string, args: unknown[]) => Promi
     get(_target, property) {
       // A stub must not look like a promise, or `await stub` would call it.
       if (typeof property !== 'string' || property === 'then') return undefined;
-      return (...args: unknown[]) => invoke(property, args);
+      return (...args: unknown[]) => iterableCall(invoke(property, args));
     },
   });
 }

@@ -29,6 +29,8 @@ export async function startTestMesh(options: {
   graceMs?: number; clientTimeoutMs?: number; env?: Record<string, string>; identityLimiter?: boolean;
   /** another fixture entry that re-exports test/fixtures/worker.ts, and the classes it adds or replaces */
   entry?: URL; durableObjects?: Record<string, string | { className: string; useSQLite?: boolean }>;
+  /** Worker entrypoints of that fixture, by binding */
+  services?: Record<string, string>;
 } = {}): Promise<TestMesh> {
   const mesh = await startMesh({
     worker: options.entry ?? new URL('../fixtures/worker.ts', import.meta.url),
@@ -37,7 +39,7 @@ export async function startTestMesh(options: {
       ...(options.identityLimiter === false ? {} : { IDENTITY_LIMITER: { className: 'TestIdentityLimiter', useSQLite: true } }),
       ...options.durableObjects,
     },
-    services: { ECHO_WORKER: 'EchoWorker', LEGACY_WORKER: 'LegacyBatchWorker' },
+    services: { ECHO_WORKER: 'EchoWorker', LEGACY_WORKER: 'LegacyBatchWorker', ...options.services },
     // The suites were written against the library's default grace period; those that want a short one say so.
     gracePeriodMs: options.graceMs ?? DEFAULTS.gracePeriodMs,
     ...(options.clientTimeoutMs === undefined ? {} : { clientResponseTimeoutMs: options.clientTimeoutMs }),

@@ -7,6 +7,7 @@ import { OutcomeUnknownError, type ConnectionState } from 'meshgate/client';
 import { RoomSession, type SessionEvent } from '../client/session.js';
 import { ROOM_PATTERN, type ChatMessage, type Delivery, type PresenceEntry, type RoomSnapshot } from '../shared.js';
 import { DroppableWebSocket, dropConnections, goOffline } from './droppable-socket.js';
+import { AssistantPanel } from './assistant-panel.js';
 
 const STORE_NAME = 'chat.name';
 const STORE_ROOM = 'chat.room';
@@ -57,6 +58,7 @@ function failure(what: 'Message' | 'Counter', error: Error): string {
 }
 
 let session: RoomSession | undefined;
+let assistant: AssistantPanel | undefined;
 /** messages by id: fan-outs can overlap, so arrival order is not message order */
 const messages = new Map<number, ChatMessage>();
 /** ids of messages recovered after this tab was away past its grace period: shown marked */
@@ -171,11 +173,14 @@ function start(name: string, room: string, instanceName?: string): void {
       counter: renderCounter,
     },
   });
+  assistant = new AssistantPanel(session.client, room, document.querySelector<HTMLElement>('.side') ?? $('app'));
 }
 
 async function leave(reason = ''): Promise<void> {
   const current = session;
   session = undefined;
+  assistant?.unmount();
+  assistant = undefined;
   sessionStorage.removeItem(STORE_NAME);
   if (current) $<HTMLInputElement>('name-input').value = current.name;
   await current?.close();

@@ -1,0 +1,106 @@
+/** ClientStream on its own: dedupe by number, gaps, the window, credit, ends whose chunks are missing, and abort. */
+import { describe, expect, it } from 'vitest';
+import { ClientStream } from '../../src/client/streams.js';
+import { encodeValue } from '../../src/protocol/codec.js';
+import { CancelledError, ProtocolError } from '../../src/protocol/errors.js';
+
+function harness(window = 4, signal?: AbortSignal) {
+  const sent: Array<Record<string, unknown>> = [];
+  let forgotten = 0;
+  const stream = new ClientStream<number>('s1', 'count', window, (text) => (sent.push(JSON.parse(text)), true), () => forgotten++, signal);
+  const chunk = (seq: number, value: unknown = seq) => stream.take({ type: 'stream_chunk', id: 's1', seq, value: encodeValue(value) });
+  return { stream, sent, chunk, forgotten: () => forgotten };
+}
+
+describe('ClientStream', () => {
+  it('drops a chunk it already has (sent again after a reconnect) and reads each once', async () => {
+    const { stream, chunk } = harness();
+    chunk(0); chunk(1); chunk(0); chunk(1); chunk(2);
+    stream.take({ type: 'stream_end', id: 's1', count: 3 });
+    const values: number[] = [];
+    for await (const v of stream) values.push(v);
+    expect(values).toEqual([0, 1, 2]);
+  });
+
+  it('an end whose chunks have not all arrived is ignored until they come again', async () => {
+    const { stream, chunk } = harness();
+    chunk(0);
+    stream.take({ type: 'stream_end', id: 's1', count: 2 }); // chunk 1 was lost with a socket
+    const it = stream[Symbol.asyncIterator]();
+    expect(await it.next()).toEqual({ value: 0, done: false });
+    const pending = it.next();
+    chunk(1);
+    expect(await pending).toEqual({ value: 1, done: false });
+    stream.take({ type: 'stream_end', id: 's1', count: 2 });
+    expect(await it.next()).toEqual({ value: undefined, done: true });
+  });
+
+  it('a gap or a chunk past the window fails the stream with ProtocolError and cancels it', async () => {
+    const gap = harness();
+    gap.chunk(0); gap.chunk(2);
+    const it = gap.stream[Symbol.asyncIterator]();
+    expect((await it.next()).value).toBe(0);
+    await expect(it.next()).rejects.toBeInstanceOf(ProtocolError);
+    expect(gap.sent).toContainEqual({ type: 'cancel', id: 's1' });
+
+    const flood = harness(2);
+    flood.chunk(0); flood.chunk(1); flood.chunk(2);
+    const all: number[] = [];
+    await expect((async () => { for await (const v of flood.stream) all.push(v); })()).rejects.toThrow(/past its window of 2/);
+    expect(flood.sent).toContainEqual({ type: 'cancel', id: 's1' });
+  });
+
+  it('grants credit after half a window is read, and when it waits with unacknowledged chunks', async () => {
+    const { stream, sent, chunk } = harness(4);
+    chunk(0); chunk(1); chunk(2); chunk(3);
+    const it = stream[Symbol.asyncIterator]();
+    await it.next();
+    expect(sent).toEqual([]);
+    await it.next(); // 2 read = half of 4
+    expect(sent).toEqual([{ type: 'stream_credit', id: 's1', received: 4, limit: 6 }]);
+    await it.next(); await it.next();
+    expect(sent.at(-1)).toEqual({ type: 'stream_credit', id: 's1', received: 4, limit: 8 });
+    chunk(4);
+    await it.next(); // read, not yet half a window since the last credit
+    const count = sent.length;
+    const waiting = it.next(); // starved, with chunk 4 unacknowledged
+    expect(sent.length).toBe(count + 1);
+    expect(sent.at(-1)).toEqual({ type: 'stream_credit', id: 's1', received: 5, limit: 9 });
+    chunk(5);
+    expect(await waiting).toEqual({ value: 5, done: false });
+  });
+
+  it('abort rejects the pending next() with CancelledError at once, sends cancel once, and leaves no listener', async () => {
+    const controller = new AbortController();
+    let listeners = 0;
+    const signal = controller.signal;
+    const add = signal.addEventListener.bind(signal);
+    const remove = signal.removeEventListener.bind(signal);
+    signal.addEventListener = ((...a: Parameters<typeof add>) => (listeners++, add(...a))) as typeof add;
+    signal.removeEventListener = ((...a: Parameters<typeof remove>) => (listeners--, remove(...a))) as typeof remove;
+    const { stream, sent, forgotten } = harness(4, signal);
+    expect(listeners).toBe(1);
+    const pending = stream.next();
+    controller.abort(new Error('stop'));
+    await expect(pending).rejects.toBeInstanceOf(CancelledError);
+    expect(sent.filter((f) => f.type === 'cancel')).toHaveLength(1);
+    expect(listeners).toBe(0);
+    expect(forgotten()).toBeGreaterThan(0);
+    await expect(stream.next()).rejects.toBeInstanceOf(CancelledError);
+  });
+
+  it('return() cancels an open stream once; a stream read to its end is released, not cancelled again', async () => {
+    const open = harness();
+    open.chunk(0);
+    await open.stream.return();
+    await open.stream.return();
+    expect(open.sent).toEqual([{ type: 'cancel', id: 's1' }]);
+
+    const ended = harness();
+    ended.chunk(0);
+    ended.stream.take({ type: 'stream_end', id: 's1', count: 1 });
+    for await (const _ of ended.stream) void _;
+    await ended.stream.return();
+    expect(ended.sent).toEqual([{ type: 'cancel', id: 's1' }]); // the release after the end, only
+  });
+});

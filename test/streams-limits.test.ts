@@ -1,0 +1,122 @@
+/**
+ * The stream limits on real workerd, each hit: streams open per client
+ * (maxStreams), one chunk's size (maxStreamChunkBytes), the window a client
+ * may grant (maxStreamWindow) and the bytes a gateway holds per stream
+ * (maxStreamBufferBytes); and credit that lies is bounded.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LimitExceededError, MeshClient } from '../src/client/index.js';
+import type { StreamDO } from './fixtures/streams-worker.js';
+import { RawSocket, callFrame, startTestMesh, waitFor, type TestMesh } from './support/mesh.js';
+import { createNetwork } from './support/network.js';
+import { STREAM_MESH } from './support/stream-mesh.js';
+
+let mesh: TestMesh;
+const clients: MeshClient[] = [];
+const sockets: RawSocket[] = [];
+
+beforeAll(async () => {
+  mesh = await startTestMesh({
+    ...STREAM_MESH,
+    env: { MAX_STREAMS: '2', MAX_STREAM_CHUNK_BYTES: '1000', MAX_STREAM_WINDOW: '8', MAX_STREAM_BUFFER_BYTES: '3000' },
+  });
+});
+afterAll(async () => {
+  for (const c of clients) c.disconnect();
+  for (const s of sockets) s.ws.terminate();
+  await mesh?.dispose();
+});
+
+async function connected(sub: string): Promise<MeshClient> {
+  const client = new MeshClient({ url: mesh.url.origin, accessToken: await mesh.token(sub), WebSocket: createNetwork().WebSocket });
+  clients.push(client);
+  await waitFor(() => client.state === 'connected', `${sub} to connect`);
+  return client;
+}
+
+type Buffered = AsyncIterable<unknown> & { buffered: number };
+
+describe('maxStreams', () => {
+  it('a stream past the limit is refused with LimitExceededError and its producer stopped; ending one makes room', async () => {
+    const client = await connected('max');
+    const node = client.node<StreamDO>('STREAMS', 'max');
+    const first = (await node.count('max-1'))[Symbol.asyncIterator]();
+    const second = (await node.count('max-2'))[Symbol.asyncIterator]();
+    const error = await node.count('max-3').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LimitExceededError);
+    expect(error).toMatchObject({ limit: 'maxStreams', max: 2 });
+    expect((error as Error).message).toMatch(/cancel some/);
+    await first.return!();
+    const third = (await node.count('max-4'))[Symbol.asyncIterator]();
+    expect((await third.next()).value).toBe(0);
+    await third.return!();
+    await second.return!();
+    expect(await node.progress('max-3')).toBeUndefined(); // the refused producer never ran: nothing was pulled from it
+  });
+});
+
+describe('maxStreamChunkBytes', () => {
+  it('a chunk past the limit fails the stream with LimitExceededError after the chunks before it', async () => {
+    const client = await connected('chunk');
+    const chunks: unknown[] = [];
+    const error = await (async () => {
+      for await (const chunk of client.node<StreamDO>('STREAMS', 'chunk').big(2000)) chunks.push(chunk);
+    })().catch((e: unknown) => e);
+    expect(chunks).toEqual(['small']);
+    expect(error).toBeInstanceOf(LimitExceededError);
+    expect(error).toMatchObject({ limit: 'maxStreamChunkBytes', max: 1000 });
+    expect((error as Error).message).toMatch(/yield smaller chunks/);
+  });
+});
+
+describe('maxStreamWindow', () => {
+  it('a client asking for a window of 1000 gets 8: the producer stops there while nobody reads', async () => {
+    const client = await connected('window');
+    const node = client.node<StreamDO>('STREAMS', 'window', { streamWindow: 1000 });
+    const stream = (await node.count('window')) as Buffered;
+    await waitFor(() => stream.buffered === 8, 'the window to fill');
+    await new Promise((r) => setTimeout(r, 300)); // nothing to await: nothing more may arrive
+    expect(stream.buffered).toBe(8);
+    expect((await node.progress('window'))!.produced).toBeLessThanOrEqual(9);
+    const iterator = stream[Symbol.asyncIterator]();
+    for (let i = 0; i < 30; i++) expect((await iterator.next()).value).toBe(i); // the client reads on with the window it was granted
+    await iterator.return!();
+  });
+});
+
+describe('maxStreamBufferBytes', () => {
+  it('chunks of 1000 characters (encoded) under a 3000-character buffer: the gateway holds three, whatever the window, and the reader still reads on', async () => {
+    const client = await connected('bytes');
+    const node = client.node<StreamDO>('STREAMS', 'bytes');
+    const stream = (await node.blocks('bytes', 996)) as Buffered;
+    await waitFor(() => stream.buffered >= 3, 'the buffer to fill');
+    await new Promise((r) => setTimeout(r, 300)); // nothing to await: nothing more may arrive
+    expect(stream.buffered).toBe(3); // under the window of 8: 2 chunks (2000) were under the bound, the 3rd reached it
+    // The node may have made the next few (its own queue is bounded by the same bytes).
+    expect((await node.progress('bytes'))!.produced).toBeLessThanOrEqual(9);
+    const iterator = stream[Symbol.asyncIterator]();
+    // 3 read is under half the window (4): the reader, starved, acknowledges what it holds, so the gateway makes room.
+    for (let i = 0; i < 20; i++) expect(((await iterator.next()).value as string).length).toBe(996);
+    await iterator.return!();
+  });
+});
+
+describe('credit that lies', () => {
+  it('received past what was sent and a huge limit are cut to what the gateway has and its window', async () => {
+    const sock = new RawSocket(mesh.wsUrl('liar.t'), await mesh.token('liar'));
+    sockets.push(sock);
+    await sock.ofType('connection_status');
+    sock.send(callFrame('lie-1', { binding: 'STREAMS', instance: 'liar' }, 'count', ['liar', 1e9], { streamWindow: 2 }));
+    await sock.next((f) => f.type === 'stream_chunk' && f.seq === 1);
+    sock.send({ type: 'stream_credit', id: 'lie-1', received: 1e12, limit: 9e15 });
+    await sock.next((f) => f.type === 'stream_chunk' && f.seq === 9);
+    await new Promise((r) => setTimeout(r, 300)); // nothing to await: nothing more may arrive
+    const seqs = sock.frames.filter((f) => f.type === 'stream_chunk').map((f) => f.seq);
+    expect(seqs).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]); // acked cut to 2 chunks pulled; the limit to 2 + 8
+    sock.send({ type: 'stream_credit', id: 'lie-1', received: 5, limit: 3 });
+    expect(await sock.next((f) => f.type === 'error' && f.code === 'bad_field')).toMatchObject({ id: 'lie-1' });
+    sock.send({ type: 'cancel', id: 'lie-1' });
+    sock.send({ type: 'cancel', id: 'lie-1' }); // idempotent, never answered
+    await waitFor(async () => (await (await connected('liar-observer')).node<StreamDO>('STREAMS', 'liar').progress('liar'))?.finalized, 'the producer to be stopped');
+  });
+});

@@ -1,0 +1,149 @@
+/**
+ * Streams from a node to a client on real workerd: chunks keep their types,
+ * a slow reader pauses the producer (credit), and the gateway forgets a
+ * stream once it is read to the end.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MeshClient, toReadableStream, type MeshClientOptions } from '../src/client/index.js';
+import { DEFAULTS } from '../src/protocol/limits.js';
+// @ts-expect-error plain ESM helper shared with the benchmarks
+import { rssBytes, workerdPids } from '../scripts/processes.mjs';
+import type { StreamDO, StreamWorker } from './fixtures/streams-worker.js';
+import { startTestMesh, waitFor, type TestMesh } from './support/mesh.js';
+import { createNetwork } from './support/network.js';
+import { STREAM_MESH } from './support/stream-mesh.js';
+
+let mesh: TestMesh;
+const clients: MeshClient[] = [];
+
+beforeAll(async () => {
+  mesh = await startTestMesh(STREAM_MESH);
+});
+afterAll(async () => {
+  for (const c of clients) c.disconnect();
+  await mesh?.dispose();
+});
+
+async function connected(sub: string, extra: Partial<MeshClientOptions> = {}): Promise<MeshClient> {
+  const client = new MeshClient({ url: mesh.url.origin, accessToken: await mesh.token(sub), WebSocket: createNetwork().WebSocket, ...extra });
+  clients.push(client);
+  await waitFor(() => client.state === 'connected', `${sub} to connect`);
+  return client;
+}
+
+const workerdRss = (): number => (workerdPids() as number[]).reduce((sum, pid) => sum + (rssBytes(pid) as number), 0);
+const gatewayStreams = async (instance: string): Promise<number> => ((await mesh.state(instance)) as unknown as { memory: { streams: number } }).memory.streams;
+
+describe('a method that returns a stream', () => {
+  it('an async generator: the client iterates its chunks, each keeping its type through the codec', async () => {
+    const client = await connected('ada');
+    const chunks: unknown[] = [];
+    for await (const chunk of client.node<StreamDO>('STREAMS', 'typed').typed()) chunks.push(chunk);
+    expect(chunks).toHaveLength(7);
+    expect(chunks[0]).toEqual(new Date(Date.UTC(2026, 0, 2)));
+    expect(chunks[1]).toEqual(new Map([['a', 1n]]));
+    expect(chunks[2]).toEqual(new Set([1, 2]));
+    expect(chunks[3]).toBeUndefined();
+    expect(chunks[4]).toEqual(new Uint8Array([1, 2, 3]));
+    expect(chunks[5]).toBeInstanceOf(RangeError);
+    expect(chunks[5]).toMatchObject({ message: 'as a value', detail: 7 });
+    expect(chunks[6]).toEqual({ who: 'ada' }); // the call context reaches the producer
+    await waitFor(async () => (await gatewayStreams(client.instanceName!)) === 0, 'the gateway to forget the ended stream');
+    expect(client.openStreams).toBe(0);
+  });
+
+  it('awaiting the call gives the stream; a ReadableStream result works, and toReadableStream turns a stream into one', async () => {
+    const client = await connected('bea');
+    const stream = await client.node<StreamDO>('STREAMS', 'readable').readable(5);
+    const reader = toReadableStream(stream).getReader();
+    const read: string[] = [];
+    for (let r = await reader.read(); !r.done; r = await reader.read()) read.push(r.value);
+    expect(read).toEqual(['r0', 'r1', 'r2', 'r3', 'r4']);
+  });
+
+  it('a Worker streams too', async () => {
+    const client = await connected('cid');
+    const values: number[] = [];
+    for await (const value of client.node<StreamWorker>('STREAM_WORKER').count(4)) values.push(value);
+    expect(values).toEqual([0, 10, 20, 30]);
+  });
+
+  it('an error thrown by the producer reaches the reader after the chunks before it, with its type and fields', async () => {
+    const client = await connected('dot');
+    const values: number[] = [];
+    let caught: unknown;
+    try {
+      for await (const value of client.node<StreamDO>('STREAMS', 'fail').failAfter(3)) values.push(value);
+    } catch (error) {
+      caught = error;
+    }
+    expect(values).toEqual([0, 1, 2]);
+    expect(caught).toBeInstanceOf(RangeError);
+    expect(caught).toMatchObject({ message: 'the producer failed', at: 3 });
+  });
+
+  it('a node reads another node\'s stream', async () => {
+    const client = await connected('eve');
+    expect(await client.node<StreamDO>('STREAMS', 'reader').collectFrom('source', 100)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+  });
+
+  it('iterating a method that returns no stream says so', async () => {
+    const client = await connected('fay');
+    const stub = client.node<{ progress(key: string): unknown }>('STREAMS', 'x') as unknown as { progress(key: string): AsyncIterable<unknown> };
+    await expect((async () => {
+      for await (const _ of stub.progress('none')) void _;
+    })()).rejects.toThrow(/did not return a stream/);
+  });
+});
+
+describe('flow control', () => {
+  it('a producer that could yield a billion chunks stays within the window of a slow reader, and workerd memory stays flat', async () => {
+    const client = await connected('gus');
+    const node = client.node<StreamDO>('STREAMS', 'flow');
+    const iterator = (await node.count('flow'))[Symbol.asyncIterator]();
+    for (let i = 0; i < 5; i++) expect((await iterator.next()).value).toBe(i);
+    const rssBefore = workerdRss();
+    // Nothing to await here: the point is that nothing happens while nobody reads.
+    await new Promise((r) => setTimeout(r, 1000));
+    const paused = (await node.progress('flow'))!;
+    const window = DEFAULTS.streamWindow;
+    expect(paused.produced).toBeLessThanOrEqual(5 + window + 1);
+    expect(paused.produced).toBeGreaterThanOrEqual(window); // it did run ahead, by the window
+    expect(workerdRss() - rssBefore).toBeLessThan(16 * 1024 * 1024);
+
+    // Reading on, 20,000 more: the producer stays at most a window (plus what one grant adds) ahead.
+    let maxAhead = 0;
+    for (let read = 5; read < 20_005; read++) {
+      expect((await iterator.next()).value).toBe(read);
+      if (read % 2000 === 0) maxAhead = Math.max(maxAhead, (await node.progress('flow'))!.produced - (read + 1));
+    }
+    expect(maxAhead).toBeLessThanOrEqual(window + 1);
+    // Reading grows workerd's RSS with its per-message garbage (no-op frames alone cost ~1 KB each until collected):
+    // bounded, and far from what a producer running free would hold (a million chunks in that time).
+    expect(workerdRss() - rssBefore).toBeLessThan(128 * 1024 * 1024);
+    await iterator.return!();
+    await waitFor(async () => (await node.progress('flow'))!.finalized, 'the producer to be stopped');
+  }, 60_000);
+
+  it('a reader that pauses longer than workerd takes to evict an idle object (10 s) reads on where it stopped', async () => {
+    const client = await connected('ivy');
+    const iterator = (await client.node<StreamDO>('STREAMS', 'pause').count('pause'))[Symbol.asyncIterator]();
+    for (let i = 0; i < 40; i++) expect((await iterator.next()).value).toBe(i);
+    await new Promise((r) => setTimeout(r, 12_000)); // the pause is the point: no event to await
+    for (let i = 40; i < 140; i++) expect((await iterator.next()).value).toBe(i);
+    await iterator.return!();
+  }, 40_000);
+
+  it('the client holds at most its window of unread chunks (streamWindow per call)', async () => {
+    const client = await connected('hal');
+    const node = client.node<StreamDO>('STREAMS', 'window', { streamWindow: 4 });
+    const stream = (await node.count('window')) as AsyncIterable<number> & { buffered: number };
+    await waitFor(() => stream.buffered === 4, 'the window to fill');
+    // A window of 4: the producer stops at 4 (it was asked for chunks 0–3).
+    expect((await node.progress('window'))!.produced).toBeLessThanOrEqual(5);
+    expect(stream.buffered).toBe(4);
+    const iterator = stream[Symbol.asyncIterator]();
+    for (let i = 0; i < 10; i++) expect((await iterator.next()).value).toBe(i);
+    await iterator.return!();
+  });
+});
