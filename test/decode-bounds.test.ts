@@ -13,7 +13,7 @@ import type { SocketClass } from '../src/client/socket.js';
 import { decodeValue, encodeError, encodeValue } from '../src/protocol/codec.js';
 import { LimitExceededError, MeshError, MethodNotExposedError, ProtocolError, registerErrorClass, reviveError } from '../src/protocol/errors.js';
 import { DEFAULT_VALUE_BOUNDS, measureFlattened, resolveValueBounds } from '../src/protocol/value-bounds.js';
-import { valueBoundsOf } from '../src/nodes/dispatch.js';
+import { valueBoundsOf } from '../src/nodes/node-bounds.js';
 import { errorLaughsText, laughs, laughsText } from './support/hostile-values.js';
 import { RawSocket, callOver, callResponse, sendCall, useTestMesh } from './support/mesh.js';
 

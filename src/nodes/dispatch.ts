@@ -3,7 +3,8 @@ import { decodeValue, encodeValue } from '../protocol/codec.js';
 import { failure } from '../protocol/failure.js';
 import { describeUntrusted, LimitExceededError, MethodNotExposedError, OutcomeUnknownError, ProtocolError } from '../protocol/errors.js';
 import { MAX_ARGUMENTS, MAX_BURST_PART_SIZE } from '../protocol/wire.js';
-import { resolveValueBounds, type ValueBounds } from '../protocol/value-bounds.js';
+import type { ValueBounds } from '../protocol/value-bounds.js';
+import { valueBoundsOf } from './node-bounds.js';
 import { runWithContext } from './context.js';
 import type { CallContext, MeshEnvelope, MeshResult } from './envelope.js';
 import { checkArguments, checkResult, runGuard, type Guard } from './checks.js';
@@ -11,20 +12,7 @@ import { checksOf, findExposedMethod } from './exposed.js';
 import { signalOf, watchCancel } from './signals.js';
 import { isStreamable, NodeStream, readStream } from './streams.js';
 
-/** Resolved bounds by the `static valueBounds` object they came from, with the fields they were resolved from: resolving on every call costs more than the check. */
-const resolvedBounds = new WeakMap<object, { from: [unknown, unknown]; bounds: ValueBounds }>();
-
-/** The bounds a node class sets with `static valueBounds` on the values it decodes, over the defaults. */
-export function valueBoundsOf(node: object): ValueBounds {
-  const overrides = (node.constructor as { valueBounds?: Partial<ValueBounds> } | undefined)?.valueBounds;
-  if (typeof overrides !== 'object' || overrides === null) return resolveValueBounds(overrides);
-  const cached = resolvedBounds.get(overrides);
-  // A field changed since (or a new object assigned) is resolved again, and checked again.
-  if (cached && cached.from[0] === overrides.maxExpandedSize && cached.from[1] === overrides.maxDepth) return cached.bounds;
-  const bounds = resolveValueBounds(overrides);
-  resolvedBounds.set(overrides, { from: [overrides.maxExpandedSize, overrides.maxDepth], bounds });
-  return bounds;
-}
+export { valueBoundsOf };
 
 /** The default guard a node class sets with `static guard`, for every method that names none. */
 function classGuardOf(node: object): Guard | undefined {
