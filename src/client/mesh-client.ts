@@ -16,12 +16,13 @@ import { createStub, type Stub } from '../protocol/stub.js';
 import { backoffDelay } from './backoff.js';
 import {
   attempting, currentSocket, initialConnection, publicState, refusal, step,
-  type Connection, type ConnectionEvent, type ConnectionState, type Effect, type Notice, type SocketId,
+  type Connection, type ConnectionEvent, type ConnectionState, type Effect, type SocketId,
 } from './connection.js';
 import { credentialsFailure, describeProblem, stoppedError } from './connection-errors.js';
 import { IncomingCalls, type IncomingContext } from './incoming.js';
 import { Liveness } from './liveness.js';
 import { onNetworkReturn } from './network-return.js';
+import { Callbacks } from './callbacks.js';
 import type { MeshClientOptions } from './options.js';
 import { OutgoingCalls, type CallOptions } from './outgoing.js';
 import { StreamHub } from './stream-hub.js';
@@ -34,6 +35,7 @@ export type { MeshClientOptions } from './options.js';
 
 export class MeshClient<Handlers extends object = object> {
   readonly #options: MeshClientOptions<Handlers>;
+  readonly #callbacks: Callbacks;
   readonly #Socket: SocketClass;
   readonly #tokens: TokenSource;
   readonly #tab = new TabIdentity();
@@ -56,6 +58,7 @@ export class MeshClient<Handlers extends object = object> {
 
   constructor(options: MeshClientOptions<Handlers>) {
     this.#options = options;
+    this.#callbacks = new Callbacks(options as MeshClientOptions<object>);
     this.#Socket = resolveSocketClass(options.WebSocket);
     this.#versions = new OfferedVersions(options.protocolVersions);
     this.#tokens = new TokenSource(options.accessToken, options.refresh, options.fetch);
@@ -63,7 +66,7 @@ export class MeshClient<Handlers extends object = object> {
     this.#outgoing = new OutgoingCalls(options.maxQueuedCalls ?? DEFAULTS.maxQueuedCalls, options.callTimeoutMs ?? DEFAULTS.callTimeoutMs,
       options.maxFrameBytes ?? DEFAULTS.maxFrameBytes, this.#streams.reading);
     this.#incoming = new IncomingCalls(options.handlers, options.allowClientOrigins ?? false, options.rememberedCallIds ?? DEFAULTS.rememberedCallIds,
-      (error) => this.#report(error), options.maxConcurrentIncomingCalls ?? DEFAULTS.maxConcurrentIncomingCalls,
+      (error) => this.#callbacks.report(error), options.maxConcurrentIncomingCalls ?? DEFAULTS.maxConcurrentIncomingCalls,
       () => this.#outgoing.maxFrameChars, (id, source) => this.#streams.producing.start(id, source));
     this.#instanceName = options.instanceName;
     this.#liveness = new Liveness({
@@ -79,7 +82,7 @@ export class MeshClient<Handlers extends object = object> {
         type: 'networkReturned', hidden: typeof document !== 'undefined' && document.visibilityState === 'hidden',
       }));
     }
-    if (options.autoConnect !== false) void this.connect().catch((error) => this.#report(error));
+    if (options.autoConnect !== false) void this.connect().catch((error) => this.#callbacks.report(error));
   }
 
   // ── public API ───────────────────────────────────────────────────────────
@@ -172,7 +175,7 @@ export class MeshClient<Handlers extends object = object> {
     this.#connection = state;
     const previous = publicState(before);
     const next = publicState(state);
-    if (previous !== next) this.#callback(() => this.#options.onStateChange?.(next, previous));
+    if (previous !== next) this.#callbacks.run(() => this.#options.onStateChange?.(next, previous));
     for (const effect of effects) this.#apply(effect);
     if (!attempting(this.#connection)) {
       this.#attempt?.resolve();
@@ -241,9 +244,9 @@ export class MeshClient<Handlers extends object = object> {
       case 'dropToken':
         return this.#tokens.invalidate();
       case 'notify':
-        return this.#notify(effect.notice);
+        return this.#callbacks.notify(effect.notice);
       case 'report':
-        return this.#report(describeProblem(effect.problem, this.#gatewayUrl()));
+        return this.#callbacks.report(describeProblem(effect.problem, this.#gatewayUrl()));
       case 'dispose':
         this.#removeBrowserListeners?.();
         this.#removeBrowserListeners = undefined;
@@ -294,7 +297,7 @@ export class MeshClient<Handlers extends object = object> {
     try {
       frame = decodeServerFrame(String(data));
     } catch (error) {
-      this.#report(error);
+      this.#callbacks.report(error);
       return;
     }
     switch (frame.type) {
@@ -314,7 +317,7 @@ export class MeshClient<Handlers extends object = object> {
         void this.#incoming.serve(frame, (text) => this.#send(text));
         return;
       case 'error':
-        this.#report(new Error(`Gateway reported ${frame.code}: ${frame.message}`));
+        this.#callbacks.report(new Error(`Gateway reported ${frame.code}: ${frame.message}`));
         return;
       default:
         this.#streams.take(frame);
@@ -349,33 +352,5 @@ export class MeshClient<Handlers extends object = object> {
     const gateway = this.#options.gateway ?? DEFAULT_GATEWAY_BINDING;
     const base = this.#options.url.replace(/^http/, 'ws').replace(/\/+$/, '');
     return `${base}/gateway/${encodeURIComponent(gateway)}/${encodeURIComponent(this.#instanceName ?? '')}`;
-  }
-
-  // ── callbacks ────────────────────────────────────────────────────────────
-
-  #notify(notice: Notice): void {
-    const options = this.#options;
-    this.#callback(() => {
-      switch (notice.name) {
-        case 'connected': return options.onConnected?.({ subscriptionRequired: notice.subscriptionRequired, firstConnection: notice.firstConnection });
-        case 'subscriptionRequired': return options.onSubscriptionRequired?.();
-        case 'superseded': return options.onSuperseded?.();
-        case 'loginRequired': return options.onLoginRequired?.(notice.reason);
-        case 'updateRequired': return options.onUpdateRequired?.(notice.reason);
-      }
-    });
-  }
-
-  #callback(fn: () => unknown): void {
-    try {
-      const result = fn();
-      if (result instanceof Promise) result.catch((error) => this.#report(error));
-    } catch (error) {
-      this.#report(error);
-    }
-  }
-
-  #report(error: unknown): void {
-    if (this.#options.onError) this.#options.onError(error);
   }
 }
