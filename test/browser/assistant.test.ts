@@ -3,35 +3,17 @@
  * reply streams word by word, Stop cancels it, and a dropped connection in
  * the middle of a reply resumes without losing or repeating a word.
  */
-import type { Browser, BrowserContext } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { replyWords } from '../../examples/chat/assistant-shared.js';
-import { launchChromium, login, openPage, screenshot, startChatServer, waitEvent, type ChatPage, type ChatServer } from './support.js';
+import { login, openPage, screenshot, waitEvent, type ChatPage, useChatBrowser } from './support.js';
 
-let server: ChatServer;
-let browser: Browser;
-const contexts: BrowserContext[] = [];
-const pages: ChatPage[] = [];
-
-beforeAll(async () => {
-  server = await startChatServer({ graceMs: 3_000 });
-  browser = await launchChromium();
-});
-afterEach(async () => {
-  const errors = pages.flatMap((p) => p.errors);
-  pages.length = 0;
-  await Promise.all(contexts.splice(0).map((c) => c.close()));
-  expect(errors).toEqual([]);
-});
-afterAll(async () => {
-  await browser?.close();
-  await server?.dispose();
-});
+const suite = useChatBrowser({ graceMs: 3_000 });
+const { contexts, pages } = suite;
 
 async function user(name: string, room: string): Promise<ChatPage> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 760 } });
+  const context = await suite.browser.newContext({ viewport: { width: 1280, height: 760 } });
   contexts.push(context);
-  const chat = await openPage(context, server.url);
+  const chat = await openPage(context, suite.server.url);
   pages.push(chat);
   await login(chat, name, room);
   return chat;

@@ -3,40 +3,20 @@
  * typing shows in the other tab, and a tab back after its grace period gets
  * the messages it missed, marked as such.
  */
-import type { Browser, BrowserContext } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  launchChromium, login, messageTexts, openPage, screenshot, send, startChatServer, waitEvent, waitMessage, waitPresence, waitState,
-  type ChatPage, type ChatServer,
-} from './support.js';
+import type { BrowserContext } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import { login, messageTexts, openPage, screenshot, send, waitEvent, waitMessage, waitPresence, waitState, type ChatPage, useChatBrowser } from './support.js';
 
 const GRACE_MS = 2_000;
 const WAIT = { timeout: 10_000 };
 
-let server: ChatServer;
-let browser: Browser;
-const contexts: BrowserContext[] = [];
-const pages: ChatPage[] = [];
-
-beforeAll(async () => {
-  server = await startChatServer({ graceMs: GRACE_MS });
-  browser = await launchChromium();
-});
-afterEach(async () => {
-  const errors = pages.flatMap((p) => p.errors);
-  pages.length = 0;
-  await Promise.all(contexts.splice(0).map((c) => c.close()));
-  expect(errors).toEqual([]);
-});
-afterAll(async () => {
-  await browser?.close();
-  await server?.dispose();
-});
+const suite = useChatBrowser({ graceMs: GRACE_MS });
+const { contexts, pages } = suite;
 
 async function user(name: string, room: string): Promise<{ context: BrowserContext; chat: ChatPage }> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 760 } });
+  const context = await suite.browser.newContext({ viewport: { width: 1280, height: 760 } });
   contexts.push(context);
-  const chat = await openPage(context, server.url);
+  const chat = await openPage(context, suite.server.url);
   pages.push(chat);
   await login(chat, name, room);
   return { context, chat };

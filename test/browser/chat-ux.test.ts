@@ -7,38 +7,20 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { BrowserContext, Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
 import {
-  eventCount, instanceName, launchChromium, login, messageTexts, openPage, screenshot, send, startChatServer, waitEvent,
-  waitMessage, waitPresence, waitState, type ChatPage, type ChatServer,
+  eventCount, instanceName, login, messageTexts, openPage, screenshot, send, startChatServer, waitEvent, waitMessage, waitPresence, waitState, type ChatPage, useChatBrowser,
 } from './support.js';
 
 const GRACE_MS = 3_000;
 const WAIT = { timeout: 10_000 };
 
-let server: ChatServer;
-let browser: Browser;
-const contexts: BrowserContext[] = [];
-const pages: ChatPage[] = [];
+const suite = useChatBrowser({ graceMs: GRACE_MS });
+const { contexts, pages } = suite;
 
-beforeAll(async () => {
-  server = await startChatServer({ graceMs: GRACE_MS });
-  browser = await launchChromium();
-});
-afterEach(async () => {
-  const errors = pages.flatMap((p) => p.errors);
-  pages.length = 0;
-  await Promise.all(contexts.splice(0).map((c) => c.close()));
-  expect(errors).toEqual([]);
-});
-afterAll(async () => {
-  await browser?.close();
-  await server?.dispose();
-});
-
-async function user(name: string, room: string, url = server.url): Promise<{ context: BrowserContext; chat: ChatPage }> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 760 } });
+async function user(name: string, room: string, url = suite.server.url): Promise<{ context: BrowserContext; chat: ChatPage }> {
+  const context = await suite.browser.newContext({ viewport: { width: 1280, height: 760 } });
   contexts.push(context);
   const chat = await openPage(context, url);
   pages.push(chat);

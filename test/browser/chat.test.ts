@@ -3,48 +3,31 @@
  * when two users talk, a tab is duplicated, an identity is opened twice, and
  * the network drops briefly or for longer than the grace period.
  */
-import type { Browser, BrowserContext } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { BrowserContext } from 'playwright-core';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
-  copySessionStorage, eventCount, instanceName, launchChromium, login, messageTexts, openPage, screenshot, send,
-  startChatServer, waitEvent, waitJoined, waitMessage, waitPresence, waitState, type ChatPage, type ChatServer,
+  copySessionStorage, eventCount, instanceName, login, messageTexts, openPage, screenshot, send, waitEvent, waitJoined, waitMessage, waitPresence, waitState, type ChatPage, useChatBrowser,
 } from './support.js';
 import { startTerminal, type Terminal } from '../support/terminal.js';
 
 /** Short, so "past the grace period" takes seconds; "brief" outages below last well under it. */
 const GRACE_MS = 3_000;
 
-let server: ChatServer;
-let browser: Browser;
-const contexts: BrowserContext[] = [];
-const pages: ChatPage[] = [];
+const suite = useChatBrowser({ graceMs: GRACE_MS });
+const { contexts, pages } = suite;
 const terminals: Terminal[] = [];
-
-beforeAll(async () => {
-  server = await startChatServer({ graceMs: GRACE_MS });
-  browser = await launchChromium();
-});
-afterEach(async () => {
-  // Every page of every test must have run without an uncaught error.
-  const errors = pages.flatMap((p) => p.errors);
-  pages.length = 0;
-  await Promise.all(contexts.splice(0).map((c) => c.close()));
-  expect(errors).toEqual([]);
-});
-afterAll(async () => {
+afterAll(() => {
   for (const t of terminals) t.kill();
-  await browser?.close();
-  await server?.dispose();
 });
 
 async function newContext(): Promise<BrowserContext> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 760 } });
+  const context = await suite.browser.newContext({ viewport: { width: 1280, height: 760 } });
   contexts.push(context);
   return context;
 }
 
 async function open(context: BrowserContext, storage?: Record<string, string>): Promise<ChatPage> {
-  const chat = await openPage(context, server.url, storage);
+  const chat = await openPage(context, suite.server.url, storage);
   pages.push(chat);
   return chat;
 }
@@ -85,7 +68,7 @@ describe('chat example in Chromium', () => {
 
   it('a browser and the Node client (npm run example:node) talk in one room', async () => {
     const { chat } = await user('lena', 'mixed');
-    const max = startTerminal(server.url, 'max', 'mixed');
+    const max = startTerminal(suite.server.url, 'max', 'mixed');
     terminals.push(max);
     await max.wait(/Joined room "mixed"/);
     await waitPresence(chat, ['lena', 'max']);

@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 // @ts-expect-error plain ESM helper shared with scripts
 import { startChat } from '../../scripts/example-build.mjs';
 
@@ -125,4 +126,35 @@ export async function waitPresence(chat: ChatPage, subs: string[]): Promise<void
 
 export async function copySessionStorage(chat: ChatPage): Promise<Record<string, string>> {
   return chat.page.evaluate(() => Object.fromEntries(Object.entries(sessionStorage)));
+}
+
+/**
+ * One chat server and one Chromium for a test file. Contexts and pages pushed
+ * onto the returned lists are closed after each test, and every page of every
+ * test must have run without an uncaught error.
+ */
+export function useChatBrowser(options: Parameters<typeof startChatServer>[0] = {}): { readonly server: ChatServer; readonly browser: Browser; contexts: BrowserContext[]; pages: ChatPage[] } {
+  let server: ChatServer | undefined;
+  let browser: Browser | undefined;
+  const contexts: BrowserContext[] = [];
+  const pages: ChatPage[] = [];
+  beforeAll(async () => {
+    server = await startChatServer(options);
+    browser = await launchChromium();
+  });
+  afterEach(async () => {
+    const errors = pages.flatMap((p) => p.errors);
+    pages.length = 0;
+    await Promise.all(contexts.splice(0).map((c) => c.close()));
+    expect(errors).toEqual([]);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.dispose();
+  });
+  return {
+    get server() { if (!server) throw new Error('the chat server is not started yet (use it inside a test)'); return server; },
+    get browser() { if (!browser) throw new Error('Chromium is not started yet (use it inside a test)'); return browser; },
+    contexts, pages,
+  };
 }
