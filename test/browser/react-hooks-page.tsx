@@ -22,6 +22,8 @@ const seen = {
   renders: 0,
   /** the useTopic panel's subscribe calls */
   subscribes: 0,
+  /** the useStream panel's start calls */
+  streamStarts: 0,
   shared: undefined as SharedClient | undefined,
   client: undefined as MeshClient | undefined,
   sockets_: [] as WebSocket[],
@@ -95,7 +97,10 @@ function StreamPanel() {
   const client = useMeshClient();
   const [key, setKey] = useState(params.get('stream')!);
   const n = Number(params.get('n') ?? 10_000);
-  const stream = useStream((signal) => client.node<Ticker>('TICKER', 'react', { signal }).ticks(key, 20, n), [key], { keep: 5 });
+  const stream = useStream((signal) => {
+    seen.streamStarts++;
+    return client.node<Ticker>('TICKER', 'react', { signal }).ticks(key, 20, n);
+  }, [key], { keep: 5 });
   return <section id="stream" data-key={key} data-count={stream.count} data-running={String(stream.running)} data-done={String(stream.done)}
     data-stopped={String(stream.stopped)} data-error={stream.error ? (stream.error as Error).name : ''}>
     <button id="stream-next" onClick={() => setKey((k) => `${k}+`)}>next</button>
@@ -131,7 +136,7 @@ function App() {
 Object.assign(window, {
   hooks: {
     seen: () => ({
-      sockets: seen.sockets, registrations: seen.registrations, clients: seen.clients.size, renders: seen.renders, subscribes: seen.subscribes,
+      sockets: seen.sockets, registrations: seen.registrations, clients: seen.clients.size, renders: seen.renders, subscribes: seen.subscribes, streamStarts: seen.streamStarts,
       handlers: Object.keys(seen.shared?.handlers ?? {}).sort(), openStreams: seen.client?.openStreams ?? 0,
     }),
     /** Closes the latest socket, as a network that went away would end it. */
