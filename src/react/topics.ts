@@ -63,7 +63,12 @@ class TopicHub {
   /** Holds `name` while `listener` is attached; the release waits a microtask, so StrictMode's immediate remount keeps the subscription. */
   hold(name: string, options: Entry['options'], listener: () => void): () => void {
     let entry = this.#entries.get(name);
-    if (!entry) entry = this.#open(name, options);
+    // Released and taken by another component in one commit (a new `key`): that one subscribes afresh. StrictMode's remount keeps its ref.
+    if (entry && entry.listeners.size === 0 && entry.options !== options) {
+      this.#close(entry);
+      entry = undefined;
+    }
+    entry ??= this.#open(name, options);
     entry.options = options;
     entry.listeners.add(listener);
     const held = entry;

@@ -73,9 +73,9 @@ function Panel() {
 }
 
 /** A topic with history and presence in TOPIC `room`: the latest 3 publications and the members. */
-function TopicPanel() {
+function TopicPanel({ roomId }: { roomId: string }) {
   const [renders, setRenders] = useState(0);
-  const room = useNode<TopicRoom>('TOPIC', params.get('room')!);
+  const room = useNode<TopicRoom>('TOPIC', roomId);
   const topic = useTopic<string>('t', {
     keep: 3,
     subscribe: (since) => {
@@ -90,6 +90,15 @@ function TopicPanel() {
     <ul id="publications">{topic.publications.map((p) => <li key={`${p.epoch}:${p.offset}`} data-recovered={String(p.recovered)}>{p.data}</li>)}</ul>
     <ul id="members">{topic.members.map((m) => <li key={m.sub} data-sub={m.sub}>{m.sub}</li>)}</ul>
   </section>;
+}
+
+/** The topic panel keyed by its room: switching rooms mounts another panel for the same topic name in the same commit. */
+function RoomSwitch() {
+  const [roomId, setRoomId] = useState(params.get('room')!);
+  return <>
+    <button id="topic-switch" onClick={() => setRoomId((r) => `${r}-b`)}>switch room</button>
+    <TopicPanel key={roomId} roomId={roomId} />
+  </>;
 }
 
 /** A ticker stream keyed by `key`: a new key cancels the old stream and starts another. */
@@ -127,7 +136,7 @@ function App() {
     {mounted && <MeshProvider options={options} disposeDelayMs={Number(params.get('disposeDelayMs') ?? 1000)}>
       <Status />
       <Panel />
-      {params.has('room') && <Toggled id="topic"><TopicPanel /></Toggled>}
+      {params.has('room') && <Toggled id="topic"><RoomSwitch /></Toggled>}
       {params.has('stream') && <Toggled id="stream"><StreamPanel /></Toggled>}
     </MeshProvider>}
   </>;

@@ -154,9 +154,17 @@ it('useTopic under StrictMode: one subscribe, the latest `keep` publications, th
   expect((await tab.seen()).subscribes).toBe(2);
   expect(await tab.page.locator('#publications li').allTextContents()).toEqual(['p3', 'p4', 'p5']);
 
+  // Another room for the same topic name, keyed: the new panel subscribes there, in the same commit that unmounted the old one.
+  await tab.page.click('#topic-switch');
+  await tab.page.waitForSelector('#recovery[data-subscribing="false"][data-recovered="false"]', { state: 'attached' });
+  expect((await tab.seen()).subscribes).toBe(3);
+  await other.node<TopicRoom>('TOPIC', 'react-topic-b').publish('kept', 't', 'q1');
+  await tab.page.waitForSelector('#publications li:text("q1")');
+  expect(await tab.page.locator('#publications li').allTextContents()).toEqual(['q1']);
+
   await tab.page.click('#topic-toggle');
   await waitFor(async () => (await tab.seen()).handlers.join() === 'applyChange', 'the topic handlers to be unregistered');
-  expect((await tab.seen()).subscribes).toBe(2);
+  expect((await tab.seen()).subscribes).toBe(3);
 });
 
 let reader: Promise<MeshClient> | undefined;
