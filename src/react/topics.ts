@@ -29,7 +29,7 @@ export interface TopicView<T, M> {
   members: ReadonlyArray<PresenceMember<M>>;
   /** the last subscribe's outcome, once one succeeded */
   recovery: { recovered: boolean; missed: number; position: TopicPosition } | undefined;
-  /** the last subscribe's error (it is tried again at the next connection that needs it) */
+  /** the last subscribe's error (it is tried again at the next connection) */
   error: unknown;
   subscribing: boolean;
 }
@@ -125,7 +125,10 @@ class TopicHub {
       entry.handled = connections;
       if (!first && !subscriptionRequired) continue;
       this.#set(entry, { subscribing: true });
-      this.topics.resubscribe([entry.name]).catch(() => undefined); // the error reaches the view through onError
+      this.topics.resubscribe([entry.name]).catch(() => {
+        // The error reaches the view through onError; the next connection tries again, as a first one would.
+        if (entry.handled === connections) entry.handled = 0;
+      });
     }
   }
 

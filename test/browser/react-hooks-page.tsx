@@ -79,14 +79,15 @@ function TopicPanel({ roomId }: { roomId: string }) {
   const topic = useTopic<string>('t', {
     keep: 3,
     subscribe: (since) => {
-      seen.subscribes++;
+      if (++seen.subscribes === 1 && params.has('failFirst')) return Promise.reject(new RangeError('the first join is refused'));
       return room.enter('t', since, { renders });
     },
   });
   return <section>
     <button id="topic-rerender" onClick={() => setRenders((n) => n + 1)}>rerender</button>
     <span id="topic-renders">{renders}</span>
-    <output id="recovery" data-recovered={String(topic.recovery?.recovered)} data-missed={topic.recovery?.missed ?? ''} data-subscribing={String(topic.subscribing)} />
+    <output id="recovery" data-recovered={String(topic.recovery?.recovered)} data-missed={topic.recovery?.missed ?? ''} data-subscribing={String(topic.subscribing)}
+      data-error={topic.error ? (topic.error as Error).message : ''} />
     <ul id="publications">{topic.publications.map((p) => <li key={`${p.epoch}:${p.offset}`} data-recovered={String(p.recovered)}>{p.data}</li>)}</ul>
     <ul id="members">{topic.members.map((m) => <li key={m.sub} data-sub={m.sub}>{m.sub}</li>)}</ul>
   </section>;

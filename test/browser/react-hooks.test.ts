@@ -167,6 +167,17 @@ it('useTopic under StrictMode: one subscribe, the latest `keep` publications, th
   expect((await tab.seen()).subscribes).toBe(3);
 });
 
+it('useTopic: a subscribe that failed shows its error and is tried again at the next connection, even one inside the grace period', async () => {
+  const tab = await open('topic-retry', 1000, { room: 'react-topic-retry', failFirst: '1' });
+  await tab.page.waitForSelector('#recovery[data-error="the first join is refused"][data-subscribing="false"]', { state: 'attached' });
+  expect(await tab.page.locator('#members li').count()).toBe(0);
+  await tab.page.evaluate(() => (window as unknown as { hooks: { drop(): void } }).hooks.drop());
+  await tab.page.waitForSelector('#members li[data-sub="topic-retry"]');
+  await tab.page.waitForSelector('#recovery[data-error=""][data-recovered="false"]', { state: 'attached' });
+  expect(await tab.page.getAttribute('#status', 'data-subscription-required')).toBe('false'); // back inside the grace period
+  expect((await tab.seen()).subscribes).toBe(2);
+});
+
 let reader: Promise<MeshClient> | undefined;
 async function runs(key: string): Promise<Runs | undefined> {
   reader ??= mesh.client({ sub: 'runs-reader' });
