@@ -1,7 +1,7 @@
 /** One room: messages, presence and the shared counter, pushed by the room to this client's handlers. */
-import { useEffect, useRef, useState } from 'react';
-import { Topics, type PresenceMember } from 'meshgate/client';
-import { useCall, useConnectionState, useIncoming, useNode } from 'meshgate/react';
+import { useEffect, useMemo, useRef, useState } from 'react';
+import type { PresenceMember } from 'meshgate/client';
+import { useCall, useConnectionState, useIncoming, useNode, useTopic } from 'meshgate/react';
 import { ROOM_BINDING, type ChatClientApi, type ChatMessage, type PresenceEntry, type RoomApi, type RoomSnapshot, type Typing } from '../chat/shared.js';
 import { ConnectionBanner } from './connection-banner.js';
 
@@ -14,51 +14,45 @@ export function ChatRoom({ name, room, onLeave }: { name: string; room: string; 
   const connection = useConnectionState();
   const roomNode = useNode<RoomApi>(ROOM_BINDING, room);
   const [messages, setMessages] = useState<ChatMessage[]>([]);
-  const [presence, setPresence] = useState<PresenceEntry[]>([]);
   const [counter, setCounter] = useState<{ value: number; by?: string }>({ value: 0 });
   const [events, setEvents] = useState<Event[]>([]);
   const note = (kind: string, text: string) => setEvents((list) => [...list.slice(-49), { kind, text }]);
 
   const apply = (snapshot: RoomSnapshot) => {
     setMessages(snapshot.messages);
-    setPresence(snapshot.presence);
     setCounter({ value: snapshot.counter, ...(snapshot.counterBy === undefined ? {} : { by: snapshot.counterBy }) });
   };
 
-  // Messages and presence come through the Topics helper, which remembers this tab's place in the room's history.
-  const topicsRef = useRef<Topics | undefined>(undefined);
-  if (!topicsRef.current) {
-    const topics = new Topics({ onError: (error) => note('error', (error as Error).message ?? String(error)) });
-    topics.topic<ChatMessage, Typing>('room', {
-      subscribe: async (since) => {
-        const joined = await roomNode.join(since, false);
-        apply(joined);
-        return { ...joined.recovery, presence: joined.members };
-      },
-      onPublication: (message) => setMessages((list) => (list.some((m) => m.id === message.id) ? list : [...list, message].sort((a, b) => a.id - b.id))),
-      onPresence: (members) => setPresence(presenceEntries(members)),
-    });
-    topicsRef.current = topics;
-  }
-  const topics = topicsRef.current;
-
-  useIncoming<ChatClientApi & Topics['handlers']>({
-    ...topics.handlers,
-    counter: (value, by) => setCounter({ value, by }),
+  // Messages and presence come through useTopic, which remembers this tab's place in the room's history
+  // and joins again whenever the gateway had forgotten this client.
+  const joins = useRef(0);
+  const topic = useTopic<ChatMessage, Typing>('room', {
+    subscribe: async (since) => {
+      const joined = await roomNode.join(since, false);
+      apply(joined);
+      return { ...joined.recovery, presence: joined.members };
+    },
+    keep: 0, // the messages are kept here, merged with each join's snapshot
+    onPublication: (message) => setMessages((list) => (list.some((m) => m.id === message.id) ? list : [...list, message].sort((a, b) => a.id - b.id))),
+    onRecovery: () => {
+      const first = joins.current++ === 0;
+      note(first ? 'joined' : 'resubscribed', first ? `Joined ${room}.` : 'Back after the grace period: reloaded the room.');
+    },
   });
+  const presence = useMemo(() => presenceEntries(topic.members), [topic.members]);
+  useEffect(() => {
+    if (topic.error !== undefined) note('error', (topic.error as Error).message ?? String(topic.error));
+  }, [topic.error]);
 
-  // Once per connection the gateway accepted: join when it forgot this client, or when this page is new.
+  useIncoming<ChatClientApi>({ counter: (value, by) => setCounter({ value, by }) });
+
+  // Back inside the grace period: the gateway kept the subscription, so nothing is joined again.
   const handled = useRef(0);
   useEffect(() => {
     if (connection.state !== 'connected' || connection.connections === handled.current) return;
     const first = handled.current === 0;
     handled.current = connection.connections;
-    if (!first && !connection.subscriptionRequired) return note('reconnected-in-grace', 'Back within the grace period: nothing was missed.');
-    void (async () => {
-      // Joining again changes nothing on the server when still subscribed (a reload inside the grace period), and gives this page its place in the history.
-      await topics.resubscribe();
-      note(first ? 'joined' : 'resubscribed', first ? `Joined ${room}.` : 'Back after the grace period: reloaded the room.');
-    })().catch((error: Error) => note('error', error.message));
+    if (!first && !connection.subscriptionRequired) note('reconnected-in-grace', 'Back within the grace period: nothing was missed.');
   }, [connection.state, connection.connections]);
 
   const previousState = useRef(connection.state);
@@ -100,7 +94,7 @@ export function ChatRoom({ name, room, onLeave }: { name: string; room: string; 
 }
 
 /** One entry per user: how many tabs it has here, and whether one of them is typing. */
-function presenceEntries(members: PresenceMember<Typing>[]): PresenceEntry[] {
+function presenceEntries(members: readonly PresenceMember<Typing>[]): PresenceEntry[] {
   return members
     .map((m) => ({ sub: m.sub, connections: m.connections.length, typing: m.connections.some((c) => c.meta?.typing === true) }))
     .sort((a, b) => a.sub.localeCompare(b.sub));

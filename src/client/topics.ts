@@ -99,12 +99,14 @@ export class Topics {
     return { subscribe: () => this.#resume(name, state) };
   }
 
-  /** Subscribes every registered topic again, each from its last position: call it from `onSubscriptionRequired`. */
-  async resubscribe(): Promise<void> {
+  /** Subscribes every registered topic (or those named) again, each from its last position: call it from `onSubscriptionRequired`. */
+  async resubscribe(names?: Iterable<string>): Promise<void> {
+    const only = names === undefined ? undefined : new Set(names);
     // A recovery already under way may have been sent before the gateway forgot this client: subscribe again after it.
     const again = (name: string, state: TopicState) =>
       (state.resuming ? state.resuming.catch(() => {}).then(() => this.#resume(name, state)) : this.#resume(name, state));
-    const results = await Promise.allSettled([...this.#topics].map(([name, state]) => again(name, state)));
+    const chosen = [...this.#topics].filter(([name]) => only === undefined || only.has(name));
+    const results = await Promise.allSettled(chosen.map(([name, state]) => again(name, state)));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
   }

@@ -5,7 +5,8 @@ import type { Stub } from '../protocol/stub.js';
 import { MeshContext } from './provider.js';
 import type { ConnectionSnapshot, SharedClient } from './shared-client.js';
 
-function useShared(hook: string): SharedClient<object> {
+/** The provider's shared client (for this folder's hooks). */
+export function useShared(hook: string): SharedClient<object> {
   const shared = useContext(MeshContext);
   if (!shared) throw new Error(`${hook}() needs a <MeshProvider> above this component.`);
   return shared;

@@ -3,14 +3,16 @@
  * StrictMode against the test fixture Worker. It reports what the test
  * checks on `window.hooks` and in data attributes.
  */
-import { StrictMode, useState } from 'react';
+import { StrictMode, useState, type ReactNode } from 'react';
 import { createRoot } from 'react-dom/client';
-import { MeshProvider, useCall, useConnectionState, useIncoming, useMeshClient, useNode } from '../../src/react/index.js';
+import { MeshProvider, useCall, useConnectionState, useIncoming, useMeshClient, useNode, useStream, useTopic } from '../../src/react/index.js';
 import { SharedClient } from '../../src/react/shared-client.js';
-import type { MeshClient } from '../../src/client/index.js';
+import type { MeshClient, Subscribed } from '../../src/client/index.js';
 
 type Counter = { increment(by?: number): number; fail(): never };
 type Editor = { applyChange(change: unknown): unknown };
+type TopicRoom = { enter(topic: string, since: unknown, meta: unknown): Promise<Subscribed<string>> };
+type Ticker = { ticks(key: string, ms?: number, n?: number): AsyncGenerator<number> };
 
 const params = new URLSearchParams(location.hash.slice(1));
 const seen = {
@@ -18,17 +20,26 @@ const seen = {
   registrations: 0,
   clients: new Set<MeshClient>(),
   renders: 0,
+  /** the useTopic panel's subscribe calls */
+  subscribes: 0,
+  /** the useStream panel's start calls */
+  streamStarts: 0,
+  shared: undefined as SharedClient | undefined,
+  client: undefined as MeshClient | undefined,
+  sockets_: [] as WebSocket[],
 };
 const NativeSocket = window.WebSocket;
 window.WebSocket = class extends NativeSocket {
   constructor(url: string | URL, protocols?: string | string[]) {
     super(url, protocols);
     seen.sockets++;
+    seen.sockets_.push(this);
   }
 } as typeof WebSocket;
 const register = SharedClient.prototype.register;
 SharedClient.prototype.register = function (this: SharedClient, ...args: Parameters<typeof register>) {
   seen.registrations++;
+  seen.shared = this;
   return register.apply(this, args);
 };
 
@@ -43,6 +54,7 @@ function Status() {
 function Panel() {
   const client = useMeshClient();
   seen.clients.add(client);
+  seen.client = client;
   seen.renders++;
   const [renders, setRenders] = useState(0);
   const counter = useNode<Counter>('COUNTER', 'react-hooks');
@@ -60,6 +72,63 @@ function Panel() {
   </section>;
 }
 
+/** A topic with history and presence in TOPIC `room`: the latest 3 publications and the members. */
+function TopicPanel({ roomId }: { roomId: string }) {
+  const [renders, setRenders] = useState(0);
+  const room = useNode<TopicRoom>('TOPIC', roomId);
+  const topic = useTopic<string>('t', {
+    keep: 3,
+    subscribe: (since) => {
+      if (++seen.subscribes === 1 && params.has('failFirst')) return Promise.reject(new RangeError('the first join is refused'));
+      return room.enter('t', since, { renders });
+    },
+  });
+  return <section>
+    <button id="topic-rerender" onClick={() => setRenders((n) => n + 1)}>rerender</button>
+    <span id="topic-renders">{renders}</span>
+    <output id="recovery" data-recovered={String(topic.recovery?.recovered)} data-missed={topic.recovery?.missed ?? ''} data-subscribing={String(topic.subscribing)}
+      data-error={topic.error ? (topic.error as Error).message : ''} />
+    <ul id="publications">{topic.publications.map((p) => <li key={`${p.epoch}:${p.offset}`} data-recovered={String(p.recovered)}>{p.data}</li>)}</ul>
+    <ul id="members">{topic.members.map((m) => <li key={m.sub} data-sub={m.sub}>{m.sub}</li>)}</ul>
+  </section>;
+}
+
+/** The topic panel keyed by its room: switching rooms mounts another panel for the same topic name in the same commit. */
+function RoomSwitch() {
+  const [roomId, setRoomId] = useState(params.get('room')!);
+  return <>
+    <button id="topic-switch" onClick={() => setRoomId((r) => `${r}-b`)}>switch room</button>
+    <TopicPanel key={roomId} roomId={roomId} />
+  </>;
+}
+
+/** A ticker stream keyed by `key`: a new key cancels the old stream and starts another. */
+function StreamPanel() {
+  const client = useMeshClient();
+  const [key, setKey] = useState(params.get('stream')!);
+  const n = Number(params.get('n') ?? 10_000);
+  const stream = useStream((signal) => {
+    seen.streamStarts++;
+    return client.node<Ticker>('TICKER', 'react', { signal }).ticks(key, 20, n);
+  }, [key], { keep: 5 });
+  return <section id="stream" data-key={key} data-count={stream.count} data-running={String(stream.running)} data-done={String(stream.done)}
+    data-stopped={String(stream.stopped)} data-error={stream.error ? (stream.error as Error).name : ''}>
+    <button id="stream-next" onClick={() => setKey((k) => `${k}+`)}>next</button>
+    <button id="stream-stop" onClick={stream.stop}>stop</button>
+    <span id="stream-chunks">{stream.chunks.join(',')}</span>
+    <span id="stream-latest">{stream.latest ?? ''}</span>
+  </section>;
+}
+
+/** A panel the test mounts and unmounts by a button, under the provider. */
+function Toggled({ id, children }: { id: string; children: ReactNode }) {
+  const [shown, setShown] = useState(true);
+  return <>
+    <button id={`${id}-toggle`} onClick={() => setShown((s) => !s)}>toggle {id}</button>
+    {shown && children}
+  </>;
+}
+
 function App() {
   const [mounted, setMounted] = useState(true);
   const options = { url: params.get('url')!, accessToken: params.get('token')!, reconnectMinDelayMs: 20, reconnectMaxDelayMs: 100 };
@@ -68,9 +137,20 @@ function App() {
     {mounted && <MeshProvider options={options} disposeDelayMs={Number(params.get('disposeDelayMs') ?? 1000)}>
       <Status />
       <Panel />
+      {params.has('room') && <Toggled id="topic"><RoomSwitch /></Toggled>}
+      {params.has('stream') && <Toggled id="stream"><StreamPanel /></Toggled>}
     </MeshProvider>}
   </>;
 }
 
-Object.assign(window, { hooks: { seen: () => ({ sockets: seen.sockets, registrations: seen.registrations, clients: seen.clients.size, renders: seen.renders }) } });
+Object.assign(window, {
+  hooks: {
+    seen: () => ({
+      sockets: seen.sockets, registrations: seen.registrations, clients: seen.clients.size, renders: seen.renders, subscribes: seen.subscribes, streamStarts: seen.streamStarts,
+      handlers: Object.keys(seen.shared?.handlers ?? {}).sort(), openStreams: seen.client?.openStreams ?? 0,
+    }),
+    /** Closes the latest socket, as a network that went away would end it. */
+    drop: () => seen.sockets_.at(-1)?.close(),
+  },
+});
 createRoot(document.getElementById('root')!).render(<StrictMode><App /></StrictMode>);

@@ -71,6 +71,18 @@ describe('Topics', () => {
     expect(topics.position('t')).toEqual({ offset: 3, epoch: EPOCH });
   });
 
+  it('resubscribe(names) subscribes only the topics named', async () => {
+    const asked: string[] = [];
+    const topics = new Topics();
+    for (const name of ['a', 'b', 'c']) {
+      topics.topic(name, { subscribe: async () => (asked.push(name), { topic: name, offset: 0, epoch: EPOCH, recovered: false, publications: [] }) });
+    }
+    await topics.resubscribe(['b', 'missing']);
+    expect(asked).toEqual(['b']);
+    await topics.resubscribe();
+    expect(asked.sort()).toEqual(['a', 'b', 'b', 'c']);
+  });
+
   it('keeps positions in the given storage, and ignores what it cannot read there', async () => {
     const store = new Map<string, string>([['meshgate.topics', '{"t":{"offset":"x","epoch":1},"u":{"offset":3,"epoch":"e9"}}']]);
     const storage = { getItem: (k: string) => store.get(k) ?? null, setItem: (k: string, v: string) => void store.set(k, v) };
