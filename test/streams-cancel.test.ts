@@ -4,34 +4,18 @@
  * stream's `for await` stops its producer (its `finally` runs); and nothing is
  * left pending: the gateway and the node leave memory afterwards.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CancelledError, MeshClient } from '../src/client/index.js';
+import { describe, expect, it } from 'vitest';
+import { CancelledError } from '../src/client/index.js';
 // @ts-expect-error plain ESM helper shared with the benchmark
 import { EvictionWatcher } from '../scripts/eviction.mjs';
 import type { StreamDO } from './fixtures/streams-worker.js';
-import { STREAM_MESH } from './support/stream-mesh.js';
-import { startTestMesh, waitFor, type TestMesh } from './support/mesh.js';
-import { createNetwork } from './support/network.js';
+import { useStreamMesh } from './support/stream-mesh.js';
+import { waitFor } from './support/mesh.js';
 
-let mesh: TestMesh;
-const clients: MeshClient[] = [];
+const suite = useStreamMesh();
+const { connected } = suite;
 
-beforeAll(async () => {
-  mesh = await startTestMesh(STREAM_MESH);
-});
-afterAll(async () => {
-  for (const c of clients) c.disconnect();
-  await mesh?.dispose();
-});
-
-async function connected(sub: string): Promise<MeshClient> {
-  const client = new MeshClient({ url: mesh.url.origin, accessToken: await mesh.token(sub), WebSocket: createNetwork().WebSocket });
-  clients.push(client);
-  await waitFor(() => client.state === 'connected', `${sub} to connect`);
-  return client;
-}
-
-const gatewayMemory = async (instance: string) => ((await mesh.state(instance)) as unknown as { memory: { running: number; streams: number } }).memory;
+const gatewayMemory = async (instance: string) => ((await suite.mesh.state(instance)) as unknown as { memory: { running: number; streams: number } }).memory;
 
 describe('AbortSignal on a call', () => {
   it('aborting rejects at once with CancelledError, and the node sees this.mesh.signal abort', async () => {
@@ -121,7 +105,7 @@ describe('cancelling a stream', () => {
     }, 'the gateway to settle');
     const watcher = EvictionWatcher.forThisProcess() as { evicted(id: string, timeoutMs?: number): Promise<number> };
     const ids = await Promise.all([['GATEWAY', client.instanceName!], ['STREAMS', 'evict']].map(async ([binding, name]) => {
-      const namespace = await mesh.mf.getDurableObjectNamespace(binding!);
+      const namespace = await suite.mesh.mf.getDurableObjectNamespace(binding!);
       return namespace.idFromName(name!).toString();
     }));
     const settled = Date.now();

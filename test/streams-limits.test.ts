@@ -4,35 +4,19 @@
  * may grant (maxStreamWindow) and the bytes a gateway holds per stream
  * (maxStreamBufferBytes); and credit that lies is bounded.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LimitExceededError, MeshClient } from '../src/client/index.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { LimitExceededError } from '../src/client/index.js';
 import type { StreamDO } from './fixtures/streams-worker.js';
-import { RawSocket, callFrame, startTestMesh, waitFor, type TestMesh } from './support/mesh.js';
-import { createNetwork } from './support/network.js';
-import { STREAM_MESH } from './support/stream-mesh.js';
+import { RawSocket, callFrame, waitFor } from './support/mesh.js';
+import { useStreamMesh } from './support/stream-mesh.js';
 
-let mesh: TestMesh;
-const clients: MeshClient[] = [];
-const sockets: RawSocket[] = [];
-
-beforeAll(async () => {
-  mesh = await startTestMesh({
-    ...STREAM_MESH,
-    env: { MAX_STREAMS: '2', MAX_STREAM_CHUNK_BYTES: '1000', MAX_STREAM_WINDOW: '8', MAX_STREAM_BUFFER_BYTES: '3000' },
+const suite = useStreamMesh({ env: { MAX_STREAMS: '2', MAX_STREAM_CHUNK_BYTES: '1000', MAX_STREAM_WINDOW: '8', MAX_STREAM_BUFFER_BYTES: '3000' },
   });
-});
-afterAll(async () => {
-  for (const c of clients) c.disconnect();
+const { connected } = suite;
+const sockets: RawSocket[] = [];
+afterAll(() => {
   for (const s of sockets) s.ws.terminate();
-  await mesh?.dispose();
 });
-
-async function connected(sub: string): Promise<MeshClient> {
-  const client = new MeshClient({ url: mesh.url.origin, accessToken: await mesh.token(sub), WebSocket: createNetwork().WebSocket });
-  clients.push(client);
-  await waitFor(() => client.state === 'connected', `${sub} to connect`);
-  return client;
-}
 
 type Buffered = AsyncIterable<unknown> & { buffered: number };
 
@@ -103,7 +87,7 @@ describe('maxStreamBufferBytes', () => {
 
 describe('credit that lies', () => {
   it('received past what was sent and a huge limit are cut to what the gateway has and its window', async () => {
-    const sock = new RawSocket(mesh.wsUrl('liar.t'), await mesh.token('liar'));
+    const sock = new RawSocket(suite.mesh.wsUrl('liar.t'), await suite.mesh.token('liar'));
     sockets.push(sock);
     await sock.ofType('connection_status');
     sock.send(callFrame('lie-1', { binding: 'STREAMS', instance: 'liar' }, 'count', ['liar', 1e9], { streamWindow: 2 }));

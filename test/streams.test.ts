@@ -3,36 +3,20 @@
  * a slow reader pauses the producer (credit), and the gateway forgets a
  * stream once it is read to the end.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MeshClient, toReadableStream, type MeshClientOptions } from '../src/client/index.js';
+import { describe, expect, it } from 'vitest';
+import { toReadableStream } from '../src/client/index.js';
 import { DEFAULTS } from '../src/protocol/limits.js';
 // @ts-expect-error plain ESM helper shared with the benchmarks
 import { rssBytes, workerdPids } from '../scripts/processes.mjs';
 import type { StreamDO, StreamWorker } from './fixtures/streams-worker.js';
-import { startTestMesh, waitFor, type TestMesh } from './support/mesh.js';
-import { createNetwork } from './support/network.js';
-import { STREAM_MESH } from './support/stream-mesh.js';
+import { waitFor } from './support/mesh.js';
+import { useStreamMesh } from './support/stream-mesh.js';
 
-let mesh: TestMesh;
-const clients: MeshClient[] = [];
-
-beforeAll(async () => {
-  mesh = await startTestMesh(STREAM_MESH);
-});
-afterAll(async () => {
-  for (const c of clients) c.disconnect();
-  await mesh?.dispose();
-});
-
-async function connected(sub: string, extra: Partial<MeshClientOptions> = {}): Promise<MeshClient> {
-  const client = new MeshClient({ url: mesh.url.origin, accessToken: await mesh.token(sub), WebSocket: createNetwork().WebSocket, ...extra });
-  clients.push(client);
-  await waitFor(() => client.state === 'connected', `${sub} to connect`);
-  return client;
-}
+const suite = useStreamMesh();
+const { connected } = suite;
 
 const workerdRss = (): number => (workerdPids() as number[]).reduce((sum, pid) => sum + (rssBytes(pid) as number), 0);
-const gatewayStreams = async (instance: string): Promise<number> => ((await mesh.state(instance)) as unknown as { memory: { streams: number } }).memory.streams;
+const gatewayStreams = async (instance: string): Promise<number> => ((await suite.mesh.state(instance)) as unknown as { memory: { streams: number } }).memory.streams;
 
 describe('a method that returns a stream', () => {
   it('an async generator: the client iterates its chunks, each keeping its type through the codec', async () => {
