@@ -119,6 +119,23 @@ describe('Presence on workerd', () => {
     successor.disconnect();
   }, 40_000);
 
+  it('two Presences in one object share the departure watch: leaving one keeps the other told', async () => {
+    const network = createNetwork();
+    const leaver = await member('shared-leaver', 'shared', 'room', { name: 'L' }, { network });
+    expect(subs(await leaver.room().cursorJoin('canvas', { x: 1 }).then((s) => s.members))).toEqual(['shared-leaver×1']);
+    // Leaving the first Presence must not stop the watch the second still needs.
+    expect(await leaver.room().presenceLeave('room')).toBe(true);
+    network.offline = true;
+    network.drop();
+    const { graceEndedAt } = await until(async () => {
+      const memory = await mesh.gatewayMemory(leaver.client.instanceName!);
+      return memory.graceEndedAt !== null && memory;
+    }, 'the grace period to end');
+    const observer = await mesh.client('shared-observer');
+    await until(async () => (await observer.node<Topic>('TOPIC', 'shared').cursorSnapshot('canvas')).members.length === 0, 'the cursor to leave', 5_000);
+    expect(Date.now() - graceEndedAt!).toBeLessThan(5_000);
+  });
+
   it('bounds what a client can put in and make the topic send', async () => {
     const ann = await member('bound-ann', 'bounds', 'b', { name: 'A' });
     await expect(ann.room().enter('b2', undefined, { name: 'x'.repeat(300) })).rejects.toMatchObject({ name: 'LimitExceededError', limit: 'presence.maxMetaBytes', max: 256 });

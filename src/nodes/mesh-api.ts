@@ -51,6 +51,8 @@ export class MeshApi {
   readonly #self: () => Origin;
   readonly #bounds: () => ValueBounds | undefined;
   readonly #goneListeners = new Set<ClientGoneListener>();
+  /** Who in this object still needs a client's departure (e.g. each Presence): one watch per object is shared by all of them. */
+  readonly #departureHolders = new Set<(instanceName: string) => boolean>();
 
   /** `bounds`: what answers decoded here may expand to (the node class's valueBounds). */
   constructor(env: unknown, self: () => Origin, bounds: () => ValueBounds | undefined = () => undefined) {
@@ -134,9 +136,26 @@ export class MeshApi {
     await this.#gateway(instanceName, options.gateway, 'mesh.unwatchDeparture()').__meshgateUnwatchDeparture({ binding: self.binding, instance: self.instance });
   }
 
-  /** Runs `listener` whenever a client this node watches is gone for good (see `watchDeparture`). */
-  onClientGone(listener: ClientGoneListener): void {
+  /**
+   * Runs `listener` whenever a client this node watches is gone for good (see
+   * `watchDeparture`). `holds` says whether this listener still needs a
+   * client's departure, so `releaseDeparture` keeps a watch another part of
+   * the object relies on.
+   */
+  onClientGone(listener: ClientGoneListener, options: { holds?: (instanceName: string) => boolean } = {}): void {
     this.#goneListeners.add(listener);
+    if (options.holds) this.#departureHolders.add(options.holds);
+  }
+
+  /**
+   * `unwatchDeparture`, unless a listener added with `holds` still needs this
+   * client's departure: the gateway keeps one watch per object, shared.
+   * Resolves true if the watch was stopped.
+   */
+  async releaseDeparture(instanceName: string, options: { gateway?: string } = {}): Promise<boolean> {
+    for (const holds of this.#departureHolders) if (holds(instanceName)) return false;
+    await this.unwatchDeparture(instanceName, options);
+    return true;
   }
 
   /** @internal A gateway says its client is gone: runs the listeners, each on its own (one that throws stops no other). */

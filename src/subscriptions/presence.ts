@@ -95,7 +95,7 @@ export class Presence {
       sub TEXT NOT NULL, meta TEXT NOT NULL, joined_at INTEGER NOT NULL, touched_at INTEGER NOT NULL, UNIQUE (topic, instance))`);
     this.#sql.exec(`CREATE INDEX IF NOT EXISTS ${table}_by_instance ON ${table} (instance)`);
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS ${table}_versions (topic TEXT PRIMARY KEY, version INTEGER NOT NULL)`);
-    mesh.onClientGone((instanceName, at) => this.#gone(instanceName, at));
+    mesh.onClientGone((instanceName, at) => this.#gone(instanceName, at), { holds: (instanceName) => this.#presentAnywhere(instanceName) });
   }
 
   /**
@@ -149,9 +149,9 @@ export class Presence {
     const removed = this.#sql.exec<{ sub: string }>(`DELETE FROM ${this.#table} WHERE topic = ? AND instance = ? RETURNING sub`, topic, instanceName).toArray();
     this.#lastUpdate.delete(`${topic}\n${instanceName}`);
     for (const { sub } of removed) await this.#send(topic, this.#eventFor(topic, sub, 'update'));
-    // Present nowhere here any more: free its place among the gateway's watchers (another Presence of this object would then learn of its departure by a notification).
-    if (removed.length > 0 && this.#sql.exec(`SELECT 1 FROM ${this.#table} WHERE instance = ? LIMIT 1`, instanceName).toArray().length === 0) {
-      await this.#mesh.unwatchDeparture(instanceName, this.#gatewayOption()).catch(() => {}); // at worst it stays watched: told once, finding nothing
+    // Present nowhere in this object any more (no Presence of it holds the client): free its place among the gateway's watchers.
+    if (removed.length > 0) {
+      await this.#mesh.releaseDeparture(instanceName, this.#gatewayOption()).catch(() => {}); // at worst it stays watched: told once, finding nothing
     }
     return removed.length > 0;
   }
@@ -167,6 +167,10 @@ export class Presence {
       member.connections.push({ instanceName: row.instance, meta: decodeValue(row.meta) as M, joinedAt: row.joined_at });
     }
     return { topic, members: [...members.values()], version: this.#version(topic) };
+  }
+
+  #presentAnywhere(instanceName: string): boolean {
+    return this.#sql.exec(`SELECT 1 FROM ${this.#table} WHERE instance = ? LIMIT 1`, instanceName).toArray().length > 0;
   }
 
   /** Connections present in `topic`. */

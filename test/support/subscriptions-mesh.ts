@@ -37,6 +37,8 @@ export type Topic = {
   presenceUpdate(topic: string, meta: unknown): void;
   presenceLeave(topic: string): boolean;
   presenceSnapshot(topic: string): PresenceSnapshot & { version: number };
+  cursorJoin(topic: string, meta: unknown): PresenceSnapshot & { version: number };
+  cursorSnapshot(topic: string): PresenceSnapshot & { version: number };
 };
 export type KvTopic = { tryCreate(): string };
 
