@@ -106,12 +106,18 @@ export class TopicHistory {
     const none: Recovery<T> = { topic, ...current, recovered: false, publications: [] };
     if (!since || since.epoch !== current.epoch || since.offset > current.offset) return none;
     if (since.offset === current.offset) return { ...none, recovered: true };
-    const rows = this.#sql.exec<{ seq: number; at: number; data: string }>(
+    if (current.offset - since.offset > this.limits.maxCount) return none; // more missed than is ever kept
+    // Read lazily and stop past the byte bound: a hostile old offset costs at most that (plus one row), not maxCount rows.
+    const cursor = this.#sql.exec<{ seq: number; at: number; data: string }>(
       `SELECT seq, at, data FROM ${this.#table} WHERE topic = ? AND seq > ? AND at >= ? ORDER BY seq LIMIT ?`,
-      topic, since.offset, now - this.limits.maxAgeMs, this.limits.maxCount).toArray();
-    if (rows[0]?.seq !== since.offset + 1 || rows.length !== current.offset - since.offset) return none;
+      topic, since.offset, now - this.limits.maxAgeMs, this.limits.maxCount);
+    const rows: Array<{ seq: number; at: number; data: string }> = [];
     let bytes = 0;
-    for (const row of rows) if ((bytes += row.data.length) > this.limits.maxRecoveryBytes) return none;
+    for (const row of cursor) {
+      if ((bytes += row.data.length) > this.limits.maxRecoveryBytes) return none;
+      rows.push(row);
+    }
+    if (rows[0]?.seq !== since.offset + 1 || rows.length !== current.offset - since.offset) return none;
     const publications = rows.map((row) => ({ topic, offset: row.seq, epoch: current.epoch, at: row.at, data: decodeValue(row.data) as T }));
     return { ...none, recovered: true, publications };
   }
