@@ -140,6 +140,12 @@ describe('Presence on workerd', () => {
     const ann = await member('bound-ann', 'bounds', 'b', { name: 'A' });
     await expect(ann.room().enter('b2', undefined, { name: 'x'.repeat(300) })).rejects.toMatchObject({ name: 'LimitExceededError', limit: 'presence.maxMetaBytes', max: 256 });
     await expect(ann.room().presenceUpdate('not-joined', { name: 'A' })).rejects.toMatchObject({ name: 'ForbiddenError' });
+    // Leaving starts the update interval: an immediate rejoin is refused, so leave and join cannot flap events at the call rate.
+    expect(await ann.room().presenceLeave('b')).toBe(true);
+    const left = Date.now();
+    await expect(ann.room().enter('b', undefined, { name: 'A' })).rejects.toMatchObject({ name: 'LimitExceededError', limit: 'presence.minUpdateIntervalMs' });
+    await until(() => ann.room().enter('b', undefined, { name: 'A' }).then(() => true, () => false), 'the rejoin once the interval is over');
+    expect(Date.now() - left).toBeGreaterThanOrEqual(100);
     await expect(ann.room().enter('x'.repeat(300), undefined, null)).rejects.toThrow(/A topic must be a string of 1 to 256/);
 
     // maxConnections 8 in the fixture: the 9th connection is refused, nothing stored.

@@ -116,7 +116,8 @@ export class Presence {
     if (!existing) this.#checkRoom(topic, subOf(instanceName));
     const sub = subOf(instanceName);
     const changed = !existing || existing.meta !== encoded;
-    if (existing && changed) this.#throttle(topic, instanceName, now); // joining again with new metadata is an update
+    // New metadata is an update; a first join is free, but one just after this connection left is refused: leave and join cannot flap.
+    if (existing ? changed : this.#lastUpdate.has(`${topic}\n${instanceName}`)) this.#throttle(topic, instanceName, now);
     this.#sql.exec(`INSERT INTO ${this.#table} (topic, instance, sub, meta, joined_at, touched_at) VALUES (?, ?, ?, ?, ?, ?)
       ON CONFLICT (topic, instance) DO UPDATE SET meta = excluded.meta, touched_at = excluded.touched_at`, topic, instanceName, sub, encoded, now, now);
     const event = changed ? this.#eventFor(topic, sub, this.#wasPresent(existing, topic, sub, instanceName) ? 'update' : 'join') : undefined;
@@ -147,7 +148,7 @@ export class Presence {
   /** `instanceName` leaves `topic`; the others get `leave` (its user's last connection) or `update`. */
   async leave(topic: string, instanceName: string): Promise<boolean> {
     const removed = this.#sql.exec<{ sub: string }>(`DELETE FROM ${this.#table} WHERE topic = ? AND instance = ? RETURNING sub`, topic, instanceName).toArray();
-    this.#lastUpdate.delete(`${topic}\n${instanceName}`);
+    if (removed.length > 0) this.#changed(topic, instanceName, Date.now()); // never refused, but it starts the interval: leave and join cannot flap past it
     for (const { sub } of removed) await this.#send(topic, this.#eventFor(topic, sub, 'update'));
     // Present nowhere in this object any more (no Presence of it holds the client): free its place among the gateway's watchers.
     if (removed.length > 0) {
@@ -186,7 +187,13 @@ export class Presence {
       throw new LimitExceededError('presence.minUpdateIntervalMs', this.#limits.minUpdateIntervalMs,
         `metadata changes at most once per ${this.#limits.minUpdateIntervalMs} ms; send the latest again in ${wait} ms.`);
     }
-    this.#lastUpdate.set(key, now);
+    this.#changed(topic, instanceName, now);
+  }
+
+  #changed(topic: string, instanceName: string, now: number): void {
+    this.#lastUpdate.set(`${topic}\n${instanceName}`, now);
+    if (this.#lastUpdate.size <= 2 * this.#limits.maxConnections) return;
+    for (const [key, at] of this.#lastUpdate) if (at + this.#limits.minUpdateIntervalMs <= now) this.#lastUpdate.delete(key); // can refuse nothing any more
   }
 
   #checkRoom(topic: string, sub: string): void {
