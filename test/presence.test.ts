@@ -148,6 +148,14 @@ describe('Presence on workerd', () => {
     expect(Date.now() - left).toBeGreaterThanOrEqual(100);
     await expect(ann.room().enter('x'.repeat(300), undefined, null)).rejects.toThrow(/A topic must be a string of 1 to 256/);
 
+    // Topics that empty keep no row: naming topic after topic leaves nothing behind.
+    const wanderer = (await mesh.client('bound-wanderer')).node<Topic>('TOPIC', 'wander');
+    for (let i = 0; i < 20; i++) {
+      await wanderer.enter(`w${i}`, undefined, null);
+      await wanderer.presenceLeave(`w${i}`);
+    }
+    expect(await wanderer.presenceRows()).toEqual({ members: 0, versions: 0 });
+
     // maxConnections 8 in the fixture: the 9th connection is refused, nothing stored.
     const others = await Promise.all(Array.from({ length: 7 }, (_, i) => mesh.client(`bound-${i}`)));
     for (const c of others) await c.node<Topic>('TOPIC', 'bounds').enter('b', undefined, null);

@@ -34,6 +34,18 @@ describe('Subscriptions on workerd', () => {
     expect(await fresh.list('sport')).toEqual(['zed.tab1']);
   });
 
+  it('one client is subscribed to at most maxTopicsPerClient topics of a set (256); leaving one frees its place', async () => {
+    const roamer = await client('roamer');
+    const topic = roamer.node<Topic>('TOPIC', 'sprawl');
+    await Promise.all(Array.from({ length: 256 }, (_, i) => topic.join(`t${i}`)));
+    await expect(topic.join('t256')).rejects.toMatchObject({ name: 'LimitExceededError', limit: 'maxTopicsPerClient', max: 256 });
+    expect(await topic.list('t256')).toEqual([]);
+    expect(await topic.join('t0')).toBe(roamer.instanceName); // one it has: subscribing again is no new topic
+    await topic.leave('t0');
+    expect(await topic.join('t256')).toBe(roamer.instanceName);
+    expect(await topic.topicsOf(roamer.instanceName!)).toHaveLength(256);
+  });
+
   it('fans a call out to every subscriber in a new chain and reports each outcome', async () => {
     const got: string[] = [];
     const make = (name: string) => client(name, { notify: (t: string, payload: string) => (got.push(`${name}:${t}:${payload}`), `${name} ok`) });

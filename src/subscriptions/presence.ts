@@ -150,6 +150,7 @@ export class Presence {
     const removed = this.#sql.exec<{ sub: string }>(`DELETE FROM ${this.#table} WHERE topic = ? AND instance = ? RETURNING sub`, topic, instanceName).toArray();
     if (removed.length > 0) this.#changed(topic, instanceName, Date.now()); // never refused, but it starts the interval: leave and join cannot flap past it
     for (const { sub } of removed) await this.#send(topic, this.#eventFor(topic, sub, 'update'));
+    this.#forgetIfEmpty(topic);
     // Present nowhere in this object any more (no Presence of it holds the client): free its place among the gateway's watchers.
     if (removed.length > 0) {
       await this.#mesh.releaseDeparture(instanceName, this.#gatewayOption()).catch(() => {}); // at worst it stays watched: told once, finding nothing
@@ -168,6 +169,11 @@ export class Presence {
       member.connections.push({ instanceName: row.instance, meta: decodeValue(row.meta) as M, joinedAt: row.joined_at });
     }
     return { topic, members: [...members.values()], version: this.#version(topic) };
+  }
+
+  /** An empty topic keeps no row: a client naming topic after topic leaves nothing behind. Its versions start again (nobody holds one). */
+  #forgetIfEmpty(topic: string): void {
+    if (this.count(topic) === 0) this.#sql.exec(`DELETE FROM ${this.#table}_versions WHERE topic = ?`, topic);
   }
 
   #presentAnywhere(instanceName: string): boolean {
@@ -271,5 +277,6 @@ export class Presence {
       }
     }
     for (const { topic, sub } of changes) await this.#send(topic, this.#eventFor(topic, sub, 'update'), undefined, round);
+    for (const topic of new Set(changes.map((c) => c.topic))) this.#forgetIfEmpty(topic);
   }
 }

@@ -96,6 +96,11 @@ export class SubscriptionStore {
     return !existed;
   }
 
+  /** How many topics `instanceName` is subscribed to. */
+  countOfInstance(instanceName: string): number {
+    return this.#sql.exec<{ n: number }>(`SELECT count(*) AS n FROM ${this.#table} WHERE instance = ?`, instanceName).one().n;
+  }
+
   /** How many subscriptions to `topic` belong to `sub` (one per tab or process of that user). */
   countOfSub(topic: string, sub: string): number {
     return this.#sql.exec<{ n: number }>(`SELECT count(*) AS n FROM ${this.#table} WHERE topic = ? AND sub = ?`, topic, sub).one().n;

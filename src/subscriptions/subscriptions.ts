@@ -37,6 +37,8 @@ export interface SubscriptionsOptions {
   maxConsecutiveTimeouts?: number;
   /** Subscriptions one user (`sub`) may hold to one topic, one per tab or process (default 16); more are refused. */
   maxSubscriptionsPerSub?: number;
+  /** Topics one client connection (instance) may be subscribed to in this set (default 256); more are refused. */
+  maxTopicsPerClient?: number;
   /** Bounds of each topic's history, which `publish` writes and `recoverCaller` reads (table `{table}_history`). */
   history?: HistoryOptions;
 }
@@ -54,6 +56,7 @@ export interface FanOutOptions {
 const DEFAULT_CONCURRENCY = 64;
 export const DEFAULT_MAX_CONSECUTIVE_TIMEOUTS = 3;
 export const DEFAULT_MAX_SUBSCRIPTIONS_PER_SUB = 16;
+export const DEFAULT_MAX_TOPICS_PER_CLIENT = 256;
 /** Longest topic name a subscription may have: a topic is often taken from a client's arguments. */
 export const MAX_TOPIC_LENGTH = 256;
 
@@ -88,10 +91,12 @@ export class Subscriptions {
   readonly #options: SubscriptionsOptions;
   readonly #maxTimeouts: number;
   readonly #maxPerSub: number;
+  readonly #maxTopicsPerClient: number;
 
   constructor(storage: DurableObjectStorage, mesh: MeshApi, options: SubscriptionsOptions = {}) {
     this.#maxTimeouts = wholeAtLeastOne('maxConsecutiveTimeouts', options.maxConsecutiveTimeouts, DEFAULT_MAX_CONSECUTIVE_TIMEOUTS);
     this.#maxPerSub = wholeAtLeastOne('maxSubscriptionsPerSub', options.maxSubscriptionsPerSub, DEFAULT_MAX_SUBSCRIPTIONS_PER_SUB);
+    this.#maxTopicsPerClient = wholeAtLeastOne('maxTopicsPerClient', options.maxTopicsPerClient, DEFAULT_MAX_TOPICS_PER_CLIENT);
     this.store = new SubscriptionStore(storage, options.table);
     this.history = new TopicHistory(storage.sql, `${options.table ?? 'meshgate_subscriptions'}_history`, options.history);
     this.#mesh = mesh;
@@ -111,6 +116,10 @@ export class Subscriptions {
         throw new LimitExceededError('maxSubscriptionsPerSub', this.#maxPerSub,
           `user "${sub.slice(0, 128)}" already has that many subscriptions to "${topic.slice(0, 100)}" (one per tab or process). `
           + 'Close another tab or leave from it first; a closed tab is dropped once its grace period is over and a fan-out finds it gone.');
+      }
+      if (this.store.countOfInstance(instanceName) >= this.#maxTopicsPerClient) {
+        throw new LimitExceededError('maxTopicsPerClient', this.#maxTopicsPerClient,
+          `"${instanceName.slice(0, 128)}" is already subscribed to that many topics here; unsubscribe from one first.`);
       }
     }
     return this.store.subscribe(topic, instanceName);

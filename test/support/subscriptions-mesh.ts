@@ -37,6 +37,7 @@ export type Topic = {
   presenceUpdate(topic: string, meta: unknown): void;
   presenceLeave(topic: string): boolean;
   presenceSnapshot(topic: string): PresenceSnapshot & { version: number };
+  presenceRows(): { members: number; versions: number };
   cursorJoin(topic: string, meta: unknown): PresenceSnapshot & { version: number };
   cursorSnapshot(topic: string): PresenceSnapshot & { version: number };
 };
