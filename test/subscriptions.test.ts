@@ -66,6 +66,27 @@ describe('Subscriptions on workerd', () => {
     expect(skipped.outcomes.map((o) => o.instanceName)).toEqual([b.instanceName, c.instanceName]);
   });
 
+  it('a subscriber that answers with a stream is a failure of its own; the others are delivered and its stream is stopped', async () => {
+    const honest = await client('str-honest', { notify: (_topic: string, payload: unknown) => `got ${String(payload)}` });
+    let stopped!: () => void;
+    const streamStopped = new Promise<void>((resolve) => (stopped = resolve));
+    const streamer = await client('str-streamer', {
+      // A ReadableStream hears the cancel even before anything was pulled from it.
+      notify: () => new ReadableStream({ pull: (controller) => controller.enqueue(1), cancel: () => stopped() }),
+    });
+    const topic = honest.node<Topic>('TOPIC', 'stream-answers');
+    await topic.join('news');
+    await streamer.node<Topic>('TOPIC', 'stream-answers').join('news');
+    const summary = await topic.broadcast('news', 'hi');
+    expect(summary.delivered).toBe(1);
+    expect(summary.outcomes).toEqual([
+      { instanceName: honest.instanceName, status: 'delivered', value: 'got hi' },
+      expect.objectContaining({ instanceName: streamer.instanceName, status: 'failed', errorName: 'ProtocolError' }),
+    ]);
+    await streamStopped;
+    expect(await topic.list('news')).toHaveLength(2); // a failure keeps it subscribed
+  });
+
   it('one slow client holds up nobody, and its timeout keeps it subscribed', async () => {
     const n = 6;
     let arrived = 0;

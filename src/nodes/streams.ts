@@ -128,9 +128,28 @@ export class NodeStream extends RpcTarget {
 
 /**
  * A stream another node returned, read from this node: pulled a window at a
- * time, each chunk decoded within `bounds`; leaving the loop early cancels it.
+ * time, each chunk decoded within `bounds`; leaving the loop early cancels it,
+ * and so does `return()` before the first `next()` (a generator that never
+ * started would skip its `finally`).
  */
-export async function* readStream(source: StreamSource, bounds: ValueBounds | undefined, what: string): AsyncGenerator<unknown, void, undefined> {
+export function readStream(source: StreamSource, bounds: ValueBounds | undefined, what: string): AsyncGenerator<unknown, void, undefined> {
+  const reader = pullStream(source, bounds, what);
+  let started = false;
+  const next = reader.next.bind(reader);
+  const finish = reader.return.bind(reader);
+  reader.next = (...args) => ((started = true), next(...args));
+  reader.return = async (value) => {
+    if (!started) {
+      started = true;
+      await Promise.resolve(source.cancel()).catch(() => undefined);
+      (source as Partial<Disposable>)[Symbol.dispose]?.();
+    }
+    return finish(value);
+  };
+  return reader;
+}
+
+async function* pullStream(source: StreamSource, bounds: ValueBounds | undefined, what: string): AsyncGenerator<unknown, void, undefined> {
   let taken = 0;
   let over = false;
   try {

@@ -6,7 +6,7 @@
  * until its timeout while the others keep going. Notifications (calls nobody
  * waits for) hold a worker only until the client's gateway has sent them.
  */
-import { ClientDisconnectedError, ClientTimeoutError, describeUntrusted } from '../protocol/errors.js';
+import { ClientDisconnectedError, ClientTimeoutError, ProtocolError, describeUntrusted } from '../protocol/errors.js';
 
 /** What happened to one subscriber in a fan-out. */
 export type SubscriberOutcome<R = unknown> =
@@ -83,10 +83,20 @@ function failure(instanceName: string, error: unknown): { instanceName: string; 
 /** Calls `call` for one subscriber and says what happened; never throws. */
 export async function callOne<R>(instanceName: string, call: () => Promise<R>): Promise<SubscriberOutcome<R>> {
   try {
-    return { instanceName, status: 'delivered', value: await call() };
+    const value = await call();
+    // A client may answer with a stream where a fan-out wants a value: stop reading it, and count it as a failure.
+    if (isAsyncIterable(value)) {
+      void (value as AsyncIterator<unknown>).return?.()?.catch(() => undefined);
+      return failure(instanceName, new ProtocolError('The client answered a fan-out call with a stream; a subscriber\'s handler must return a value.'));
+    }
+    return { instanceName, status: 'delivered', value };
   } catch (error) {
     return failure(instanceName, error);
   }
+}
+
+function isAsyncIterable(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && typeof (value as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === 'function';
 }
 
 /** Notifies one subscriber through `notify` and says what happened; never throws. */
