@@ -148,6 +148,23 @@ describe('Presence on workerd', () => {
     expect(Date.now() - left).toBeGreaterThanOrEqual(100);
     await expect(ann.room().enter('x'.repeat(300), undefined, null)).rejects.toThrow(/A topic must be a string of 1 to 256/);
 
+    // One user's connections share one budget (a change per 100 ms, bursts of 16): many tabs changing at once cannot multiply the events.
+    const tabs = await Promise.all(Array.from({ length: 8 }, () => mesh.client('bound-many')));
+    const rooms = tabs.map((tab) => tab.node<Topic>('TOPIC', 'budget'));
+    const started = Date.now();
+    await Promise.all(rooms.map((room) => room.enter('b', undefined, { n: 0 })));
+    let accepted = 8;
+    let refusal: unknown;
+    // Each round waits out the per-connection interval (100 ms), so only the user's shared budget can refuse.
+    for (let round = 1; round <= 6 && !refusal; round++) {
+      await new Promise((resolve) => setTimeout(resolve, 110));
+      const updates = await Promise.allSettled(rooms.map((room) => room.presenceUpdate('b', { n: round })));
+      accepted += updates.filter((u) => u.status === 'fulfilled').length;
+      refusal = updates.find((u): u is PromiseRejectedResult => u.status === 'rejected')?.reason;
+    }
+    expect(refusal).toMatchObject({ name: 'LimitExceededError', message: expect.stringMatching(/connections of "bound-many" changed their presence/) });
+    expect(accepted).toBeLessThanOrEqual(16 + Math.ceil((Date.now() - started) / 100));
+
     // Topics that empty keep no row: naming topic after topic leaves nothing behind.
     const wanderer = (await mesh.client('bound-wanderer')).node<Topic>('TOPIC', 'wander');
     for (let i = 0; i < 20; i++) {

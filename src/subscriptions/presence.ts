@@ -74,6 +74,8 @@ export class Presence {
   readonly #limits: { maxMetaBytes: number; maxConnections: number; maxConnectionsPerSub: number; minUpdateIntervalMs: number };
   /** `${topic}\n${instance}` → when its metadata last changed (memory only: an eviction forgets, which only allows one more update) */
   readonly #lastUpdate = new Map<string, number>();
+  /** `${topic}\n${sub}` → what is left of the user's change budget in the topic (memory only, like #lastUpdate) */
+  readonly #userBudget = new Map<string, { tokens: number; at: number }>();
 
   constructor(storage: DurableObjectStorage, mesh: MeshApi, options: PresenceOptions = {}) {
     const table = options.table ?? 'meshgate_presence';
@@ -118,6 +120,7 @@ export class Presence {
     const changed = !existing || existing.meta !== encoded;
     // New metadata is an update; a first join is free, but one just after this connection left is refused: leave and join cannot flap.
     if (existing ? changed : this.#lastUpdate.has(`${topic}\n${instanceName}`)) this.#throttle(topic, instanceName, now);
+    if (changed) this.#spend(topic, sub, now);
     this.#sql.exec(`INSERT INTO ${this.#table} (topic, instance, sub, meta, joined_at, touched_at) VALUES (?, ?, ?, ?, ?, ?)
       ON CONFLICT (topic, instance) DO UPDATE SET meta = excluded.meta, touched_at = excluded.touched_at`, topic, instanceName, sub, encoded, now, now);
     const event = changed ? this.#eventFor(topic, sub, this.#wasPresent(existing, topic, sub, instanceName) ? 'update' : 'join') : undefined;
@@ -136,6 +139,7 @@ export class Presence {
     if (row.meta === encoded) return;
     const now = Date.now();
     this.#throttle(topic, instanceName, now);
+    this.#spend(topic, row.sub, now);
     this.#sql.exec(`UPDATE ${this.#table} SET meta = ?, touched_at = ? WHERE topic = ? AND instance = ?`, encoded, now, topic, instanceName);
     await this.#send(topic, this.#eventFor(topic, row.sub, 'update'), instanceName);
   }
@@ -149,6 +153,7 @@ export class Presence {
   async leave(topic: string, instanceName: string): Promise<boolean> {
     const removed = this.#sql.exec<{ sub: string }>(`DELETE FROM ${this.#table} WHERE topic = ? AND instance = ? RETURNING sub`, topic, instanceName).toArray();
     if (removed.length > 0) this.#changed(topic, instanceName, Date.now()); // never refused, but it starts the interval: leave and join cannot flap past it
+    for (const { sub } of removed) this.#spend(topic, sub, Date.now(), true);
     for (const { sub } of removed) await this.#send(topic, this.#eventFor(topic, sub, 'update'));
     this.#forgetIfEmpty(topic);
     // Present nowhere in this object any more (no Presence of it holds the client): free its place among the gateway's watchers.
@@ -194,6 +199,28 @@ export class Presence {
         `metadata changes at most once per ${this.#limits.minUpdateIntervalMs} ms; send the latest again in ${wait} ms.`);
     }
     this.#changed(topic, instanceName, now);
+  }
+
+  /**
+   * Each event carries the user's whole entry (up to maxConnectionsPerSub
+   * connections), so the changes of all of a user's connections in a topic
+   * share one budget: one per minUpdateIntervalMs, in bursts of
+   * maxConnectionsPerSub (tabs opening together). A leave spends without
+   * being refused.
+   */
+  #spend(topic: string, sub: string, now: number, always = false): void {
+    const key = `${topic}\n${sub}`;
+    const { maxConnectionsPerSub: burst, minUpdateIntervalMs: interval } = this.#limits;
+    const bucket = this.#userBudget.get(key);
+    const tokens = bucket ? Math.min(burst, bucket.tokens + (interval === 0 ? burst : (now - bucket.at) / interval)) : burst;
+    if (tokens < 1 && !always) {
+      const wait = Math.ceil((1 - tokens) * interval);
+      throw new LimitExceededError('presence.minUpdateIntervalMs', interval,
+        `the connections of "${sub.slice(0, 128)}" changed their presence in this topic too often (one change per ${interval} ms across them, in bursts of ${burst}); send the latest again in ${wait} ms.`);
+    }
+    this.#userBudget.set(key, { tokens: Math.max(0, tokens - 1), at: now });
+    if (this.#userBudget.size <= 2 * this.#limits.maxConnections) return;
+    for (const [k, b] of this.#userBudget) if (b.tokens + (now - b.at) / Math.max(1, interval) >= burst) this.#userBudget.delete(k); // full again: as if never seen
   }
 
   #changed(topic: string, instanceName: string, now: number): void {
