@@ -23,6 +23,10 @@ import {
 import { SubscriptionStore, subOf } from './store.js';
 import { TopicHistory, checkPosition, type HistoryOptions } from './history.js';
 import { PUBLICATION_HANDLER, type Recovery } from '../protocol/topics.js';
+import { decodeValue } from '../protocol/codec.js';
+import { DEFAULT_GATEWAY_BINDING } from '../protocol/limits.js';
+import { Relays, type RelayOptions } from './relays.js';
+import type { RelayedAnswer } from './relay.js';
 
 export interface SubscriptionsOptions {
   /** SQLite table (default 'meshgate_subscriptions'); give separate sets in one DO separate tables. */
@@ -39,6 +43,11 @@ export interface SubscriptionsOptions {
   maxSubscriptionsPerSub?: number;
   /** Bounds of each topic's history, which `publish` writes and `recoverCaller` reads (table `{table}_history`). */
   history?: HistoryOptions;
+  /**
+   * Fan-out through `FanOutRelay` Durable Objects for large topics (default: on when env has `FANOUT_RELAY`,
+   * from 512 subscribers, 256 per relay); `false` keeps every fan-out in this object.
+   */
+  relays?: RelayOptions | false;
 }
 
 /** What `publish` did: the publication's place in the topic's history, and how its notification went. */
@@ -88,6 +97,7 @@ export class Subscriptions {
   readonly #options: SubscriptionsOptions;
   readonly #maxTimeouts: number;
   readonly #maxPerSub: number;
+  readonly #relays: Relays;
 
   constructor(storage: DurableObjectStorage, mesh: MeshApi, options: SubscriptionsOptions = {}) {
     this.#maxTimeouts = wholeAtLeastOne('maxConsecutiveTimeouts', options.maxConsecutiveTimeouts, DEFAULT_MAX_CONSECUTIVE_TIMEOUTS);
@@ -96,6 +106,7 @@ export class Subscriptions {
     this.history = new TopicHistory(storage.sql, `${options.table ?? 'meshgate_subscriptions'}_history`, options.history);
     this.#mesh = mesh;
     this.#options = options;
+    this.#relays = new Relays(mesh, options.relays);
   }
 
   /**
@@ -188,11 +199,17 @@ export class Subscriptions {
     topic: string, method: M, args: ArgsOf<C[M]>, options: FanOutOptions = {},
   ): Promise<FanOutSummary<ResultOf<C[M]>>> {
     const { watermark, targets, clientOptions, concurrency } = this.#plan(topic, options);
-    const outcomes = await mapConcurrent(targets, concurrency, (instanceName) =>
-      callOne(instanceName, () => {
-        const stub = this.#mesh.client<AnyClient>(instanceName, clientOptions) as AnyClient;
-        return stub[method]!(...(args as unknown[])) as Promise<ResultOf<C[M]>>;
-      }));
+    const outcomes = this.#relays.carries(targets.length)
+      ? await Promise.all((await this.#relayed('call', targets, method, args as unknown[], clientOptions, concurrency)).map((answer, i) =>
+        callOne(targets[i]!, async () => {
+          const settled = answer.ok ? { ok: true as const, result: answer.result ?? '' } : answer;
+          return this.#mesh.settleClientAnswer(targets[i]!, method, settled) as ResultOf<C[M]>;
+        })))
+      : await mapConcurrent(targets, concurrency, (instanceName) =>
+        callOne(instanceName, () => {
+          const stub = this.#mesh.client<AnyClient>(instanceName, clientOptions) as AnyClient;
+          return stub[method]!(...(args as unknown[])) as Promise<ResultOf<C[M]>>;
+        }));
     this.#settle(topic, watermark, outcomes, 'delivered');
     return summarize(topic, method, outcomes);
   }
@@ -213,10 +230,24 @@ export class Subscriptions {
     topic: string, method: M, args: ArgsOf<C[M]>, options: FanOutOptions = {},
   ): Promise<NotifySummary> {
     const { watermark, targets, clientOptions, concurrency } = this.#plan(topic, options);
-    const outcomes = await mapConcurrent(targets, concurrency, (instanceName) =>
-      notifyOne(instanceName, () => this.#mesh.notifyClient(instanceName, method, args as unknown[], clientOptions)));
+    const outcomes = this.#relays.carries(targets.length)
+      ? await Promise.all((await this.#relayed('notify', targets, method, args as unknown[], clientOptions, concurrency)).map((answer, i) =>
+        notifyOne(targets[i]!, async () => {
+          if (!answer.ok) throw decodeValue(answer.error);
+          return answer.queued ? 'queued' : 'sent';
+        })))
+      : await mapConcurrent(targets, concurrency, (instanceName) =>
+        notifyOne(instanceName, () => this.#mesh.notifyClient(instanceName, method, args as unknown[], clientOptions)));
     this.#settle(topic, watermark, outcomes, 'sent', 'queued');
     return summarizeNotify(topic, method, outcomes);
+  }
+
+  /** One RPC per relay instead of one per subscriber (relay.ts): the same gateway answers, one per target, in order. */
+  #relayed(kind: 'call' | 'notify', targets: string[], method: string, args: unknown[], clientOptions: { timeoutMs?: number }, concurrency: number): Promise<RelayedAnswer[]> {
+    if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`Fan-out concurrency must be a whole number ≥ 1, got ${concurrency}.`);
+    return this.#relays.run({
+      kind, targets, method, args, gateway: this.#options.gateway ?? DEFAULT_GATEWAY_BINDING, timeoutMs: clientOptions.timeoutMs, concurrency,
+    });
   }
 
   #plan(topic: string, options: FanOutOptions) {
