@@ -93,6 +93,18 @@ describe('fan-out through relays', () => {
     expect(arrivals.get(slow.instanceName!)?.has('a2')).toBe(false);
   }, 60_000);
 
+  it('a relay that fails as a whole fails its slice, which stays subscribed; the other relays deliver', async () => {
+    const { arrivals, fast, slow, room } = await bigTopic('rc', 'big', 12);
+    const subscribed = await room.listRelayed('big');
+    const summary = await room.broadcastRelayed('big', 'crash-first-leaf', { timeoutMs: 1_000, except: [slow.instanceName!] });
+    // The first leaf carries the first slice: the first 3 subscribers.
+    expect(summary.failed).toEqual(subscribed.slice(0, SLICE));
+    expect(summary.outcomes.filter((o) => o.status === 'failed').every((o) => o.errorName === 'MeshError')).toBe(true);
+    expect(summary.delivered).toBe(12 - SLICE);
+    for (const c of fast.slice(SLICE)) expect(arrivals.get(c.instanceName!)?.get('crash-first-leaf')).toBe(1);
+    expect(await room.listRelayed('big')).toEqual(subscribed.filter((name) => !summary.dropped.includes(name)));
+  }, 60_000);
+
   it('a topic below the threshold keeps the loop in its own object', async () => {
     const xs = await Promise.all([0, 1, 2].map((i) => mesh.client(`rsmall${i}`, { notify: (_t: string, p: unknown) => p })));
     const room = xs[0]!.node<Topic>('TOPIC', 'rsmall');
