@@ -115,6 +115,12 @@ describe('fan-out through relays', () => {
     expect(await room.takeRelayJobs()).toEqual([]);
   }, 30_000);
 
+  it('a client cannot call a relay: it has no entry point for mesh calls', async () => {
+    const x = await mesh.client('rprobe');
+    await expect(x.node<{ anything(): unknown }>('FANOUT_RELAY', 'TOPIC/rprobe').anything()).rejects.toMatchObject({ name: 'UnknownBindingError' });
+    expect(await x.node<Topic>('TOPIC', 'rprobe').takeRelayJobs()).toEqual([]);
+  });
+
   it('a relay binding named in the options but not bound is refused with what to export', async () => {
     const x = await mesh.client('rmissing');
     const message = await x.node<Topic>('TOPIC', 'rmissing').tryMissingRelayBinding();
