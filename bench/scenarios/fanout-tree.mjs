@@ -26,127 +26,62 @@ const LEVELS = [100, 1_000, 2_000];
 const STAND_IN_LEVELS = [10_000, 20_000, 50_000];
 const MODEL_LEVELS = [1_000, 2_000, 10_000, 50_000, 100_000, 1_000_000];
 const ROUNDS = 3;
-const HOP_ROUNDS = 40;
+const HOP_ROUNDS = 20;
+const STAND_IN_ROUNDS = 1;
 /** The library's defaults, which the tree mode uses (src/subscriptions/relays.ts). */
 const SLICE = 256;
 const CHILDREN = 32;
 /** A hop between objects on different machines, for the second model: an assumption (a few ms in one location), not a measurement. */
 const ASSUMED_REMOTE_HOP_MS = 5;
 
-/** `rounds` timed rounds (after one warm-up) of each mode, alternating; `run(mode, key)` returns the round's time in ms. */
-async function alternate(rounds, run) {
+/** `rounds` timed rounds of each mode, alternating, after `warmUp` untimed ones; `run(mode)` returns the round's time in ms. */
+async function alternate(rounds, run, warmUp = 1) {
   const times = { loop: [], tree: [] };
-  for (let r = 0; r <= rounds; r++) {
+  for (let r = 0; r < warmUp + rounds; r++) {
     for (const mode of r % 2 === 0 ? ['loop', 'tree'] : ['tree', 'loop']) {
       const ms = await run(mode);
-      if (r > 0) times[mode].push(ms);
+      if (r >= warmUp) times[mode].push(ms);
     }
   }
   return { loop: summary(times.loop), tree: summary(times.tree) };
 }
 
-/** Relays per level of the tree for `count` subscribers, top level first. */
-function treeLevels(count) {
-  const perLevel = [];
-  for (let nodes = Math.ceil(count / SLICE); ; nodes = Math.ceil(nodes / CHILDREN)) {
-    perLevel.unshift(nodes);
-    if (nodes <= CHILDREN) return perLevel;
-  }
+/**
+ * The tree Subscriptions makes for `count` subscribers (src/subscriptions/relay.ts: an object splits its
+ * part into at most CHILDREN groups of whole slices): how many relays, how deep, and how many children
+ * each object on the widest path calls.
+ */
+function treeShape(count) {
+  const groupSize = SLICE * Math.ceil(Math.ceil(count / SLICE) / CHILDREN);
+  const children = Math.ceil(count / groupSize);
+  if (groupSize <= SLICE) return { relays: children, depth: 1, path: [children] };
+  let relays = children;
+  for (let rest = count; rest > 0; rest -= groupSize) relays += treeShape(Math.min(groupSize, rest)).relays;
+  const below = treeShape(groupSize);
+  return { relays, depth: 1 + below.depth, path: [children, ...below.path] };
 }
 
 /**
  * Time until all have it, ms, when each relay runs on its own thread:
  * the loop sends N times from one object; the tree pays one hop per level,
- * each object on the path sends to at most CHILDREN relays, and the leaves
- * send their slices at once.
+ * each object on the widest path sends to its children, and the leaves
+ * send their slices at the same time.
  */
 function model(count, { sendMs, hopMs, relayMs }) {
-  const levels = treeLevels(count);
-  const path = levels.map((nodes, i) => Math.min(CHILDREN, i === 0 ? nodes : Math.ceil(nodes / levels[i - 1])));
+  const { relays, depth, path } = treeShape(count);
   return {
-    subscribers: count, relays: levels.reduce((a, b) => a + b, 0), depth: levels.length,
+    subscribers: count, relays, depth,
     loopMs: round(count * sendMs, 1),
-    treeMs: round(levels.length * hopMs + path.reduce((a, b) => a + b, 0) * relayMs + Math.min(count, SLICE) * sendMs, 1),
+    treeMs: round(depth * hopMs + path.reduce((a, b) => a + b, 0) * relayMs + Math.min(count, SLICE) * sendMs, 1),
   };
 }
 
-/** Real clients, added to those already connected and subscribed: time to all of them, each mode, at each level. */
-async function withClients(startMesh, levels) {
-  const mesh = await startMesh({ identityLimiter: false });
-  try {
-    const arrivals = new Map();
-    const handlers = {
-      notify: (key) => {
-        const a = arrivals.get(key);
-        if (a && ++a.count === a.target) a.resolve(now());
-        return key;
-      },
-    };
-    const driver = await mesh.connect('tree-driver');
-    const topic = driver.node('TOPIC', 'tree');
-    let key = 0;
-
-    const clients = [];
-    const measured = [];
-    for (const level of levels) {
-      const from = clients.length;
-      await pool(level - from, 50, async (k) => {
-        clients[from + k] = await mesh.connect(`tree${from + k}`, { handlers });
-        await clients[from + k].node('TOPIC', 'tree').join('all');
-      });
-      const times = await alternate(ROUNDS, async (mode) => {
-        const k = ++key;
-        const allThere = new Promise((resolve) => arrivals.set(k, { count: 0, target: level, resolve }));
-        const t0 = now();
-        const outcome = await within(topic.announceVia(mode, 'all', k), 60_000, `${mode} to ${level}`);
-        if (outcome.delivered !== level) throw new Error(`${mode}: sent to ${outcome.delivered} of ${level}`);
-        const last = await within(allThere, 30_000, `${mode} to ${level}: every client to have it`);
-        arrivals.delete(k);
-        return last - t0;
-      });
-      measured.push({ subscribers: level, relays: treeLevels(level).reduce((a, b) => a + b, 0), loop: times.loop, tree: times.tree });
-    }
-    return measured;
-  } finally {
-    await mesh.dispose();
-  }
-}
-
-/** Stand-ins, on a workerd of their own: what one relay hop adds, and time to all at each level. */
-async function withStandIns(startMesh, levels) {
-  const mesh = await startMesh({ identityLimiter: false });
-  try {
-    const topic = (await mesh.connect('standin-driver')).node('TOPIC', 'tree');
-    let key = 0;
-    // What a relay adds, timed inside the topic object: to 1 stand-in (the bare hop) and to a full slice.
-    const hop = {};
-    for (const [name, count] of [['one', 1], ['slice', SLICE]]) {
-      await topic.fillStandIns('sim', count);
-      await topic.timeStandInRounds('sim', 2); // warm-up
-      const { loopMs, treeMs } = await within(topic.timeStandInRounds('sim', HOP_ROUNDS), 60_000, `hop rounds to ${count}`);
-      hop[name] = { subscribers: count, loopMsPerRound: round(loopMs / HOP_ROUNDS, 3), treeMsPerRound: round(treeMs / HOP_ROUNDS, 3), addedMs: round((treeMs - loopMs) / HOP_ROUNDS, 3) };
-    }
-
-    const simulated = [];
-    for (const count of levels) {
-      if ((await topic.fillStandIns('sim', count)) !== count) throw new Error(`stand-ins: ${count} not subscribed`);
-      const times = await alternate(2, async (mode) => {
-        const t0 = now();
-        const outcome = await within(topic.notifyStandIns(mode, 'sim', ++key), 60_000, `${mode} to ${count} stand-ins`);
-        if (outcome.delivered !== count) throw new Error(`${mode}: ${outcome.delivered} of ${count} stand-ins`);
-        return now() - t0;
-      });
-      simulated.push({ subscribers: count, relays: treeLevels(count).reduce((a, b) => a + b, 0), loop: times.loop, tree: times.tree });
-    }
-    return { simulated, hop };
-  } finally {
-    await mesh.dispose();
-  }
-}
-
 export async function fanoutTree({ startMesh, n }) {
+  const t0 = now();
   const measured = await withClients(startMesh, LEVELS.map(n));
+  const t1 = now();
   const { simulated, hop } = await withStandIns(startMesh, STAND_IN_LEVELS.map(n));
+  const seconds = { clients: round((t1 - t0) / 1000, 1), standIns: round((now() - t1) / 1000, 1) };
 
   // Calibration: the per-send cost from the largest loop; the hop, and a relay's cost to its parent, from what a relay adds to a full slice
   // (tree − loop: the job of 256 names there and its answers back, both objects on this one thread: an upper bound of either).
@@ -168,6 +103,6 @@ export async function fanoutTree({ startMesh, n }) {
       points: MODEL_LEVELS.map((count) => model(count, calibration)),
       remotePoints: MODEL_LEVELS.map((count) => model(count, { ...calibration, hopMs: ASSUMED_REMOTE_HOP_MS })),
     },
-    samples: { rounds: ROUNDS, standInRounds: 2, hopRounds: HOP_ROUNDS },
+    samples: { rounds: ROUNDS, standInRounds: STAND_IN_ROUNDS, hopRounds: HOP_ROUNDS }, seconds,
   };
 }
