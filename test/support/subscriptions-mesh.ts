@@ -17,7 +17,7 @@ export type Summary = {
   dropped: string[]; timedOut: string[]; failed: string[]; outcomes: Outcome[];
 };
 type FanOutOptions = { timeoutMs?: number; concurrency?: number; except?: string[] };
-export type RelayJobSeen = { name: string; targets: number };
+export type RelayJobSeen = { name: string; targets: number; boot: string };
 export type Topic = {
   join(topic: string): string;
   leave(topic: string): string;
