@@ -76,6 +76,82 @@ function model(count, { sendMs, hopMs, relayMs }) {
   };
 }
 
+/** Real clients, added to those already connected and subscribed: time to all of them, each mode, at each level. */
+async function withClients(startMesh, levels) {
+  const mesh = await startMesh({ identityLimiter: false });
+  try {
+    const arrivals = new Map();
+    const handlers = {
+      notify: (key) => {
+        const a = arrivals.get(key);
+        if (a && ++a.count === a.target) a.resolve(now());
+        return key;
+      },
+    };
+    const topic = (await mesh.connect('tree-driver')).node('TOPIC', 'tree');
+    let key = 0;
+    const clients = [];
+    const measured = [];
+    const started = now();
+    for (const level of levels) {
+      const from = clients.length;
+      await pool(level - from, 50, async (k) => {
+        clients[from + k] = await mesh.connect(`tree${from + k}`, { handlers });
+        await clients[from + k].node('TOPIC', 'tree').join('all');
+      });
+      const times = await alternate(ROUNDS, async (mode) => {
+        const k = ++key;
+        const allThere = new Promise((resolve) => arrivals.set(k, { count: 0, target: level, resolve }));
+        const t0 = now();
+        const outcome = await within(topic.announceVia(mode, 'all', k), 60_000, `${mode} to ${level}`);
+        if (outcome.delivered !== level) throw new Error(`${mode}: sent to ${outcome.delivered} of ${level}`);
+        const last = await within(allThere, 30_000, `${mode} to ${level}: every client to have it`);
+        arrivals.delete(k);
+        return last - t0;
+      });
+      process.stderr.write(`[fanout_tree ${level} clients ${round((now() - started) / 1000, 1)} s] `);
+      measured.push({ subscribers: level, relays: treeShape(level).relays, loop: times.loop, tree: times.tree });
+    }
+    return measured;
+  } finally {
+    await mesh.dispose();
+  }
+}
+
+/** Stand-ins, on a workerd of their own: what a relay adds, and time to all at each level. */
+async function withStandIns(startMesh, levels) {
+  const mesh = await startMesh({ identityLimiter: false });
+  try {
+    const topic = (await mesh.connect('standin-driver')).node('TOPIC', 'tree');
+    let key = 0;
+    // What a relay adds, timed inside the topic object: to 1 stand-in (the bare hop) and to a full slice.
+    const hop = {};
+    for (const [name, count] of [['one', 1], ['slice', SLICE]]) {
+      await topic.fillStandIns('sim', count);
+      await topic.timeStandInRounds('sim', 2); // warm-up
+      const { loopMs, treeMs } = await within(topic.timeStandInRounds('sim', HOP_ROUNDS), 60_000, `hop rounds to ${count}`);
+      hop[name] = { subscribers: count, loopMsPerRound: round(loopMs / HOP_ROUNDS, 3), treeMsPerRound: round(treeMs / HOP_ROUNDS, 3), addedMs: round((treeMs - loopMs) / HOP_ROUNDS, 3) };
+    }
+
+    // The stand-in objects are warm from here on (their names share them): only the first level has a warm-up round.
+    const simulated = [];
+    for (const [i, count] of levels.entries()) {
+      if ((await topic.fillStandIns('sim', count)) !== count) throw new Error(`stand-ins: ${count} not subscribed`);
+      const times = await alternate(STAND_IN_ROUNDS, async (mode) => {
+        const t0 = now();
+        const outcome = await within(topic.notifyStandIns(mode, 'sim', ++key), 60_000, `${mode} to ${count} stand-ins`);
+        if (outcome.delivered !== count) throw new Error(`${mode}: ${outcome.delivered} of ${count} stand-ins`);
+        return now() - t0;
+      }, i === 0 ? 1 : 0);
+      process.stderr.write(`[fanout_tree ${count} stand-ins] `);
+      simulated.push({ subscribers: count, relays: treeShape(count).relays, loop: times.loop, tree: times.tree });
+    }
+    return { simulated, hop };
+  } finally {
+    await mesh.dispose();
+  }
+}
+
 export async function fanoutTree({ startMesh, n }) {
   const t0 = now();
   const measured = await withClients(startMesh, LEVELS.map(n));
