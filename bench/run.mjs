@@ -71,7 +71,7 @@ const SCENARIOS = [
   { name: 'clients_deflate', budgetMs: 90_000, run: clientsDeflate },
   { name: 'cost', budgetMs: 60_000, run: cost },
   { name: 'scale', budgetMs: 90_000, run: scale },
-  { name: 'fanout_tree', budgetMs: 120_000, run: fanoutTree },
+  { name: 'fanout_tree', budgetMs: 150_000, run: fanoutTree },
 ];
 
 const runStarted = now();
