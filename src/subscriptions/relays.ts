@@ -8,7 +8,9 @@ import { encodeValue } from '../protocol/codec.js';
 import { DEFAULTS, isDurationMs } from '../protocol/limits.js';
 import { isNamespace } from '../bindings/kinds.js';
 import type { MeshApi } from '../nodes/mesh-api.js';
+import { decodeValue } from '../protocol/codec.js';
 import { RELAY_HOP_MARGIN_MS, throughChildren, type RelayJob, type RelayedAnswer } from './relay.js';
+import { callOne, notifyOne, type NotifyOutcome, type SubscriberOutcome } from './fan-out.js';
 
 export interface RelayOptions {
   /** The `FanOutRelay` binding (default 'FANOUT_RELAY'). Named here and missing from env: the constructor throws; the default missing: no relays. */
@@ -60,7 +62,6 @@ function levels(count: number, { sliceSize, maxChildren }: Settings): number {
 }
 
 export interface RelayedFanOut {
-  kind: 'call' | 'notify';
   targets: string[];
   method: string;
   args: readonly unknown[];
@@ -83,16 +84,35 @@ export class Relays {
     return this.#settings !== undefined && count >= this.#settings.minSubscribers;
   }
 
+  /** `fanOut` through relays: each subscriber's outcome, classified from its gateway's answer as the loop classifies it. */
+  async callAll<R>(fanOut: RelayedFanOut): Promise<SubscriberOutcome<R>[]> {
+    const answers = await this.#run('call', fanOut);
+    return Promise.all(answers.map((answer, i) => callOne(fanOut.targets[i]!, async () => {
+      const settled = answer.ok ? { ok: true as const, result: answer.result ?? '' } : answer;
+      return this.#mesh.settleClientAnswer(fanOut.targets[i]!, fanOut.method, settled) as R;
+    })));
+  }
+
+  /** `notify` through relays, the same way. */
+  async notifyAll(fanOut: RelayedFanOut): Promise<NotifyOutcome[]> {
+    const answers = await this.#run('notify', fanOut);
+    return Promise.all(answers.map((answer, i) => notifyOne(fanOut.targets[i]!, async () => {
+      if (!answer.ok) throw decodeValue(answer.error);
+      return answer.queued ? 'queued' : 'sent';
+    })));
+  }
+
   /** Hands the fan-out to the relays; one answer per target, in order. Every answer is in by the clients' timeout plus a few seconds. */
-  async run(fanOut: RelayedFanOut): Promise<RelayedAnswer[]> {
+  async #run(kind: 'call' | 'notify', fanOut: RelayedFanOut): Promise<RelayedAnswer[]> {
     const settings = this.#settings!;
+    if (!Number.isInteger(fanOut.concurrency) || fanOut.concurrency < 1) throw new RangeError(`Fan-out concurrency must be a whole number ≥ 1, got ${fanOut.concurrency}.`);
     if (fanOut.timeoutMs !== undefined && !isDurationMs(fanOut.timeoutMs)) {
       throw new RangeError(`Subscriptions: timeoutMs must be a positive number of milliseconds, got ${String(fanOut.timeoutMs)}.`);
     }
     const self = this.#mesh.self;
     const timeoutMs = fanOut.timeoutMs ?? DEFAULTS.clientResponseTimeoutMs;
     const job: RelayJob = {
-      kind: fanOut.kind, relay: settings.binding, gateway: fanOut.gateway,
+      kind, relay: settings.binding, gateway: fanOut.gateway,
       name: (self.kind === 'node' ? `${self.binding}/${self.instance ?? ''}` : self.instance).slice(0, 512),
       targets: fanOut.targets, method: fanOut.method, args: encodeValue(fanOut.args),
       context: this.#mesh.clientCallContext(true),

@@ -23,10 +23,8 @@ import {
 import { SubscriptionStore, subOf } from './store.js';
 import { TopicHistory, checkPosition, type HistoryOptions } from './history.js';
 import { PUBLICATION_HANDLER, type Recovery } from '../protocol/topics.js';
-import { decodeValue } from '../protocol/codec.js';
 import { DEFAULT_GATEWAY_BINDING } from '../protocol/limits.js';
-import { Relays, type RelayOptions } from './relays.js';
-import type { RelayedAnswer } from './relay.js';
+import { Relays, type RelayOptions, type RelayedFanOut } from './relays.js';
 
 export interface SubscriptionsOptions {
   /** SQLite table (default 'meshgate_subscriptions'); give separate sets in one DO separate tables. */
@@ -200,11 +198,7 @@ export class Subscriptions {
   ): Promise<FanOutSummary<ResultOf<C[M]>>> {
     const { watermark, targets, clientOptions, concurrency } = this.#plan(topic, options);
     const outcomes = this.#relays.carries(targets.length)
-      ? await Promise.all((await this.#relayed('call', targets, method, args as unknown[], clientOptions, concurrency)).map((answer, i) =>
-        callOne(targets[i]!, async () => {
-          const settled = answer.ok ? { ok: true as const, result: answer.result ?? '' } : answer;
-          return this.#mesh.settleClientAnswer(targets[i]!, method, settled) as ResultOf<C[M]>;
-        })))
+      ? await this.#relays.callAll<ResultOf<C[M]>>(this.#relayed(targets, method, args as unknown[], clientOptions, concurrency))
       : await mapConcurrent(targets, concurrency, (instanceName) =>
         callOne(instanceName, () => {
           const stub = this.#mesh.client<AnyClient>(instanceName, clientOptions) as AnyClient;
@@ -231,23 +225,16 @@ export class Subscriptions {
   ): Promise<NotifySummary> {
     const { watermark, targets, clientOptions, concurrency } = this.#plan(topic, options);
     const outcomes = this.#relays.carries(targets.length)
-      ? await Promise.all((await this.#relayed('notify', targets, method, args as unknown[], clientOptions, concurrency)).map((answer, i) =>
-        notifyOne(targets[i]!, async () => {
-          if (!answer.ok) throw decodeValue(answer.error);
-          return answer.queued ? 'queued' : 'sent';
-        })))
+      ? await this.#relays.notifyAll(this.#relayed(targets, method, args as unknown[], clientOptions, concurrency))
       : await mapConcurrent(targets, concurrency, (instanceName) =>
         notifyOne(instanceName, () => this.#mesh.notifyClient(instanceName, method, args as unknown[], clientOptions)));
     this.#settle(topic, watermark, outcomes, 'sent', 'queued');
     return summarizeNotify(topic, method, outcomes);
   }
 
-  /** One RPC per relay instead of one per subscriber (relay.ts): the same gateway answers, one per target, in order. */
-  #relayed(kind: 'call' | 'notify', targets: string[], method: string, args: unknown[], clientOptions: { timeoutMs?: number }, concurrency: number): Promise<RelayedAnswer[]> {
-    if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`Fan-out concurrency must be a whole number ≥ 1, got ${concurrency}.`);
-    return this.#relays.run({
-      kind, targets, method, args, gateway: this.#options.gateway ?? DEFAULT_GATEWAY_BINDING, timeoutMs: clientOptions.timeoutMs, concurrency,
-    });
+  /** A fan-out as relays carry it (relay.ts): one RPC per relay instead of one per subscriber. */
+  #relayed(targets: string[], method: string, args: unknown[], clientOptions: { timeoutMs?: number }, concurrency: number): RelayedFanOut {
+    return { targets, method, args, gateway: this.#options.gateway ?? DEFAULT_GATEWAY_BINDING, timeoutMs: clientOptions.timeoutMs, concurrency };
   }
 
   #plan(topic: string, options: FanOutOptions) {
