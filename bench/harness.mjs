@@ -35,6 +35,7 @@ export const DeflateSocket = socketClass(true);
 
 const NODES = {
   GATEWAY: 'BenchGateway', BENCH: 'BenchDO', BENCH_BURSTS: 'BenchBurstDO', TOPIC: { className: 'TopicDO', useSQLite: true }, RAW: 'RawEchoDO', HOP: 'RawHopDO', HOP_TARGET: 'RawHopTargetDO', HOT_DRIVER: 'HotDriverDO',
+  FANOUT_RELAY: 'BenchRelay', STANDIN: 'StandInGateway',
   // the peers (bench/peers.ts): their routers find the binding by the class's kebab-case name
   PeerAgent: { className: 'PeerAgent', useSQLite: true }, PeerParty: 'PeerParty',
 };

@@ -121,12 +121,21 @@ const ROWS = {
     row('bytes/s, 100-char chunks', m.bytesPerSecond, b.bytesPerSecond, ratio(m.bytesPerSecond, b.bytesPerSecond), null);
     row(`bytes/s, ${m.large.chunkChars}-char chunks`, m.large.bytesPerSecond, b.bytesPerSecond, ratio(m.large.bytesPerSecond, b.bytesPerSecond), null);
   },
+  /** Loop in the topic object (the meshgate column) beside the tree of relays (the baseline column): ratio = loop / tree. */
+  tree(s, row) {
+    const pair = (label, p) => row(`${label}: loop vs tree p50 ms (${p.relays} relays)`, p.loop.p50, p.tree.p50, ratio(p.loop.p50, p.tree.p50), p.loop.n + p.tree.n);
+    for (const p of s.measured.clients) pair(`${p.subscribers} clients, to all`, p);
+    for (const p of s.measured.standIns) pair(`${p.subscribers} stand-ins, to all`, p);
+    for (const h of [s.measured.hop.one, s.measured.hop.slice]) row(`${h.subscribers} stand-in(s), per round in the topic object: loop vs tree ms`, h.loopMsPerRound, h.treeMsPerRound, ratio(h.loopMsPerRound, h.treeMsPerRound), s.samples.hopRounds);
+    for (const p of s.model.points) row(`model ${p.subscribers}: loop vs tree ms (relays on own threads, depth ${p.depth})`, p.loopMs, p.treeMs, ratio(p.loopMs, p.treeMs), null);
+    for (const p of s.model.remotePoints) row(`model ${p.subscribers}, ${s.model.remoteHopMs} ms hops (assumed): loop vs tree ms`, p.loopMs, p.treeMs, ratio(p.loopMs, p.treeMs), null);
+  },
   fanout: fanoutRows('all answered'),
   notify: fanoutRows('publish returned'),
 };
 
 /** Which formatter an entry's scenario name takes: `roundtrip_deflate` as `roundtrip`, `fanout_500` as `fanout`. */
-const KIND = { to_client: 'percentiles', reconnect: 'percentiles' };
+const KIND = { to_client: 'percentiles', reconnect: 'percentiles', fanout_tree: 'tree' };
 const kindOf = (name) => KIND[name] ?? name.split('_')[0];
 
 /** The printed report of one run's output (what latest.json holds), as lines. */

@@ -43,6 +43,7 @@ import { supersede } from './scenarios/supersede.mjs';
 import { throughput } from './scenarios/throughput.mjs';
 import { toClient } from './scenarios/to-client.mjs';
 import { stream } from './scenarios/stream.mjs';
+import { fanoutTree } from './scenarios/fanout-tree.mjs';
 
 const RUN_BUDGET_MS = 270_000;
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
@@ -70,6 +71,7 @@ const SCENARIOS = [
   { name: 'clients_deflate', budgetMs: 90_000, run: clientsDeflate },
   { name: 'cost', budgetMs: 60_000, run: cost },
   { name: 'scale', budgetMs: 90_000, run: scale },
+  { name: 'fanout_tree', budgetMs: 150_000, run: fanoutTree },
 ];
 
 const runStarted = now();

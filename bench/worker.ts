@@ -10,7 +10,7 @@
 import { DurableObject } from 'cloudflare:workers';
 import * as v from 'valibot';
 import { z } from 'zod';
-import { ClientGateway, MeshDurableObject, MeshWorker, Subscriptions, createMeshWorker, mesh } from '../src/index.js';
+import { ClientGateway, FanOutRelay, MeshDurableObject, MeshWorker, Subscriptions, createMeshWorker, mesh } from '../src/index.js';
 
 export interface Env {
   GATEWAY: DurableObjectNamespace;
@@ -21,6 +21,8 @@ export interface Env {
   HOP: DurableObjectNamespace;
   HOP_TARGET: DurableObjectNamespace;
   HOT_DRIVER: DurableObjectNamespace;
+  FANOUT_RELAY: DurableObjectNamespace;
+  STANDIN: DurableObjectNamespace;
   PeerAgent: DurableObjectNamespace;
   PeerParty: DurableObjectNamespace;
   JWT_SECRET: string;
@@ -101,8 +103,36 @@ export class BenchBurstDO extends BenchDO {
   static override acceptsCallBursts = true;
 }
 
+/**
+ * Local workerd runs out of SQLite memory past a few thousand objects, so the
+ * simulation's stand-in names share STAND_IN_OBJECTS objects: every
+ * notification is still its own RPC to a stand-in, as to a gateway.
+ */
+const STAND_IN_OBJECTS = 500;
+
+function withPooledStandIns<E extends { STANDIN: DurableObjectNamespace }>(env: E): E {
+  const real = env.STANDIN;
+  const pooled = {
+    [Symbol.toStringTag]: 'DurableObjectNamespace',
+    idFromName: (name: string) => real.idFromName(`pool${Number(/^standin(\d+)\./.exec(name)?.[1] ?? 0) % STAND_IN_OBJECTS}`),
+    get: (id: DurableObjectId) => real.get(id),
+  };
+  return { ...env, STANDIN: pooled as unknown as DurableObjectNamespace };
+}
+
+/** The library's relay, reaching the stand-ins through the same pool. */
+export class BenchRelay extends FanOutRelay {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, withPooledStandIns(env));
+  }
+}
+
 /** A topic with subscribers, using the subscriptions helper for the fan-out. */
 export class TopicDO extends MeshDurableObject<Env> {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, withPooledStandIns(env));
+  }
+
   readonly subs = new Subscriptions(this.ctx.storage, this.mesh);
 
   @mesh
@@ -120,6 +150,53 @@ export class TopicDO extends MeshDurableObject<Env> {
   async announce(topic: string, round: number, concurrency?: number): Promise<{ total: number; delivered: number }> {
     const summary = await this.subs.notify<Listener>(topic, 'notify', [round], concurrency === undefined ? {} : { concurrency });
     return { total: summary.total, delivered: summary.sent };
+  }
+
+  /** The same notification, fanned out by the loop in this object or through relays (the fanout_tree scenario). */
+  readonly loop = new Subscriptions(this.ctx.storage, this.mesh, { relays: false });
+  readonly tree = new Subscriptions(this.ctx.storage, this.mesh, { relays: { minSubscribers: 1 } });
+  /** Subscribers that are stand-in gateways (StandInGateway: no socket, no client), for the simulation past real clients. */
+  readonly standInLoop = new Subscriptions(this.ctx.storage, this.mesh, { table: 'standins', gateway: 'STANDIN', relays: false });
+  readonly standInTree = new Subscriptions(this.ctx.storage, this.mesh, { table: 'standins', gateway: 'STANDIN', relays: { minSubscribers: 1 } });
+
+  @mesh
+  async announceVia(mode: 'loop' | 'tree', topic: string, round: number): Promise<{ total: number; delivered: number }> {
+    const summary = await this[mode].notify<Listener>(topic, 'notify', [round]);
+    return { total: summary.total, delivered: summary.sent };
+  }
+
+  /** Subscribes `count` stand-in names to `topic` (and nothing else), in one statement: the simulation's audience. */
+  @mesh
+  fillStandIns(topic: string, count: number): number {
+    this.standInLoop.store.clearTopic(topic);
+    this.ctx.storage.sql.exec(`INSERT INTO standins (topic, instance, subscribed_at, sub)
+      WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?)
+      SELECT ?, 'standin' || i || '.t', ?, 'standin' || i FROM n`, Math.min(Math.max(count, 1), 100_000), topic, Date.now());
+    return this.standInLoop.count(topic);
+  }
+
+  /** Notifies every stand-in; resolves when every one has the call (a stand-in answers as soon as it counted it). */
+  @mesh
+  async notifyStandIns(mode: 'loop' | 'tree', topic: string, round: number): Promise<{ total: number; delivered: number }> {
+    const summary = await (mode === 'loop' ? this.standInLoop : this.standInTree).notify<Listener>(topic, 'notify', [round]);
+    return { total: summary.total, delivered: summary.sent };
+  }
+
+  /**
+   * `rounds` notifications of the stand-ins of `topic` by each mode, alternating, timed in this object
+   * (no client round trip in the figure): tree minus loop is what the relay hop adds.
+   */
+  @mesh
+  async timeStandInRounds(topic: string, rounds: number): Promise<{ loopMs: number; treeMs: number }> {
+    const spent = { loop: 0, tree: 0 };
+    for (let r = 0; r < Math.min(rounds, 1_000); r++) {
+      for (const mode of r % 2 === 0 ? (['loop', 'tree'] as const) : (['tree', 'loop'] as const)) {
+        const t0 = Date.now();
+        await (mode === 'loop' ? this.standInLoop : this.standInTree).notify<Listener>(topic, 'notify', [r]);
+        spent[mode] += Date.now() - t0;
+      }
+    }
+    return { loopMs: spent.loop, treeMs: spent.tree };
   }
 
   /** Calls `notify` on every subscriber; resolves when all answered. */
@@ -237,6 +314,24 @@ export class HotDriverDO extends DurableObject<Env> {
       }
     }));
     return ok;
+  }
+}
+
+/**
+ * A stand-in for a client's gateway: takes a notification, counts it and
+ * answers 'sent' at once — a gateway without a socket or a client, so the
+ * simulation reaches tens of thousands of subscribers on one machine.
+ */
+export class StandInGateway extends DurableObject<Env> {
+  #received = 0;
+
+  async __meshgateNotifyClient(): Promise<{ ok: true; queued: boolean }> {
+    this.#received++;
+    return { ok: true, queued: false };
+  }
+
+  received(): number {
+    return this.#received;
   }
 }
 

@@ -17,7 +17,7 @@ import type { CallContext, ClientCallEnvelope, MeshResult, NotifyResult } from '
 import { callNode, resolveTarget } from './targets.js';
 import { isNamespace, type Namespace } from '../bindings/kinds.js';
 
-interface GatewayStub {
+export interface GatewayStub {
   __meshgateCallClient(envelope: ClientCallEnvelope): Promise<MeshResult>;
   __meshgateNotifyClient(envelope: ClientCallEnvelope): Promise<NotifyResult>;
   __meshgateWatchDeparture(watcher: { binding: string; instance: string }): Promise<{ ok: true; watching: boolean } | { ok: false; error: string }>;
@@ -163,10 +163,29 @@ export class MeshApi {
     await Promise.allSettled([...this.#goneListeners].map(async (listener) => listener(instanceName, at)));
   }
 
+  /** @internal A binding of this node's env by name, or undefined (meshgate's own helpers: fan-out relays). */
+  binding(name: string): unknown {
+    const env = this.#env as Record<string, unknown> | undefined;
+    return env && Object.prototype.hasOwnProperty.call(env, name) ? env[name] : undefined;
+  }
+
+  /** @internal This node as its callers address it. */
+  get self(): Origin {
+    return this.#self();
+  }
+
+  /** @internal The context a call to a client made now carries (`ownChain`: a new chain at this node). */
+  clientCallContext(ownChain: boolean): CallContext {
+    return this.#nextContext(ownChain);
+  }
+
+  /** @internal A client's answer that came another way (through a fan-out relay), decoded within this node's bounds, as `client()` does. */
+  settleClientAnswer(instanceName: string, method: string, answer: MeshResult): unknown {
+    return settleResult(answer, this.#bounds(), `"${method}" on client "${instanceName}"`);
+  }
+
   #gateway(instanceName: string, binding = DEFAULT_GATEWAY_BINDING, api: string): GatewayStub {
-    const namespace = (this.#env as Record<string, unknown>)[binding];
-    if (!isNamespace(namespace)) throw new TypeError(`No Durable Object binding "${binding}" for the gateway in env; pass { gateway: 'YOUR_BINDING' } to ${api}.`);
-    return (namespace as Namespace<GatewayStub>).get(namespace.idFromName(instanceName));
+    return gatewayOf(this.#env, instanceName, binding, api);
   }
 
   #clientEnvelope(instanceName: string, method: string, args: readonly unknown[], options: ClientCallOptions): ClientCallEnvelope {
@@ -182,6 +201,13 @@ export class MeshApi {
     if (!current) return { origin: self, caller: self, chain: [self], state: {} };
     return { ...current, caller: self, chain: [...current.chain, self] };
   }
+}
+
+/** The gateway of client `instanceName` in `env` (binding `binding`), or a TypeError that says which binding to pass. */
+export function gatewayOf(env: unknown, instanceName: string, binding: string, api: string): GatewayStub {
+  const namespace = (env as Record<string, unknown>)[binding];
+  if (!isNamespace(namespace)) throw new TypeError(`No Durable Object binding "${binding}" for the gateway in env; pass { gateway: 'YOUR_BINDING' } to ${api}.`);
+  return (namespace as Namespace<GatewayStub>).get(namespace.idFromName(instanceName));
 }
 
 function checkTimeout(api: string, timeoutMs: unknown): void {

@@ -23,6 +23,8 @@ import {
 import { SubscriptionStore, subOf } from './store.js';
 import { TopicHistory, checkPosition, type HistoryOptions } from './history.js';
 import { PUBLICATION_HANDLER, type Recovery } from '../protocol/topics.js';
+import { DEFAULT_GATEWAY_BINDING } from '../protocol/limits.js';
+import { Relays, type RelayOptions, type RelayedFanOut } from './relays.js';
 
 export interface SubscriptionsOptions {
   /** SQLite table (default 'meshgate_subscriptions'); give separate sets in one DO separate tables. */
@@ -41,6 +43,11 @@ export interface SubscriptionsOptions {
   maxTopicsPerClient?: number;
   /** Bounds of each topic's history, which `publish` writes and `recoverCaller` reads (table `{table}_history`). */
   history?: HistoryOptions;
+  /**
+   * Fan-out through `FanOutRelay` Durable Objects for large topics (default: on when env has `FANOUT_RELAY`,
+   * from 512 subscribers, 256 per relay); `false` keeps every fan-out in this object.
+   */
+  relays?: RelayOptions | false;
 }
 
 /** What `publish` did: the publication's place in the topic's history, and how its notification went. */
@@ -92,6 +99,7 @@ export class Subscriptions {
   readonly #maxTimeouts: number;
   readonly #maxPerSub: number;
   readonly #maxTopicsPerClient: number;
+  readonly #relays: Relays;
 
   constructor(storage: DurableObjectStorage, mesh: MeshApi, options: SubscriptionsOptions = {}) {
     this.#maxTimeouts = wholeAtLeastOne('maxConsecutiveTimeouts', options.maxConsecutiveTimeouts, DEFAULT_MAX_CONSECUTIVE_TIMEOUTS);
@@ -101,6 +109,7 @@ export class Subscriptions {
     this.history = new TopicHistory(storage.sql, `${options.table ?? 'meshgate_subscriptions'}_history`, options.history);
     this.#mesh = mesh;
     this.#options = options;
+    this.#relays = new Relays(mesh, options.relays);
   }
 
   /**
@@ -197,11 +206,13 @@ export class Subscriptions {
     topic: string, method: M, args: ArgsOf<C[M]>, options: FanOutOptions = {},
   ): Promise<FanOutSummary<ResultOf<C[M]>>> {
     const { watermark, targets, clientOptions, concurrency } = this.#plan(topic, options);
-    const outcomes = await mapConcurrent(targets, concurrency, (instanceName) =>
-      callOne(instanceName, () => {
-        const stub = this.#mesh.client<AnyClient>(instanceName, clientOptions) as AnyClient;
-        return stub[method]!(...(args as unknown[])) as Promise<ResultOf<C[M]>>;
-      }));
+    const outcomes = this.#relays.carries(targets.length)
+      ? await this.#relays.callAll<ResultOf<C[M]>>(this.#relayed(targets, method, args as unknown[], clientOptions, concurrency))
+      : await mapConcurrent(targets, concurrency, (instanceName) =>
+        callOne(instanceName, () => {
+          const stub = this.#mesh.client<AnyClient>(instanceName, clientOptions) as AnyClient;
+          return stub[method]!(...(args as unknown[])) as Promise<ResultOf<C[M]>>;
+        }));
     this.#settle(topic, watermark, outcomes, 'delivered');
     return summarize(topic, method, outcomes);
   }
@@ -222,10 +233,17 @@ export class Subscriptions {
     topic: string, method: M, args: ArgsOf<C[M]>, options: FanOutOptions = {},
   ): Promise<NotifySummary> {
     const { watermark, targets, clientOptions, concurrency } = this.#plan(topic, options);
-    const outcomes = await mapConcurrent(targets, concurrency, (instanceName) =>
-      notifyOne(instanceName, () => this.#mesh.notifyClient(instanceName, method, args as unknown[], clientOptions)));
+    const outcomes = this.#relays.carries(targets.length)
+      ? await this.#relays.notifyAll(this.#relayed(targets, method, args as unknown[], clientOptions, concurrency))
+      : await mapConcurrent(targets, concurrency, (instanceName) =>
+        notifyOne(instanceName, () => this.#mesh.notifyClient(instanceName, method, args as unknown[], clientOptions)));
     this.#settle(topic, watermark, outcomes, 'sent', 'queued');
     return summarizeNotify(topic, method, outcomes);
+  }
+
+  /** A fan-out as relays carry it (relay.ts): one RPC per relay instead of one per subscriber. */
+  #relayed(targets: string[], method: string, args: unknown[], clientOptions: { timeoutMs?: number }, concurrency: number): RelayedFanOut {
+    return { targets, method, args, gateway: this.#options.gateway ?? DEFAULT_GATEWAY_BINDING, timeoutMs: clientOptions.timeoutMs, concurrency };
   }
 
   #plan(topic: string, options: FanOutOptions) {

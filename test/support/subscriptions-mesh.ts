@@ -17,6 +17,7 @@ export type Summary = {
   dropped: string[]; timedOut: string[]; failed: string[]; outcomes: Outcome[];
 };
 type FanOutOptions = { timeoutMs?: number; concurrency?: number; except?: string[] };
+export type RelayJobSeen = { name: string; targets: number; boot: string };
 export type Topic = {
   join(topic: string): string;
   leave(topic: string): string;
@@ -40,6 +41,13 @@ export type Topic = {
   presenceRows(): { members: number; versions: number };
   cursorJoin(topic: string, meta: unknown): PresenceSnapshot & { version: number };
   cursorSnapshot(topic: string): PresenceSnapshot & { version: number };
+  joinRelayed(topic: string): string;
+  addRelayed(topic: string, name: string): boolean;
+  listRelayed(topic: string): string[];
+  broadcastRelayed(topic: string, payload: unknown, options?: { timeoutMs?: number; except?: string[] }): Summary;
+  announceRelayed(topic: string, payload: unknown, options?: { timeoutMs?: number; except?: string[] }): Summary;
+  takeRelayJobs(): RelayJobSeen[];
+  tryMissingRelayBinding(): string;
 };
 export type KvTopic = { tryCreate(): string };
 
@@ -66,6 +74,7 @@ export function useSubscriptionsMesh(bindings: Record<string, string> = {}): Sub
         GATEWAY: 'SubsGateway',
         TOPIC: { className: 'TopicDO', useSQLite: true },
         KV_TOPIC: 'KvTopicDO',
+        FANOUT_RELAY: 'CountingRelay',
         IDENTITY_LIMITER: { className: 'IdentityLimiter', useSQLite: true },
       },
       bindings: { JWT_SECRET: SECRET, ...bindings },

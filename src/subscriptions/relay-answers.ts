@@ -1,0 +1,57 @@
+/**
+ * What a relay carries back for each subscriber, kept within a budget: a
+ * relay's answer is one RPC message, and the answers of a whole tree meet in
+ * the topic object.
+ */
+import { decodeValue, encodeError } from '../protocol/codec.js';
+import { LimitExceededError, MeshError } from '../protocol/errors.js';
+import { failure } from '../protocol/failure.js';
+import { DEFAULT_VALUE_BOUNDS } from '../protocol/value-bounds.js';
+
+/** A gateway's answer for one subscriber, as it came back (a call's result, a notification's receipt) or why not. */
+export type RelayedAnswer = { ok: true; result?: string; queued?: boolean } | { ok: false; error: string };
+
+/** A longer error than this is shortened by the relay (its name, class fields and the start of its message kept). */
+export const RELAYED_ERROR_CHARS = 1_024;
+
+/**
+ * Keeps what a relay carries back within `answerChars`: each error within
+ * RELAYED_ERROR_CHARS (shortened, its name kept, so it is classified the same),
+ * and results in order while they fit the budget; a result that does not becomes a
+ * LimitExceededError (the client did run the method). Receipts carry nothing.
+ */
+export function fitAnswers(answers: RelayedAnswer[], answerChars: number): RelayedAnswer[] {
+  let used = 0;
+  return answers.map((answer) => {
+    if (!answer.ok) {
+      const error = answer.error.length <= RELAYED_ERROR_CHARS ? answer.error : shortened(answer.error);
+      used += error.length;
+      return error === answer.error ? answer : { ok: false, error };
+    }
+    const size = answer.result?.length ?? 0;
+    if (used + size <= answerChars) {
+      used += size;
+      return answer;
+    }
+    return failure(new LimitExceededError('relayAnswerChars', answerChars,
+      'the answers to this fan-out are too large to carry back through its relays; the client ran the method. Answer a fan-out with less, or use notify.'));
+  });
+}
+
+/** The error with its name, class fields and the start of its message, small enough to carry. */
+function shortened(encoded: string): string {
+  let original: Record<string, unknown> = {};
+  try {
+    const decoded = decodeValue(encoded, DEFAULT_VALUE_BOUNDS);
+    if (decoded instanceof Error) original = decoded as unknown as Record<string, unknown>;
+  } catch {
+    // unreadable: a plain MeshError says so below
+  }
+  const short = new MeshError(String(original.message ?? 'An error too large to carry back through a fan-out relay.').slice(0, 500));
+  short.name = String(original.name ?? 'MeshError').slice(0, 100);
+  for (const key of ['code', 'clientInstanceName', 'timeoutMs', 'limit', 'max']) {
+    const value = original[key];
+    if (typeof value === 'number' || (typeof value === 'string' && value.length <= 300)) (short as unknown as Record<string, unknown>)[key] = value;
+  }
+  return encodeError(short);
+}

@@ -1,0 +1,162 @@
+/**
+ * Fan-out through relay Durable Objects on real workerd: a topic past its
+ * relay threshold (4 here; 512 by default) hands its fan-out to a tree of
+ * FanOutRelay objects, 3 subscribers per relay and 2 children per relay, and
+ * gets back the same outcomes the loop in its own object would have found.
+ */
+import { describe, expect, it } from 'vitest';
+import type { MeshClient } from '../src/client/index.js';
+import { encodeError, decodeValue } from '../src/protocol/codec.js';
+import { ClientDisconnectedError } from '../src/protocol/errors.js';
+import { RELAYED_ERROR_CHARS, fitAnswers } from '../src/subscriptions/relay-answers.js';
+import { waitFor } from './support/network.js';
+import { useSubscriptionsMesh, type RelayJobSeen, type Topic } from './support/subscriptions-mesh.js';
+
+const mesh = useSubscriptionsMesh();
+const SLICE = 3;
+const CHILDREN = 2;
+
+/** Per client, how many times each payload arrived. */
+type Arrivals = Map<string, Map<unknown, number>>;
+
+/** `n` connected subscribers that answer at once, one that never answers, and one that never connected; all subscribed to `topic`. */
+async function bigTopic(prefix: string, topic: string, n: number) {
+  const arrivals: Arrivals = new Map();
+  const count = (name: string, payload: unknown) => {
+    const seen = arrivals.get(name) ?? new Map<unknown, number>();
+    arrivals.set(name, seen.set(payload, (seen.get(payload) ?? 0) + 1));
+  };
+  const fast: MeshClient[] = await Promise.all(Array.from({ length: n }, async (_, i) => {
+    const c: MeshClient = await mesh.client(`${prefix}${i}`, { notify: (_t: string, payload: unknown) => { count(c.instanceName!, payload); return payload; } });
+    return c;
+  }));
+  const slow: MeshClient = await mesh.client(`${prefix}slow`, { notify: (_t: string, payload: unknown) => { count(slow.instanceName!, payload); return new Promise(() => {}); } });
+  const room = fast[0]!.node<Topic>('TOPIC', prefix);
+  for (const c of [...fast, slow]) await c.node<Topic>('TOPIC', prefix).joinRelayed(topic);
+  const ghost = `${prefix}ghost.tab`;
+  await room.addRelayed(topic, ghost);
+  await room.takeRelayJobs();
+  return { arrivals, fast, slow, ghost, room };
+}
+
+/** The tree the relays formed: every leaf within a slice, every relay with at most CHILDREN children, all targets covered once by the leaves. */
+function checkTree(jobs: RelayJobSeen[], total: number): number {
+  const names = new Set(jobs.map((j) => j.name));
+  const children = new Map<string, number>();
+  for (const { name } of jobs) {
+    const parent = name.slice(0, name.lastIndexOf('.'));
+    children.set(parent, (children.get(parent) ?? 0) + 1);
+  }
+  const leaves = jobs.filter((j) => ![...names].some((other) => other.startsWith(`${j.name}.`)));
+  expect(leaves.every((j) => j.targets <= SLICE)).toBe(true);
+  expect(leaves.reduce((sum, j) => sum + j.targets, 0)).toBe(total);
+  expect(Math.max(...children.values())).toBeLessThanOrEqual(CHILDREN);
+  return Math.max(...jobs.map((j) => j.name.split('.').length - 1));
+}
+
+describe('fan-out through relays', () => {
+  it('fanOut to 14 subscribers: each connected one answers exactly once, the gone one is dropped and unsubscribed, the slow one times out', async () => {
+    const { arrivals, fast, slow, ghost, room } = await bigTopic('rf', 'big', 12);
+    const subscribed = await room.listRelayed('big');
+    expect(subscribed).toHaveLength(14);
+
+    const summary = await room.broadcastRelayed('big', 'p1', { timeoutMs: 1_500 });
+    expect(summary).toMatchObject({ total: 14, delivered: 12, dropped: [ghost], timedOut: [slow.instanceName], failed: [] });
+    // One outcome per subscriber, in subscription order, each delivered one with the client's answer.
+    expect(summary.outcomes.map((o) => o.instanceName)).toEqual(subscribed);
+    expect(summary.outcomes.filter((o) => o.status === 'delivered').every((o) => o.value === 'p1')).toBe(true);
+    expect(summary.outcomes.find((o) => o.instanceName === ghost)!.errorName).toBe('ClientDisconnectedError');
+    expect(summary.outcomes.find((o) => o.instanceName === slow.instanceName)!.errorName).toBe('ClientTimeoutError');
+    for (const c of fast) expect(arrivals.get(c.instanceName!)?.get('p1')).toBe(1);
+    expect(arrivals.get(slow.instanceName!)?.get('p1')).toBe(1);
+
+    // 14 subscribers, 3 per relay, 2 children per relay: three levels of relays under the topic object.
+    expect(checkTree(await room.takeRelayJobs(), 14)).toBe(3);
+    expect(await room.listRelayed('big')).toEqual(subscribed.filter((name) => name !== ghost));
+  }, 60_000);
+
+  it('notify to 14 subscribers: each connected one gets it once, and one sitting on an earlier notification past the timeout is skipped as a timeout', async () => {
+    const { arrivals, fast, slow, ghost, room } = await bigTopic('rn', 'big', 12);
+    const first = await room.announceRelayed('big', 'a1', { timeoutMs: 300 });
+    expect(first).toMatchObject({ total: 14, sent: 13, queued: 0, dropped: [ghost], timedOut: [], failed: [] });
+    await waitFor(() => [...fast, slow].every((c) => arrivals.get(c.instanceName!)?.get('a1') === 1), 'every connected subscriber to get a1');
+    expect(checkTree(await room.takeRelayJobs(), 14)).toBe(3);
+
+    // The slow one has not answered a1: once 300 ms have passed it is overdue (only time passing makes it so).
+    await new Promise((r) => setTimeout(r, 400));
+    const second = await room.announceRelayed('big', 'a2', { timeoutMs: 300 });
+    expect(second).toMatchObject({ total: 13, sent: 12, dropped: [], timedOut: [slow.instanceName], failed: [] });
+    await waitFor(() => fast.every((c) => arrivals.get(c.instanceName!)?.get('a2') === 1), 'every fast subscriber to get a2');
+    // A later round trip on every socket: nothing of a1 or a2 arrives twice.
+    await room.broadcastRelayed('big', 'p-after', { timeoutMs: 1_000, except: [slow.instanceName!] });
+    for (const c of fast) expect([arrivals.get(c.instanceName!)?.get('a1'), arrivals.get(c.instanceName!)?.get('a2')]).toEqual([1, 1]);
+    expect(arrivals.get(slow.instanceName!)?.has('a2')).toBe(false);
+  }, 60_000);
+
+  it('a relay that fails as a whole fails its slice, which stays subscribed; the other relays deliver', async () => {
+    const { arrivals, fast, slow, room } = await bigTopic('rc', 'big', 12);
+    const subscribed = await room.listRelayed('big');
+    const summary = await room.broadcastRelayed('big', 'crash-first-leaf', { timeoutMs: 1_000, except: [slow.instanceName!] });
+    // The first leaf carries the first slice: the first 3 subscribers.
+    expect(summary.failed).toEqual(subscribed.slice(0, SLICE));
+    expect(summary.outcomes.filter((o) => o.status === 'failed').every((o) => o.errorName === 'MeshError')).toBe(true);
+    expect(summary.delivered).toBe(12 - SLICE);
+    for (const c of fast.slice(SLICE)) expect(arrivals.get(c.instanceName!)?.get('crash-first-leaf')).toBe(1);
+    expect(await room.listRelayed('big')).toEqual(subscribed.filter((name) => !summary.dropped.includes(name)));
+  }, 60_000);
+
+  it('relays hold nothing once they answered: they and the topic object are evicted as after any other work', async () => {
+    const { room } = await bigTopic('re', 'big', 4);
+    const before = await room.boot();
+    expect(await room.announceRelayed('big', 'x')).toMatchObject({ total: 6, sent: 5 });
+    const first = new Map((await room.takeRelayJobs()).map((j) => [j.name, j.boot]));
+    expect(first.size).toBeGreaterThan(1);
+    // workerd evicts an object 10 s after its last event; nothing can be awaited for that, so wait it out.
+    await new Promise((r) => setTimeout(r, 13_000));
+    expect(await room.boot()).not.toBe(before);
+    expect((await room.announceRelayed('big', 'y')).sent).toBe(5); // the gone one was dropped by the first
+    const second = await room.takeRelayJobs();
+    expect(second.map((j) => j.name).sort()).toEqual([...first.keys()].sort());
+    for (const job of second) expect(job.boot).not.toBe(first.get(job.name));
+  }, 40_000);
+
+  it('a topic below the threshold keeps the loop in its own object', async () => {
+    const xs = await Promise.all([0, 1, 2].map((i) => mesh.client(`rsmall${i}`, { notify: (_t: string, p: unknown) => p })));
+    const room = xs[0]!.node<Topic>('TOPIC', 'rsmall');
+    for (const x of xs) await x.node<Topic>('TOPIC', 'rsmall').joinRelayed('small');
+    await room.takeRelayJobs();
+    expect(await room.broadcastRelayed('small', 'hi')).toMatchObject({ total: 3, delivered: 3 });
+    expect(await room.announceRelayed('small', 'hi')).toMatchObject({ total: 3, sent: 3 });
+    expect(await room.takeRelayJobs()).toEqual([]);
+  }, 30_000);
+
+  it('a client cannot call a relay: it has no entry point for mesh calls', async () => {
+    const x = await mesh.client('rprobe');
+    await expect(x.node<{ anything(): unknown }>('FANOUT_RELAY', 'TOPIC/rprobe').anything()).rejects.toMatchObject({ name: 'UnknownBindingError' });
+    expect(await x.node<Topic>('TOPIC', 'rprobe').takeRelayJobs()).toEqual([]);
+  });
+
+  it('a relay binding named in the options but not bound is refused with what to export', async () => {
+    const x = await mesh.client('rmissing');
+    const message = await x.node<Topic>('TOPIC', 'rmissing').tryMissingRelayBinding();
+    expect(message).toMatch(/no Durable Object binding "NO_SUCH_RELAY"/);
+    expect(message).toMatch(/export \{ FanOutRelay \} from 'meshgate'/);
+  });
+});
+
+describe('what a relay carries back', () => {
+  it('keeps results in order within the budget and refuses the rest; shortens a long error keeping its name', () => {
+    const answers = fitAnswers([
+      { ok: true, result: 'x'.repeat(60) }, { ok: true, result: 'y'.repeat(60) }, { ok: true, queued: true },
+      { ok: false, error: encodeError(new ClientDisconnectedError('a.tab', 'gone '.repeat(2_000))) },
+    ], 100);
+    expect(answers[0]).toEqual({ ok: true, result: 'x'.repeat(60) });
+    expect(answers[2]).toEqual({ ok: true, queued: true });
+    const refused = decodeValue((answers[1] as { error: string }).error) as Error & { limit: string };
+    expect([refused.name, refused.limit]).toEqual(['LimitExceededError', 'relayAnswerChars']);
+    const short = (answers[3] as { error: string }).error;
+    expect(short.length).toBeLessThanOrEqual(RELAYED_ERROR_CHARS);
+    const error = decodeValue(short) as Error & { clientInstanceName: string };
+    expect([error.name, error.clientInstanceName]).toEqual(['ClientDisconnectedError', 'a.tab']);
+  });
+});
