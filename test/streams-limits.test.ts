@@ -69,17 +69,29 @@ describe('maxStreamWindow', () => {
 });
 
 describe('maxStreamBufferBytes', () => {
-  it('chunks of 1000 characters (encoded) under a 3000-character buffer: the gateway holds three, whatever the window, and the reader still reads on', async () => {
-    const client = await connected('bytes');
-    const node = client.node<StreamDO>('STREAMS', 'bytes');
-    const stream = (await node.blocks('bytes', 996)) as Buffered;
-    await waitFor(() => stream.buffered >= 3, 'the buffer to fill');
+  it('chunks of 1000 characters (encoded) under a 3000-character buffer: the gateway holds three unacknowledged, whatever the window', async () => {
+    const sock = new RawSocket(suite.mesh.wsUrl('bytes.t'), await suite.mesh.token('bytes'));
+    sockets.push(sock);
+    expect(await sock.ofType('connection_status')).toMatchObject({ maxStreamBufferBytes: 3000 });
+    sock.send(callFrame('b-1', { binding: 'STREAMS', instance: 'bytes' }, 'blocks', ['bytes', 996], { streamWindow: 8 }));
+    await sock.next((f) => f.type === 'stream_chunk' && f.seq === 2);
     await new Promise((r) => setTimeout(r, 300)); // nothing to await: nothing more may arrive
-    expect(stream.buffered).toBe(3); // under the window of 8: 2 chunks (2000) were under the bound, the 3rd reached it
+    const chunks = (): unknown[] => sock.frames.filter((f) => f.type === 'stream_chunk').map((f) => f.seq);
+    expect(chunks()).toEqual([0, 1, 2]); // under the window of 8: 2 chunks (2000) were under the bound, the 3rd reached it
     // The node may have made the next few (its own queue is bounded by the same bytes).
-    expect((await node.progress('bytes'))!.produced).toBeLessThanOrEqual(9);
+    const observer = await connected('bytes-observer');
+    expect((await observer.node<StreamDO>('STREAMS', 'bytes').progress('bytes'))!.produced).toBeLessThanOrEqual(9);
+    sock.send({ type: 'stream_credit', id: 'b-1', received: 3, limit: 8 }); // acknowledged, not read: room for three more
+    await sock.next((f) => f.type === 'stream_chunk' && f.seq === 5);
+    sock.send({ type: 'cancel', id: 'b-1' });
+  });
+
+  it('meshgate\'s client, told the bound in connection_status, acknowledges as chunks arrive: it fills its window and reads on', async () => {
+    const client = await connected('bytes-client');
+    const node = client.node<StreamDO>('STREAMS', 'bytes-client');
+    const stream = (await node.blocks('bytes-client', 996)) as Buffered;
+    await waitFor(() => stream.buffered === 8, 'the window to fill, past the 3 chunks of the gateway\'s bound');
     const iterator = stream[Symbol.asyncIterator]();
-    // 3 read is under half the window (4): the reader, starved, acknowledges what it holds, so the gateway makes room.
     for (let i = 0; i < 20; i++) expect(((await iterator.next()).value as string).length).toBe(996);
     await iterator.return!();
   });
