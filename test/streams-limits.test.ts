@@ -116,3 +116,55 @@ describe('credit that lies', () => {
     await waitFor(async () => (await (await connected('liar-observer')).node<StreamDO>('STREAMS', 'liar').progress('liar'))?.finalized, 'the producer to be stopped');
   });
 });
+
+describe('streamIdleMs', () => {
+  const IDLE_MS = 1000;
+  const idle = useStreamMesh({ env: { STREAM_IDLE_MS: String(IDLE_MS) } });
+  const memory = async (instance: string): Promise<{ streams: number; streamTimers: number }> =>
+    ((await idle.mesh.state(instance)) as unknown as { memory: { streams: number; streamTimers: number } }).memory;
+
+  it('a stream nobody reads, and one whose producer says nothing, end after it with LimitExceededError: producers stopped, the gateway holds nothing, no timer left', async () => {
+    const client = await idle.connected('idle');
+    const node = client.node<StreamDO>('STREAMS', 'idle');
+    const unread = (await node.count('idle-unread'))[Symbol.asyncIterator]();
+    const silent = (await node.words('idle-silent', 'late words', 30_000))[Symbol.asyncIterator]();
+    const silentRead = silent.next().catch((e: unknown) => e);
+    for (let i = 0; i < 3; i++) expect((await unread.next()).value).toBe(i);
+    await waitFor(async () => (await node.progress('idle-unread'))?.finalized, 'the unread stream\'s producer to be stopped');
+    await waitFor(async () => (await node.progress('idle-silent'))?.finalized, 'the silent producer to be stopped');
+    expect(await node.progress('idle-unread')).toMatchObject({ aborted: true });
+    expect(await node.progress('idle-silent')).toMatchObject({ aborted: true });
+    const silentError = await silentRead;
+    expect(silentError).toBeInstanceOf(LimitExceededError);
+    expect(silentError).toMatchObject({ limit: 'streamIdleMs', max: IDLE_MS });
+    expect((silentError as Error).message).toMatch(/made no progress for 1000 ms.*read the streams you open or cancel them/);
+    // The unread one: the chunks that had arrived are read first, then the error.
+    const values: number[] = [];
+    let caught: unknown;
+    try {
+      for (let i = 0; i < 100; i++) values.push((await unread.next()).value as number);
+    } catch (error) {
+      caught = error;
+    }
+    expect(values).toEqual(Array.from({ length: values.length }, (_, i) => i + 3));
+    expect(values.length).toBeGreaterThan(0);
+    expect(caught).toMatchObject({ name: 'LimitExceededError', limit: 'streamIdleMs' });
+    expect(await memory(client.instanceName!)).toMatchObject({ streams: 0, streamTimers: 0 });
+    expect(client.openStreams).toBe(0);
+  });
+
+  it('a reader that reads slowly but steadily is progress: its stream outlives the limit', async () => {
+    const client = await idle.connected('steady');
+    const node = client.node<StreamDO>('STREAMS', 'steady', { streamWindow: 2 }); // a credit every chunk read
+    const iterator = (await node.count('steady'))[Symbol.asyncIterator]();
+    const started = Date.now();
+    for (let i = 0; i < 9; i++) {
+      expect((await iterator.next()).value).toBe(i);
+      await new Promise((r) => setTimeout(r, IDLE_MS / 4)); // the slow reader is the point: nothing to await
+    }
+    expect(Date.now() - started).toBeGreaterThan(2 * IDLE_MS);
+    expect((await node.progress('steady'))!.finalized).toBe(false);
+    await iterator.return!();
+    await waitFor(async () => (await memory(client.instanceName!)).streamTimers === 0, 'the idle timer to go with the last stream');
+  });
+});
