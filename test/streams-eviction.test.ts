@@ -1,9 +1,11 @@
 /**
- * A stream across a long grace period on real workerd, which evicts an idle
- * Durable Object about 10 s after its last event: the client drops mid-stream,
- * nothing happens for longer than that, it reconnects and reads on. Meanwhile
- * another client's stream that ended leaves nothing behind: its gateway and
- * node leave memory as an idle object does.
+ * Streams across a pause longer than workerd takes to evict an idle Durable
+ * Object (about 10 s after its last event): a client drops mid-stream inside
+ * a long grace period, nothing happens for longer than that, it reconnects
+ * and reads on; another client stops reading for as long, connected, and
+ * reads on where it stopped. Meanwhile a third client's stream that ended
+ * leaves nothing behind: its gateway and node leave memory as an idle object
+ * does. (One wait for all three.)
  */
 import { describe, expect, it } from 'vitest';
 import type { StreamDO } from './fixtures/streams-worker.js';
@@ -25,14 +27,18 @@ async function idOf(binding: string, name: string): Promise<string> {
 }
 
 describe('a gateway idle in its grace period with a stream open', () => {
-  it('stays in memory (so does its node): the client back after more than 10 s reads on from the next chunk, none lost or twice', async () => {
+  it('stays in memory (so does its node): the client back after more than 10 s reads on from the next chunk, none lost or twice; a connected reader that paused as long reads on too', async () => {
     const network = createNetwork();
     const client = await suite.connected('eve', { WebSocket: network.WebSocket, reconnectMinDelayMs: 30, reconnectMaxDelayMs: 100 });
     const iterator = (await client.node<StreamDO>('STREAMS', 'evict').count('evict'))[Symbol.asyncIterator]();
     const values: number[] = [];
     for (let i = 0; i < 40; i++) values.push((await iterator.next()).value as number);
 
-    // Another client reads a stream to its end and stays connected: its gateway and node must be free to go.
+    // Another client stops reading, connected, for as long.
+    const paused = await suite.connected('pia');
+    const pausedIterator = (await paused.node<StreamDO>('STREAMS', 'pause').count('pause'))[Symbol.asyncIterator]();
+    for (let i = 0; i < 40; i++) expect((await pausedIterator.next()).value).toBe(i);
+    // And another reads a stream to its end and stays connected: its gateway and node must be free to go.
     const done = await suite.connected('dan');
     const ended: number[] = [];
     for await (const value of done.node<StreamDO>('STREAMS', 'ended').count('ended', 50)) ended.push(value);
@@ -58,5 +64,7 @@ describe('a gateway idle in its grace period with a stream open', () => {
     for (let i = 40; i < 200; i++) values.push((await iterator.next()).value as number);
     await iterator.return!();
     expect(values).toEqual(Array.from({ length: 200 }, (_, i) => i));
+    for (let i = 40; i < 140; i++) expect((await pausedIterator.next()).value).toBe(i);
+    await pausedIterator.return!();
   }, 40_000);
 });
