@@ -153,6 +153,23 @@ describe('streamIdleMs', () => {
     expect(client.openStreams).toBe(0);
   });
 
+  it('a client that answers a node with a stream and then says nothing: the node\'s loop ends with LimitExceededError, the client is told to stop', async () => {
+    const sock = new RawSocket(idle.mesh.wsUrl('mute.t'), await idle.mesh.token('mute'));
+    sockets.push(sock);
+    await sock.ofType('connection_status');
+    sock.ws.on('message', (data) => {
+      const frame = JSON.parse(data.toString()) as { type: string; id: string };
+      if (frame.type === 'incoming_call') sock.send({ type: 'incoming_call_response', id: frame.id, ok: true, stream: true });
+    });
+    const observer = await idle.connected('mute-observer');
+    const { values, error } = await observer.node<StreamDO>('STREAMS', 'mute').readClient('mute.t', 1e9);
+    expect(values).toEqual([]);
+    expect(error).toBeInstanceOf(LimitExceededError);
+    expect(error).toMatchObject({ limit: 'streamIdleMs', max: IDLE_MS });
+    await sock.next((f) => f.type === 'cancel');
+    expect((await memory('mute.t')).streamTimers).toBe(0);
+  });
+
   it('a reader that reads slowly but steadily is progress: its stream outlives the limit', async () => {
     const client = await idle.connected('steady');
     const node = client.node<StreamDO>('STREAMS', 'steady', { streamWindow: 2 }); // a credit every chunk read

@@ -235,7 +235,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     const toMesh = this.#toMesh;
     return {
       running: toMesh.running, answered: toMesh.answers.size, answeredSize: toMesh.answers.bytes, waiting: this.#toClient.waiting,
-      notifications: this.#toClient.notifications.size, stubs: toMesh.stubs, streams: toMesh.streams.size, streamTimers: toMesh.streams.timers,
+      notifications: this.#toClient.notifications.size, stubs: toMesh.stubs, streams: toMesh.streams.size, streamTimers: toMesh.streams.timers + this.#toClient.streams.timers,
     };
   }
 
