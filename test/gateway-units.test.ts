@@ -44,6 +44,24 @@ describe('Deadlines', () => {
     expect(deadlines.armed).toBe(false);
   });
 
+  it('a deadline past what one timer can wait (2³¹−1 ms) is waited for in steps, not at once', () => {
+    const deadlines = new Deadlines<string>();
+    let expired = false;
+    const ms = 30 * 24 * 3600_000; // 30 days
+    const setTimer = vi.spyOn(globalThis, 'setTimeout');
+    deadlines.add('far', ms, () => (expired = true));
+    expect(setTimer.mock.calls[0]![1]).toBe(2 ** 31 - 1); // a longer one would fire at once, and again, in a loop
+    setTimer.mockRestore();
+    vi.advanceTimersByTime(2 ** 31 - 2);
+    expect(expired).toBe(false);
+    vi.advanceTimersByTime(ms - (2 ** 31 - 2) - 1);
+    expect(expired).toBe(false);
+    expect(vi.getTimerCount()).toBe(1);
+    vi.advanceTimersByTime(1);
+    expect(expired).toBe(true);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   it('a timer set for a settled entry re-arms for the next deadline, and none is left after the last expires', () => {
     const deadlines = new Deadlines<string>();
     let expired = false;

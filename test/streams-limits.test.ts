@@ -69,17 +69,29 @@ describe('maxStreamWindow', () => {
 });
 
 describe('maxStreamBufferBytes', () => {
-  it('chunks of 1000 characters (encoded) under a 3000-character buffer: the gateway holds three, whatever the window, and the reader still reads on', async () => {
-    const client = await connected('bytes');
-    const node = client.node<StreamDO>('STREAMS', 'bytes');
-    const stream = (await node.blocks('bytes', 996)) as Buffered;
-    await waitFor(() => stream.buffered >= 3, 'the buffer to fill');
+  it('chunks of 1000 characters (encoded) under a 3000-character buffer: the gateway holds three unacknowledged, whatever the window', async () => {
+    const sock = new RawSocket(suite.mesh.wsUrl('bytes.t'), await suite.mesh.token('bytes'));
+    sockets.push(sock);
+    expect(await sock.ofType('connection_status')).toMatchObject({ maxStreamBufferBytes: 3000 });
+    sock.send(callFrame('b-1', { binding: 'STREAMS', instance: 'bytes' }, 'blocks', ['bytes', 996], { streamWindow: 8 }));
+    await sock.next((f) => f.type === 'stream_chunk' && f.seq === 2);
     await new Promise((r) => setTimeout(r, 300)); // nothing to await: nothing more may arrive
-    expect(stream.buffered).toBe(3); // under the window of 8: 2 chunks (2000) were under the bound, the 3rd reached it
+    const chunks = (): unknown[] => sock.frames.filter((f) => f.type === 'stream_chunk').map((f) => f.seq);
+    expect(chunks()).toEqual([0, 1, 2]); // under the window of 8: 2 chunks (2000) were under the bound, the 3rd reached it
     // The node may have made the next few (its own queue is bounded by the same bytes).
-    expect((await node.progress('bytes'))!.produced).toBeLessThanOrEqual(9);
+    const observer = await connected('bytes-observer');
+    expect((await observer.node<StreamDO>('STREAMS', 'bytes').progress('bytes'))!.produced).toBeLessThanOrEqual(9);
+    sock.send({ type: 'stream_credit', id: 'b-1', received: 3, limit: 8 }); // acknowledged, not read: room for three more
+    await sock.next((f) => f.type === 'stream_chunk' && f.seq === 5);
+    sock.send({ type: 'cancel', id: 'b-1' });
+  });
+
+  it('meshgate\'s client, told the bound in connection_status, acknowledges as chunks arrive: it fills its window and reads on', async () => {
+    const client = await connected('bytes-client');
+    const node = client.node<StreamDO>('STREAMS', 'bytes-client');
+    const stream = (await node.blocks('bytes-client', 996)) as Buffered;
+    await waitFor(() => stream.buffered === 8, 'the window to fill, past the 3 chunks of the gateway\'s bound');
     const iterator = stream[Symbol.asyncIterator]();
-    // 3 read is under half the window (4): the reader, starved, acknowledges what it holds, so the gateway makes room.
     for (let i = 0; i < 20; i++) expect(((await iterator.next()).value as string).length).toBe(996);
     await iterator.return!();
   });
@@ -102,5 +114,74 @@ describe('credit that lies', () => {
     sock.send({ type: 'cancel', id: 'lie-1' });
     sock.send({ type: 'cancel', id: 'lie-1' }); // idempotent, never answered
     await waitFor(async () => (await (await connected('liar-observer')).node<StreamDO>('STREAMS', 'liar').progress('liar'))?.finalized, 'the producer to be stopped');
+  });
+});
+
+describe('streamIdleMs', () => {
+  const IDLE_MS = 1000;
+  const idle = useStreamMesh({ env: { STREAM_IDLE_MS: String(IDLE_MS) } });
+  const memory = async (instance: string): Promise<{ streams: number; streamTimers: number }> =>
+    ((await idle.mesh.state(instance)) as unknown as { memory: { streams: number; streamTimers: number } }).memory;
+
+  it('a stream nobody reads, and one whose producer says nothing, end after it with LimitExceededError: producers stopped, the gateway holds nothing, no timer left', async () => {
+    const client = await idle.connected('idle');
+    const node = client.node<StreamDO>('STREAMS', 'idle');
+    const unread = (await node.count('idle-unread'))[Symbol.asyncIterator]();
+    const silent = (await node.words('idle-silent', 'late words', 30_000))[Symbol.asyncIterator]();
+    const silentRead = silent.next().catch((e: unknown) => e);
+    for (let i = 0; i < 3; i++) expect((await unread.next()).value).toBe(i);
+    await waitFor(async () => (await node.progress('idle-unread'))?.finalized, 'the unread stream\'s producer to be stopped');
+    await waitFor(async () => (await node.progress('idle-silent'))?.finalized, 'the silent producer to be stopped');
+    expect(await node.progress('idle-unread')).toMatchObject({ aborted: true });
+    expect(await node.progress('idle-silent')).toMatchObject({ aborted: true });
+    const silentError = await silentRead;
+    expect(silentError).toBeInstanceOf(LimitExceededError);
+    expect(silentError).toMatchObject({ limit: 'streamIdleMs', max: IDLE_MS });
+    expect((silentError as Error).message).toMatch(/made no progress for 1000 ms.*read the streams you open or cancel them/);
+    // The unread one: the chunks that had arrived are read first, then the error.
+    const values: number[] = [];
+    let caught: unknown;
+    try {
+      for (let i = 0; i < 100; i++) values.push((await unread.next()).value as number);
+    } catch (error) {
+      caught = error;
+    }
+    expect(values).toEqual(Array.from({ length: values.length }, (_, i) => i + 3));
+    expect(values.length).toBeGreaterThan(0);
+    expect(caught).toMatchObject({ name: 'LimitExceededError', limit: 'streamIdleMs' });
+    expect(await memory(client.instanceName!)).toMatchObject({ streams: 0, streamTimers: 0 });
+    expect(client.openStreams).toBe(0);
+  });
+
+  it('a client that answers a node with a stream and then says nothing: the node\'s loop ends with LimitExceededError, the client is told to stop', async () => {
+    const sock = new RawSocket(idle.mesh.wsUrl('mute.t'), await idle.mesh.token('mute'));
+    sockets.push(sock);
+    await sock.ofType('connection_status');
+    sock.ws.on('message', (data) => {
+      const frame = JSON.parse(data.toString()) as { type: string; id: string };
+      if (frame.type === 'incoming_call') sock.send({ type: 'incoming_call_response', id: frame.id, ok: true, stream: true });
+    });
+    const observer = await idle.connected('mute-observer');
+    const { values, error } = await observer.node<StreamDO>('STREAMS', 'mute').readClient('mute.t', 1e9);
+    expect(values).toEqual([]);
+    expect(error).toBeInstanceOf(LimitExceededError);
+    expect(error).toMatchObject({ limit: 'streamIdleMs', max: IDLE_MS });
+    await sock.next((f) => f.type === 'cancel');
+    expect((await memory('mute.t')).streamTimers).toBe(0);
+  });
+
+  it('a reader that reads slowly but steadily is progress: its stream outlives the limit', async () => {
+    const client = await idle.connected('steady');
+    const node = client.node<StreamDO>('STREAMS', 'steady', { streamWindow: 2 }); // a credit every chunk read
+    const iterator = (await node.count('steady'))[Symbol.asyncIterator]();
+    const started = Date.now();
+    for (let i = 0; i < 9; i++) {
+      expect((await iterator.next()).value).toBe(i);
+      await new Promise((r) => setTimeout(r, IDLE_MS / 4)); // the slow reader is the point: nothing to await
+    }
+    expect(Date.now() - started).toBeGreaterThan(2 * IDLE_MS);
+    expect((await node.progress('steady'))!.finalized).toBe(false);
+    await iterator.return!();
+    await waitFor(async () => (await memory(client.instanceName!)).streamTimers === 0, 'the idle timer to go with the last stream');
   });
 });

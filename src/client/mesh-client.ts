@@ -218,6 +218,7 @@ export class MeshClient<Handlers extends object = object> {
         // A new epoch means the gateway's memory is gone: calls it may have run cannot be resent safely.
         this.#outgoing.epoch = status.epoch;
         this.#outgoing.maxFrameChars = Math.min(this.#options.maxFrameBytes ?? DEFAULTS.maxFrameBytes, status.maxFrameBytes ?? Number.POSITIVE_INFINITY);
+        this.#streams.reading.bufferChars = status.maxStreamBufferBytes;
         return;
       }
       case 'flushCalls':

@@ -2,9 +2,11 @@
  * Streams the mesh sends this client: a call answered with `stream: true`
  * becomes a ClientStream, an async iterator over its chunks. The client holds
  * at most its window of chunks it has not read, and grants more credit as the
- * app reads (half a window at a time, or whenever it has read all it holds). Chunks are numbered, so one sent again
- * after a reconnect is dropped, and the resume says what it holds. Leaving a
- * `for await` early, or the call's AbortSignal, cancels the stream.
+ * app reads (half a window at a time). It also acknowledges what arrived once
+ * that reaches half the gateway's byte bound, so the gateway never waits on
+ * bytes. Chunks are numbered, so one sent again after a reconnect is dropped,
+ * and the resume says what it holds. Leaving a `for await` early, or the
+ * call's AbortSignal, cancels the stream.
  */
 import { decodeValue } from '../protocol/codec.js';
 import { CancelledError, ProtocolError } from '../protocol/errors.js';
@@ -13,18 +15,23 @@ import type { StreamDataFrame } from '../protocol/stream-frames.js';
 
 type Send = (text: string) => boolean;
 
+/** The gateway's `maxStreamBufferBytes` from connection_status; undefined from a gateway that does not say. */
+type BufferChars = () => number | undefined;
+
 export class ClientStream<T = unknown> implements AsyncIterableIterator<T> {
   readonly id: string;
   readonly method: string;
   readonly #window: number;
   readonly #send: Send;
   readonly #forget: (stream: ClientStream<T>) => void;
+  readonly #bufferChars: BufferChars;
   /** chunks received (the next one expected is numbered this), read by the app, and allowed (credit sent) */
   #received = 0;
   #consumed = 0;
   #granted: number;
-  /** `received` in the last credit sent */
+  /** `received` in the last credit sent, and the characters of the chunks received since */
   #acked = 0;
+  #unackedChars = 0;
   readonly #queue: T[] = [];
   #failure: { error: unknown } | undefined;
   #ended = false;
@@ -36,8 +43,9 @@ export class ClientStream<T = unknown> implements AsyncIterableIterator<T> {
   readonly #signal: AbortSignal | undefined;
   readonly #onAbort = (): void => this.#fail(new CancelledError(this.method, this.#signal?.reason), true);
 
-  constructor(id: string, method: string, window: number, send: Send, forget: (stream: ClientStream<T>) => void, signal?: AbortSignal) {
+  constructor(id: string, method: string, window: number, send: Send, forget: (stream: ClientStream<T>) => void, signal?: AbortSignal, bufferChars: BufferChars = () => undefined) {
     this.id = id;
+    this.#bufferChars = bufferChars;
     this.method = method;
     this.#window = window;
     this.#granted = window; // the call frame's streamWindow
@@ -72,8 +80,9 @@ export class ClientStream<T = unknown> implements AsyncIterableIterator<T> {
       return Promise.resolve({ value: undefined, done: true });
     }
     if (this.#waiter) return Promise.reject(new TypeError('meshgate: one next() at a time on a stream; await the previous one first.'));
-    // Starved with chunks unacknowledged: the gateway may be holding its byte bound for them, so say they arrived.
-    if (this.#received > this.#acked) this.#grant(true);
+    // A gateway that does not say its byte bound may be holding it for the chunks not acknowledged: say they arrived.
+    // (With the bound known, take() acknowledges in time; a credit per chunk here would flood a fast stream's socket.)
+    if (this.#bufferChars() === undefined && this.#received > this.#acked) this.#grant(true);
     return new Promise((resolve, reject) => (this.#waiter = { resolve, reject }));
   }
 
@@ -99,7 +108,11 @@ export class ClientStream<T = unknown> implements AsyncIterableIterator<T> {
         return this.#fail(error, true);
       }
       this.#received++;
+      this.#unackedChars += frame.value.length;
       this.#queue.push(value);
+      // Half the gateway's byte bound arrived unacknowledged: acknowledge before it stops sending.
+      const bufferChars = this.#bufferChars();
+      if (bufferChars !== undefined && this.#unackedChars >= bufferChars / 2) this.#credit(Math.max(this.#granted, this.#received));
     } else if (frame.count !== this.#received) {
       return; // its chunks before it were lost with a socket: the resume brings them, then this again
     } else if (frame.type === 'stream_end') {
@@ -133,8 +146,13 @@ export class ClientStream<T = unknown> implements AsyncIterableIterator<T> {
   #grant(force: boolean): void {
     const limit = this.#consumed + this.#window;
     if (!force && limit - this.#granted < Math.max(1, this.#window >> 1)) return;
+    this.#credit(limit);
+  }
+
+  #credit(limit: number): void {
     this.#granted = limit;
     this.#acked = this.#received;
+    this.#unackedChars = 0;
     // Not sent (disconnected)? The resume after the reconnect carries the same numbers.
     this.#send(encodeFrame({ type: 'stream_credit', id: this.id, received: this.#received, limit }));
   }
@@ -178,6 +196,8 @@ export class ClientStream<T = unknown> implements AsyncIterableIterator<T> {
 export class ClientStreams {
   readonly #streams = new Map<string, ClientStream>();
   readonly #send: Send;
+  /** the gateway's `maxStreamBufferBytes` (connection_status), when it says and the value is usable */
+  #bufferChars: number | undefined;
 
   constructor(send: Send) {
     this.#send = send;
@@ -187,10 +207,14 @@ export class ClientStreams {
     return this.#streams.size;
   }
 
+  set bufferChars(value: unknown) {
+    this.#bufferChars = Number.isSafeInteger(value) && (value as number) >= 1 ? (value as number) : undefined;
+  }
+
   open(id: string, method: string, window: number, signal: AbortSignal | undefined): ClientStream {
     const stream = new ClientStream(id, method, window, this.#send, (s) => {
       if (this.#streams.get(s.id) === s) this.#streams.delete(s.id);
-    }, signal);
+    }, signal, () => this.#bufferChars);
     this.#streams.set(id, stream);
     return stream;
   }

@@ -125,7 +125,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
 
     safeSend(server, encodeFrame({
       type: 'connection_status', subscriptionRequired: decision.subscriptionRequired, instanceName: identity.instanceName, sub: identity.sub,
-      protocol, epoch: this.#epoch, maxFrameBytes: this.config.maxFrameBytes,
+      protocol, epoch: this.#epoch, maxFrameBytes: this.config.maxFrameBytes, maxStreamBufferBytes: this.config.maxStreamBufferBytes,
     }));
     this.#toClient.resendTo(server);
     this.#toMesh.streams.newSocket();
@@ -231,11 +231,11 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   }
 
   /** Sizes of the in-memory maps, each bounded by `config` (for monitoring and tests). */
-  protected memoryStats(): { running: number; answered: number; answeredSize: number; waiting: number; notifications: number; stubs: number; streams: number } {
+  protected memoryStats(): { running: number; answered: number; answeredSize: number; waiting: number; notifications: number; stubs: number; streams: number; streamTimers: number } {
     const toMesh = this.#toMesh;
     return {
       running: toMesh.running, answered: toMesh.answers.size, answeredSize: toMesh.answers.bytes, waiting: this.#toClient.waiting,
-      notifications: this.#toClient.notifications.size, stubs: toMesh.stubs, streams: toMesh.streams.size,
+      notifications: this.#toClient.notifications.size, stubs: toMesh.stubs, streams: toMesh.streams.size, streamTimers: toMesh.streams.timers + this.#toClient.streams.timers,
     };
   }
 

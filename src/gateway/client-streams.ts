@@ -5,7 +5,9 @@
  * to the client, so the client's producer runs only as far as the node
  * reads. Every chunk from the client is checked (its number, the credit, its
  * size) before it is kept. These streams do not survive the client's socket:
- * a drop ends them with StreamInterruptedError.
+ * a drop ends them with StreamInterruptedError. One with no progress (no
+ * pull from the node, no chunk from the client) for `streamIdleMs` ends with
+ * LimitExceededError, so a silent client cannot hold a node's loop forever.
  */
 import { RpcTarget } from 'cloudflare:workers';
 import { encodeError } from '../protocol/codec.js';
@@ -13,10 +15,11 @@ import { LimitExceededError, ProtocolError, StreamInterruptedError } from '../pr
 import { encodeFrame } from '../protocol/frames.js';
 import type { StreamDataFrame } from '../protocol/stream-frames.js';
 import type { StreamBatch, StreamPull, StreamSource } from '../nodes/envelope.js';
-import type { GatewayConfig } from './config.js';
+import { configuredMs, type GatewayConfig } from './config.js';
+import { Deadlines } from './deadlines.js';
 import { safeSend } from './sockets.js';
 
-type Config = Pick<GatewayConfig, 'maxStreamWindow' | 'maxStreamChunkBytes'>;
+type Config = Pick<GatewayConfig, 'maxStreamWindow' | 'maxStreamChunkBytes' | 'streamIdleMs'>;
 
 interface FromClient {
   readonly id: string;
@@ -58,6 +61,8 @@ class ClientStreamSource extends RpcTarget implements StreamSource {
 export class ClientStreams {
   readonly #config: () => Config;
   readonly #streams = new Map<string, FromClient>();
+  /** when each open stream last made progress; one timer for all, none once every stream has ended */
+  readonly #idle = new Deadlines<string>();
 
   constructor(config: () => Config) {
     this.#config = config;
@@ -67,9 +72,16 @@ export class ClientStreams {
     return this.#streams.size;
   }
 
+  /** Timers this keeps set (0 or 1; 0 once no stream is open). */
+  get timers(): number {
+    return Number(this.#idle.armed);
+  }
+
   /** The client answered incoming call `id` on `ws` with a stream: the node gets a source to pull from. */
   open(ws: WebSocket, id: string, method: string): StreamSource {
-    this.#streams.set(id, { id, method, ws, taken: 0, received: 0, limit: 0, queue: [], final: undefined, wake: undefined });
+    const stream: FromClient = { id, method, ws, taken: 0, received: 0, limit: 0, queue: [], final: undefined, wake: undefined };
+    this.#streams.set(id, stream);
+    this.#progressed(stream);
     return new ClientStreamSource(this, id);
   }
 
@@ -78,6 +90,12 @@ export class ClientStreams {
     const stream = this.#streams.get(frame.id);
     if (!stream || stream.ws !== ws) return false;
     if (stream.final) return true; // failed already: what the client sent before our cancel reached it
+    const taken = this.#take(stream, frame);
+    this.#progressed(stream);
+    return taken;
+  }
+
+  #take(stream: FromClient, frame: StreamDataFrame): true {
     if (frame.type !== 'stream_chunk') {
       if (frame.count !== stream.received) return this.#fail(stream, new ProtocolError(`The stream answering "${stream.method}" ended after ${frame.count} chunks, but ${stream.received} arrived.`, 'bad_frame'));
       stream.final = frame.type === 'stream_end' ? { end: true } : { error: frame.error };
@@ -101,6 +119,7 @@ export class ClientStreams {
   async next(id: string, pull: StreamPull): Promise<StreamBatch> {
     const stream = this.#streams.get(id);
     if (!stream) return { chunks: [], error: encodeError(new StreamInterruptedError('a client handler')) };
+    this.#progressed(stream);
     const { maxStreamWindow } = this.#config();
     const window = Math.min(pull.limit - stream.taken, maxStreamWindow);
     const limit = stream.taken + window;
@@ -115,6 +134,7 @@ export class ClientStreams {
     stream.taken += chunks.length;
     const final = stream.final;
     if (final) this.#streams.delete(id);
+    else this.#progressed(stream);
     return { chunks, ...final };
   }
 
@@ -123,6 +143,7 @@ export class ClientStreams {
     const stream = this.#streams.get(id);
     if (!stream) return;
     this.#streams.delete(id);
+    this.#idle.delete(id);
     if (!stream.final) safeSend(stream.ws, encodeFrame({ type: 'cancel', id }));
     stream.final ??= { end: true };
     stream.wake?.();
@@ -133,8 +154,22 @@ export class ClientStreams {
     for (const stream of this.#streams.values()) {
       if (stream.final || (ws !== undefined && stream.ws !== ws)) continue;
       stream.final = { error: encodeError(new StreamInterruptedError(stream.method)) };
+      this.#idle.delete(stream.id);
       stream.wake?.();
     }
+  }
+
+  /** The node pulled or the client sent: the stream's idle deadline starts again (and goes once it has ended). */
+  #progressed(stream: FromClient): void {
+    if (stream.final) this.#idle.delete(stream.id);
+    else this.#idle.add(stream.id, configuredMs('streamIdleMs', this.#config().streamIdleMs), () => this.#idled(stream));
+  }
+
+  /** Nothing moved for streamIdleMs: the client's producer is told to stop, the node's loop ends with the error. */
+  #idled(stream: FromClient): void {
+    if (stream.final || this.#streams.get(stream.id) !== stream) return;
+    const { streamIdleMs } = this.#config();
+    this.#fail(stream, new LimitExceededError('streamIdleMs', streamIdleMs, `the stream answering "${stream.method}" made no progress for ${streamIdleMs} ms (the node read nothing, the client sent nothing), so it was ended and the client's producer stopped; read the streams you are answered with, and call again for more.`));
   }
 
   #fail(stream: FromClient, error: Error): true {

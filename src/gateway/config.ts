@@ -59,6 +59,11 @@ export interface GatewayConfig {
   maxStreamChunkBytes: number;
   /** chunks held per stream (pulled from the node, not yet acknowledged by the client), in UTF-16 code units */
   maxStreamBufferBytes: number;
+  /**
+   * A stream with no progress this long (no credit from the client, no chunk or end from the producer) ends with
+   * LimitExceededError and its producer is stopped, so a stream nobody reads does not keep the gateway and node in memory
+   */
+  streamIdleMs: number;
   /** the IdentityLimiter binding told when this gateway's identity ends (absent from env: nothing is told) */
   identityLimiterBinding: string;
 }
@@ -94,5 +99,6 @@ export function defaultGatewayConfig(): GatewayConfig {
     maxStreamWindow: DEFAULTS.maxStreamWindow,
     maxStreamChunkBytes: DEFAULTS.maxStreamChunkBytes,
     maxStreamBufferBytes: DEFAULTS.maxStreamBufferBytes,
+    streamIdleMs: DEFAULTS.streamIdleMs,
   };
 }

@@ -7,6 +7,8 @@
  * timer alone (setting a workerd timer costs microseconds); it fires, finds
  * nothing due and re-arms for the next deadline.
  */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export class Deadlines<K, V = undefined> {
   readonly #due = new Map<K, { at: number; value: V; expire: () => void }>();
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -68,7 +70,8 @@ export class Deadlines<K, V = undefined> {
   #arm(at: number): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timerAt = at;
-    this.#timer = setTimeout(() => this.#sweep(), Math.max(0, at - Date.now()));
+    // Past 2³¹−1 ms a timer fires at once (and would re-arm in a loop): wait that long, sweep, re-arm.
+    this.#timer = setTimeout(() => this.#sweep(), Math.min(MAX_TIMER_MS, Math.max(0, at - Date.now())));
   }
 
   #sweep(): void {

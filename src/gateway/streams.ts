@@ -5,18 +5,20 @@
  * acknowledged, so a slow reader pauses the producer and nothing grows
  * without bound. Chunks keep their numbers: after a reconnect the client says
  * what it holds and the gateway sends again from there, so none is lost or
- * repeated. A stream no socket claims within the grace period is cancelled.
+ * repeated. A stream no socket claims within the grace period is cancelled,
+ * and one that makes no progress for `streamIdleMs` ends with
+ * LimitExceededError: an open stream keeps the gateway and node in memory.
  */
 import { encodeError } from '../protocol/codec.js';
-import { StreamInterruptedError } from '../protocol/errors.js';
+import { LimitExceededError, StreamInterruptedError } from '../protocol/errors.js';
 import { encodeFrame } from '../protocol/frames.js';
 import type { StreamCreditFrame } from '../protocol/stream-frames.js';
 import type { StreamSource } from '../nodes/envelope.js';
-import type { GatewayConfig } from './config.js';
+import { configuredMs, type GatewayConfig } from './config.js';
 import { Deadlines } from './deadlines.js';
 import { safeSend } from './sockets.js';
 
-type StreamConfig = Pick<GatewayConfig, 'maxStreams' | 'maxStreamWindow' | 'maxStreamChunkBytes' | 'maxStreamBufferBytes' | 'gracePeriodMs'>;
+type StreamConfig = Pick<GatewayConfig, 'maxStreams' | 'maxStreamWindow' | 'maxStreamChunkBytes' | 'maxStreamBufferBytes' | 'gracePeriodMs' | 'streamIdleMs'>;
 
 export interface StreamsHost {
   config(): StreamConfig;
@@ -52,6 +54,8 @@ export class GatewayStreams {
   readonly #streams = new Map<string, OpenStream>();
   /** streams waiting for a socket to claim them after a reconnect; cancelled if none does in the grace period */
   readonly #unclaimed = new Deadlines<string>();
+  /** when each stream last made progress; one timer for all, none once no stream is open */
+  readonly #idle = new Deadlines<string>();
 
   constructor(host: StreamsHost) {
     this.#host = host;
@@ -63,6 +67,11 @@ export class GatewayStreams {
 
   has(id: string): boolean {
     return this.#streams.has(id);
+  }
+
+  /** Timers this keeps set (0 or 1 each for idle and unclaimed streams; 0 with no stream open). */
+  get timers(): number {
+    return Number(this.#idle.armed) + Number(this.#unclaimed.armed);
   }
 
   /** A call answered with a stream: starts sending up to `window` chunks on `ws`; returns the window granted. Undefined: over maxStreams (the stream is cancelled). */
@@ -77,6 +86,7 @@ export class GatewayStreams {
       buffer: [], bufferedChars: 0, final: undefined, finalSent: false, pulling: false,
     };
     this.#streams.set(id, stream);
+    this.#progressed(stream);
     this.#pull(stream);
     return stream.limit;
   }
@@ -89,6 +99,7 @@ export class GatewayStreams {
       safeSend(ws, encodeFrame({ type: 'stream_error', id: frame.id, count: frame.received, error: encodeError(new StreamInterruptedError('the stream')) }));
       return;
     }
+    this.#progressed(stream);
     const received = Math.min(frame.received, stream.pulled);
     if (received > stream.acked) {
       const done = received - stream.acked;
@@ -113,6 +124,7 @@ export class GatewayStreams {
     if (!stream) return false;
     this.#streams.delete(id);
     this.#unclaimed.delete(id);
+    this.#idle.delete(id);
     if (stream.source) release(stream.source, true);
     stream.source = undefined;
     return true;
@@ -131,6 +143,7 @@ export class GatewayStreams {
   cancelAll(): void {
     for (const id of [...this.#streams.keys()]) this.cancel(id);
     this.#unclaimed.clear();
+    this.#idle.clear();
   }
 
   #send(stream: OpenStream): void {
@@ -156,6 +169,7 @@ export class GatewayStreams {
       disposeResult(batch);
       stream.pulling = false;
       if (this.#streams.get(stream.id) !== stream) return; // cancelled meanwhile
+      this.#progressed(stream);
       for (const chunk of batch.chunks) {
         stream.buffer.push(chunk);
         stream.bufferedChars += chunk.length;
@@ -172,6 +186,26 @@ export class GatewayStreams {
       this.#end(stream, { type: 'stream_error', id: stream.id, count: stream.pulled, error: encodeError(new StreamInterruptedError(stream.method, error)) });
       this.#send(stream);
     });
+  }
+
+  /** The stream moved (credit, chunks or its end): its idle deadline starts again. */
+  #progressed(stream: OpenStream): void {
+    this.#idle.add(stream.id, configuredMs('streamIdleMs', this.#host.config().streamIdleMs), () => this.#idled(stream.id));
+  }
+
+  /** Nothing moved for streamIdleMs: the reader gets what was sent, then the error; the producer stops; the gateway forgets the stream. */
+  #idled(id: string): void {
+    const stream = this.#streams.get(id);
+    if (!stream) return;
+    const { streamIdleMs } = this.#host.config();
+    const ended = stream.final !== undefined; // ended, but the client never said it read the end
+    if (!ended) {
+      const error = new LimitExceededError('streamIdleMs', streamIdleMs, `stream "${stream.method}" made no progress for ${streamIdleMs} ms (nothing read, nothing produced), so it was ended and its producer stopped; read the streams you open or cancel them (break out of the for await), and call again for more. A producer that pauses longer needs a larger streamIdleMs on the gateway.`);
+      this.#send(stream);
+      const ws = stream.ws;
+      if (ws && this.#host.isOpen(ws)) safeSend(ws, encodeFrame({ type: 'stream_error', id, count: stream.sent, error: encodeError(error) }));
+    }
+    this.cancel(id);
   }
 
   #end(stream: OpenStream, frame: Parameters<typeof encodeFrame>[0]): void {

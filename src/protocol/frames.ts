@@ -68,6 +68,8 @@ export interface ConnectionStatusFrame {
   epoch?: string;
   /** The gateway's frame limit: a client sends no frame longer than this. */
   maxFrameBytes?: number;
+  /** The characters of unacknowledged chunks the gateway holds per stream: a client acknowledges before that (section 2.1). */
+  maxStreamBufferBytes?: number;
 }
 
 export type CallResponseFrame =

@@ -49,6 +49,8 @@ export const DEFAULTS = {
   maxStreamChunkBytes: 64 * 1024,
   /** chunks a gateway holds per stream (pulled, not yet acknowledged by the client), in UTF-16 code units */
   maxStreamBufferBytes: 1024 * 1024,
+  /** how long a stream may make no progress (no credit from its reader, no chunk from its producer) before the gateway ends it */
+  streamIdleMs: 5 * 60_000,
 } as const;
 
 /** A usable timeout or deadline: a positive, finite number of milliseconds (a NaN from `Number(env.X)` is not). */

@@ -4,10 +4,10 @@ import { ClientStream } from '../../src/client/streams.js';
 import { encodeValue } from '../../src/protocol/codec.js';
 import { CancelledError, ProtocolError } from '../../src/protocol/errors.js';
 
-function harness(window = 4, signal?: AbortSignal) {
+function harness(window = 4, signal?: AbortSignal, bufferChars?: number) {
   const sent: Array<Record<string, unknown>> = [];
   let forgotten = 0;
-  const stream = new ClientStream<number>('s1', 'count', window, (text) => (sent.push(JSON.parse(text)), true), () => forgotten++, signal);
+  const stream = new ClientStream<number>('s1', 'count', window, (text) => (sent.push(JSON.parse(text)), true), () => forgotten++, signal, () => bufferChars);
   const chunk = (seq: number, value: unknown = seq) => stream.take({ type: 'stream_chunk', id: 's1', seq, value: encodeValue(value) });
   return { stream, sent, chunk, forgotten: () => forgotten };
 }
@@ -50,7 +50,7 @@ describe('ClientStream', () => {
     expect(flood.sent).toContainEqual({ type: 'cancel', id: 's1' });
   });
 
-  it('grants credit after half a window is read, and when it waits with unacknowledged chunks', async () => {
+  it('grants credit after half a window is read, and (from a gateway that does not say its byte bound) when it waits with unacknowledged chunks', async () => {
     const { stream, sent, chunk } = harness(4);
     chunk(0); chunk(1); chunk(2); chunk(3);
     const it = stream[Symbol.asyncIterator]();
@@ -68,6 +68,21 @@ describe('ClientStream', () => {
     expect(sent.at(-1)).toEqual({ type: 'stream_credit', id: 's1', received: 5, limit: 9 });
     chunk(5);
     expect(await waiting).toEqual({ value: 5, done: false });
+  });
+
+  it('with the gateway\'s byte bound known, a reader faster than the stream sends no credit per chunk; half the bound received is acknowledged at once', async () => {
+    const { stream, sent, chunk } = harness(8, undefined, 40);
+    const it = stream[Symbol.asyncIterator]();
+    for (let seq = 0; seq < 3; seq++) {
+      const waiting = it.next(); // starved each time
+      chunk(seq); // '[0]': 3 characters
+      expect(await waiting).toEqual({ value: seq, done: false });
+    }
+    expect(sent).toEqual([]); // 3 read of a window of 8, 9 characters of 40 unacknowledged: nothing to say yet
+    chunk(3, 'x'.repeat(10)); // 14 characters more: 23 ≥ 20, half the bound
+    expect(sent).toEqual([{ type: 'stream_credit', id: 's1', received: 4, limit: 8 }]); // acknowledges, grants nothing new
+    await it.next(); // the 4th read: half the window, the usual grant
+    expect(sent.at(-1)).toEqual({ type: 'stream_credit', id: 's1', received: 4, limit: 12 });
   });
 
   it('abort rejects the pending next() with CancelledError at once, sends cancel once, and leaves no listener', async () => {

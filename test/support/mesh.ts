@@ -31,6 +31,8 @@ export async function startTestMesh(options: {
   entry?: URL; durableObjects?: Record<string, string | { className: string; useSQLite?: boolean }>;
   /** Worker entrypoints of that fixture, by binding */
   services?: Record<string, string>;
+  /** More Miniflare options (e.g. `inspectorPort: 0` for tests that read the isolate's heap) */
+  miniflare?: Parameters<typeof startMesh>[0]['miniflare'];
 } = {}): Promise<TestMesh> {
   const mesh = await startMesh({
     worker: options.entry ?? new URL('../fixtures/worker.ts', import.meta.url),
@@ -43,6 +45,7 @@ export async function startTestMesh(options: {
     // The suites were written against the library's default grace period; those that want a short one say so.
     gracePeriodMs: options.graceMs ?? DEFAULTS.gracePeriodMs,
     ...(options.clientTimeoutMs === undefined ? {} : { clientResponseTimeoutMs: options.clientTimeoutMs }),
+    ...(options.miniflare ? { miniflare: options.miniflare } : {}),
     bindings: {
       // Suites reuse a few subs across many tab ids and keep them open; identity-cap.test.ts sets its own cap.
       MAX_IDENTITIES_PER_SUB: '10000',
