@@ -81,7 +81,8 @@ describe('maxStreamBufferBytes', () => {
     // The node may have made the next few (its own queue is bounded by the same bytes).
     const observer = await connected('bytes-observer');
     expect((await observer.node<StreamDO>('STREAMS', 'bytes').progress('bytes'))!.produced).toBeLessThanOrEqual(9);
-    sock.send({ type: 'stream_credit', id: 'b-1', received: 3, limit: 8 }); // acknowledged, not read: room for three more
+    const tag2 = sock.frames.find((f) => f.type === 'stream_chunk' && f.seq === 2)!.tag;
+    sock.send({ type: 'stream_credit', id: 'b-1', received: 3, limit: 8, tag: tag2 }); // acknowledged, not read: room for three more
     await sock.next((f) => f.type === 'stream_chunk' && f.seq === 5);
     sock.send({ type: 'cancel', id: 'b-1' });
   });
@@ -104,7 +105,8 @@ describe('credit that lies', () => {
     await sock.ofType('connection_status');
     sock.send(callFrame('lie-1', { binding: 'STREAMS', instance: 'liar' }, 'count', ['liar', 1e9], { streamWindow: 2 }));
     await sock.next((f) => f.type === 'stream_chunk' && f.seq === 1);
-    sock.send({ type: 'stream_credit', id: 'lie-1', received: 1e12, limit: 9e15 });
+    const tag1 = sock.frames.find((f) => f.type === 'stream_chunk' && f.seq === 1)!.tag;
+    sock.send({ type: 'stream_credit', id: 'lie-1', received: 1e12, limit: 9e15, tag: tag1 });
     await sock.next((f) => f.type === 'stream_chunk' && f.seq === 9);
     await new Promise((r) => setTimeout(r, 300)); // nothing to await: nothing more may arrive
     const seqs = sock.frames.filter((f) => f.type === 'stream_chunk').map((f) => f.seq);
@@ -114,6 +116,28 @@ describe('credit that lies', () => {
     sock.send({ type: 'cancel', id: 'lie-1' });
     sock.send({ type: 'cancel', id: 'lie-1' }); // idempotent, never answered
     await waitFor(async () => (await (await connected('liar-observer')).node<StreamDO>('STREAMS', 'liar').progress('liar'))?.finalized, 'the producer to be stopped');
+  });
+});
+
+describe('credit without proof', () => {
+  it('acknowledging chunks takes the tag of the last one: a reader that stops reading its socket cannot ack what it never read and be sent more', async () => {
+    const sock = new RawSocket(suite.mesh.wsUrl('deaf.t'), await suite.mesh.token('deaf'));
+    sockets.push(sock);
+    await sock.ofType('connection_status');
+    sock.send(callFrame('d-1', { binding: 'STREAMS', instance: 'deaf' }, 'count', ['deaf', 1e9], { streamWindow: 4 }));
+    await sock.next((f) => f.type === 'stream_chunk' && f.seq === 3);
+    const seqs = (): unknown[] => sock.frames.filter((f) => f.type === 'stream_chunk').map((f) => f.seq);
+    sock.send({ type: 'stream_credit', id: 'd-1', received: 4, limit: 8 }); // no tag
+    expect(await sock.next((f) => f.type === 'error' && f.code === 'bad_field')).toMatchObject({ id: 'd-1', message: expect.stringMatching(/without its tag/) });
+    sock.send({ type: 'stream_credit', id: 'd-1', received: 4, limit: 8, tag: 'AAAAAAAA' }); // a guess
+    await waitFor(() => sock.frames.filter((f) => f.type === 'error').length === 2, 'the guess to be refused');
+    await new Promise((r) => setTimeout(r, 300)); // nothing to await: nothing more may arrive
+    expect(seqs()).toEqual([0, 1, 2, 3]);
+    const tag3 = sock.frames.find((f) => f.type === 'stream_chunk' && f.seq === 3)!.tag;
+    sock.send({ type: 'stream_credit', id: 'd-1', received: 4, limit: 8, tag: tag3 });
+    await sock.next((f) => f.type === 'stream_chunk' && f.seq === 7);
+    expect(seqs()).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    sock.send({ type: 'cancel', id: 'd-1' });
   });
 });
 

@@ -174,16 +174,21 @@ describe('the raw protocol', () => {
     first.send(callFrame('s-1', { binding: 'STREAMS', instance: 'raw' }, 'count', ['raw', 1e9], { streamWindow: 4 }));
     expect(await first.next((f) => f.type === 'call_response' && f.id === 's-1')).toMatchObject({ ok: true, stream: true });
     await first.next((f) => f.type === 'stream_chunk' && f.seq === 3);
-    first.send({ type: 'stream_credit', id: 's-1', received: 2, limit: 6 });
-    first.send({ type: 'stream_credit', id: 's-1', received: 2, limit: 6 });
+    // A credit proves the reader holds chunk received − 1 by echoing its tag.
+    const tag1 = first.frames.find((f) => f.type === 'stream_chunk' && f.seq === 1)!.tag;
+    expect(tag1).toMatch(/^[A-Za-z0-9_-]{8}$/);
+    first.send({ type: 'stream_credit', id: 's-1', received: 2, limit: 6, tag: tag1 });
+    first.send({ type: 'stream_credit', id: 's-1', received: 2, limit: 6, tag: tag1 });
     await first.next((f) => f.type === 'stream_chunk' && f.seq === 5);
     const second = new RawSocket(mesh.wsUrl('lee.t'), await mesh.token('lee')); // supersedes the first
     sockets.push(second);
     await second.ofType('connection_status');
-    second.send({ type: 'stream_credit', id: 's-1', received: 2, limit: 6 });
+    second.send({ type: 'stream_credit', id: 's-1', received: 2, limit: 6, tag: tag1 });
     await second.next((f) => f.type === 'stream_chunk' && f.seq === 5);
     const seqs = second.frames.filter((f) => f.type === 'stream_chunk').map((f) => f.seq);
     expect(seqs).toEqual([2, 3, 4, 5]);
+    // Sent again, each keeps its tag.
+    expect(second.frames.find((f) => f.type === 'stream_chunk' && f.seq === 3)!.tag).toBe(first.frames.find((f) => f.type === 'stream_chunk' && f.seq === 3)!.tag);
     expect(first.frames.filter((f) => f.type === 'stream_chunk').map((f) => f.seq)).toEqual([0, 1, 2, 3, 4, 5]);
     second.send({ type: 'cancel', id: 's-1' });
   });

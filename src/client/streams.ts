@@ -31,6 +31,8 @@ export class ClientStream<T = unknown> implements AsyncIterableIterator<T> {
   #granted: number;
   /** `received` in the last credit sent, and the characters of the chunks received since */
   #acked = 0;
+  /** the tag of the last chunk received, echoed in credits as proof of holding it */
+  #lastTag: string | undefined;
   #unackedChars = 0;
   readonly #queue: T[] = [];
   #failure: { error: unknown } | undefined;
@@ -108,6 +110,7 @@ export class ClientStream<T = unknown> implements AsyncIterableIterator<T> {
         return this.#fail(error, true);
       }
       this.#received++;
+      this.#lastTag = frame.tag;
       this.#unackedChars += frame.value.length;
       this.#queue.push(value);
       // Half the gateway's byte bound arrived unacknowledged: acknowledge before it stops sending.
@@ -154,7 +157,7 @@ export class ClientStream<T = unknown> implements AsyncIterableIterator<T> {
     this.#acked = this.#received;
     this.#unackedChars = 0;
     // Not sent (disconnected)? The resume after the reconnect carries the same numbers.
-    this.#send(encodeFrame({ type: 'stream_credit', id: this.id, received: this.#received, limit }));
+    this.#send(encodeFrame({ type: 'stream_credit', id: this.id, received: this.#received, limit, ...(this.#lastTag === undefined ? {} : { tag: this.#lastTag }) }));
   }
 
   #fail(error: unknown, release: boolean): void {

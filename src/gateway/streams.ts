@@ -16,7 +16,7 @@ import type { StreamCreditFrame } from '../protocol/stream-frames.js';
 import type { StreamSource } from '../nodes/envelope.js';
 import { configuredMs, type GatewayConfig } from './config.js';
 import { Deadlines } from './deadlines.js';
-import { safeSend } from './sockets.js';
+import { safeSend, sendError } from './sockets.js';
 
 type StreamConfig = Pick<GatewayConfig, 'maxStreams' | 'maxStreamWindow' | 'maxStreamChunkBytes' | 'maxStreamBufferBytes' | 'gracePeriodMs' | 'streamIdleMs'>;
 
@@ -42,6 +42,8 @@ interface OpenStream {
   limit: number;
   /** chunks acked … pulled − 1 */
   buffer: string[];
+  /** each buffered chunk's tag: a credit acknowledging chunk n must echo tag n, so only a reader that got it can */
+  tags: string[];
   bufferedChars: number;
   /** the frame that ends the stream, once the node has ended it (after `pulled` chunks) */
   final: string | undefined;
@@ -83,7 +85,7 @@ export class GatewayStreams {
     }
     const stream: OpenStream = {
       id, method, source, ws, pulled: 0, sent: 0, acked: 0, limit: Math.min(window, maxStreamWindow),
-      buffer: [], bufferedChars: 0, final: undefined, finalSent: false, pulling: false,
+      buffer: [], tags: [], bufferedChars: 0, final: undefined, finalSent: false, pulling: false,
     };
     this.#streams.set(id, stream);
     this.#progressed(stream);
@@ -102,8 +104,14 @@ export class GatewayStreams {
     this.#progressed(stream);
     const received = Math.min(frame.received, stream.pulled);
     if (received > stream.acked) {
+      // Without proof a reader that stopped reading its socket could ack what sits unread in the runtime's buffers, and be sent more.
+      if (frame.tag !== stream.tags[received - 1 - stream.acked]) {
+        sendError(ws, 'bad_field', `"stream_credit" for "${stream.id}" acknowledges chunk ${received - 1} without its tag: echo the tag of the last chunk you received.`, stream.id);
+        return;
+      }
       const done = received - stream.acked;
       for (const chunk of stream.buffer.splice(0, done)) stream.bufferedChars -= chunk.length;
+      stream.tags.splice(0, done);
       stream.acked = received;
     }
     stream.limit = Math.max(stream.limit, Math.min(frame.limit, stream.acked + this.#host.config().maxStreamWindow));
@@ -151,7 +159,8 @@ export class GatewayStreams {
     if (!ws || !this.#host.isOpen(ws)) return; // kept for the resume
     while (stream.sent < stream.pulled && stream.sent < stream.limit) {
       const value = stream.buffer[stream.sent - stream.acked]!;
-      if (!safeSend(ws, encodeFrame({ type: 'stream_chunk', id: stream.id, seq: stream.sent, value }))) return;
+      const tag = stream.tags[stream.sent - stream.acked]!;
+      if (!safeSend(ws, encodeFrame({ type: 'stream_chunk', id: stream.id, seq: stream.sent, value, tag }))) return;
       stream.sent++;
     }
     if (stream.final !== undefined && stream.sent === stream.pulled && !stream.finalSent) stream.finalSent = safeSend(ws, stream.final);
@@ -170,8 +179,10 @@ export class GatewayStreams {
       stream.pulling = false;
       if (this.#streams.get(stream.id) !== stream) return; // cancelled meanwhile
       this.#progressed(stream);
-      for (const chunk of batch.chunks) {
+      const tags = newTags(batch.chunks.length);
+      for (const [i, chunk] of batch.chunks.entries()) {
         stream.buffer.push(chunk);
+        stream.tags.push(tags[i]!);
         stream.bufferedChars += chunk.length;
         stream.pulled++;
       }
@@ -213,6 +224,15 @@ export class GatewayStreams {
     if (stream.source) release(stream.source, false);
     stream.source = undefined;
   }
+}
+
+/** `count` random 48-bit tags (8 base64url characters), from one call to the random source. */
+function newTags(count: number): string[] {
+  if (count === 0) return [];
+  const bytes = crypto.getRandomValues(new Uint8Array(count * 6));
+  const tags = new Array<string>(count);
+  for (let i = 0; i < count; i++) tags[i] = btoa(String.fromCharCode(...bytes.subarray(i * 6, i * 6 + 6))).replace(/\+/g, '-').replace(/\//g, '_');
+  return tags;
 }
 
 /** Releases what workerd holds for one RPC result. */

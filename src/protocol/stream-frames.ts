@@ -23,6 +23,8 @@ export interface StreamCreditFrame {
   id: string;
   received: number;
   limit: number;
+  /** the `tag` of chunk `received − 1` as it arrived: proof that the reader holds it (a gateway's chunks carry one) */
+  tag?: string;
 }
 
 /** Stop call or stream `id` if it still runs (its node sees its signal abort), and forget it. Idempotent; never answered. */
@@ -43,6 +45,8 @@ export interface StreamChunkFrame {
   seq: number;
   /** codec string of the chunk */
   value: string;
+  /** from a gateway: a random token the reader echoes in the credit that acknowledges this chunk */
+  tag?: string;
 }
 
 /** The stream ended after `count` chunks (numbered 0 … count − 1). */
@@ -67,6 +71,12 @@ export type StreamFrame = StreamControlFrame | StreamDataFrame;
 
 export const STREAM_TYPES: ReadonlySet<string> = new Set(['stream_credit', 'cancel', 'stream_chunk', 'stream_end', 'stream_error']);
 
+export const MAX_TAG_LENGTH = 16;
+
+function isTag(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_TAG_LENGTH;
+}
+
 /** Chunk counts and credit limits: whole numbers a double holds exactly. */
 function isCount(value: unknown): value is number {
   return Number.isSafeInteger(value) && (value as number) >= 0;
@@ -86,11 +96,13 @@ export function decodeStreamFrame(frame: Record<string, unknown>, id: string | u
     case 'stream_credit':
       if (!isCount(frame.received)) throw fieldError(type, 'received', 'a whole number ≥ 0 (chunks held)');
       if (!isCount(frame.limit) || frame.limit < frame.received) throw fieldError(type, 'limit', 'a whole number ≥ received (chunks that may be sent)');
-      return { type, id, received: frame.received, limit: frame.limit };
+      if (frame.tag !== undefined && !isTag(frame.tag)) throw fieldError(type, 'tag', `the tag of chunk received − 1, a string of 1 to ${MAX_TAG_LENGTH} characters`);
+      return { type, id, received: frame.received, limit: frame.limit, ...(frame.tag === undefined ? {} : { tag: frame.tag }) };
     case 'stream_chunk':
       if (!isCount(frame.seq)) throw fieldError(type, 'seq', 'a whole number ≥ 0 (the chunk\'s number)');
       if (typeof frame.value !== 'string') throw fieldError(type, 'value', 'a codec string of the chunk');
-      return { type, id, seq: frame.seq, value: frame.value };
+      if (frame.tag !== undefined && !isTag(frame.tag)) throw fieldError(type, 'tag', `a string of 1 to ${MAX_TAG_LENGTH} characters`);
+      return { type, id, seq: frame.seq, value: frame.value, ...(frame.tag === undefined ? {} : { tag: frame.tag }) };
     case 'stream_end':
     case 'stream_error':
       if (!isCount(frame.count)) throw fieldError(type, 'count', 'a whole number ≥ 0 (chunks before it)');
