@@ -58,6 +58,22 @@ function chunkLog(network: Network): number[] {
 }
 
 describe('a drop inside the grace period', () => {
+  it('a stream whose answer came while the client was away: the resent call gets the remembered answer and the stream starts from 0', async () => {
+    const { client, network } = await connected('hal');
+    const { client: observer } = await connected('hal-observer');
+    const answer = client.node<StreamDO>('STREAMS', 'later').countLater('later', 300, 5);
+    const probe = observer.node<StreamDO>('STREAMS', 'later');
+    await waitFor(async () => (await probe.progress('later')) !== undefined, 'the call to reach the node');
+    network.offline = true;
+    network.drop(); // the call runs; its answer comes while no socket is open
+    await waitFor(async () => (await probe.progress('later'))?.finalized, 'the node to answer');
+    network.offline = false;
+    const values: number[] = [];
+    for await (const value of await answer) values.push(value);
+    expect(values).toEqual([0, 1, 2, 3, 4]);
+  });
+
+
   it('the stream continues on the new socket from the next chunk it lacks: every word once, in order', async () => {
     const { client, network } = await connected('gil');
     const log = chunkLog(network);

@@ -30,6 +30,8 @@ interface OutgoingCall {
   frame: string;
   /** sent on some socket and not answered yet */
   sent: boolean;
+  /** sent again on a later socket: its answer may be the gateway's remembered one */
+  resent?: true;
   /** the gateway incarnation it was sent to (see ConnectionStatusFrame.epoch) */
   sentEpoch?: string | undefined;
   resolve(value: unknown): void;
@@ -145,6 +147,7 @@ export class OutgoingCalls {
       }
       const text = call.sent && call.sentEpoch !== undefined ? encodeFrame({ ...call.body, resentFrom: call.sentEpoch }) : call.frame;
       if (!send(text)) return;
+      if (call.sent) call.resent = true;
       if (!call.sent) {
         call.sent = true;
         call.sentEpoch = this.epoch;
@@ -161,7 +164,10 @@ export class OutgoingCalls {
   /** `window`: the one the gateway granted, which may be less than asked for. */
   #openStream(id: string, call: OutgoingCall, window: number): unknown {
     if (!this.streams) throw new ProtocolError(`"${call.method}" answered with a stream, which this caller cannot read.`, 'bad_frame');
-    return this.streams.open(id, call.method, Math.min(call.window, window), call.signal);
+    const stream = this.streams.open(id, call.method, Math.min(call.window, window), call.signal);
+    // A remembered answer to a resent call: the stream waits for a socket to claim it, and this first credit does.
+    if (call.resent) stream.resume();
+    return stream;
   }
 
   #settle(id: string, how: (call: OutgoingCall) => void): void {
