@@ -9,6 +9,10 @@ import { encodeError, encodeValue } from '../protocol/codec.js';
 import { encodeFrame } from '../protocol/frames.js';
 import type { StreamControlFrame } from '../protocol/stream-frames.js';
 import { iteratorOf } from '../protocol/streamable.js';
+import { DEFAULTS } from '../protocol/limits.js';
+
+/** Chunks sent between two turns of the event loop: a producer that never waits cannot starve the page. */
+const CHUNKS_PER_TURN = 32;
 
 type Send = (text: string) => boolean;
 
@@ -41,7 +45,8 @@ export class ClientProducers {
     const producer = this.#producers.get(frame.id);
     if (!producer) return;
     if (frame.type === 'cancel') return this.#stop(frame.id);
-    producer.limit = Math.max(producer.limit, frame.limit);
+    // A credit runs at most a window past what was sent: a gateway cannot ask for millions of chunks at once.
+    producer.limit = Math.max(producer.limit, Math.min(frame.limit, producer.sent + DEFAULTS.maxStreamWindow));
     void this.#pump(frame.id, producer);
   }
 
@@ -64,6 +69,7 @@ export class ClientProducers {
         }
         if (!this.#send(encodeFrame({ type: 'stream_chunk', id, seq: producer.sent, value: encodeValue(step.value) }))) return this.#stop(id);
         producer.sent++;
+        if (producer.sent % CHUNKS_PER_TURN === 0) await new Promise<void>((resolve) => setTimeout(resolve, 0));
       }
     } catch (error) {
       if (this.#producers.get(id) !== producer) return;

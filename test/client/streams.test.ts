@@ -1,6 +1,9 @@
 /** ClientStream on its own: dedupe by number, gaps, the window, credit, ends whose chunks are missing, and abort. */
 import { describe, expect, it } from 'vitest';
 import { ClientStream } from '../../src/client/streams.js';
+import { ClientProducers } from '../../src/client/producers.js';
+import { DEFAULTS } from '../../src/protocol/limits.js';
+import { waitFor } from '../../src/testing/wait.js';
 import { encodeValue } from '../../src/protocol/codec.js';
 import { CancelledError, ProtocolError } from '../../src/protocol/errors.js';
 
@@ -117,5 +120,24 @@ describe('ClientStream', () => {
     for await (const _ of ended.stream) void _;
     await ended.stream.return();
     expect(ended.sent).toEqual([{ type: 'cancel', id: 's1' }]); // the release after the end, only
+  });
+});
+
+describe('ClientProducers', () => {
+  it('a credit runs at most a window past what was sent, and a producer that never waits yields to the event loop', async () => {
+    const sent: Array<Record<string, unknown>> = [];
+    const producers = new ClientProducers((text) => (sent.push(JSON.parse(text)), true));
+    let made = 0;
+    producers.start('p1', (async function* () {
+      for (;;) yield made++; // always ready
+    })());
+    let timerRanAfter = -1;
+    setTimeout(() => (timerRanAfter = sent.length), 0);
+    producers.take({ type: 'stream_credit', id: 'p1', received: 0, limit: 1e9 }); // a gateway asking for everything
+    await waitFor(() => sent.length >= DEFAULTS.maxStreamWindow && timerRanAfter >= 0, 'the pump to stop at a window');
+    await new Promise((resolve) => setTimeout(resolve, 20)); // nothing to await: nothing more may be sent
+    expect(sent.length).toBe(DEFAULTS.maxStreamWindow);
+    expect(timerRanAfter).toBeLessThan(DEFAULTS.maxStreamWindow); // the timer did not wait for the whole window
+    producers.stopAll();
   });
 });
