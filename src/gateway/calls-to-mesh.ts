@@ -7,7 +7,7 @@
  */
 import { CancelledError, LimitExceededError, MeshError, OutcomeUnknownError, UnknownBindingError } from '../protocol/errors.js';
 import { DEFAULTS } from '../protocol/limits.js';
-import { encodeFrame, type CallFrame, type CallTarget, type Origin } from '../protocol/frames.js';
+import { encodeCallResponse, encodeFrame, type CallFrame, type CallTarget, type Origin } from '../protocol/frames.js';
 import { AnswerMemory } from '../protocol/answer-memory.js';
 import { failure } from '../protocol/failure.js';
 import type { CallContext, MeshEnvelope, MeshResult, StreamSource } from '../nodes/envelope.js';
@@ -153,9 +153,9 @@ export class CallsToMesh {
 
   /** Sends the answer to call `id`; `remember`: keep it for a resend (false for refusals that ran nothing). */
   answer(ws: WebSocket | undefined, id: string, result: MeshResult & { window?: number }, remember: boolean, retryAfterReconnect = false): void {
-    const answer = !result.ok ? { ok: false as const, error: result.error }
-      : result.stream ? { ok: true as const, stream: true as const, window: result.window ?? DEFAULTS.streamWindow } : { ok: true as const, result: result.result };
-    const text = encodeFrame({ type: 'call_response', id, ...answer, ...(retryAfterReconnect ? { retryAfterReconnect: true } : {}) });
+    const text = !result.ok ? encodeCallResponse(id, false, result.error, retryAfterReconnect)
+      : result.stream ? encodeFrame({ type: 'call_response', id, ok: true, stream: true, window: result.window ?? DEFAULTS.streamWindow })
+        : encodeCallResponse(id, true, result.result);
     if (remember) {
       this.answers.remember(id, text, ws);
       if (!ws) this.#host.graceMemory.append([[id, text]]); // in a grace period: kept in storage too, in case the gateway is evicted
