@@ -11,9 +11,10 @@ import { encodeCallResponse, encodeFrame, type CallFrame, type CallTarget, type 
 import { AnswerMemory } from '../protocol/answer-memory.js';
 import { failure } from '../protocol/failure.js';
 import type { CallContext, MeshEnvelope, MeshResult, StreamSource } from '../nodes/envelope.js';
-import { callNode, callNodeBurst, resolveTarget, type NodeStub } from '../nodes/targets.js';
+import { callNode, callNodeBurst, callNodePacked, resolveTarget, type NodeStub } from '../nodes/targets.js';
+import { packContext, packedContext, packedIdentity, type PackedEnvelope } from '../nodes/packed-envelope.js';
 import { configuredMs, type GatewayConfig } from './config.js';
-import { chunksBySize, MAX_CALL_DEADLINE_MS, rpcFailure, stubKey, withoutProtoKeys } from './calls.js';
+import { chunksBySize, clientState, MAX_CALL_DEADLINE_MS, rpcFailure, stubKey } from './calls.js';
 import { Deadlines } from './deadlines.js';
 import type { GraceMemory } from './grace-memory.js';
 import { safeSend, sendError, type GatewaySockets, type SocketInfo } from './sockets.js';
@@ -35,6 +36,8 @@ export interface CallsToMeshHost {
   /** the gateway's current epoch: a resend from another one may have run */
   epoch(): string;
   onBeforeCallToMesh(call: CallToMesh): void | Promise<void>;
+  /** true if the application overrides onBeforeCallToMesh: it may put any value in a context, so contexts travel as objects, not packed */
+  callHookSet(): boolean;
 }
 
 /**
@@ -65,6 +68,10 @@ export class CallsToMesh {
   readonly streams: GatewayStreams;
   /** running calls the client may cancel (cancels.ts) */
   readonly cancels = new CallCancels();
+  /** each socket's packed origin and identity (packed-envelope.ts), by its claims object; null if they do not survive JSON */
+  readonly #identities = new WeakMap<object, string | null>();
+  /** bindings whose nodes have no packed entry (an earlier meshgate version): they get the MeshEnvelope */
+  readonly #unpackedBindings = new Set<string>();
 
   constructor(host: CallsToMeshHost) {
     this.#host = host;
@@ -105,9 +112,7 @@ export class CallsToMesh {
     }
     const origin: Origin = { kind: 'client', gateway: info.gateway, instance: info.instanceName, sub: info.sub };
     const context: CallContext = {
-      origin, caller: origin, chain: [origin],
-      originAuth: { sub: info.sub, claims: info.claims },
-      state: this.#clientState(frame.state),
+      origin, caller: origin, chain: [origin], originAuth: { sub: info.sub, claims: info.claims }, state: clientState(frame.state, config.reservedStateKeys),
     };
     let deadline: number;
     try {
@@ -161,18 +166,6 @@ export class CallsToMesh {
       if (!ws) this.#host.graceMemory.append([[id, text]]); // in a grace period: kept in storage too, in case the gateway is evicted
     }
     if (ws) safeSend(ws, text); // no socket: the client resends on reconnect and gets the remembered answer
-  }
-
-  /** The client's state, without the keys the application reserves for the server. */
-  #clientState(state: Record<string, unknown> | undefined): Record<string, unknown> {
-    const clean: Record<string, unknown> = {};
-    if (!state) return clean;
-    const reserved = this.#host.config().reservedStateKeys;
-    for (const [key, value] of Object.entries(state)) {
-      if (key === '__proto__' || reserved.includes(key)) continue;
-      clean[key] = withoutProtoKeys(value);
-    }
-    return clean;
   }
 
   /**
@@ -246,7 +239,14 @@ export class CallsToMesh {
   async #sendCall(ws: WebSocket, frame: CallFrame, context: CallContext): Promise<void> {
     let result: MeshResult;
     try {
-      result = await callNode(this.#stub(frame.to), this.#envelope(frame, context));
+      const stub = this.#stub(frame.to);
+      const packed = this.#unpackedBindings.has(frame.to.binding) ? undefined : this.#pack(context);
+      let answered = packed === undefined ? undefined : await callNodePacked(stub, this.#envelope(frame, packed));
+      if (answered === undefined) {
+        if (packed !== undefined) this.#unpackedBindings.add(frame.to.binding); // it ran nothing: the same call, as objects
+        answered = await callNode(stub, this.#envelope(frame, context));
+      }
+      result = answered;
       if (result.acceptsBursts) this.#burstBindings.add(frame.to.binding);
     } catch (error) {
       // An RPC that threw may have broken its stub (e.g. the target was reset): build a fresh one next time.
@@ -285,9 +285,22 @@ export class CallsToMesh {
     }
   }
 
-  #envelope(frame: CallFrame, context: CallContext): MeshEnvelope {
+  /** The call's context packed for the RPC (packed-envelope.ts), or undefined: it travels as objects. */
+  #pack(context: CallContext): string | undefined {
+    // A hook may have changed anything in the context: it is checked whole.
+    if (this.#host.callHookSet() || !context.originAuth) return packContext(context);
+    const { claims } = context.originAuth;
+    let identity = this.#identities.get(claims);
+    if (identity === undefined) this.#identities.set(claims, (identity = packedIdentity(context.origin, context.originAuth) ?? null));
+    return identity === null ? undefined : packedContext(identity, context.state);
+  }
+
+  /** The envelope of a call, its context as objects or packed. */
+  #envelope<Context extends CallContext | string>(frame: CallFrame, context: Context): Context extends string ? PackedEnvelope : MeshEnvelope {
+    const envelope: Omit<MeshEnvelope, 'context'> & { context: Context } = { target: frame.to, method: frame.method, args: frame.args, context, deadlineMs: this.#deadlineFor(frame) };
     const cancel = frame.cancellable ? this.cancels.get(frame.id) : undefined;
-    return { target: frame.to, method: frame.method, args: frame.args, context, deadlineMs: this.#deadlineFor(frame), ...(cancel ? { cancel } : {}) };
+    if (cancel) envelope.cancel = cancel;
+    return envelope as never;
   }
 
   /** At least callDeadlineMs, and never before the caller's own deadline (plus a margin), capped at 15 minutes. */

@@ -5,11 +5,24 @@ import type { ValueBounds } from '../protocol/value-bounds.js';
 import type { Guard } from './checks.js';
 import { dispatchBurst, dispatchCall, valueBoundsOf, type BurstDelivery } from './dispatch.js';
 import type { MeshEnvelope, MeshResult } from './envelope.js';
+import { unpackEnvelope, type PackedEnvelope } from './packed-envelope.js';
+import { failure } from '../protocol/failure.js';
 import { MeshApi } from './mesh-api.js';
 
 /** A node's own origin, as its callers address it (binding name, and instance for a Durable Object). */
 function originOf(target: CallTarget): Origin {
   return { kind: 'node', binding: target.binding, ...(target.instance === undefined ? {} : { instance: target.instance }) };
+}
+
+/** Runs `call` on the envelope a packed one stands for; one that does not unpack is answered with its error, having run nothing. */
+function callUnpacked(packed: PackedEnvelope, call: (envelope: MeshEnvelope) => Promise<MeshResult>): Promise<MeshResult> {
+  let envelope: MeshEnvelope;
+  try {
+    envelope = unpackEnvelope(packed);
+  } catch (error) {
+    return Promise.resolve(failure(error));
+  }
+  return call(envelope);
 }
 
 export class MeshDurableObject<Env = unknown> extends DurableObject<Env> {
@@ -60,6 +73,11 @@ export class MeshDurableObject<Env = unknown> extends DurableObject<Env> {
     return result;
   }
 
+  /** Internal RPC entry for a client's call with its context packed (packed-envelope.ts); not callable by clients. */
+  async __meshgateCallPacked(envelope: PackedEnvelope): Promise<MeshResult> {
+    return callUnpacked(envelope, (unpacked) => this.__meshgateCall(unpacked));
+  }
+
   /** Internal RPC entry: a client this node watches is gone for good (mesh.watchDeparture); not callable by clients. */
   async __meshgateClientGone(instanceName: string, at: number): Promise<void> {
     if (typeof instanceName === 'string' && typeof at === 'number') await this.mesh.clientGone(instanceName, at);
@@ -97,6 +115,10 @@ export class MeshWorker<Env = unknown> extends WorkerEntrypoint<Env> {
   async __meshgateCall(envelope: MeshEnvelope): Promise<MeshResult> {
     this.#self ??= originOf(envelope.target);
     return dispatchCall(this, envelope);
+  }
+
+  async __meshgateCallPacked(envelope: PackedEnvelope): Promise<MeshResult> {
+    return callUnpacked(envelope, (unpacked) => this.__meshgateCall(unpacked));
   }
 
   /** A Worker has no input gate to respect: bursts always run, concurrently. */
