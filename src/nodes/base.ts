@@ -8,6 +8,7 @@ import type { MeshEnvelope, MeshResult } from './envelope.js';
 import { unpackEnvelope, type PackedEnvelope } from './packed-envelope.js';
 import { failure } from '../protocol/failure.js';
 import { MeshApi } from './mesh-api.js';
+import { nodeDeadlines } from './call-deadlines.js';
 
 /** A node's own origin, as its callers address it (binding name, and instance for a Durable Object). */
 function originOf(target: CallTarget): Origin {
@@ -55,6 +56,8 @@ export class MeshDurableObject<Env = unknown> extends DurableObject<Env> {
   /** Typed stubs to other nodes and to connected clients. */
   readonly mesh: MeshApi;
   #self: Origin | undefined;
+  /** the deadlines of the calls this object serves, on one timer */
+  readonly #deadlines = nodeDeadlines();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -68,7 +71,7 @@ export class MeshDurableObject<Env = unknown> extends DurableObject<Env> {
   /** Internal RPC entry for mesh calls; not callable by clients. */
   async __meshgateCall(envelope: MeshEnvelope): Promise<MeshResult> {
     this.#self ??= originOf(envelope.target);
-    const result = await dispatchCall(this, envelope);
+    const result = await dispatchCall(this, envelope, this.#deadlines);
     if (this.#acceptsBursts()) result.acceptsBursts = true;
     return result;
   }
@@ -92,7 +95,7 @@ export class MeshDurableObject<Env = unknown> extends DurableObject<Env> {
   async __meshgateCallBatch(envelopes: MeshEnvelope[], deliver: BurstDelivery): Promise<boolean> {
     if (!this.#acceptsBursts()) return false;
     if (envelopes[0]) this.#self ??= originOf(envelopes[0].target);
-    await dispatchBurst(this, envelopes, deliver);
+    await dispatchBurst(this, envelopes, deliver, this.#deadlines);
     return true;
   }
 }
