@@ -5,6 +5,7 @@
  * machine (FakeSocket + fake timers). Every run count is bounded; a failure
  * prints the seed and the shrunk counterexample.
  */
+import { stringify as devalueStringify } from 'devalue';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MeshClient } from '../src/client/index.js';
@@ -284,6 +285,16 @@ describe('encodeCallResponse (the answer frame built as a string)', () => {
       expect(encodeCallResponse(id, ok, payload, retry)).toBe(encodeFrame(frame));
       expect(decodeServerFrame(encodeCallResponse(id, ok, payload, retry))).toEqual(frame);
     }), { numRuns: 500 });
+  });
+});
+
+describe('encodeValue of a string (written natively when JSON writes it as devalue does)', () => {
+  it('is exactly the text devalue writes, for any string, and decodes back to it', () => {
+    const text = fc.oneof(fc.string(), fc.string({ unit: 'grapheme' }), fc.string({ unit: 'binary' }), fc.constantFrom('<b>', '\u2028', '\ud800', 'a\udc00b', '"\\\n\u0001'));
+    fc.assert(fc.property(text, (value) => {
+      expect(encodeValue(value)).toBe(devalueStringify(value));
+      expect(decodeValue(encodeValue(value))).toBe(value);
+    }), { numRuns: 1_000 });
   });
 });
 
