@@ -14,6 +14,7 @@ import { RawSocket, startTestMesh, type TestMesh } from './support/mesh.js';
 
 const ENTRY = new URL('./fixtures/envelope-worker.ts', import.meta.url);
 const NODES = { LEGACY: 'LegacyEnvelopeDO', PROBE: 'PackedProbeDO' };
+const WORKERS = { LEGACY_WORKER: 'LegacyEnvelopeWorker', PROBE_WORKER: 'PackedProbeWorker' };
 
 const origin = { kind: 'client' as const, gateway: 'GATEWAY', instance: 'ana.t1', sub: 'ana' };
 const clientContext = (state: Record<string, unknown> = {}): CallContext => ({
@@ -66,12 +67,26 @@ async function caller(mesh: TestMesh, sockets: RawSocket[], instance: string, to
   };
 }
 
+/** Sends `count` calls to a Worker on one socket at once (all but the first go out as one burst) and returns their answers in order. */
+async function burst(mesh: TestMesh, sockets: RawSocket[], instance: string, binding: string, method: string, count: number): Promise<unknown[]> {
+  const socket = new RawSocket(mesh.wsUrl(instance), await mesh.token(instance.split('.')[0]!));
+  sockets.push(socket);
+  await socket.opened;
+  for (let n = 0; n < count; n++) socket.send({ type: 'call', id: `b${n}`, to: { binding }, method, args: encodeValue([]), state: { n } });
+  const answers: unknown[] = [];
+  for (let n = 0; n < count; n++) {
+    const answer = await socket.next((f) => f.id === `b${n}` && f.type === 'call_response');
+    answers.push(answer.ok ? decodeValue(answer.result as string) : decodeValue(answer.error as string));
+  }
+  return answers;
+}
+
 for (const [gateway, what] of [['TestGateway', 'with an onBeforeCallToMesh hook'], ['PlainGateway', 'with no hooks']] as const) {
   describe(`a gateway ${what}`, () => {
     let mesh: TestMesh;
     const sockets: RawSocket[] = [];
     beforeAll(async () => {
-      mesh = await startTestMesh({ entry: ENTRY, durableObjects: { ...NODES, GATEWAY: gateway } });
+      mesh = await startTestMesh({ entry: ENTRY, durableObjects: { ...NODES, GATEWAY: gateway }, services: WORKERS });
     });
     afterAll(async () => {
       for (const s of sockets) s.ws.terminate();
@@ -99,6 +114,25 @@ for (const [gateway, what] of [['TestGateway', 'with an onBeforeCallToMesh hook'
         expect(seen.chain).toEqual([seen.origin]);
       }
       expect(await call('LEGACY', 'runs')).toBe(3);
+    });
+
+    it('sends a burst to a Worker of this version packed, and each call sees its own context', async () => {
+      // each from its own tab: the same call id again on one gateway would get the remembered answer
+      const arrivals = async (tab: string) => (await burst(mesh, sockets, `dee.${tab}`, 'PROBE_WORKER', 'arrivals', 1))[0] as { packed: number; packedBursts: number; objectBursts: number };
+      const before = await arrivals('t0');
+      expect(await burst(mesh, sockets, 'dee.t1', 'PROBE_WORKER', 'sub', 20)).toEqual(Array(20).fill('dee'));
+      const after = await arrivals('t2');
+      // Calls that arrive while another runs go out together: all 20 arrive packed, most of them in bursts.
+      expect(after.packed - before.packed).toBe(20 + 1);
+      expect(after.packedBursts).toBeGreaterThan(before.packedBursts);
+      expect(after.objectBursts).toBe(0);
+    });
+
+    it('sends a burst to a Worker of an earlier version as objects: every call runs once, with its own state', async () => {
+      const before = ((await burst(mesh, sockets, 'eve.t0', 'LEGACY_WORKER', 'runs', 1))[0] as string[]).length;
+      expect(await burst(mesh, sockets, 'eve.t1', 'LEGACY_WORKER', 'count', 6)).toEqual([0, 1, 2, 3, 4, 5]);
+      const runs = ((await burst(mesh, sockets, 'eve.t2', 'LEGACY_WORKER', 'runs', 1))[0] as string[]).slice(before);
+      expect(runs.sort()).toEqual([0, 1, 2, 3, 4, 5].map((n) => `object:eve:${n}`));
     });
   });
 }

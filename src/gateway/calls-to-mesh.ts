@@ -5,14 +5,14 @@
  * hold its slot, and goes into the mesh alone or in a burst with the calls
  * that arrived with it.
  */
-import { CancelledError, LimitExceededError, MeshError, OutcomeUnknownError, UnknownBindingError } from '../protocol/errors.js';
+import { CancelledError, LimitExceededError, MeshError, OutcomeUnknownError } from '../protocol/errors.js';
 import { DEFAULTS } from '../protocol/limits.js';
 import { encodeCallResponse, encodeFrame, type CallFrame, type CallTarget, type Origin } from '../protocol/frames.js';
 import { AnswerMemory } from '../protocol/answer-memory.js';
 import { failure } from '../protocol/failure.js';
 import type { CallContext, MeshEnvelope, MeshResult, StreamSource } from '../nodes/envelope.js';
-import { callNode, callNodeBurst, callNodePacked, resolveTarget, type NodeStub } from '../nodes/targets.js';
-import { packContext, packedContext, packedIdentity, type PackedEnvelope } from '../nodes/packed-envelope.js';
+import { callNode, callNodeBurst, callNodeBurstPacked, callNodePacked } from '../nodes/targets.js';
+import type { PackedEnvelope } from '../nodes/packed-envelope.js';
 import { configuredMs, type GatewayConfig } from './config.js';
 import { chunksBySize, clientState, MAX_CALL_DEADLINE_MS, rpcFailure, stubKey } from './calls.js';
 import { Deadlines } from './deadlines.js';
@@ -20,6 +20,8 @@ import type { GraceMemory } from './grace-memory.js';
 import { safeSend, sendError, type GatewaySockets, type SocketInfo } from './sockets.js';
 import { GatewayStreams, release } from './streams.js';
 import { CallCancels } from './cancels.js';
+import { ContextPacking } from './context-packing.js';
+import { NodeStubs } from './node-stubs.js';
 
 export interface CallToMesh {
   to: CallTarget;
@@ -59,7 +61,7 @@ export class CallsToMesh {
   readonly answers: AnswerMemory;
   /** calls taken from the frames of this burst, sent together once the burst is read (see #dispatchSoon) */
   #burst: PendingCall[] = [];
-  readonly #stubs = new Map<string, NodeStub>();
+  readonly #stubs: NodeStubs;
   /** Durable Object bindings whose class said it accepts bursts (MeshDurableObject.acceptsCallBursts) */
   readonly #burstBindings = new Set<string>();
   /** calls an earlier incarnation was running when it died in a grace period: a resend of one may have run */
@@ -68,13 +70,13 @@ export class CallsToMesh {
   readonly streams: GatewayStreams;
   /** running calls the client may cancel (cancels.ts) */
   readonly cancels = new CallCancels();
-  /** each socket's packed origin and identity (packed-envelope.ts), by its claims object; null if they do not survive JSON */
-  readonly #identities = new WeakMap<object, string | null>();
-  /** bindings whose nodes have no packed entry (an earlier meshgate version): they get the MeshEnvelope */
-  readonly #unpackedBindings = new Set<string>();
+  /** which contexts travel packed, and to which bindings (context-packing.ts) */
+  readonly #packing: ContextPacking;
 
   constructor(host: CallsToMeshHost) {
     this.#host = host;
+    this.#packing = new ContextPacking(() => host.callHookSet());
+    this.#stubs = new NodeStubs(host.env, () => host.config());
     this.streams = new GatewayStreams({ config: () => host.config(), isOpen: (ws) => host.sockets.isOpen(ws) });
     this.answers = new AnswerMemory(() => ({ count: host.config().rememberedCallIds, bytes: host.config().rememberedAnswerBytes }));
   }
@@ -239,18 +241,18 @@ export class CallsToMesh {
   async #sendCall(ws: WebSocket, frame: CallFrame, context: CallContext): Promise<void> {
     let result: MeshResult;
     try {
-      const stub = this.#stub(frame.to);
-      const packed = this.#unpackedBindings.has(frame.to.binding) ? undefined : this.#pack(context);
+      const stub = this.#stubs.get(frame.to);
+      const packed = this.#packing.pack(frame.to.binding, context);
       let answered = packed === undefined ? undefined : await callNodePacked(stub, this.#envelope(frame, packed));
       if (answered === undefined) {
-        if (packed !== undefined) this.#unpackedBindings.add(frame.to.binding); // it ran nothing: the same call, as objects
+        if (packed !== undefined) this.#packing.refused(frame.to.binding); // it ran nothing: the same call, as objects
         answered = await callNode(stub, this.#envelope(frame, context));
       }
       result = answered;
       if (result.acceptsBursts) this.#burstBindings.add(frame.to.binding);
     } catch (error) {
       // An RPC that threw may have broken its stub (e.g. the target was reset): build a fresh one next time.
-      this.#stubs.delete(stubKey(frame.to));
+      this.#stubs.forget(frame.to);
       result = failure(rpcFailure(error, frame.method));
     }
     this.#finish(ws, frame, result);
@@ -265,11 +267,17 @@ export class CallsToMesh {
       this.#finish(call[0], call[1], result);
     };
     const to = group[0]![1].to;
+    const onResults = (results: Array<[number, MeshResult]>): void => {
+      for (const [index, result] of results) finish(index, result);
+    };
     try {
-      const envelopes = group.map(([, frame, context]) => this.#envelope(frame, context));
-      const accepted = await callNodeBurst(this.#stub(to), envelopes, (results) => {
-        for (const [index, result] of results) finish(index, result);
-      });
+      const stub = this.#stubs.get(to);
+      const packed = this.#packAll(group);
+      let accepted: boolean | null | undefined = packed === undefined ? null : await callNodeBurstPacked(stub, packed, onResults);
+      if (accepted === null) {
+        if (packed !== undefined) this.#packing.refused(to.binding); // it ran nothing: the same burst, as objects
+        accepted = await callNodeBurst(stub, group.map(([, frame, context]) => this.#envelope(frame, context)), onResults);
+      }
       // Only an explicit false is a refusal: a node of an earlier meshgate version answers undefined after running the burst.
       if (accepted === false) {
         // The class does not accept bursts (a new version of it, or another instance mid-deployment):
@@ -280,19 +288,20 @@ export class CallsToMesh {
       }
       if (open.size > 0) throw new MeshError('The node finished a burst without answering every call.');
     } catch (error) {
-      this.#stubs.delete(stubKey(to));
+      this.#stubs.forget(to);
       for (const index of [...open]) finish(index, failure(rpcFailure(error, group[index]![1].method)));
     }
   }
 
-  /** The call's context packed for the RPC (packed-envelope.ts), or undefined: it travels as objects. */
-  #pack(context: CallContext): string | undefined {
-    // A hook may have changed anything in the context: it is checked whole.
-    if (this.#host.callHookSet() || !context.originAuth) return packContext(context);
-    const { claims } = context.originAuth;
-    let identity = this.#identities.get(claims);
-    if (identity === undefined) this.#identities.set(claims, (identity = packedIdentity(context.origin, context.originAuth) ?? null));
-    return identity === null ? undefined : packedContext(identity, context.state);
+  /** Every call of a burst packed, or undefined if one context travels as objects (then all do). */
+  #packAll(group: PendingCall[]): PackedEnvelope[] | undefined {
+    const packed: PackedEnvelope[] = [];
+    for (const [, frame, context] of group) {
+      const text = this.#packing.pack(frame.to.binding, context);
+      if (text === undefined) return undefined;
+      packed.push(this.#envelope(frame, text));
+    }
+    return packed;
   }
 
   /** The envelope of a call, its context as objects or packed. */
@@ -342,18 +351,5 @@ export class CallsToMesh {
       return failure(new LimitExceededError('maxStreams', maxStreams, 'this client has that many streams open; read them to the end or cancel some (break out of their for await) first.'));
     }
     return { ok: true, result: '', stream, window };
-  }
-
-  #stub(to: CallTarget): NodeStub {
-    const { nodeBindings, gatewayBindings, maxCachedStubs } = this.#host.config();
-    if (nodeBindings && !nodeBindings.includes(to.binding)) throw new UnknownBindingError(to.binding, 'it is not in this gateway\'s nodeBindings');
-    const key = stubKey(to);
-    let stub = this.#stubs.get(key);
-    if (!stub) {
-      stub = resolveTarget(this.#host.env, to, gatewayBindings);
-      if (this.#stubs.size >= maxCachedStubs) this.#stubs.delete(this.#stubs.keys().next().value!);
-      this.#stubs.set(key, stub);
-    }
-    return stub;
   }
 }

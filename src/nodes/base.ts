@@ -15,6 +15,27 @@ function originOf(target: CallTarget): Origin {
   return { kind: 'node', binding: target.binding, ...(target.instance === undefined ? {} : { instance: target.instance }) };
 }
 
+/**
+ * Runs a packed burst through `run` (the class's burst entry); a call whose
+ * context does not unpack is answered with its error and never runs.
+ */
+async function runUnpacked(packed: PackedEnvelope[], deliver: BurstDelivery, run: (envelopes: MeshEnvelope[], deliver: BurstDelivery) => Promise<boolean>): Promise<boolean> {
+  const envelopes: MeshEnvelope[] = [];
+  const indexes: number[] = [];
+  const refused: Array<[number, MeshResult]> = [];
+  packed.forEach((one, index) => {
+    try {
+      envelopes.push(unpackEnvelope(one));
+      indexes.push(index);
+    } catch (error) {
+      refused.push([index, failure(error)]);
+    }
+  });
+  const accepted = await run(envelopes, (results) => deliver(results.map(([index, result]) => [indexes[index]!, result])));
+  if (accepted && refused.length > 0) await deliver(refused);
+  return accepted;
+}
+
 /** Runs `call` on the envelope a packed one stands for; one that does not unpack is answered with its error, having run nothing. */
 function callUnpacked(packed: PackedEnvelope, call: (envelope: MeshEnvelope) => Promise<MeshResult>): Promise<MeshResult> {
   let envelope: MeshEnvelope;
@@ -98,6 +119,11 @@ export class MeshDurableObject<Env = unknown> extends DurableObject<Env> {
     await dispatchBurst(this, envelopes, deliver, this.#deadlines);
     return true;
   }
+
+  /** Internal RPC entry for a burst whose contexts are packed; as __meshgateCallBatch. */
+  async __meshgateCallBatchPacked(envelopes: PackedEnvelope[], deliver: BurstDelivery): Promise<boolean> {
+    return runUnpacked(envelopes, deliver, (unpacked, delivery) => this.__meshgateCallBatch(unpacked, delivery));
+  }
 }
 
 export class MeshWorker<Env = unknown> extends WorkerEntrypoint<Env> {
@@ -129,5 +155,9 @@ export class MeshWorker<Env = unknown> extends WorkerEntrypoint<Env> {
     if (envelopes[0]) this.#self ??= originOf(envelopes[0].target);
     await dispatchBurst(this, envelopes, deliver);
     return true;
+  }
+
+  async __meshgateCallBatchPacked(envelopes: PackedEnvelope[], deliver: BurstDelivery): Promise<boolean> {
+    return runUnpacked(envelopes, deliver, (unpacked, delivery) => this.__meshgateCallBatch(unpacked, delivery));
   }
 }

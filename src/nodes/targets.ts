@@ -11,6 +11,7 @@ export interface NodeStub {
   __meshgateCallPacked(envelope: PackedEnvelope): Promise<MeshResult>;
   /** false: the node ran nothing and takes these calls one by one (earlier meshgate versions answer undefined, having run them) */
   __meshgateCallBatch(envelopes: MeshEnvelope[], deliver: BurstDelivery): Promise<boolean | undefined>;
+  __meshgateCallBatchPacked(envelopes: PackedEnvelope[], deliver: BurstDelivery): Promise<boolean>;
 }
 
 /**
@@ -78,6 +79,16 @@ export async function callNodeBurst(stub: NodeStub, envelopes: MeshEnvelope[], d
   try {
     return await stub.__meshgateCallBatch(envelopes, deliver);
   } catch (error) {
+    throw explainRpcError(error, envelopes[0]?.target.binding ?? '?');
+  }
+}
+
+/** As callNodeBurst, the contexts packed. Null: the node has no packed burst entry (an earlier meshgate version) and ran nothing. */
+export async function callNodeBurstPacked(stub: NodeStub, envelopes: PackedEnvelope[], deliver: BurstDelivery): Promise<boolean | null> {
+  try {
+    return await stub.__meshgateCallBatchPacked(envelopes, deliver);
+  } catch (error) {
+    if (lacksMethod(error, '__meshgateCallBatchPacked')) return null;
     throw explainRpcError(error, envelopes[0]?.target.binding ?? '?');
   }
 }
