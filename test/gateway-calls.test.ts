@@ -81,7 +81,7 @@ describe('the call context comes from the verified token only', () => {
 describe('only methods marked @mesh are callable', () => {
   const refused = [
     'notExposed', 'constructor', 'toString', '__proto__', 'fetch', 'alarm', '__meshgateCall', '__meshgateCallPacked',
-    'hasOwnProperty', 'valueOf', 'webSocketMessage', 'noSuchMethod',
+    '__meshgateCallBatchPacked', 'hasOwnProperty', 'valueOf', 'webSocketMessage', 'noSuchMethod',
   ];
 
   test.each(refused)('%s is refused with MethodNotExposedError', async (method) => {
