@@ -11,6 +11,7 @@ import { DurableObject } from 'cloudflare:workers';
 import * as v from 'valibot';
 import { z } from 'zod';
 import { ClientGateway, FanOutRelay, MeshDurableObject, MeshWorker, Subscriptions, createMeshWorker, mesh } from '../src/index.js';
+import { packedContext, packedIdentity } from '../src/nodes/packed-envelope.js';
 
 export interface Env {
   GATEWAY: DurableObjectNamespace;
@@ -297,11 +298,12 @@ export class RawHopTargetDO extends DurableObject<Env> {
 export class HotDriverDO extends DurableObject<Env> {
   async run(kind: 'node' | 'bare', count: number, inFlight: number): Promise<number> {
     const origin = { kind: 'client' as const, gateway: 'GATEWAY', instance: 'hot.tab', sub: 'hot' };
+    // A gateway packs the origin and identity once per socket and the state per call (src/nodes/packed-envelope.ts).
+    const identity = packedIdentity(origin, { sub: 'hot', claims: { sub: 'hot', iat: 1, exp: 2 } })!;
     const envelope = () => ({
-      target: { binding: 'BENCH', instance: 'hot' }, method: 'echo', args: '[[1],"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"]',
-      context: { origin, caller: origin, chain: [origin], originAuth: { sub: 'hot', claims: { sub: 'hot', iat: 1, exp: 2 } }, state: {} }, deadlineMs: 60_000,
+      target: { binding: 'BENCH', instance: 'hot' }, method: 'echo', args: '[[1],"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"]', context: packedContext(identity, {}), deadlineMs: 60_000,
     });
-    const node = this.env.BENCH.get(this.env.BENCH.idFromName('hot')) as unknown as { __meshgateCall(e: unknown): Promise<{ ok: boolean }> };
+    const node = this.env.BENCH.get(this.env.BENCH.idFromName('hot')) as unknown as { __meshgateCallPacked(e: unknown): Promise<{ ok: boolean }> };
     const bare = this.env.HOP_TARGET.get(this.env.HOP_TARGET.idFromName('hot')) as unknown as DurableObjectStub<RawHopTargetDO>;
     let sent = 0;
     let ok = 0;
@@ -309,7 +311,7 @@ export class HotDriverDO extends DurableObject<Env> {
       while (sent < count) {
         sent++;
         // awaited before the += (which would otherwise read `ok` before the await and lose the others' counts)
-        const answered = kind === 'node' ? (await node.__meshgateCall(envelope())).ok : (await bare.echo('x'.repeat(40))).length === 40;
+        const answered = kind === 'node' ? (await node.__meshgateCallPacked(envelope())).ok : (await bare.echo('x'.repeat(40))).length === 40;
         if (answered) ok++;
       }
     }));

@@ -5,12 +5,13 @@
  * machine (FakeSocket + fake timers). Every run count is bounded; a failure
  * prints the seed and the shrunk counterexample.
  */
+import { stringify as devalueStringify } from 'devalue';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MeshClient } from '../src/client/index.js';
 import { decodeValue, encodeValue } from '../src/protocol/codec.js';
 import { CallTimeoutError, OutcomeUnknownError, ProtocolError } from '../src/protocol/errors.js';
-import { decodeClientFrame, decodeServerFrame, encodeFrame, type ClientFrame, type FrameError } from '../src/protocol/frames.js';
+import { decodeClientFrame, decodeServerFrame, encodeCallResponse, encodeFrame, type ClientFrame, type FrameError } from '../src/protocol/frames.js';
 import { DEFAULTS } from '../src/protocol/limits.js';
 import { act, checkInvariants, expectHeals, flush, ScheduleRun, type Action } from './support/client-schedule.js';
 import { coreAction, World } from './support/connection-world.js';
@@ -272,6 +273,28 @@ describe('decodeServerFrame', () => {
     }), { numRuns: 3000 });
     expectNoPollution();
     expect(accepted).toBeGreaterThan(300);
+  });
+});
+
+describe('encodeCallResponse (the answer frame built as a string)', () => {
+  it('makes exactly the text encodeFrame makes of the same frame, for any id and payload', () => {
+    const text = fc.oneof(fc.string(), fc.string({ unit: 'grapheme' }), fc.string({ unit: 'binary' }));
+    fc.assert(fc.property(text, text, fc.boolean(), fc.boolean(), (id, payload, ok, retry) => {
+      const frame = ok ? { type: 'call_response' as const, id, ok: true as const, result: payload }
+        : { type: 'call_response' as const, id, ok: false as const, error: payload, ...(retry ? { retryAfterReconnect: true as const } : {}) };
+      expect(encodeCallResponse(id, ok, payload, retry)).toBe(encodeFrame(frame));
+      expect(decodeServerFrame(encodeCallResponse(id, ok, payload, retry))).toEqual(frame);
+    }), { numRuns: 500 });
+  });
+});
+
+describe('encodeValue of a string (written natively when JSON writes it as devalue does)', () => {
+  it('is exactly the text devalue writes, for any string, and decodes back to it', () => {
+    const text = fc.oneof(fc.string(), fc.string({ unit: 'grapheme' }), fc.string({ unit: 'binary' }), fc.constantFrom('<b>', '\u2028', '\ud800', 'a\udc00b', '"\\\n\u0001'));
+    fc.assert(fc.property(text, (value) => {
+      expect(encodeValue(value)).toBe(devalueStringify(value));
+      expect(decodeValue(encodeValue(value))).toBe(value);
+    }), { numRuns: 1_000 });
   });
 });
 

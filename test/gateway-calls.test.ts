@@ -80,8 +80,8 @@ describe('the call context comes from the verified token only', () => {
 
 describe('only methods marked @mesh are callable', () => {
   const refused = [
-    'notExposed', 'constructor', 'toString', '__proto__', 'fetch', 'alarm', '__meshgateCall',
-    'hasOwnProperty', 'valueOf', 'webSocketMessage', 'noSuchMethod',
+    'notExposed', 'constructor', 'toString', '__proto__', 'fetch', 'alarm', '__meshgateCall', '__meshgateCallPacked',
+    '__meshgateCallBatchPacked', 'hasOwnProperty', 'valueOf', 'webSocketMessage', 'noSuchMethod',
   ];
 
   test.each(refused)('%s is refused with MethodNotExposedError', async (method) => {
@@ -94,7 +94,7 @@ describe('only methods marked @mesh are callable', () => {
 
   test('the same names are refused on a MeshWorker', async () => {
     const sock = await connect('alice.m-worker');
-    for (const method of ['constructor', 'toString', 'fetch', '__meshgateCall', 'then']) {
+    for (const method of ['constructor', 'toString', 'fetch', '__meshgateCall', '__meshgateCallPacked', 'then']) {
       const { error } = await callOver(sock, { binding: 'ECHO_WORKER' }, method, []);
       expect(error, method).toBeInstanceOf(MethodNotExposedError);
     }

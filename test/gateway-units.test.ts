@@ -124,6 +124,68 @@ describe('Deadlines', () => {
   });
 });
 
+describe('Deadlines with slack', () => {
+  it('expires no earlier than the deadline and at most the slack later', () => {
+    const deadlines = new Deadlines<string>({ slackMs: 100 });
+    let expiredAt: number | undefined;
+    const start = Date.now();
+    deadlines.add('a', 1_000, () => (expiredAt = Date.now()));
+    vi.advanceTimersByTime(999);
+    expect(expiredAt).toBeUndefined();
+    vi.advanceTimersByTime(101);
+    expect(expiredAt! - start).toBeGreaterThanOrEqual(1_000);
+    expect(expiredAt! - start).toBeLessThanOrEqual(1_100);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('entries that come and go one at a time share one timer, which outlives the last by at most the slack', () => {
+    const deadlines = new Deadlines<number>({ slackMs: 100 });
+    const setTimeoutSpy = vi.spyOn(globalThis, 'setTimeout');
+    try {
+      for (let n = 0; n < 50; n++) {
+        deadlines.add(n, 60_000, () => {});
+        deadlines.delete(n);
+        vi.advanceTimersByTime(1);
+      }
+      expect(setTimeoutSpy).toHaveBeenCalledTimes(1);
+    } finally {
+      setTimeoutSpy.mockRestore();
+    }
+    // 50 ms passed since the timer was set: it fires within the other 50, finds nothing and is gone.
+    expect(deadlines.armed).toBe(true);
+    vi.advanceTimersByTime(50);
+    expect(deadlines.armed).toBe(false);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('a long entry re-arms for its own deadline, and the timer goes as soon as it settles', () => {
+    const deadlines = new Deadlines<string>({ slackMs: 100 });
+    let expired = false;
+    deadlines.add('long', 60_000, () => (expired = true));
+    vi.advanceTimersByTime(100); // the first timer fires at the slack and re-arms for the deadline itself
+    expect(vi.getTimerCount()).toBe(1);
+    vi.advanceTimersByTime(10_000);
+    deadlines.delete('long');
+    // due in 50 s, far past the slack: cleared at once, not left to keep the object in memory
+    expect(vi.getTimerCount()).toBe(0);
+    expect(expired).toBe(false);
+  });
+
+  it('a short deadline added after a long one still expires in time', () => {
+    const deadlines = new Deadlines<string>({ slackMs: 100 });
+    const expired: string[] = [];
+    deadlines.add('long', 60_000, () => expired.push('long'));
+    vi.advanceTimersByTime(100);
+    deadlines.add('short', 500, () => expired.push('short'));
+    vi.advanceTimersByTime(600);
+    expect(expired).toEqual(['short']);
+  });
+
+  it('refuses a slack that is not a finite number ≥ 0', () => {
+    for (const slackMs of [Number.NaN, Number.POSITIVE_INFINITY, -1]) expect(() => new Deadlines({ slackMs })).toThrow(/finite number of milliseconds/);
+  });
+});
+
 describe('Deadlines input', () => {
   it('refuses a deadline that would never expire (NaN, Infinity) or lies in the past', () => {
     const deadlines = new Deadlines<string>();

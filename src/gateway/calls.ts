@@ -15,6 +15,17 @@ export function withoutProtoKeys(value: unknown): unknown {
   return clean;
 }
 
+/** The client's state, without the keys the application reserves for the server. */
+export function clientState(state: Record<string, unknown> | undefined, reserved: readonly string[]): Record<string, unknown> {
+  const clean: Record<string, unknown> = {};
+  if (!state) return clean;
+  for (const [key, value] of Object.entries(state)) {
+    if (key === '__proto__' || reserved.includes(key)) continue;
+    clean[key] = withoutProtoKeys(value);
+  }
+  return clean;
+}
+
 /**
  * An error from the RPC itself (not from the method: that comes back as a
  * result). Unless it means the call never left (no such node), the method

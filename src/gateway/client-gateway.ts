@@ -60,6 +60,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     const config = (): GatewayConfig => this.config;
     this.#toMesh = new CallsToMesh({
       env, sockets, graceMemory, config, epoch: () => this.#epoch, onBeforeCallToMesh: (call) => this.onBeforeCallToMesh(call),
+      callHookSet: () => this.onBeforeCallToMesh !== ClientGateway.prototype.onBeforeCallToMesh,
     });
     this.#toClient = new CallsToClient({
       config, onBeforeCallToClient: (call) => this.onBeforeCallToClient(call), active: () => sockets.active(), reachable: () => this.#reachable(),

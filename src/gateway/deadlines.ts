@@ -1,18 +1,37 @@
 /**
  * Entries that expire: a map whose every entry has a deadline, all on one timer.
  *
- * The timer is set for the earliest deadline and cleared the moment nothing
- * is pending: a timer left armed keeps a Durable Object in memory (billed)
- * after its work is done. While entries remain, a settled one leaves the
- * timer alone (setting a workerd timer costs microseconds); it fires, finds
+ * The timer is set for the earliest deadline and never outlives the work for
+ * long: a timer left armed keeps a Durable Object in memory (billed) after
+ * its work is done. While entries remain, a settled one leaves the timer
+ * alone (setting a workerd timer costs microseconds); it fires, finds
  * nothing due and re-arms for the next deadline.
+ *
+ * With `slackMs` (see DeadlineOptions) a deadline may pass by up to that much
+ * before it expires, and the timer may stay armed that long after the last
+ * entry settles, which saves setting and clearing it once per entry when
+ * entries come and go one at a time (sequential calls).
  */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+export interface DeadlineOptions {
+  /**
+   * How late an expiry may be, and how long the timer may outlive the last
+   * entry, in ms (0: exact, and cleared the moment nothing is pending).
+   */
+  slackMs?: number;
+}
+
 export class Deadlines<K, V = undefined> {
   readonly #due = new Map<K, { at: number; value: V; expire: () => void }>();
+  readonly #slackMs: number;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
+
+  constructor({ slackMs = 0 }: DeadlineOptions = {}) {
+    if (!(Number.isFinite(slackMs) && slackMs >= 0)) throw new RangeError(`Deadline slack must be a finite number of milliseconds ≥ 0, got ${slackMs}.`);
+    this.#slackMs = slackMs;
+  }
 
   get size(): number {
     return this.#due.size;
@@ -38,15 +57,19 @@ export class Deadlines<K, V = undefined> {
   add(key: K, ms: number, expire: () => void, ...[value]: undefined extends V ? [value?: V] : [value: V]): void {
     // NaN or Infinity would never expire (and a timer would not say so): refuse them.
     if (!(Number.isFinite(ms) && ms >= 0)) throw new RangeError(`A deadline must be a finite number of milliseconds ≥ 0, got ${ms}.`);
-    const at = Date.now() + ms;
+    const now = Date.now();
+    const at = now + ms;
     this.#due.set(key, { at, value: value as V, expire });
-    if (at < this.#timerAt) this.#arm(at);
+    // An armed timer that fires by then, give or take the slack, will see this entry. A new timer is set
+    // no later than the slack from now, so it never outlives the last entry by more than that.
+    if (at + this.#slackMs < this.#timerAt) this.#arm(this.#slackMs > 0 ? Math.min(at, now + this.#slackMs) : at);
   }
 
   /** True if the key was pending (its deadline will not fire). */
   delete(key: K): boolean {
     if (!this.#due.delete(key)) return false;
-    if (this.#due.size === 0) this.#disarm();
+    // Nothing pending: a timer due within the slack is left to fire and find nothing; a later one goes now.
+    if (this.#due.size === 0 && this.#timerAt > Date.now() + this.#slackMs) this.#disarm();
     return true;
   }
 
@@ -56,7 +79,7 @@ export class Deadlines<K, V = undefined> {
     this.#disarm();
   }
 
-  /** True while a timer is set (it never is with nothing pending). */
+  /** True while a timer is set (with nothing pending, at most `slackMs` more). */
   get armed(): boolean {
     return this.#timer !== undefined;
   }

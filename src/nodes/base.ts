@@ -5,11 +5,46 @@ import type { ValueBounds } from '../protocol/value-bounds.js';
 import type { Guard } from './checks.js';
 import { dispatchBurst, dispatchCall, valueBoundsOf, type BurstDelivery } from './dispatch.js';
 import type { MeshEnvelope, MeshResult } from './envelope.js';
+import { unpackEnvelope, type PackedEnvelope } from './packed-envelope.js';
+import { failure } from '../protocol/failure.js';
 import { MeshApi } from './mesh-api.js';
+import { nodeDeadlines } from './call-deadlines.js';
 
 /** A node's own origin, as its callers address it (binding name, and instance for a Durable Object). */
 function originOf(target: CallTarget): Origin {
   return { kind: 'node', binding: target.binding, ...(target.instance === undefined ? {} : { instance: target.instance }) };
+}
+
+/**
+ * Runs a packed burst through `run` (the class's burst entry); a call whose
+ * context does not unpack is answered with its error and never runs.
+ */
+async function runUnpacked(packed: PackedEnvelope[], deliver: BurstDelivery, run: (envelopes: MeshEnvelope[], deliver: BurstDelivery) => Promise<boolean>): Promise<boolean> {
+  const envelopes: MeshEnvelope[] = [];
+  const indexes: number[] = [];
+  const refused: Array<[number, MeshResult]> = [];
+  packed.forEach((one, index) => {
+    try {
+      envelopes.push(unpackEnvelope(one));
+      indexes.push(index);
+    } catch (error) {
+      refused.push([index, failure(error)]);
+    }
+  });
+  const accepted = await run(envelopes, (results) => deliver(results.map(([index, result]) => [indexes[index]!, result])));
+  if (accepted && refused.length > 0) await deliver(refused);
+  return accepted;
+}
+
+/** Runs `call` on the envelope a packed one stands for; one that does not unpack is answered with its error, having run nothing. */
+function callUnpacked(packed: PackedEnvelope, call: (envelope: MeshEnvelope) => Promise<MeshResult>): Promise<MeshResult> {
+  let envelope: MeshEnvelope;
+  try {
+    envelope = unpackEnvelope(packed);
+  } catch (error) {
+    return Promise.resolve(failure(error));
+  }
+  return call(envelope);
 }
 
 export class MeshDurableObject<Env = unknown> extends DurableObject<Env> {
@@ -42,6 +77,8 @@ export class MeshDurableObject<Env = unknown> extends DurableObject<Env> {
   /** Typed stubs to other nodes and to connected clients. */
   readonly mesh: MeshApi;
   #self: Origin | undefined;
+  /** the deadlines of the calls this object serves, on one timer */
+  readonly #deadlines = nodeDeadlines();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -55,9 +92,14 @@ export class MeshDurableObject<Env = unknown> extends DurableObject<Env> {
   /** Internal RPC entry for mesh calls; not callable by clients. */
   async __meshgateCall(envelope: MeshEnvelope): Promise<MeshResult> {
     this.#self ??= originOf(envelope.target);
-    const result = await dispatchCall(this, envelope);
+    const result = await dispatchCall(this, envelope, this.#deadlines);
     if (this.#acceptsBursts()) result.acceptsBursts = true;
     return result;
+  }
+
+  /** Internal RPC entry for a client's call with its context packed (packed-envelope.ts); not callable by clients. */
+  async __meshgateCallPacked(envelope: PackedEnvelope): Promise<MeshResult> {
+    return callUnpacked(envelope, (unpacked) => this.__meshgateCall(unpacked));
   }
 
   /** Internal RPC entry: a client this node watches is gone for good (mesh.watchDeparture); not callable by clients. */
@@ -74,8 +116,13 @@ export class MeshDurableObject<Env = unknown> extends DurableObject<Env> {
   async __meshgateCallBatch(envelopes: MeshEnvelope[], deliver: BurstDelivery): Promise<boolean> {
     if (!this.#acceptsBursts()) return false;
     if (envelopes[0]) this.#self ??= originOf(envelopes[0].target);
-    await dispatchBurst(this, envelopes, deliver);
+    await dispatchBurst(this, envelopes, deliver, this.#deadlines);
     return true;
+  }
+
+  /** Internal RPC entry for a burst whose contexts are packed; as __meshgateCallBatch. */
+  async __meshgateCallBatchPacked(envelopes: PackedEnvelope[], deliver: BurstDelivery): Promise<boolean> {
+    return runUnpacked(envelopes, deliver, (unpacked, delivery) => this.__meshgateCallBatch(unpacked, delivery));
   }
 }
 
@@ -99,10 +146,18 @@ export class MeshWorker<Env = unknown> extends WorkerEntrypoint<Env> {
     return dispatchCall(this, envelope);
   }
 
+  async __meshgateCallPacked(envelope: PackedEnvelope): Promise<MeshResult> {
+    return callUnpacked(envelope, (unpacked) => this.__meshgateCall(unpacked));
+  }
+
   /** A Worker has no input gate to respect: bursts always run, concurrently. */
   async __meshgateCallBatch(envelopes: MeshEnvelope[], deliver: BurstDelivery): Promise<boolean> {
     if (envelopes[0]) this.#self ??= originOf(envelopes[0].target);
     await dispatchBurst(this, envelopes, deliver);
     return true;
+  }
+
+  async __meshgateCallBatchPacked(envelopes: PackedEnvelope[], deliver: BurstDelivery): Promise<boolean> {
+    return runUnpacked(envelopes, deliver, (unpacked, delivery) => this.__meshgateCallBatch(unpacked, delivery));
   }
 }

@@ -1,15 +1,17 @@
 /** Runs incoming mesh calls on a node: allowlist check, decode, context, encode. */
 import { decodeValue, encodeValue } from '../protocol/codec.js';
 import { failure } from '../protocol/failure.js';
-import { describeUntrusted, LimitExceededError, MethodNotExposedError, OutcomeUnknownError, ProtocolError } from '../protocol/errors.js';
+import { describeUntrusted, LimitExceededError, MethodNotExposedError, ProtocolError } from '../protocol/errors.js';
+import type { Deadlines } from '../gateway/deadlines.js';
+import { withinDeadline } from './call-deadlines.js';
 import { MAX_ARGUMENTS, MAX_BURST_PART_SIZE } from '../protocol/wire.js';
 import type { ValueBounds } from '../protocol/value-bounds.js';
 import { valueBoundsOf } from './node-bounds.js';
 import { runWithContext } from './context.js';
-import type { CallContext, MeshEnvelope, MeshResult } from './envelope.js';
+import type { MeshEnvelope, MeshResult } from './envelope.js';
 import { checkArguments, checkResult, runGuard, type Guard } from './checks.js';
 import { checksOf, findExposedMethod } from './exposed.js';
-import { signalOf, watchCancel } from './signals.js';
+import { watchCancel } from './signals.js';
 import { isStreamable, NodeStream, readStream } from './streams.js';
 
 export { valueBoundsOf };
@@ -20,7 +22,8 @@ function classGuardOf(node: object): Guard | undefined {
   return typeof guard === 'function' ? (guard as Guard) : undefined;
 }
 
-export async function dispatchCall(node: object, envelope: MeshEnvelope): Promise<MeshResult> {
+/** Runs one call on `node`; `deadlines`: the node's shared deadline timer (a Durable Object's, see call-deadlines.ts). */
+export async function dispatchCall(node: object, envelope: MeshEnvelope, deadlines?: Deadlines<object>): Promise<MeshResult> {
   const method = findExposedMethod(node, envelope.method);
   if (!method) return failure(new MethodNotExposedError(envelope.method, node.constructor?.name ?? 'the target'));
   if (envelope.cancel) watchCancel(envelope.cancel, envelope.context, envelope.method);
@@ -38,34 +41,11 @@ export async function dispatchCall(node: object, envelope: MeshEnvelope): Promis
         const result = await method.apply(node, checkedArgs as never[]);
         return checks?.result ? checkResult(checks.result, result, envelope.method) : result;
       });
-    const result = envelope.deadlineMs === undefined ? await running : await withinDeadline(running, envelope.method, envelope.deadlineMs, envelope.context);
+    const result = envelope.deadlineMs === undefined ? await running : await withinDeadline(running, envelope.method, envelope.deadlineMs, envelope.context, deadlines);
     if (isStreamable(result)) return { ok: true, result: '', stream: new NodeStream(result, envelope.context, envelope.method) };
     return { ok: true, result: encodeValue(result) };
   } catch (error) {
     return failure(error);
-  }
-}
-
-/**
- * The method's result, or past the caller's deadline an OutcomeUnknownError (the
- * method keeps running): answering lets the caller leave memory, whereas a
- * pending RPC keeps it there for as long as the method runs. The timer is
- * cleared as soon as the method settles.
- */
-async function withinDeadline(running: unknown, method: string, deadlineMs: number, context: CallContext): Promise<unknown> {
-  if (!(running instanceof Promise)) return running;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      const error = new OutcomeUnknownError(method, new Error(`the caller stopped waiting after ${deadlineMs} ms`));
-      signalOf(context).abort(error); // nobody waits for the method any more: tell it
-      reject(error);
-    }, deadlineMs);
-  });
-  try {
-    return await Promise.race([running, late]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 
@@ -126,9 +106,9 @@ class ResultDelivery {
  * gate cannot keep them apart: only Workers and Durable Objects that opt in
  * (acceptsCallBursts) receive bursts.
  */
-export async function dispatchBurst(node: object, envelopes: MeshEnvelope[], deliver: BurstDelivery): Promise<void> {
+export async function dispatchBurst(node: object, envelopes: MeshEnvelope[], deliver: BurstDelivery, deadlines?: Deadlines<object>): Promise<void> {
   const results = new ResultDelivery(deliver);
-  await Promise.all(envelopes.map(async (envelope, index) => results.add(index, await dispatchCall(node, envelope))));
+  await Promise.all(envelopes.map(async (envelope, index) => results.add(index, await dispatchCall(node, envelope, deadlines))));
   await results.finish();
 }
 

@@ -3,12 +3,15 @@ import { UnknownBindingError } from '../protocol/errors.js';
 import type { CallTarget } from '../protocol/frames.js';
 import type { BurstDelivery } from './dispatch.js';
 import type { MeshEnvelope, MeshResult } from './envelope.js';
+import type { PackedEnvelope } from './packed-envelope.js';
 import { isNamespace, isService } from '../bindings/kinds.js';
 
 export interface NodeStub {
   __meshgateCall(envelope: MeshEnvelope): Promise<MeshResult>;
+  __meshgateCallPacked(envelope: PackedEnvelope): Promise<MeshResult>;
   /** false: the node ran nothing and takes these calls one by one (earlier meshgate versions answer undefined, having run them) */
   __meshgateCallBatch(envelopes: MeshEnvelope[], deliver: BurstDelivery): Promise<boolean | undefined>;
+  __meshgateCallBatchPacked(envelopes: PackedEnvelope[], deliver: BurstDelivery): Promise<boolean>;
 }
 
 /**
@@ -51,11 +54,41 @@ export async function callNode(stub: NodeStub, envelope: MeshEnvelope): Promise<
   }
 }
 
+/** The RPC failed because the node has no `method` (a node of an earlier version, or no mesh node): nothing ran. */
+function lacksMethod(error: unknown, method: string): boolean {
+  const message = String((error as Error)?.message ?? '');
+  return message.includes(method) && /does not (exist|implement)|not a function|no such method/i.test(message);
+}
+
+/**
+ * Calls a node with one call, its context packed. Undefined: the node has no
+ * packed entry (an earlier meshgate version, or no mesh node) and ran
+ * nothing; send it the MeshEnvelope instead.
+ */
+export async function callNodePacked(stub: NodeStub, envelope: PackedEnvelope): Promise<MeshResult | undefined> {
+  try {
+    return await stub.__meshgateCallPacked(envelope);
+  } catch (error) {
+    if (lacksMethod(error, '__meshgateCallPacked')) return undefined;
+    throw explainRpcError(error, envelope.target.binding);
+  }
+}
+
 /** Calls a node with a burst of calls in one RPC; results arrive through `deliver`. False: the node refused the burst and ran nothing. */
 export async function callNodeBurst(stub: NodeStub, envelopes: MeshEnvelope[], deliver: BurstDelivery): Promise<boolean | undefined> {
   try {
     return await stub.__meshgateCallBatch(envelopes, deliver);
   } catch (error) {
+    throw explainRpcError(error, envelopes[0]?.target.binding ?? '?');
+  }
+}
+
+/** As callNodeBurst, the contexts packed. Null: the node has no packed burst entry (an earlier meshgate version) and ran nothing. */
+export async function callNodeBurstPacked(stub: NodeStub, envelopes: PackedEnvelope[], deliver: BurstDelivery): Promise<boolean | null> {
+  try {
+    return await stub.__meshgateCallBatchPacked(envelopes, deliver);
+  } catch (error) {
+    if (lacksMethod(error, '__meshgateCallBatchPacked')) return null;
     throw explainRpcError(error, envelopes[0]?.target.binding ?? '?');
   }
 }
