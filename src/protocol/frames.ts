@@ -268,6 +268,6 @@ export function encodeFrame(frame: ClientFrame | ServerFrame): string {
  */
 export function encodeCallResponse(id: string, ok: boolean, payload: string, retryAfterReconnect = false): string {
   const head = `{"type":"call_response","id":${JSON.stringify(id)},`;
-  if (ok) return `${head}"ok":true,"result":${JSON.stringify(payload ?? "")}}`;
-  return `${head}"ok":false,"error":${JSON.stringify(payload ?? "")}${retryAfterReconnect ? ',"retryAfterReconnect":true' : ''}}`;
+  if (ok) return `${head}"ok":true,"result":${JSON.stringify(payload ?? '')}}`;
+  return `${head}"ok":false,"error":${JSON.stringify(payload ?? '')}${retryAfterReconnect ? ',"retryAfterReconnect":true' : ''}}`;
 }
