@@ -105,6 +105,28 @@ describe('fan-out through relays', () => {
     expect(await room.listRelayed('big')).toEqual(subscribed.filter((name) => !summary.dropped.includes(name)));
   }, 60_000);
 
+  it('a slice that outlasts its relay still answers one outcome per subscriber, each on its own subscriber', async () => {
+    // One call at a time: two silent subscribers hold the first slice past 7 s each; the second slice answers at once.
+    const silent = await Promise.all(['rh-s1', 'rh-s2'].map((sub) => mesh.client(sub, { notify: () => new Promise(() => {}) })));
+    const honest = await Promise.all(['rh-h1', 'rh-h2', 'rh-h3'].map((sub) => mesh.client(sub, { notify: (_t: string, p: unknown) => p })));
+    const room = honest[0]!.node<Topic>('TOPIC', 'rh');
+    for (const c of [...silent, honest[0]!, honest[1]!]) await c.node<Topic>('TOPIC', 'rh').joinRelayed('big');
+    const ghost = 'rh-ghost.tab';
+    await room.addRelayed('big', ghost);
+    await honest[2]!.node<Topic>('TOPIC', 'rh').joinRelayed('big');
+    const subscribed = await room.listRelayed('big');
+
+    const summary = await room.broadcastRelayed('big', 'h', { timeoutMs: 7_000, concurrency: 1 });
+    expect(summary.outcomes.map((o) => o.instanceName)).toEqual(subscribed);
+    const status = new Map(summary.outcomes.map((o) => [o.instanceName, o]));
+    // The gone one is dropped, and only it: the honest ones keep their subscription whatever their slice's relay managed.
+    expect(summary.dropped).toEqual([ghost]);
+    expect(status.get(ghost)!.errorName).toBe('ClientDisconnectedError');
+    expect(status.get(silent[0]!.instanceName!)!.status).toBe('timeout');
+    for (const c of [honest[1]!, honest[2]!]) expect(status.get(c.instanceName!)).toMatchObject({ status: 'delivered', value: 'h' });
+    expect(await room.listRelayed('big')).toEqual(subscribed.filter((name) => name !== ghost));
+  }, 60_000);
+
   it('relays hold nothing once they answered: they and the topic object are evicted as after any other work', async () => {
     const { room } = await bigTopic('re', 'big', 4);
     const before = await room.boot();

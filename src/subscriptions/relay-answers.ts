@@ -38,6 +38,29 @@ export function fitAnswers(answers: RelayedAnswer[], answerChars: number): Relay
   });
 }
 
+/**
+ * Whether `value` is what a relay owes for `count` subscribers: a dense list
+ * of exactly one well-formed answer per subscriber, within `answerChars` of
+ * results and RELAYED_ERROR_CHARS per error. Anything else is refused whole,
+ * never read by position (a hole would shift every later outcome).
+ */
+export function isAnswerList(value: unknown, count: number, answerChars: number): value is RelayedAnswer[] {
+  if (!Array.isArray(value) || value.length !== count) return false;
+  let chars = 0;
+  for (let i = 0; i < count; i++) {
+    if (!Object.hasOwn(value, i)) return false;
+    const answer = value[i] as Record<string, unknown> | null;
+    if (typeof answer !== 'object' || answer === null) return false;
+    if (answer.ok === true) {
+      if ((answer.result !== undefined && typeof answer.result !== 'string') || (answer.queued !== undefined && typeof answer.queued !== 'boolean')) return false;
+      chars += (answer.result as string | undefined)?.length ?? 0;
+    } else if (answer.ok !== false || typeof answer.error !== 'string' || answer.error.length > RELAYED_ERROR_CHARS) {
+      return false;
+    }
+  }
+  return chars <= answerChars;
+}
+
 /** The error with its name, class fields and the start of its message, small enough to carry. */
 function shortened(encoded: string): string {
   let original: Record<string, unknown> = {};

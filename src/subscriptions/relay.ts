@@ -16,7 +16,7 @@ import { isNamespace } from '../bindings/kinds.js';
 import type { CallContext, ClientCallEnvelope } from '../nodes/envelope.js';
 import { gatewayOf } from '../nodes/mesh-api.js';
 import { mapConcurrent } from './fan-out.js';
-import { fitAnswers, type RelayedAnswer } from './relay-answers.js';
+import { fitAnswers, isAnswerList, type RelayedAnswer } from './relay-answers.js';
 
 export type { RelayedAnswer } from './relay-answers.js';
 
@@ -86,7 +86,7 @@ export async function throughChildren(env: unknown, job: RelayJob): Promise<Rela
       const stub = namespace.get(namespace.idFromName(name)) as RelayStub;
       const answers = await withinMs(stub.__meshgateRelay(child), job.budgetMs);
       if (answers === undefined) return targets.map((t) => failure(new ClientTimeoutError(t, job.budgetMs)));
-      if (!Array.isArray(answers) || answers.length !== targets.length) throw new MeshError(`relay "${name}" answered ${Array.isArray(answers) ? answers.length : 'no list of'} outcomes for ${targets.length} subscribers`);
+      if (!isAnswerList(answers, targets.length, child.answerChars)) throw new MeshError(`it answered no list of one well-formed outcome for each of its ${targets.length} subscribers`);
       return answers;
     } catch (error) {
       // The relay failed as a whole: its subscribers may or may not have been reached, and stay subscribed.
@@ -107,7 +107,8 @@ async function reachSlice(env: unknown, job: RelayJob): Promise<RelayedAnswer[]>
   });
   if ((await withinMs(work, job.budgetMs)) === undefined) late = true;
   const timeoutMs = job.timeoutMs ?? job.budgetMs;
-  return fitAnswers(answers.map((a, i) => a ?? failure(new ClientTimeoutError(job.targets[i]!, timeoutMs))), job.answerChars);
+  // Every place filled: a hole would be skipped by map and dropped by flat, shifting later outcomes onto other subscribers.
+  return fitAnswers(Array.from(answers, (a, i) => a ?? failure(new ClientTimeoutError(job.targets[i]!, timeoutMs))), job.answerChars);
 }
 
 async function reachOne(env: unknown, job: RelayJob, instanceName: string): Promise<RelayedAnswer> {

@@ -10,6 +10,9 @@ import { isNamespace } from '../bindings/kinds.js';
 import type { MeshApi } from '../nodes/mesh-api.js';
 import { decodeValue } from '../protocol/codec.js';
 import { RELAY_HOP_MARGIN_MS, throughChildren, type RelayJob, type RelayedAnswer } from './relay.js';
+import { isAnswerList } from './relay-answers.js';
+import { failure } from '../protocol/failure.js';
+import { MeshError } from '../protocol/errors.js';
 import { callOne, notifyOne, type NotifyOutcome, type SubscriberOutcome } from './fan-out.js';
 
 export interface RelayOptions {
@@ -122,6 +125,9 @@ export class Relays {
       answerChars: RELAYED_ANSWER_CHARS,
     };
     // The top of the tree only calls relays: their binding is all of env it needs.
-    return throughChildren({ [settings.binding]: this.#mesh.binding(settings.binding) }, job);
+    const answers = await throughChildren({ [settings.binding]: this.#mesh.binding(settings.binding) }, job);
+    if (isAnswerList(answers, job.targets.length, job.answerChars)) return answers;
+    const reason = failure(new MeshError(`The fan-out relays answered no list of one outcome per subscriber; the fan-out's ${job.targets.length} subscribers may or may not have been reached, and stay subscribed.`, 'relay_failed'));
+    return job.targets.map(() => reason);
   }
 }

@@ -44,8 +44,8 @@ export type Topic = {
   joinRelayed(topic: string): string;
   addRelayed(topic: string, name: string): boolean;
   listRelayed(topic: string): string[];
-  broadcastRelayed(topic: string, payload: unknown, options?: { timeoutMs?: number; except?: string[] }): Summary;
-  announceRelayed(topic: string, payload: unknown, options?: { timeoutMs?: number; except?: string[] }): Summary;
+  broadcastRelayed(topic: string, payload: unknown, options?: FanOutOptions): Summary;
+  announceRelayed(topic: string, payload: unknown, options?: FanOutOptions): Summary;
   takeRelayJobs(): RelayJobSeen[];
   tryMissingRelayBinding(): string;
 };
