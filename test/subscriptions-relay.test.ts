@@ -99,7 +99,7 @@ describe('fan-out through relays', () => {
     const summary = await room.broadcastRelayed('big', 'crash-first-leaf', { timeoutMs: 1_000, except: [slow.instanceName!] });
     // The first leaf carries the first slice: the first 3 subscribers.
     expect(summary.failed).toEqual(subscribed.slice(0, SLICE));
-    expect(summary.outcomes.filter((o) => o.status === 'failed').every((o) => o.errorName === 'MeshError')).toBe(true);
+    expect(summary.outcomes.filter((o) => o.status === 'failed').every((o) => o.errorName === 'FanOutRelayError' && o.code === 'relay_failed')).toBe(true);
     expect(summary.delivered).toBe(12 - SLICE);
     for (const c of fast.slice(SLICE)) expect(arrivals.get(c.instanceName!)?.get('crash-first-leaf')).toBe(1);
     expect(await room.listRelayed('big')).toEqual(subscribed.filter((name) => !summary.dropped.includes(name)));
@@ -122,9 +122,40 @@ describe('fan-out through relays', () => {
     // The gone one is dropped, and only it: the honest ones keep their subscription whatever their slice's relay managed.
     expect(summary.dropped).toEqual([ghost]);
     expect(status.get(ghost)!.errorName).toBe('ClientDisconnectedError');
-    expect(status.get(silent[0]!.instanceName!)!.status).toBe('timeout');
-    for (const c of [honest[1]!, honest[2]!]) expect(status.get(c.instanceName!)).toMatchObject({ status: 'delivered', value: 'h' });
+    // Its relay waits as long as its slice takes one call at a time (3 × 7 s), as the loop in the topic's object would.
+    for (const c of silent) expect(status.get(c.instanceName!)!.status).toBe('timeout');
+    for (const c of honest) expect(status.get(c.instanceName!)).toMatchObject({ status: 'delivered', value: 'h' });
     expect(await room.listRelayed('big')).toEqual(subscribed.filter((name) => name !== ghost));
+  }, 60_000);
+
+  it('a subscriber its relay could not call in time is failed, not timed out: it stays subscribed however often that happens', async () => {
+    const [s1, s2, ...rest] = await Promise.all(['rt-s1', 'rt-s2', 'rt-h1', 'rt-h2', 'rt-h3'].map((sub, i) =>
+      mesh.client(sub, { notify: (_t: string, p: unknown) => (i < 2 ? new Promise(() => {}) : p) })));
+    const room = s1!.node<Topic>('TOPIC', 'rt');
+    for (const c of [s1!, s2!, ...rest]) await c.node<Topic>('TOPIC', 'rt').joinRelayed('big');
+    const subscribed = await room.listRelayed('big');
+    // The first leaf gets 1 s + 1.5 s for its slice, one call at a time: s1 is called and times out; s2 and h1 cannot be answered in time.
+    for (const round of [1, 2, 3]) {
+      const summary = await room.broadcastRelayed('big', `tight-first-leaf ${round}`, { timeoutMs: 1_000, concurrency: 1 });
+      const status = new Map(summary.outcomes.map((o) => [o.instanceName, o]));
+      expect(status.get(s1!.instanceName!)!.errorName).toBe('ClientTimeoutError');
+      for (const name of [s2!.instanceName!, rest[0]!.instanceName!]) {
+        expect(status.get(name)).toMatchObject({ status: 'failed', errorName: 'FanOutRelayError', code: 'relay_not_reached' });
+      }
+      expect(summary.delivered).toBe(2);
+    }
+    // s1 timed out three times in a row and is unsubscribed; the two its relay never called are kept.
+    expect(await room.listRelayed('big')).toEqual(subscribed.filter((name) => name !== s1!.instanceName));
+  }, 60_000);
+
+  it('a relay that misses its deadline fails its slice as the relay\'s doing, not the clients\'', async () => {
+    const { slow, room } = await bigTopic('rl', 'big', 6);
+    const subscribed = await room.listRelayed('big');
+    const summary = await room.broadcastRelayed('big', 'slow-first-leaf', { timeoutMs: 500, except: [slow.instanceName!] });
+    expect(summary.failed).toEqual(subscribed.slice(0, SLICE));
+    expect(summary.timedOut).toEqual([]);
+    for (const o of summary.outcomes.slice(0, SLICE)) expect(o).toMatchObject({ errorName: 'FanOutRelayError', code: 'relay_late' });
+    expect(summary.delivered).toBe(6 - SLICE);
   }, 60_000);
 
   it('relays hold nothing once they answered: they and the topic object are evicted as after any other work', async () => {

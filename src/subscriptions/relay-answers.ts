@@ -24,9 +24,9 @@ export function fitAnswers(answers: RelayedAnswer[], answerChars: number): Relay
   let used = 0;
   return answers.map((answer) => {
     if (!answer.ok) {
-      const error = answer.error.length <= RELAYED_ERROR_CHARS ? answer.error : shortened(answer.error);
-      used += error.length;
-      return error === answer.error ? answer : { ok: false, error };
+      const fitted = fitError(answer);
+      used += fitted.ok ? 0 : fitted.error.length;
+      return fitted;
     }
     const size = answer.result?.length ?? 0;
     if (used + size <= answerChars) {
@@ -61,6 +61,11 @@ export function isAnswerList(value: unknown, count: number, answerChars: number)
   return chars <= answerChars;
 }
 
+/** An error answer within RELAYED_ERROR_CHARS (shortened, its name kept, so it is classified the same); any other answer as it is. */
+export function fitError(answer: RelayedAnswer): RelayedAnswer {
+  return answer.ok || answer.error.length <= RELAYED_ERROR_CHARS ? answer : { ok: false, error: shortened(answer.error) };
+}
+
 /** The error with its name, class fields and the start of its message, small enough to carry. */
 function shortened(encoded: string): string {
   let original: Record<string, unknown> = {};
@@ -76,5 +81,10 @@ function shortened(encoded: string): string {
     const value = original[key];
     if (typeof value === 'number' || (typeof value === 'string' && value.length <= 300)) (short as unknown as Record<string, unknown>)[key] = value;
   }
-  return encodeError(short);
+  const carried = encodeError(short);
+  if (carried.length <= RELAYED_ERROR_CHARS) return carried;
+  // Characters that encode long (escapes): keep only the name, cut short.
+  const bare = new MeshError('An error too large to carry back through a fan-out relay.');
+  bare.name = short.name.slice(0, 40);
+  return encodeError(bare);
 }

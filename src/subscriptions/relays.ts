@@ -12,7 +12,7 @@ import { decodeValue } from '../protocol/codec.js';
 import { RELAY_HOP_MARGIN_MS, throughChildren, type RelayJob, type RelayedAnswer } from './relay.js';
 import { isAnswerList } from './relay-answers.js';
 import { failure } from '../protocol/failure.js';
-import { MeshError } from '../protocol/errors.js';
+import { FanOutRelayError } from '../protocol/errors.js';
 import { callOne, notifyOne, type NotifyOutcome, type SubscriberOutcome } from './fan-out.js';
 
 export interface RelayOptions {
@@ -30,8 +30,15 @@ export const RELAY_DEFAULTS = { binding: 'FANOUT_RELAY', minSubscribers: 512, sl
 export const RELAY_CAPS = { sliceSize: 4096, maxChildren: 256 } as const;
 /** Characters of answers (results and errors) one fan-out carries back through its relays, shared among them by their slices. */
 export const RELAYED_ANSWER_CHARS = 16 * 1024 * 1024;
-/** What the topic object waits beyond the clients' timeout for its relays: their hops and their gateways' answers. */
+/** What a leaf relay waits beyond its slice's timeouts: its gateways' hops and answers. */
 const RELAY_SLACK_MS = 5_000;
+/**
+ * Most timeouts in a row one leaf relay waits for: its slice at `concurrency`
+ * needs ceil(slice / concurrency) when every subscriber sits on its timeout
+ * (4 with the defaults). Past this, the last of the slice are not called
+ * (`relay_not_reached`, kept subscribed): a relay never waits minutes on end.
+ */
+export const RELAY_MAX_ROUNDS = 8;
 
 type Settings = Required<RelayOptions>;
 
@@ -62,6 +69,16 @@ function levels(count: number, { sliceSize, maxChildren }: Settings): number {
   let depth = 1;
   for (let slices = Math.ceil(count / sliceSize); slices > maxChildren; slices = Math.ceil(slices / maxChildren)) depth++;
   return depth;
+}
+
+/**
+ * How long a leaf relay may take: a `fanOut`'s slice at `concurrency` is that many
+ * rounds of the clients' timeout (at most RELAY_MAX_ROUNDS); a notification's
+ * gateways answer at once, so one timeout covers it. Plus the slack for the hops.
+ */
+function leafBudgetMs(kind: 'call' | 'notify', fanOut: RelayedFanOut, settings: Settings, timeoutMs: number): number {
+  const rounds = kind === 'call' ? Math.min(Math.ceil(Math.min(settings.sliceSize, fanOut.targets.length) / fanOut.concurrency), RELAY_MAX_ROUNDS) : 1;
+  return rounds * timeoutMs + RELAY_SLACK_MS;
 }
 
 export interface RelayedFanOut {
@@ -121,13 +138,13 @@ export class Relays {
       context: this.#mesh.clientCallContext(true),
       ...(fanOut.timeoutMs === undefined ? {} : { timeoutMs: fanOut.timeoutMs }),
       concurrency: fanOut.concurrency, sliceSize: settings.sliceSize, maxChildren: settings.maxChildren,
-      budgetMs: timeoutMs + RELAY_SLACK_MS + levels(fanOut.targets.length, settings) * RELAY_HOP_MARGIN_MS,
+      budgetMs: leafBudgetMs(kind, fanOut, settings, timeoutMs) + levels(fanOut.targets.length, settings) * RELAY_HOP_MARGIN_MS,
       answerChars: RELAYED_ANSWER_CHARS,
     };
     // The top of the tree only calls relays: their binding is all of env it needs.
     const answers = await throughChildren({ [settings.binding]: this.#mesh.binding(settings.binding) }, job);
     if (isAnswerList(answers, job.targets.length, job.answerChars)) return answers;
-    const reason = failure(new MeshError(`The fan-out relays answered no list of one outcome per subscriber; the fan-out's ${job.targets.length} subscribers may or may not have been reached, and stay subscribed.`, 'relay_failed'));
+    const reason = failure(new FanOutRelayError(`The fan-out relays answered no list of one outcome per subscriber; the fan-out's ${job.targets.length} subscribers may or may not have been reached, and stay subscribed.`, 'relay_failed'));
     return job.targets.map(() => reason);
   }
 }

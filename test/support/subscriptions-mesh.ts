@@ -11,7 +11,7 @@ import { startWorkerd } from '../../scripts/workerd.mjs';
 
 const SECRET = 'subscriptions-test-secret-long-enough-for-hs256';
 
-export type Outcome = { instanceName: string; status: string; value?: unknown; errorName?: string; limit?: string };
+export type Outcome = { instanceName: string; status: string; value?: unknown; errorName?: string; limit?: string; code?: string };
 export type Summary = {
   topic: string; method: string; total: number; delivered: number; sent: number; queued: number;
   dropped: string[]; timedOut: string[]; failed: string[]; outcomes: Outcome[];
