@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import type { MeshClient } from '../src/client/index.js';
 import { encodeError, decodeValue } from '../src/protocol/codec.js';
 import { ClientDisconnectedError } from '../src/protocol/errors.js';
-import { RELAYED_ERROR_CHARS, fitAnswers } from '../src/subscriptions/relay-answers.js';
+import { AnswerShares, RELAYED_ERROR_CHARS, isAnswerList, type RelayedAnswer } from '../src/subscriptions/relay-answers.js';
 import { waitFor } from './support/network.js';
 import { useSubscriptionsMesh, type RelayJobSeen, type Topic } from './support/subscriptions-mesh.js';
 
@@ -158,6 +158,17 @@ describe('fan-out through relays', () => {
     expect(summary.delivered).toBe(6 - SLICE);
   }, 60_000);
 
+  it('each subscriber has its own share of what its relay carries back: a large answer cannot crowd out its slice-mates', async () => {
+    // The first leaf may carry back 1 200 characters for its 3 subscribers; the first to answer (one call at a time) answers 1 190.
+    const [big, ...rest] = await Promise.all(['rs-big', 'rs-a', 'rs-b', 'rs-c', 'rs-d'].map((sub, i) =>
+      mesh.client(sub, { notify: (_t: string, p: unknown) => (i === 0 ? 'x'.repeat(1_190) : p) })));
+    const room = big!.node<Topic>('TOPIC', 'rs');
+    for (const c of [big!, ...rest]) await c.node<Topic>('TOPIC', 'rs').joinRelayed('big');
+    const summary = await room.broadcastRelayed('big', 'small-first-leaf', { timeoutMs: 5_000, concurrency: 1 });
+    expect(summary.outcomes[0]).toMatchObject({ instanceName: big!.instanceName, status: 'failed', errorName: 'LimitExceededError', limit: 'relayAnswerChars' });
+    expect(summary.outcomes.slice(1).map((o) => [o.instanceName, o.status, o.value])).toEqual(rest.map((c) => [c.instanceName, 'delivered', 'small-first-leaf']));
+  }, 60_000);
+
   it('relays hold nothing once they answered: they and the topic object are evicted as after any other work', async () => {
     const { room } = await bigTopic('re', 'big', 4);
     const before = await room.boot();
@@ -198,18 +209,42 @@ describe('fan-out through relays', () => {
 });
 
 describe('what a relay carries back', () => {
-  it('keeps results in order within the budget and refuses the rest; shortens a long error keeping its name', () => {
-    const answers = fitAnswers([
-      { ok: true, result: 'x'.repeat(60) }, { ok: true, result: 'y'.repeat(60) }, { ok: true, queued: true },
-      { ok: false, error: encodeError(new ClientDisconnectedError('a.tab', 'gone '.repeat(2_000))) },
-    ], 100);
-    expect(answers[0]).toEqual({ ok: true, result: 'x'.repeat(60) });
-    expect(answers[2]).toEqual({ ok: true, queued: true });
-    const refused = decodeValue((answers[1] as { error: string }).error) as Error & { limit: string };
-    expect([refused.name, refused.limit]).toEqual(['LimitExceededError', 'relayAnswerChars']);
-    const short = (answers[3] as { error: string }).error;
+  const refusal = (answer: RelayedAnswer) => decodeValue((answer as { error: string }).error) as Error & { limit: string };
+
+  it('gives each subscriber its own share, carries unused shares forward, and refuses a result past both', () => {
+    // 4 subscribers, 100 characters: 25 each.
+    const shares = new AnswerShares(100, 4);
+    const fitted = [
+      shares.fit({ ok: true, result: 'x'.repeat(60) }), // past its own 25, nothing spare yet: refused, its 25 spare
+      shares.fit({ ok: true, queued: true }), // nothing: 25 more spare
+      shares.fit({ ok: true, result: 'y'.repeat(70) }), // 25 + 45 of the 50 spare
+      shares.fit({ ok: true, result: 'z'.repeat(25) }), // its own share, whatever came before
+    ];
+    expect([refusal(fitted[0]!).name, refusal(fitted[0]!).limit]).toEqual(['LimitExceededError', 'relayAnswerChars']);
+    expect(fitted.slice(1)).toEqual([{ ok: true, queued: true }, { ok: true, result: 'y'.repeat(70) }, { ok: true, result: 'z'.repeat(25) }]);
+    // The whole slice never carries back more than its budget, and a list that does is refused by the relay above.
+    expect(isAnswerList(fitted, 4, 100)).toBe(true);
+    expect(isAnswerList([...fitted.slice(1), { ok: true, result: 'w'.repeat(26) }], 4, 100)).toBe(false);
+  });
+
+  it('shortens a long error keeping its name and class fields, even one whose characters encode long', () => {
+    const shares = new AnswerShares(100, 2);
+    const short = (shares.fit({ ok: false, error: encodeError(new ClientDisconnectedError('a.tab', 'gone '.repeat(2_000))) }) as { error: string }).error;
     expect(short.length).toBeLessThanOrEqual(RELAYED_ERROR_CHARS);
     const error = decodeValue(short) as Error & { clientInstanceName: string };
     expect([error.name, error.clientInstanceName]).toEqual(['ClientDisconnectedError', 'a.tab']);
+    const escaped = (shares.fit({ ok: false, error: encodeError(new ClientDisconnectedError('\u0001'.repeat(290), '\u0001'.repeat(5_000))) }) as { error: string }).error;
+    expect(escaped.length).toBeLessThanOrEqual(RELAYED_ERROR_CHARS);
+    expect((decodeValue(escaped) as Error).name).toBe('ClientDisconnectedError');
+  });
+
+  it('refuses any answer list but a dense one of one well-formed outcome per subscriber', () => {
+    const ok = { ok: true, result: '"a"' };
+    expect(isAnswerList([ok, ok], 2, 100)).toBe(true);
+    const holey = new Array(2);
+    holey[1] = ok;
+    for (const bad of [holey, [ok], [ok, ok, ok], [ok, null], [ok, { ok: 'yes' }], [ok, { ok: false }], [ok, { ok: true, result: 5 }], { length: 2, 0: ok, 1: ok }]) {
+      expect(isAnswerList(bad, 2, 100)).toBe(false);
+    }
   });
 });

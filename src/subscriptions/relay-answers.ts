@@ -15,27 +15,36 @@ export type RelayedAnswer = { ok: true; result?: string; queued?: boolean } | { 
 export const RELAYED_ERROR_CHARS = 1_024;
 
 /**
- * Keeps what a relay carries back within `answerChars`: each error within
- * RELAYED_ERROR_CHARS (shortened, its name kept, so it is classified the same),
- * and results in order while they fit the budget; a result that does not becomes a
- * LimitExceededError (the client did run the method). Receipts carry nothing.
+ * Keeps what a relay carries back within `answerChars`, each answer fitted as
+ * it arrives (the raw answer is then let go). Every subscriber has its own
+ * share (answerChars / subscribers); what one leaves unused carries forward
+ * to later answers, so no answer can take a slice-mate's share. A result past
+ * its share and what is spare becomes a LimitExceededError (the client did
+ * run the method); an error is shortened to RELAYED_ERROR_CHARS; receipts
+ * carry nothing.
  */
-export function fitAnswers(answers: RelayedAnswer[], answerChars: number): RelayedAnswer[] {
-  let used = 0;
-  return answers.map((answer) => {
-    if (!answer.ok) {
-      const fitted = fitError(answer);
-      used += fitted.ok ? 0 : fitted.error.length;
-      return fitted;
-    }
-    const size = answer.result?.length ?? 0;
-    if (used + size <= answerChars) {
-      used += size;
+export class AnswerShares {
+  readonly #answerChars: number;
+  readonly #share: number;
+  #spare = 0;
+
+  constructor(answerChars: number, subscribers: number) {
+    this.#answerChars = answerChars;
+    this.#share = Math.floor(answerChars / Math.max(subscribers, 1));
+  }
+
+  /** Call once per subscriber. */
+  fit(answer: RelayedAnswer): RelayedAnswer {
+    if (!answer.ok) return fitError(answer);
+    const over = (answer.result?.length ?? 0) - this.#share;
+    if (over <= this.#spare) {
+      this.#spare -= over;
       return answer;
     }
-    return failure(new LimitExceededError('relayAnswerChars', answerChars,
-      'the answers to this fan-out are too large to carry back through its relays; the client ran the method. Answer a fan-out with less, or use notify.'));
-  });
+    this.#spare += this.#share;
+    return failure(new LimitExceededError('relayAnswerChars', this.#answerChars,
+      'this subscriber\'s answer is larger than its share of what the fan-out carries back through its relays; the client ran the method. Answer a fan-out with less, or use notify.'));
+  }
 }
 
 /**

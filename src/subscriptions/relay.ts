@@ -17,7 +17,7 @@ import { isNamespace } from '../bindings/kinds.js';
 import type { CallContext, ClientCallEnvelope } from '../nodes/envelope.js';
 import { gatewayOf } from '../nodes/mesh-api.js';
 import { mapConcurrent } from './fan-out.js';
-import { fitAnswers, fitError, isAnswerList, type RelayedAnswer } from './relay-answers.js';
+import { AnswerShares, isAnswerList, type RelayedAnswer } from './relay-answers.js';
 
 export type { RelayedAnswer } from './relay-answers.js';
 
@@ -113,16 +113,17 @@ async function reachSlice(env: unknown, job: RelayJob): Promise<RelayedAnswer[]>
   const answerMs = (job.kind === 'call' ? job.timeoutMs ?? DEFAULTS.clientResponseTimeoutMs : 0) + RELAY_HOP_MARGIN_MS;
   const answers = new Array<RelayedAnswer | undefined>(job.targets.length).fill(undefined);
   const called = new Array<boolean>(job.targets.length).fill(false);
+  const shares = new AnswerShares(job.answerChars, job.targets.length);
   let over = false;
   const work = mapConcurrent(job.targets.map((_, i) => i), job.concurrency, async (i) => {
     if (over || Date.now() + answerMs > deadline) return;
     called[i] = true;
-    const answer = fitError(await reachOne(env, job, job.targets[i]!));
-    if (!over) answers[i] = answer;
+    const answer = await reachOne(env, job, job.targets[i]!);
+    if (!over) answers[i] = shares.fit(answer);
   });
   if ((await withinMs(work, job.budgetMs)) === undefined) over = true;
   // Every place filled: a hole would be skipped by map and dropped by flat, shifting later outcomes onto other subscribers.
-  return fitAnswers(Array.from(answers, (answer, i) => answer ?? unreached(job, i, called[i]!)), job.answerChars);
+  return Array.from(answers, (answer, i) => answer ?? unreached(job, i, called[i]!));
 }
 
 function unreached(job: RelayJob, i: number, called: boolean): RelayedAnswer {
