@@ -169,6 +169,24 @@ describe('fan-out through relays', () => {
     expect(summary.outcomes.slice(1).map((o) => [o.instanceName, o.status, o.value])).toEqual(rest.map((c) => [c.instanceName, 'delivered', 'small-first-leaf']));
   }, 60_000);
 
+  it('no two topic objects share a relay, even one named like another\'s child relay', async () => {
+    const xs = await Promise.all(Array.from({ length: 7 }, (_, i) => mesh.client(`rq${i}`, { notify: (_t: string, p: unknown) => p })));
+    // 7 subscribers make "rq" a tree two relays deep ("….0.0" under it); "rq.0" is another object with 4.
+    for (const x of xs) await x.node<Topic>('TOPIC', 'rq').joinRelayed('big');
+    for (const x of xs.slice(0, 4)) await x.node<Topic>('TOPIC', 'rq.0').joinRelayed('big');
+    const [a, b] = [xs[0]!.node<Topic>('TOPIC', 'rq'), xs[0]!.node<Topic>('TOPIC', 'rq.0')];
+    await a.takeRelayJobs();
+    expect((await a.announceRelayed('big', 'q')).sent).toBe(7);
+    const underA = new Set((await a.takeRelayJobs()).map((j) => j.name));
+    expect((await b.announceRelayed('big', 'q')).sent).toBe(4);
+    const underB = (await b.takeRelayJobs()).map((j) => j.name);
+    expect(underA.size).toBe(4); // ….0 (with ….0.0 and ….0.1) and ….1
+    expect(underB).toHaveLength(2);
+    expect(underB.filter((name) => underA.has(name))).toEqual([]);
+    // Named from a hash of the topic object's binding and instance: no client-chosen text in a relay's name.
+    for (const name of [...underA, ...underB]) expect(name).toMatch(/^[0-9a-f]{64}(\.\d+)+$/);
+  }, 30_000);
+
   it('relays hold nothing once they answered: they and the topic object are evicted as after any other work', async () => {
     const { room } = await bigTopic('re', 'big', 4);
     const before = await room.boot();

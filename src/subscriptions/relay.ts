@@ -28,7 +28,7 @@ export interface RelayJob {
   relay: string;
   /** the gateway binding the subscribers connect through */
   gateway: string;
-  /** this part's relay name; its children are `${name}.${i}` */
+  /** this part's relay name (a hex hash of the topic object, relays.ts); its children are `${name}.${i}` */
   name: string;
   /** instance names, in subscription order */
   targets: string[];

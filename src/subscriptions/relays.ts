@@ -81,6 +81,17 @@ function leafBudgetMs(kind: 'call' | 'notify', fanOut: RelayedFanOut, settings: 
   return rounds * timeoutMs + RELAY_SLACK_MS;
 }
 
+/**
+ * The name of the topic object's relays: the hex SHA-256 of who it is, so no two
+ * objects share one (a child adds `.{i}`, which no hex name can contain) and no
+ * instance name, however long or dotted, reaches a relay's name.
+ */
+async function relayName(self: MeshApi['self']): Promise<string> {
+  const who = JSON.stringify(self.kind === 'node' ? ['node', self.binding, self.instance ?? null] : ['client', self.gateway, self.instance]);
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(who));
+  return Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, '0')).join('');
+}
+
 export interface RelayedFanOut {
   targets: string[];
   method: string;
@@ -93,6 +104,7 @@ export interface RelayedFanOut {
 export class Relays {
   readonly #mesh: MeshApi;
   readonly #settings: Settings | undefined;
+  #name: Promise<string> | undefined;
 
   constructor(mesh: MeshApi, options: RelayOptions | false | undefined) {
     this.#mesh = mesh;
@@ -133,7 +145,7 @@ export class Relays {
     const timeoutMs = fanOut.timeoutMs ?? DEFAULTS.clientResponseTimeoutMs;
     const job: RelayJob = {
       kind, relay: settings.binding, gateway: fanOut.gateway,
-      name: (self.kind === 'node' ? `${self.binding}/${self.instance ?? ''}` : self.instance).slice(0, 512),
+      name: await (this.#name ??= relayName(self)),
       targets: fanOut.targets, method: fanOut.method, args: encodeValue(fanOut.args),
       context: this.#mesh.clientCallContext(true),
       ...(fanOut.timeoutMs === undefined ? {} : { timeoutMs: fanOut.timeoutMs }),
