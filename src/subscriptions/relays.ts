@@ -82,12 +82,11 @@ function leafBudgetMs(kind: 'call' | 'notify', fanOut: RelayedFanOut, settings: 
 }
 
 /**
- * The name of the topic object's relays: the hex SHA-256 of who it is, so no two
+ * Relays are named by the hex SHA-256 of their topic object's identity, so no two
  * objects share one (a child adds `.{i}`, which no hex name can contain) and no
  * instance name, however long or dotted, reaches a relay's name.
  */
-async function relayName(self: MeshApi['self']): Promise<string> {
-  const who = JSON.stringify(self.kind === 'node' ? ['node', self.binding, self.instance ?? null] : ['client', self.gateway, self.instance]);
+async function sha256Hex(who: string): Promise<string> {
   const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(who));
   return Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, '0')).join('');
 }
@@ -104,7 +103,8 @@ export interface RelayedFanOut {
 export class Relays {
   readonly #mesh: MeshApi;
   readonly #settings: Settings | undefined;
-  #name: Promise<string> | undefined;
+  /** The relays' name, for the identity it was made from (a node may learn its instance name only with its first call). */
+  #name: { who: string; name: Promise<string> } | undefined;
 
   constructor(mesh: MeshApi, options: RelayOptions | false | undefined) {
     this.#mesh = mesh;
@@ -134,18 +134,24 @@ export class Relays {
     })));
   }
 
-  /** Hands the fan-out to the relays; one answer per target, in order. Every answer is in by the clients' timeout plus a few seconds. */
+  #relayName(): Promise<string> {
+    const self = this.#mesh.self;
+    const who = JSON.stringify(self.kind === 'node' ? ['node', self.binding, self.instance ?? null] : ['client', self.gateway, self.instance]);
+    if (this.#name?.who !== who) this.#name = { who, name: sha256Hex(who) };
+    return this.#name.name;
+  }
+
+  /** Hands the fan-out to the relays; one answer per target, in order, every one in by the relays' deadline (leafBudgetMs plus 1 s a level). */
   async #run(kind: 'call' | 'notify', fanOut: RelayedFanOut): Promise<RelayedAnswer[]> {
     const settings = this.#settings!;
     if (!Number.isInteger(fanOut.concurrency) || fanOut.concurrency < 1) throw new RangeError(`Fan-out concurrency must be a whole number ≥ 1, got ${fanOut.concurrency}.`);
     if (fanOut.timeoutMs !== undefined && !isDurationMs(fanOut.timeoutMs)) {
       throw new RangeError(`Subscriptions: timeoutMs must be a positive number of milliseconds, got ${String(fanOut.timeoutMs)}.`);
     }
-    const self = this.#mesh.self;
     const timeoutMs = fanOut.timeoutMs ?? DEFAULTS.clientResponseTimeoutMs;
     const job: RelayJob = {
       kind, relay: settings.binding, gateway: fanOut.gateway,
-      name: await (this.#name ??= relayName(self)),
+      name: await this.#relayName(),
       targets: fanOut.targets, method: fanOut.method, args: encodeValue(fanOut.args),
       context: this.#mesh.clientCallContext(true),
       ...(fanOut.timeoutMs === undefined ? {} : { timeoutMs: fanOut.timeoutMs }),
