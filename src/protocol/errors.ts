@@ -48,21 +48,6 @@ export class ClientTimeoutError extends MeshError {
   }
 }
 
-/**
- * A fan-out relay could not carry the call to a subscriber: not called before
- * the relay's deadline (`relay_not_reached`), called but unanswered by it
- * (`relay_unanswered`), or a relay was too slow or failed as a whole
- * (`relay_late`, `relay_failed`). The relay's doing, not the client's: the
- * subscriber stays subscribed and no timeout is counted against it.
- */
-export class FanOutRelayError extends MeshError {
-  clientInstanceName?: string;
-  constructor(message: string, code: 'relay_not_reached' | 'relay_unanswered' | 'relay_late' | 'relay_failed', clientInstanceName?: string) {
-    super(message, code);
-    if (clientInstanceName !== undefined) this.clientInstanceName = clientInstanceName;
-  }
-}
-
 /** A call from the client passed its deadline without an answer. */
 export class CallTimeoutError extends MeshError {
   method: string;
@@ -249,7 +234,7 @@ const builtins: Array<new (message?: string) => Error> = [
 ];
 const registry = new Map<string, { prototype: Error }>(builtins.map((c) => [c.name, c]));
 for (const c of [
-  MeshError, ClientDisconnectedError, ClientTimeoutError, FanOutRelayError, CallTimeoutError, OutcomeUnknownError,
+  MeshError, ClientDisconnectedError, ClientTimeoutError, CallTimeoutError, OutcomeUnknownError,
   MethodNotExposedError, UnknownBindingError, ForbiddenError, ProtocolError, LimitExceededError,
   TokenExpiredError, ClientClosedError, SupersededError, LoginRequiredError, TooManyConnectionsError,
   UnsupportedProtocolError, ValidationError, CancelledError, StreamInterruptedError,

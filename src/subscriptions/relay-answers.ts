@@ -4,9 +4,26 @@
  * the topic object.
  */
 import { decodeValue, encodeError } from '../protocol/codec.js';
-import { LimitExceededError, MeshError } from '../protocol/errors.js';
+import { LimitExceededError, MeshError, registerErrorClass } from '../protocol/errors.js';
 import { failure } from '../protocol/failure.js';
 import { DEFAULT_VALUE_BOUNDS } from '../protocol/value-bounds.js';
+
+/**
+ * A fan-out relay could not carry the call to a subscriber: not called before
+ * the relay's deadline (`relay_not_reached`), called but unanswered by it
+ * (`relay_unanswered`), or a relay was too slow or failed as a whole
+ * (`relay_late`, `relay_failed`). The relays' doing, not the client's: the
+ * subscriber stays subscribed and no timeout is counted against it.
+ */
+export class FanOutRelayError extends MeshError {
+  clientInstanceName?: string;
+  constructor(message: string, code: 'relay_not_reached' | 'relay_unanswered' | 'relay_late' | 'relay_failed', clientInstanceName?: string) {
+    super(message, code);
+    if (clientInstanceName !== undefined) this.clientInstanceName = clientInstanceName;
+  }
+}
+// Relays and topic objects pass it between them encoded: it revives as itself.
+registerErrorClass(FanOutRelayError);
 
 /** A gateway's answer for one subscriber, as it came back (a call's result, a notification's receipt) or why not. */
 export type RelayedAnswer = { ok: true; result?: string; queued?: boolean } | { ok: false; error: string };

@@ -10,14 +10,14 @@
  * The payload is encoded once, by the topic object; relays pass the string on.
  */
 import { DurableObject } from 'cloudflare:workers';
-import { FanOutRelayError, MeshError } from '../protocol/errors.js';
+import { MeshError } from '../protocol/errors.js';
 import { DEFAULTS } from '../protocol/limits.js';
 import { failure } from '../protocol/failure.js';
 import { isNamespace } from '../bindings/kinds.js';
 import type { CallContext, ClientCallEnvelope } from '../nodes/envelope.js';
 import { gatewayOf } from '../nodes/mesh-api.js';
 import { mapConcurrent } from './fan-out.js';
-import { AnswerShares, isAnswerList, type RelayedAnswer } from './relay-answers.js';
+import { AnswerShares, FanOutRelayError, isAnswerList, type RelayedAnswer } from './relay-answers.js';
 
 export type { RelayedAnswer } from './relay-answers.js';
 

@@ -10,9 +10,8 @@ import { isNamespace } from '../bindings/kinds.js';
 import type { MeshApi } from '../nodes/mesh-api.js';
 import { decodeValue } from '../protocol/codec.js';
 import { RELAY_HOP_MARGIN_MS, throughChildren, type RelayJob, type RelayedAnswer } from './relay.js';
-import { isAnswerList } from './relay-answers.js';
+import { FanOutRelayError, isAnswerList } from './relay-answers.js';
 import { failure } from '../protocol/failure.js';
-import { FanOutRelayError } from '../protocol/errors.js';
 import { callOne, notifyOne, type NotifyOutcome, type SubscriberOutcome } from './fan-out.js';
 
 export interface RelayOptions {
