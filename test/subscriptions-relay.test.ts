@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import type { MeshClient } from '../src/client/index.js';
 import { encodeError, decodeValue } from '../src/protocol/codec.js';
 import { ClientDisconnectedError } from '../src/protocol/errors.js';
-import { RELAYED_ERROR_CHARS, fitAnswers } from '../src/subscriptions/relay-answers.js';
+import { AnswerShares, RELAYED_ERROR_CHARS, isAnswerList, type RelayedAnswer } from '../src/subscriptions/relay-answers.js';
 import { waitFor } from './support/network.js';
 import { useSubscriptionsMesh, type RelayJobSeen, type Topic } from './support/subscriptions-mesh.js';
 
@@ -99,11 +99,93 @@ describe('fan-out through relays', () => {
     const summary = await room.broadcastRelayed('big', 'crash-first-leaf', { timeoutMs: 1_000, except: [slow.instanceName!] });
     // The first leaf carries the first slice: the first 3 subscribers.
     expect(summary.failed).toEqual(subscribed.slice(0, SLICE));
-    expect(summary.outcomes.filter((o) => o.status === 'failed').every((o) => o.errorName === 'MeshError')).toBe(true);
+    expect(summary.outcomes.filter((o) => o.status === 'failed').every((o) => o.errorName === 'FanOutRelayError' && o.code === 'relay_failed')).toBe(true);
     expect(summary.delivered).toBe(12 - SLICE);
     for (const c of fast.slice(SLICE)) expect(arrivals.get(c.instanceName!)?.get('crash-first-leaf')).toBe(1);
     expect(await room.listRelayed('big')).toEqual(subscribed.filter((name) => !summary.dropped.includes(name)));
   }, 60_000);
+
+  it('a slice that outlasts its relay still answers one outcome per subscriber, each on its own subscriber', async () => {
+    // One call at a time: two silent subscribers hold the first slice past 7 s each; the second slice answers at once.
+    const silent = await Promise.all(['rh-s1', 'rh-s2'].map((sub) => mesh.client(sub, { notify: () => new Promise(() => {}) })));
+    const honest = await Promise.all(['rh-h1', 'rh-h2', 'rh-h3'].map((sub) => mesh.client(sub, { notify: (_t: string, p: unknown) => p })));
+    const room = honest[0]!.node<Topic>('TOPIC', 'rh');
+    for (const c of [...silent, honest[0]!, honest[1]!]) await c.node<Topic>('TOPIC', 'rh').joinRelayed('big');
+    const ghost = 'rh-ghost.tab';
+    await room.addRelayed('big', ghost);
+    await honest[2]!.node<Topic>('TOPIC', 'rh').joinRelayed('big');
+    const subscribed = await room.listRelayed('big');
+
+    const summary = await room.broadcastRelayed('big', 'h', { timeoutMs: 7_000, concurrency: 1 });
+    expect(summary.outcomes.map((o) => o.instanceName)).toEqual(subscribed);
+    const status = new Map(summary.outcomes.map((o) => [o.instanceName, o]));
+    // The gone one is dropped, and only it: the honest ones keep their subscription whatever their slice's relay managed.
+    expect(summary.dropped).toEqual([ghost]);
+    expect(status.get(ghost)!.errorName).toBe('ClientDisconnectedError');
+    // Its relay waits as long as its slice takes one call at a time (3 × 7 s), as the loop in the topic's object would.
+    for (const c of silent) expect(status.get(c.instanceName!)!.status).toBe('timeout');
+    for (const c of honest) expect(status.get(c.instanceName!)).toMatchObject({ status: 'delivered', value: 'h' });
+    expect(await room.listRelayed('big')).toEqual(subscribed.filter((name) => name !== ghost));
+  }, 60_000);
+
+  it('a subscriber its relay could not call in time is failed, not timed out: it stays subscribed however often that happens', async () => {
+    const [s1, s2, ...rest] = await Promise.all(['rt-s1', 'rt-s2', 'rt-h1', 'rt-h2', 'rt-h3'].map((sub, i) =>
+      mesh.client(sub, { notify: (_t: string, p: unknown) => (i < 2 ? new Promise(() => {}) : p) })));
+    const room = s1!.node<Topic>('TOPIC', 'rt');
+    for (const c of [s1!, s2!, ...rest]) await c.node<Topic>('TOPIC', 'rt').joinRelayed('big');
+    const subscribed = await room.listRelayed('big');
+    // The first leaf gets 1 s + 1.5 s for its slice, one call at a time: s1 is called and times out; s2 and h1 cannot be answered in time.
+    for (const round of [1, 2, 3]) {
+      const summary = await room.broadcastRelayed('big', `tight-first-leaf ${round}`, { timeoutMs: 1_000, concurrency: 1 });
+      const status = new Map(summary.outcomes.map((o) => [o.instanceName, o]));
+      expect(status.get(s1!.instanceName!)!.errorName).toBe('ClientTimeoutError');
+      for (const name of [s2!.instanceName!, rest[0]!.instanceName!]) {
+        expect(status.get(name)).toMatchObject({ status: 'failed', errorName: 'FanOutRelayError', code: 'relay_not_reached' });
+      }
+      expect(summary.delivered).toBe(2);
+    }
+    // s1 timed out three times in a row and is unsubscribed; the two its relay never called are kept.
+    expect(await room.listRelayed('big')).toEqual(subscribed.filter((name) => name !== s1!.instanceName));
+  }, 60_000);
+
+  it('a relay that misses its deadline fails its slice as the relay\'s doing, not the clients\'', async () => {
+    const { slow, room } = await bigTopic('rl', 'big', 6);
+    const subscribed = await room.listRelayed('big');
+    const summary = await room.broadcastRelayed('big', 'slow-first-leaf', { timeoutMs: 500, except: [slow.instanceName!] });
+    expect(summary.failed).toEqual(subscribed.slice(0, SLICE));
+    expect(summary.timedOut).toEqual([]);
+    for (const o of summary.outcomes.slice(0, SLICE)) expect(o).toMatchObject({ errorName: 'FanOutRelayError', code: 'relay_late' });
+    expect(summary.delivered).toBe(6 - SLICE);
+  }, 60_000);
+
+  it('each subscriber has its own share of what its relay carries back: a large answer cannot crowd out its slice-mates', async () => {
+    // The first leaf may carry back 1 200 characters for its 3 subscribers; the first to answer (one call at a time) answers 1 190.
+    const [big, ...rest] = await Promise.all(['rs-big', 'rs-a', 'rs-b', 'rs-c', 'rs-d'].map((sub, i) =>
+      mesh.client(sub, { notify: (_t: string, p: unknown) => (i === 0 ? 'x'.repeat(1_190) : p) })));
+    const room = big!.node<Topic>('TOPIC', 'rs');
+    for (const c of [big!, ...rest]) await c.node<Topic>('TOPIC', 'rs').joinRelayed('big');
+    const summary = await room.broadcastRelayed('big', 'small-first-leaf', { timeoutMs: 5_000, concurrency: 1 });
+    expect(summary.outcomes[0]).toMatchObject({ instanceName: big!.instanceName, status: 'failed', errorName: 'LimitExceededError', limit: 'relayAnswerChars' });
+    expect(summary.outcomes.slice(1).map((o) => [o.instanceName, o.status, o.value])).toEqual(rest.map((c) => [c.instanceName, 'delivered', 'small-first-leaf']));
+  }, 60_000);
+
+  it('no two topic objects share a relay, even one named like another\'s child relay', async () => {
+    const xs = await Promise.all(Array.from({ length: 7 }, (_, i) => mesh.client(`rq${i}`, { notify: (_t: string, p: unknown) => p })));
+    // 7 subscribers make "rq" a tree two relays deep ("….0.0" under it); "rq.0" is another object with 4.
+    for (const x of xs) await x.node<Topic>('TOPIC', 'rq').joinRelayed('big');
+    for (const x of xs.slice(0, 4)) await x.node<Topic>('TOPIC', 'rq.0').joinRelayed('big');
+    const [a, b] = [xs[0]!.node<Topic>('TOPIC', 'rq'), xs[0]!.node<Topic>('TOPIC', 'rq.0')];
+    await a.takeRelayJobs();
+    expect((await a.announceRelayed('big', 'q')).sent).toBe(7);
+    const underA = new Set((await a.takeRelayJobs()).map((j) => j.name));
+    expect((await b.announceRelayed('big', 'q')).sent).toBe(4);
+    const underB = (await b.takeRelayJobs()).map((j) => j.name);
+    expect(underA.size).toBe(4); // ….0 (with ….0.0 and ….0.1) and ….1
+    expect(underB).toHaveLength(2);
+    expect(underB.filter((name) => underA.has(name))).toEqual([]);
+    // Named from a hash of the topic object's binding and instance: no client-chosen text in a relay's name.
+    for (const name of [...underA, ...underB]) expect(name).toMatch(/^[0-9a-f]{64}(\.\d+)+$/);
+  }, 30_000);
 
   it('relays hold nothing once they answered: they and the topic object are evicted as after any other work', async () => {
     const { room } = await bigTopic('re', 'big', 4);
@@ -145,18 +227,42 @@ describe('fan-out through relays', () => {
 });
 
 describe('what a relay carries back', () => {
-  it('keeps results in order within the budget and refuses the rest; shortens a long error keeping its name', () => {
-    const answers = fitAnswers([
-      { ok: true, result: 'x'.repeat(60) }, { ok: true, result: 'y'.repeat(60) }, { ok: true, queued: true },
-      { ok: false, error: encodeError(new ClientDisconnectedError('a.tab', 'gone '.repeat(2_000))) },
-    ], 100);
-    expect(answers[0]).toEqual({ ok: true, result: 'x'.repeat(60) });
-    expect(answers[2]).toEqual({ ok: true, queued: true });
-    const refused = decodeValue((answers[1] as { error: string }).error) as Error & { limit: string };
-    expect([refused.name, refused.limit]).toEqual(['LimitExceededError', 'relayAnswerChars']);
-    const short = (answers[3] as { error: string }).error;
+  const refusal = (answer: RelayedAnswer) => decodeValue((answer as { error: string }).error) as Error & { limit: string };
+
+  it('gives each subscriber its own share, carries unused shares forward, and refuses a result past both', () => {
+    // 4 subscribers, 100 characters: 25 each.
+    const shares = new AnswerShares(100, 4);
+    const fitted = [
+      shares.fit({ ok: true, result: 'x'.repeat(60) }), // past its own 25, nothing spare yet: refused, its 25 spare
+      shares.fit({ ok: true, queued: true }), // nothing: 25 more spare
+      shares.fit({ ok: true, result: 'y'.repeat(70) }), // 25 + 45 of the 50 spare
+      shares.fit({ ok: true, result: 'z'.repeat(25) }), // its own share, whatever came before
+    ];
+    expect([refusal(fitted[0]!).name, refusal(fitted[0]!).limit]).toEqual(['LimitExceededError', 'relayAnswerChars']);
+    expect(fitted.slice(1)).toEqual([{ ok: true, queued: true }, { ok: true, result: 'y'.repeat(70) }, { ok: true, result: 'z'.repeat(25) }]);
+    // The whole slice never carries back more than its budget, and a list that does is refused by the relay above.
+    expect(isAnswerList(fitted, 4, 100)).toBe(true);
+    expect(isAnswerList([...fitted.slice(1), { ok: true, result: 'w'.repeat(26) }], 4, 100)).toBe(false);
+  });
+
+  it('shortens a long error keeping its name and class fields, even one whose characters encode long', () => {
+    const shares = new AnswerShares(100, 2);
+    const short = (shares.fit({ ok: false, error: encodeError(new ClientDisconnectedError('a.tab', 'gone '.repeat(2_000))) }) as { error: string }).error;
     expect(short.length).toBeLessThanOrEqual(RELAYED_ERROR_CHARS);
     const error = decodeValue(short) as Error & { clientInstanceName: string };
     expect([error.name, error.clientInstanceName]).toEqual(['ClientDisconnectedError', 'a.tab']);
+    const escaped = (shares.fit({ ok: false, error: encodeError(new ClientDisconnectedError('\u0001'.repeat(290), '\u0001'.repeat(5_000))) }) as { error: string }).error;
+    expect(escaped.length).toBeLessThanOrEqual(RELAYED_ERROR_CHARS);
+    expect((decodeValue(escaped) as Error).name).toBe('ClientDisconnectedError');
+  });
+
+  it('refuses any answer list but a dense one of one well-formed outcome per subscriber', () => {
+    const ok = { ok: true, result: '"a"' };
+    expect(isAnswerList([ok, ok], 2, 100)).toBe(true);
+    const holey = new Array(2);
+    holey[1] = ok;
+    for (const bad of [holey, [ok], [ok, ok, ok], [ok, null], [ok, { ok: 'yes' }], [ok, { ok: false }], [ok, { ok: true, result: 5 }], { length: 2, 0: ok, 1: ok }]) {
+      expect(isAnswerList(bad, 2, 100)).toBe(false);
+    }
   });
 });

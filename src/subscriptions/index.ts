@@ -8,4 +8,5 @@ export { TopicHistory, HISTORY_DEFAULTS, HISTORY_CAPS, type HistoryOptions } fro
 export * from '../protocol/topics.js';
 export { Presence, PRESENCE_DEFAULTS, PRESENCE_CAPS, type PresenceOptions, type VersionedSnapshot } from './presence.js';
 export { FanOutRelay, type RelayJob, type RelayedAnswer } from './relay.js';
+export { FanOutRelayError } from './relay-answers.js';
 export { RELAY_DEFAULTS, RELAY_CAPS, RELAYED_ANSWER_CHARS, type RelayOptions } from './relays.js';

@@ -10,13 +10,14 @@
  * The payload is encoded once, by the topic object; relays pass the string on.
  */
 import { DurableObject } from 'cloudflare:workers';
-import { ClientTimeoutError, MeshError } from '../protocol/errors.js';
+import { MeshError } from '../protocol/errors.js';
+import { DEFAULTS } from '../protocol/limits.js';
 import { failure } from '../protocol/failure.js';
 import { isNamespace } from '../bindings/kinds.js';
 import type { CallContext, ClientCallEnvelope } from '../nodes/envelope.js';
 import { gatewayOf } from '../nodes/mesh-api.js';
 import { mapConcurrent } from './fan-out.js';
-import { fitAnswers, type RelayedAnswer } from './relay-answers.js';
+import { AnswerShares, FanOutRelayError, isAnswerList, type RelayedAnswer } from './relay-answers.js';
 
 export type { RelayedAnswer } from './relay-answers.js';
 
@@ -27,7 +28,7 @@ export interface RelayJob {
   relay: string;
   /** the gateway binding the subscribers connect through */
   gateway: string;
-  /** this part's relay name; its children are `${name}.${i}` */
+  /** this part's relay name (a hex hash of the topic object, relays.ts); its children are `${name}.${i}` */
   name: string;
   /** instance names, in subscription order */
   targets: string[];
@@ -43,7 +44,7 @@ export interface RelayJob {
   sliceSize: number;
   /** most child relays one relay (or the topic object) calls */
   maxChildren: number;
-  /** answer within this many ms of receiving the job */
+  /** answer within this many ms of receiving the job (a leaf: enough for its slice at `concurrency`; see relays.ts) */
   budgetMs: number;
   /** characters of answers (results and errors) this part may carry back */
   answerChars: number;
@@ -82,32 +83,57 @@ export async function throughChildren(env: unknown, job: RelayJob): Promise<Rela
   const parts = await Promise.all(groups.map(async (targets, i) => {
     const name = `${job.name}.${i}`;
     const child: RelayJob = { ...job, name, targets, budgetMs, answerChars: Math.floor(job.answerChars * (targets.length / job.targets.length)) };
+    // Whatever goes wrong below, it is the relays' doing: the slice is failed (kept subscribed, no timeout counted), never called twice.
+    const relayed = (code: 'relay_late' | 'relay_failed', what: string) => {
+      const reason = failure(new FanOutRelayError(`The fan-out relay "${name.slice(0, 200)}" ${what}; its ${targets.length} subscribers may or may not have been reached. `
+        + 'They stay subscribed and get the next fan-out; nothing was retried.', code));
+      return targets.map(() => reason);
+    };
     try {
       const stub = namespace.get(namespace.idFromName(name)) as RelayStub;
       const answers = await withinMs(stub.__meshgateRelay(child), job.budgetMs);
-      if (answers === undefined) return targets.map((t) => failure(new ClientTimeoutError(t, job.budgetMs)));
-      if (!Array.isArray(answers) || answers.length !== targets.length) throw new MeshError(`relay "${name}" answered ${Array.isArray(answers) ? answers.length : 'no list of'} outcomes for ${targets.length} subscribers`);
+      if (answers === undefined) return relayed('relay_late', `did not answer within ${job.budgetMs} ms`);
+      if (!isAnswerList(answers, targets.length, child.answerChars)) return relayed('relay_failed', 'answered no list of one well-formed outcome per subscriber');
       return answers;
     } catch (error) {
-      // The relay failed as a whole: its subscribers may or may not have been reached, and stay subscribed.
-      const reason = failure(new MeshError(`The fan-out relay "${name.slice(0, 200)}" failed (${describe(error)}); its ${targets.length} subscribers may not have been reached.`, 'relay_failed'));
-      return targets.map(() => reason);
+      return relayed('relay_failed', `failed (${describe(error)})`);
     }
   }));
   return parts.flat();
 }
 
-/** Calls every target's gateway, `concurrency` at a time; a target not answered by the deadline counts as timed out. */
+/**
+ * Calls every target's gateway, `concurrency` at a time, each answer fitted as
+ * it arrives. A call is started only while its answer can still come before
+ * the deadline; a target not called, or not answered, by then is failed as
+ * the relay's doing (its gateway never said it timed out).
+ */
 async function reachSlice(env: unknown, job: RelayJob): Promise<RelayedAnswer[]> {
-  const answers = new Array<RelayedAnswer | undefined>(job.targets.length);
-  let late = false;
+  const deadline = Date.now() + job.budgetMs;
+  const answerMs = (job.kind === 'call' ? job.timeoutMs ?? DEFAULTS.clientResponseTimeoutMs : 0) + RELAY_HOP_MARGIN_MS;
+  const answers = new Array<RelayedAnswer | undefined>(job.targets.length).fill(undefined);
+  const called = new Array<boolean>(job.targets.length).fill(false);
+  const shares = new AnswerShares(job.answerChars, job.targets.length);
+  let over = false;
   const work = mapConcurrent(job.targets.map((_, i) => i), job.concurrency, async (i) => {
-    if (late) return;
-    answers[i] = await reachOne(env, job, job.targets[i]!);
+    if (over || Date.now() + answerMs > deadline) return;
+    called[i] = true;
+    const answer = await reachOne(env, job, job.targets[i]!);
+    if (!over) answers[i] = shares.fit(answer);
   });
-  if ((await withinMs(work, job.budgetMs)) === undefined) late = true;
-  const timeoutMs = job.timeoutMs ?? job.budgetMs;
-  return fitAnswers(answers.map((a, i) => a ?? failure(new ClientTimeoutError(job.targets[i]!, timeoutMs))), job.answerChars);
+  if ((await withinMs(work, job.budgetMs)) === undefined) over = true;
+  // Every place filled: a hole would be skipped by map and dropped by flat, shifting later outcomes onto other subscribers.
+  return Array.from(answers, (answer, i) => answer ?? unreached(job, i, called[i]!));
+}
+
+function unreached(job: RelayJob, i: number, called: boolean): RelayedAnswer {
+  const name = job.targets[i]!;
+  const who = `Client "${name.slice(0, 200)}"`;
+  return failure(called
+    ? new FanOutRelayError(`${who} was called by a fan-out relay but its gateway had not answered by the relay's deadline (${job.budgetMs} ms); it may have run the method. `
+      + 'It stays subscribed; no timeout is counted against it.', 'relay_unanswered', name)
+    : new FanOutRelayError(`${who} was not called: its fan-out relay's deadline (${job.budgetMs} ms) came first, the subscribers before it in its slice holding `
+      + `all ${job.concurrency} call slots until their timeouts. It stays subscribed and gets the next fan-out; raise concurrency or lower relays.sliceSize.`, 'relay_not_reached', name));
 }
 
 async function reachOne(env: unknown, job: RelayJob, instanceName: string): Promise<RelayedAnswer> {

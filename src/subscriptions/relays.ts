@@ -10,6 +10,8 @@ import { isNamespace } from '../bindings/kinds.js';
 import type { MeshApi } from '../nodes/mesh-api.js';
 import { decodeValue } from '../protocol/codec.js';
 import { RELAY_HOP_MARGIN_MS, throughChildren, type RelayJob, type RelayedAnswer } from './relay.js';
+import { FanOutRelayError, isAnswerList } from './relay-answers.js';
+import { failure } from '../protocol/failure.js';
 import { callOne, notifyOne, type NotifyOutcome, type SubscriberOutcome } from './fan-out.js';
 
 export interface RelayOptions {
@@ -27,8 +29,15 @@ export const RELAY_DEFAULTS = { binding: 'FANOUT_RELAY', minSubscribers: 512, sl
 export const RELAY_CAPS = { sliceSize: 4096, maxChildren: 256 } as const;
 /** Characters of answers (results and errors) one fan-out carries back through its relays, shared among them by their slices. */
 export const RELAYED_ANSWER_CHARS = 16 * 1024 * 1024;
-/** What the topic object waits beyond the clients' timeout for its relays: their hops and their gateways' answers. */
+/** What a leaf relay waits beyond its slice's timeouts: its gateways' hops and answers. */
 const RELAY_SLACK_MS = 5_000;
+/**
+ * Most timeouts in a row one leaf relay waits for: its slice at `concurrency`
+ * needs ceil(slice / concurrency) when every subscriber sits on its timeout
+ * (4 with the defaults). Past this, the last of the slice are not called
+ * (`relay_not_reached`, kept subscribed): a relay never waits minutes on end.
+ */
+export const RELAY_MAX_ROUNDS = 8;
 
 type Settings = Required<RelayOptions>;
 
@@ -61,6 +70,26 @@ function levels(count: number, { sliceSize, maxChildren }: Settings): number {
   return depth;
 }
 
+/**
+ * How long a leaf relay may take: a `fanOut`'s slice at `concurrency` is that many
+ * rounds of the clients' timeout (at most RELAY_MAX_ROUNDS); a notification's
+ * gateways answer at once, so one timeout covers it. Plus the slack for the hops.
+ */
+function leafBudgetMs(kind: 'call' | 'notify', fanOut: RelayedFanOut, settings: Settings, timeoutMs: number): number {
+  const rounds = kind === 'call' ? Math.min(Math.ceil(Math.min(settings.sliceSize, fanOut.targets.length) / fanOut.concurrency), RELAY_MAX_ROUNDS) : 1;
+  return rounds * timeoutMs + RELAY_SLACK_MS;
+}
+
+/**
+ * Relays are named by the hex SHA-256 of their topic object's identity, so no two
+ * objects share one (a child adds `.{i}`, which no hex name can contain) and no
+ * instance name, however long or dotted, reaches a relay's name.
+ */
+async function sha256Hex(who: string): Promise<string> {
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(who));
+  return Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, '0')).join('');
+}
+
 export interface RelayedFanOut {
   targets: string[];
   method: string;
@@ -73,6 +102,8 @@ export interface RelayedFanOut {
 export class Relays {
   readonly #mesh: MeshApi;
   readonly #settings: Settings | undefined;
+  /** The relays' name, for the identity it was made from (a node may learn its instance name only with its first call). */
+  #name: { who: string; name: Promise<string> } | undefined;
 
   constructor(mesh: MeshApi, options: RelayOptions | false | undefined) {
     this.#mesh = mesh;
@@ -102,26 +133,35 @@ export class Relays {
     })));
   }
 
-  /** Hands the fan-out to the relays; one answer per target, in order. Every answer is in by the clients' timeout plus a few seconds. */
+  #relayName(): Promise<string> {
+    const self = this.#mesh.self;
+    const who = JSON.stringify(self.kind === 'node' ? ['node', self.binding, self.instance ?? null] : ['client', self.gateway, self.instance]);
+    if (this.#name?.who !== who) this.#name = { who, name: sha256Hex(who) };
+    return this.#name.name;
+  }
+
+  /** Hands the fan-out to the relays; one answer per target, in order, every one in by the relays' deadline (leafBudgetMs plus 1 s a level). */
   async #run(kind: 'call' | 'notify', fanOut: RelayedFanOut): Promise<RelayedAnswer[]> {
     const settings = this.#settings!;
     if (!Number.isInteger(fanOut.concurrency) || fanOut.concurrency < 1) throw new RangeError(`Fan-out concurrency must be a whole number ≥ 1, got ${fanOut.concurrency}.`);
     if (fanOut.timeoutMs !== undefined && !isDurationMs(fanOut.timeoutMs)) {
       throw new RangeError(`Subscriptions: timeoutMs must be a positive number of milliseconds, got ${String(fanOut.timeoutMs)}.`);
     }
-    const self = this.#mesh.self;
     const timeoutMs = fanOut.timeoutMs ?? DEFAULTS.clientResponseTimeoutMs;
     const job: RelayJob = {
       kind, relay: settings.binding, gateway: fanOut.gateway,
-      name: (self.kind === 'node' ? `${self.binding}/${self.instance ?? ''}` : self.instance).slice(0, 512),
+      name: await this.#relayName(),
       targets: fanOut.targets, method: fanOut.method, args: encodeValue(fanOut.args),
       context: this.#mesh.clientCallContext(true),
       ...(fanOut.timeoutMs === undefined ? {} : { timeoutMs: fanOut.timeoutMs }),
       concurrency: fanOut.concurrency, sliceSize: settings.sliceSize, maxChildren: settings.maxChildren,
-      budgetMs: timeoutMs + RELAY_SLACK_MS + levels(fanOut.targets.length, settings) * RELAY_HOP_MARGIN_MS,
+      budgetMs: leafBudgetMs(kind, fanOut, settings, timeoutMs) + levels(fanOut.targets.length, settings) * RELAY_HOP_MARGIN_MS,
       answerChars: RELAYED_ANSWER_CHARS,
     };
     // The top of the tree only calls relays: their binding is all of env it needs.
-    return throughChildren({ [settings.binding]: this.#mesh.binding(settings.binding) }, job);
+    const answers = await throughChildren({ [settings.binding]: this.#mesh.binding(settings.binding) }, job);
+    if (isAnswerList(answers, job.targets.length, job.answerChars)) return answers;
+    const reason = failure(new FanOutRelayError(`The fan-out relays answered no list of one outcome per subscriber; the fan-out's ${job.targets.length} subscribers may or may not have been reached, and stay subscribed.`, 'relay_failed'));
+    return job.targets.map(() => reason);
   }
 }

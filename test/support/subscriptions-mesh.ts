@@ -11,7 +11,7 @@ import { startWorkerd } from '../../scripts/workerd.mjs';
 
 const SECRET = 'subscriptions-test-secret-long-enough-for-hs256';
 
-export type Outcome = { instanceName: string; status: string; value?: unknown; errorName?: string; limit?: string };
+export type Outcome = { instanceName: string; status: string; value?: unknown; errorName?: string; limit?: string; code?: string };
 export type Summary = {
   topic: string; method: string; total: number; delivered: number; sent: number; queued: number;
   dropped: string[]; timedOut: string[]; failed: string[]; outcomes: Outcome[];
@@ -44,8 +44,8 @@ export type Topic = {
   joinRelayed(topic: string): string;
   addRelayed(topic: string, name: string): boolean;
   listRelayed(topic: string): string[];
-  broadcastRelayed(topic: string, payload: unknown, options?: { timeoutMs?: number; except?: string[] }): Summary;
-  announceRelayed(topic: string, payload: unknown, options?: { timeoutMs?: number; except?: string[] }): Summary;
+  broadcastRelayed(topic: string, payload: unknown, options?: FanOutOptions): Summary;
+  announceRelayed(topic: string, payload: unknown, options?: FanOutOptions): Summary;
   takeRelayJobs(): RelayJobSeen[];
   tryMissingRelayBinding(): string;
 };
