@@ -117,7 +117,7 @@ export class ScheduleRun {
     this.client = new MeshClient({
       url: 'ws://mesh.test', accessToken: TOKEN, refresh: async () => TOKEN, instanceName: 'alice.tab', WebSocket: FakeSocket, browserEvents: false,
       callTimeoutMs: CALL_TIMEOUT_MS, reconnectMinDelayMs: 100, reconnectMaxDelayMs: 1000, heartbeatIntervalMs: 5000, heartbeatTimeoutMs: 2000,
-      handlers: { apply: (n: number) => { const id = this.client.incomingContext!.id; this.handlerRuns.set(id, (this.handlerRuns.get(id) ?? 0) + 1); return n + 1; } },
+      handlers: { apply: (n: number) => { const id = this.client.incomingContext!.id; this.handlerRuns.set(id, (this.handlerRuns.get(id) ?? 0) + 1); return typeof n === 'number' ? n + 1 : null; } }, // hostile garbage may pass anything (a null-prototype object makes `n + 1` throw)
       onStateChange: (next) => {
         this.state = next;
         if (next === 'connected') this.seen.connected++;
