@@ -105,7 +105,7 @@ export class GatewayStreams {
     const received = Math.min(frame.received, stream.pulled);
     if (received > stream.acked) {
       // Without proof a reader that stopped reading its socket could ack what sits unread in the runtime's buffers, and be sent more.
-      if (frame.tag !== stream.tags[received - 1 - stream.acked]) {
+      if (frame.tag === undefined || frame.tag !== stream.tags[received - 1 - stream.acked]) {
         sendError(ws, 'bad_field', `"stream_credit" for "${stream.id}" acknowledges chunk ${received - 1} without its tag: echo the tag of the last chunk you received.`, stream.id);
         return;
       }
