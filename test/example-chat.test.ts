@@ -53,6 +53,14 @@ describe('chat example from a terminal', () => {
 
     bob.type('hello from bob');
     await carl.wait(/bob: hello from bob/);
+    // Typed before the terminal has joined (the process just started): it waits for the join instead of being refused.
+    const dana = startTerminal(server.url.origin, 'dana', 'terminal');
+    terminals.push(dana);
+    dana.type('typed at once');
+    await bob.wait(/dana: typed at once/);
+    expect(dana.output).not.toMatch(/not sent/);
+    dana.type('/quit');
+    expect(await dana.exited()).toBe(0);
     carl.type('/inc');
     await bob.wait(/counter 1 \(\+1 by carl\)/);
 

@@ -75,6 +75,9 @@ export class RoomSession {
   #outage = 'a moment';
   /** true once this session subscribed (or found its subscription kept) and has the room's state */
   #hasRoom = false;
+  /** Resolves once this tab is in the room: a message typed before that waits for it rather than being refused. */
+  readonly #inRoom: Promise<void>;
+  #enteredRoom!: () => void;
   /** set by takeOver() until the connection it opened is live */
   #takingOver = false;
   readonly #topics: Topics;
@@ -85,6 +88,7 @@ export class RoomSession {
   #wantTyping = false;
 
   constructor(options: RoomSessionOptions) {
+    this.#inRoom = new Promise<void>((resolve) => (this.#enteredRoom = resolve));
     this.room = options.room;
     this.name = options.name;
     this.#listener = options.listener;
@@ -130,10 +134,12 @@ export class RoomSession {
   }
 
   async send(text: string): Promise<Delivery> {
+    await this.#inRoom;
     return (await this.#roomStub().send(text)).delivery;
   }
 
   async increment(by = 1): Promise<Delivery> {
+    await this.#inRoom;
     return (await this.#roomStub().increment(by)).delivery;
   }
 
@@ -162,6 +168,7 @@ export class RoomSession {
   async close(): Promise<void> {
     if (this.client.state === 'connected') await this.#roomStub().leave().catch(() => undefined);
     this.client.disconnect();
+    this.#enteredRoom(); // a message still waiting for the room now fails with ClientClosedError
   }
 
   // ── connection events ────────────────────────────────────────────────────
@@ -171,6 +178,7 @@ export class RoomSession {
     await this.#topics.resubscribe();
     const again = this.#hasRoom;
     this.#hasRoom = true;
+    this.#enteredRoom();
     const missed = this.#recovered?.recovered ? `; ${this.#recovered.missed} missed message(s) recovered` : '';
     if (again) this.#emit('resubscribed', `Resubscribed to "${this.room}" after ${this.#lostFor()} away: the server had forgotten this tab (grace period over, or a restart)${missed}`);
     else this.#emit('joined', `Joined room "${this.room}"`);
@@ -226,6 +234,7 @@ export class RoomSession {
       // Still subscribed: joining again changes nothing on the server, and gives this page presence and its place in the history.
       await this.#topics.resubscribe();
       this.#hasRoom = true;
+      this.#enteredRoom();
       if (announce) this.#emit('joined', `Back in room "${this.room}" (still subscribed from before the reload)`);
     } catch (error) {
       this.#emit('error', 'Could not load the room (details in the console)', (error as Error).message);
