@@ -26,7 +26,7 @@ import { Callbacks } from './callbacks.js';
 import type { MeshClientOptions } from './options.js';
 import { OutgoingCalls, type CallOptions } from './outgoing.js';
 import { StreamHub } from './stream-hub.js';
-import { closeQuietly, describeSocketError, resolveSocketClass, SOCKET_OPEN, type SocketClass, type SocketLike } from './socket.js';
+import { closeQuietly, describeSocketError, gatewayUrl, resolveSocketClass, sendIfOpen, type SocketClass, type SocketLike } from './socket.js';
 import { TabIdentity } from './tab-id.js';
 import { readTokenSubject, TokenSource } from './token.js';
 
@@ -328,14 +328,7 @@ export class MeshClient<Handlers extends object = object> {
   /** Sends on the connected socket; false means "queue it". */
   #send(text: string): boolean {
     const { phase } = this.#connection;
-    const ws = phase.name === 'connected' ? this.#sockets.get(phase.socket) : undefined;
-    if (!ws || ws.readyState !== SOCKET_OPEN) return false;
-    try {
-      ws.send(text);
-      return true;
-    } catch {
-      return false;
-    }
+    return sendIfOpen(phase.name === 'connected' ? this.#sockets.get(phase.socket) : undefined, text);
   }
 
   #forget(socket: SocketId): void {
@@ -350,8 +343,6 @@ export class MeshClient<Handlers extends object = object> {
   }
 
   #gatewayUrl(): string {
-    const gateway = this.#options.gateway ?? DEFAULT_GATEWAY_BINDING;
-    const base = this.#options.url.replace(/^http/, 'ws').replace(/\/+$/, '');
-    return `${base}/gateway/${encodeURIComponent(gateway)}/${encodeURIComponent(this.#instanceName ?? '')}`;
+    return gatewayUrl(this.#options.url, this.#options.gateway ?? DEFAULT_GATEWAY_BINDING, this.#instanceName ?? '');
   }
 }

@@ -37,3 +37,20 @@ export function closeQuietly(ws: SocketLike, code: number, reason: string): void
     // already closed
   }
 }
+
+/** The gateway's WebSocket URL for one client: `ws(s)://{host}/gateway/{binding}/{instance}` from the app's http(s) base URL. */
+export function gatewayUrl(baseUrl: string, binding: string, instanceName: string): string {
+  const base = baseUrl.replace(/^http/, 'ws').replace(/\/+$/, '');
+  return `${base}/gateway/${encodeURIComponent(binding)}/${encodeURIComponent(instanceName)}`;
+}
+
+/** Sends on an open socket; false if it is not open or the send threw (it closed under us). */
+export function sendIfOpen(ws: SocketLike | undefined, text: string): boolean {
+  if (!ws || ws.readyState !== SOCKET_OPEN) return false;
+  try {
+    ws.send(text);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -6,6 +6,12 @@ import { MAX_BURST_PART_SIZE } from '../protocol/wire.js';
 /** The longest the gateway waits for a node, whatever deadline the caller asked for. */
 export const MAX_CALL_DEADLINE_MS = 15 * 60_000;
 
+/** How long the gateway waits for a node: at least callDeadlineMs, and never before the caller's own deadline (plus a margin), capped at 15 minutes. */
+export function nodeDeadlineMs(callDeadlineMs: number, callerTimeoutMs: number | undefined): number {
+  if (callerTimeoutMs === undefined) return callDeadlineMs;
+  return Math.min(Math.max(callDeadlineMs, callerTimeoutMs + 5_000), MAX_CALL_DEADLINE_MS);
+}
+
 /** Drops `__proto__` keys at every depth: state travels to nodes without the codec's guard. */
 export function withoutProtoKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(withoutProtoKeys);

@@ -7,6 +7,7 @@ import { SignJWT } from 'jose';
 import type { Miniflare, MiniflareOptions } from 'miniflare';
 import { fileURLToPath } from 'node:url';
 import { MeshClient, type ConnectionState, type MeshClientOptions } from '../client/mesh-client.js';
+import { gatewayUrl } from '../client/socket.js';
 import { DEFAULT_GATEWAY_BINDING } from '../protocol/limits.js';
 import { CONTROL_HEADER, CONTROL_KEY_BINDING, CONTROL_ORIGIN, type GatewaySnapshot } from './gateway-controls.js';
 import { ClientNetwork } from './network.js';
@@ -91,7 +92,7 @@ export class TestMesh {
 
   /** `ws://…/gateway/{binding}/{instance}`, for raw sockets. */
   wsUrl(instance: string, binding = this.#gateway): string {
-    return `ws://${this.url.host}/gateway/${encodeURIComponent(binding)}/${encodeURIComponent(instance)}`;
+    return gatewayUrl(this.url.origin, binding, instance);
   }
 
   /** A token signed with TEST_SECRET; a negative `expiresInSeconds` makes an expired one. */
