@@ -153,8 +153,10 @@ export class Presence {
   async leave(topic: string, instanceName: string): Promise<boolean> {
     const removed = this.#sql.exec<{ sub: string }>(`DELETE FROM ${this.#table} WHERE topic = ? AND instance = ? RETURNING sub`, topic, instanceName).toArray();
     if (removed.length > 0) this.#changed(topic, instanceName, Date.now()); // never refused, but it starts the interval: leave and join cannot flap past it
-    for (const { sub } of removed) this.#spend(topic, sub, Date.now(), true);
-    for (const { sub } of removed) await this.#send(topic, this.#eventFor(topic, sub, 'update'));
+    for (const { sub } of removed) {
+      this.#spend(topic, sub, Date.now(), true);
+      await this.#send(topic, this.#eventFor(topic, sub, 'update'));
+    }
     this.#forgetIfEmpty(topic);
     // Present nowhere in this object any more (no Presence of it holds the client): free its place among the gateway's watchers.
     if (removed.length > 0) {
