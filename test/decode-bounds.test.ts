@@ -92,6 +92,23 @@ describe('the expanded size of a value', () => {
     expect(measureFlattened([[1], 'x'.repeat(100)], TAGS, { maxExpandedSize: 50, maxDepth: 10 })).toEqual({ expandedSize: 102, depth: 2, exceeded: 'maxExpandedSize' });
   });
 
+  it('measures an array of primitives (its own short path) as the graph walk does, shared entries and special indexes included (1000 random payloads)', () => {
+    const primitive = fc.oneof(fc.string({ maxLength: 20 }), fc.integer(), fc.boolean(), fc.constant(null));
+    const payloads = fc.array(primitive, { minLength: 1, maxLength: 6 }).chain((entries) =>
+      fc.tuple(fc.constant(entries), fc.array(fc.oneof(fc.integer({ min: 1, max: entries.length }), fc.constantFrom(-1, -3, -6)), { maxLength: 12 })));
+    fc.assert(fc.property(payloads, fc.nat(1_000), fc.integer({ min: 1, max: 3 }), ([entries, refs], maxExpandedSize, maxDepth) => {
+      const flat = [refs, ...entries];
+      const bounds = { maxExpandedSize, maxDepth };
+      // An entry nothing refers to counts nothing, but an object among the entries sends the measure down the graph walk.
+      const short = measureFlattened(flat, TAGS, bounds);
+      const walked = measureFlattened([...flat, {}], TAGS, bounds);
+      expect(short.exceeded).toBe(walked.exceeded);
+      if (short.exceeded === undefined) expect(short).toEqual(walked); // past a bound, each size is only a lower bound
+      else if (short.exceeded === 'maxDepth') expect(short.depth).toBe(walked.depth);
+    }), { numRuns: 1000 });
+    expect(measureFlattened([[1, 1, 1], 'abc'], TAGS)).toEqual({ expandedSize: 13, depth: 2 });
+  });
+
   it('is exact on shared references and never below the walk on cycles (1000 random graphs)', () => {
     const graphs = fc.integer({ min: 1, max: 7 }).chain((n) => fc.array(fc.array(fc.nat(n - 1), { maxLength: 4 }), { minLength: n, maxLength: n }));
     fc.assert(fc.property(graphs, (graph) => {

@@ -67,6 +67,8 @@ export class GraceMemory {
   noteCall(id: string, keepUntil: number, bound: number): void {
     this.#keepUntil.delete(id);
     this.#keepUntil.set(id, keepUntil);
+    // Pruned only past the bound (no iterator per call); an expired entry left until then is filtered when saving.
+    if (this.#keepUntil.size <= bound) return;
     const now = Date.now();
     for (const [oldId, until] of this.#keepUntil) {
       if (this.#keepUntil.size <= bound && until > now) break;

@@ -37,12 +37,12 @@ async function runUnpacked(packed: PackedEnvelope[], deliver: BurstDelivery, run
 }
 
 /** Runs `call` on the envelope a packed one stands for; one that does not unpack is answered with its error, having run nothing. */
-function callUnpacked(packed: PackedEnvelope, call: (envelope: MeshEnvelope) => Promise<MeshResult>): Promise<MeshResult> {
+function callUnpacked(packed: PackedEnvelope, call: (envelope: MeshEnvelope) => MeshResult | Promise<MeshResult>): MeshResult | Promise<MeshResult> {
   let envelope: MeshEnvelope;
   try {
     envelope = unpackEnvelope(packed);
   } catch (error) {
-    return Promise.resolve(failure(error));
+    return failure(error);
   }
   return call(envelope);
 }
@@ -89,16 +89,21 @@ export class MeshDurableObject<Env = unknown> extends DurableObject<Env> {
     return (this.constructor as typeof MeshDurableObject).acceptsCallBursts === true;
   }
 
-  /** Internal RPC entry for mesh calls; not callable by clients. */
-  async __meshgateCall(envelope: MeshEnvelope): Promise<MeshResult> {
+  /** Internal RPC entry for mesh calls; not callable by clients. A method that returns without a promise is answered in the same turn. */
+  __meshgateCall(envelope: MeshEnvelope): MeshResult | Promise<MeshResult> {
     this.#self ??= originOf(envelope.target);
-    const result = await dispatchCall(this, envelope, this.#deadlines);
+    const result = dispatchCall(this, envelope, this.#deadlines);
+    return result instanceof Promise ? result.then((settled) => this.#marked(settled)) : this.#marked(result);
+  }
+
+  /** The result, saying whether this class takes bursts (the gateway learns it from any answer). */
+  #marked(result: MeshResult): MeshResult {
     if (this.#acceptsBursts()) result.acceptsBursts = true;
     return result;
   }
 
   /** Internal RPC entry for a client's call with its context packed (packed-envelope.ts); not callable by clients. */
-  async __meshgateCallPacked(envelope: PackedEnvelope): Promise<MeshResult> {
+  __meshgateCallPacked(envelope: PackedEnvelope): MeshResult | Promise<MeshResult> {
     return callUnpacked(envelope, (unpacked) => this.__meshgateCall(unpacked));
   }
 
@@ -141,12 +146,12 @@ export class MeshWorker<Env = unknown> extends WorkerEntrypoint<Env> {
     this.mesh = new MeshApi(env, () => this.#self ?? { kind: 'node', binding: this.constructor.name }, () => valueBoundsOf(this));
   }
 
-  async __meshgateCall(envelope: MeshEnvelope): Promise<MeshResult> {
+  __meshgateCall(envelope: MeshEnvelope): MeshResult | Promise<MeshResult> {
     this.#self ??= originOf(envelope.target);
     return dispatchCall(this, envelope);
   }
 
-  async __meshgateCallPacked(envelope: PackedEnvelope): Promise<MeshResult> {
+  __meshgateCallPacked(envelope: PackedEnvelope): MeshResult | Promise<MeshResult> {
     return callUnpacked(envelope, (unpacked) => this.__meshgateCall(unpacked));
   }
 

@@ -22,18 +22,22 @@ function classGuardOf(node: object): Guard | undefined {
   return typeof guard === 'function' ? (guard as Guard) : undefined;
 }
 
-/** Runs one call on `node`; `deadlines`: the node's shared deadline timer (a Durable Object's, see call-deadlines.ts). */
-export async function dispatchCall(node: object, envelope: MeshEnvelope, deadlines?: Deadlines<object>): Promise<MeshResult> {
+/**
+ * Runs one call on `node`; `deadlines`: the node's shared deadline timer (a Durable Object's, see call-deadlines.ts).
+ * A method that returns without a promise is answered in the same turn: no promise is made for it.
+ */
+export function dispatchCall(node: object, envelope: MeshEnvelope, deadlines?: Deadlines<object>): MeshResult | Promise<MeshResult> {
   const method = findExposedMethod(node, envelope.method);
   if (!method) return failure(new MethodNotExposedError(envelope.method, node.constructor?.name ?? 'the target'));
   if (envelope.cancel) watchCancel(envelope.cancel, envelope.context, envelope.method);
+  let running: unknown;
   try {
     const args = decodeValue(envelope.args, valueBoundsOf(node), `the arguments of "${envelope.method}"`);
     if (!Array.isArray(args)) throw new ProtocolError('Call arguments must encode an array.', 'bad_payload');
     if (args.length > MAX_ARGUMENTS) throw new LimitExceededError('maxArguments', MAX_ARGUMENTS, 'pass a list as one argument instead of spreading it into many.');
     const checks = checksOf(method);
     const guard = checks?.guard ?? classGuardOf(node);
-    const running = runWithContext(envelope.context, checks === undefined && guard === undefined
+    running = runWithContext(envelope.context, checks === undefined && guard === undefined
       ? () => method.apply(node, args as never[])
       : async () => {
         await runGuard(guard, envelope.context, node, envelope.method);
@@ -41,12 +45,26 @@ export async function dispatchCall(node: object, envelope: MeshEnvelope, deadlin
         const result = await method.apply(node, checkedArgs as never[]);
         return checks?.result ? checkResult(checks.result, result, envelope.method) : result;
       });
-    const result = envelope.deadlineMs === undefined ? await running : await withinDeadline(running, envelope.method, envelope.deadlineMs, envelope.context, deadlines);
-    if (isStreamable(result)) return { ok: true, result: '', stream: new NodeStream(result, envelope.context, envelope.method) };
-    return { ok: true, result: encodeValue(result) };
+    if (!(running instanceof Promise)) return answerOf(running, envelope);
   } catch (error) {
     return failure(error);
   }
+  return settle(running, envelope, deadlines);
+}
+
+async function settle(running: Promise<unknown>, envelope: MeshEnvelope, deadlines: Deadlines<object> | undefined): Promise<MeshResult> {
+  try {
+    const result = envelope.deadlineMs === undefined ? await running : await withinDeadline(running, envelope.method, envelope.deadlineMs, envelope.context, deadlines);
+    return answerOf(result, envelope);
+  } catch (error) {
+    return failure(error);
+  }
+}
+
+/** The answer for what a method returned: a stream, or its value encoded (which may throw: the caller answers that as an error). */
+function answerOf(result: unknown, envelope: MeshEnvelope): MeshResult {
+  if (isStreamable(result)) return { ok: true, result: '', stream: new NodeStream(result, envelope.context, envelope.method) };
+  return { ok: true, result: encodeValue(result) };
 }
 
 /** Receives results of a burst, several at once when they complete together; an RPC stub of a gateway function. */

@@ -227,6 +227,12 @@ function decodedDepth(graph: Graph, n: number, max: number): { depth: number; sh
 export function measureFlattened(parsed: unknown, customTags: ReadonlySet<string>, bounds: ValueBounds = { maxExpandedSize: Infinity, maxDepth: Infinity }): ValueMeasure {
   if (typeof parsed === 'number') return LEAVES.has(parsed) ? { expandedSize: 1, depth: 1 } : invalid('a bare number that is not a special value');
   if (!Array.isArray(parsed) || parsed.length === 0) invalid('not a non-empty array');
+  const flat = flatSize(parsed);
+  if (flat !== undefined) {
+    const depth = (parsed[0] as unknown[]).length > 0 ? 2 : 1;
+    if (depth > bounds.maxDepth) return { expandedSize: 0, depth, exceeded: 'maxDepth' };
+    return flat > bounds.maxExpandedSize ? { expandedSize: flat, depth, exceeded: 'maxExpandedSize' } : { expandedSize: flat, depth };
+  }
   const graph = readGraph(parsed, customTags);
   const { weight, edgeStart, edges } = graph;
   const n = parsed.length;
@@ -301,6 +307,31 @@ export function measureFlattened(parsed: unknown, customTags: ReadonlySet<string
     cycled(parent, cycledTo[v]!, cycledToVisit[v]!);
   }
   return total > bounds.maxExpandedSize ? tooLarge() : { expandedSize: size[0]!, depth };
+}
+
+/**
+ * The expanded size of the commonest payload, an array of primitives (most
+ * call arguments): the root a plain array of references, every other entry a
+ * string, number, boolean or null. Undefined for anything else, which the
+ * graph walk measures. A primitive referenced twice counts twice, as the walk
+ * counts it; one entry never referenced counts nothing.
+ */
+function flatSize(values: unknown[]): number | undefined {
+  const root = values[0];
+  if (!Array.isArray(root)) return undefined;
+  const n = values.length;
+  for (let i = 1; i < n; i++) {
+    const value = values[i];
+    if (value !== null && typeof value === 'object') return undefined;
+  }
+  let size = 1;
+  for (let k = 0; k < root.length; k++) {
+    const ref = root[k];
+    if (typeof ref !== 'number' || !Number.isInteger(ref) || ref < 1 || ref >= n) return undefined; // special indexes, holes and faults: the walk
+    const value = values[ref];
+    size += typeof value === 'string' ? 1 + value.length : 1;
+  }
+  return size;
 }
 
 /** Throws `LimitExceededError` naming the bound a parsed payload passes (`what` names the value: "call arguments", "an answer", …). */
