@@ -130,12 +130,21 @@ const ROWS = {
     for (const p of s.model.points) row(`model ${p.subscribers}: loop vs tree ms (relays on own threads, depth ${p.depth})`, p.loopMs, p.treeMs, ratio(p.loopMs, p.treeMs), null);
     for (const p of s.model.remotePoints) row(`model ${p.subscribers}, ${s.model.remoteHopMs} ms hops (assumed): loop vs tree ms`, p.loopMs, p.treeMs, ratio(p.loopMs, p.treeMs), null);
   },
+  /** meshgate's own code per stage (meshgate column); the wake cost in the raw column. */
+  own(s, row) {
+    const { measured: m, wake } = s;
+    for (const [stage, us] of Object.entries(m.stagesUsPerCall)) row(`  ${stage}`, us, null, null, null);
+    row("gateway's own code, µs / call (warm, in workerd)", m.gatewayUsPerCall, null, null, m.loops);
+    row("node's own code, µs / call (warm, in workerd)", m.nodeUsPerCall, null, null, null);
+    row('raw echo CPU µs / message, client answers at once', null, wake.rawEchoCpuUsPerMessage.pause0us, null, null);
+    row('raw echo CPU µs / message, client waits 200 µs', null, wake.rawEchoCpuUsPerMessage.pause200us, ratio(wake.rawEchoCpuUsPerMessage.pause200us, wake.rawEchoCpuUsPerMessage.pause0us), null);
+  },
   fanout: fanoutRows('all answered'),
   notify: fanoutRows('publish returned'),
 };
 
 /** Which formatter an entry's scenario name takes: `roundtrip_deflate` as `roundtrip`, `fanout_500` as `fanout`. */
-const KIND = { to_client: 'percentiles', reconnect: 'percentiles', fanout_tree: 'tree' };
+const KIND = { to_client: 'percentiles', reconnect: 'percentiles', fanout_tree: 'tree', own_code: 'own' };
 const kindOf = (name) => KIND[name] ?? name.split('_')[0];
 
 /** The printed report of one run's output (what latest.json holds), as lines. */

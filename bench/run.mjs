@@ -44,6 +44,7 @@ import { throughput } from './scenarios/throughput.mjs';
 import { toClient } from './scenarios/to-client.mjs';
 import { stream } from './scenarios/stream.mjs';
 import { fanoutTree } from './scenarios/fanout-tree.mjs';
+import { ownCode } from './scenarios/own-code.mjs';
 
 const RUN_BUDGET_MS = 270_000;
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
@@ -66,6 +67,7 @@ const SCENARIOS = [
   { name: 'stream', budgetMs: 40_000, shared: true, run: stream },
   { name: 'roundtrip_deflate', budgetMs: 60_000, shared: true, run: (ctx) => roundtrip(ctx, { name: 'roundtrip_deflate', deflate: true }) },
   { name: 'throughput_deflate', budgetMs: 60_000, shared: true, run: (ctx) => throughput(ctx, { name: 'throughput_deflate', deflate: true }) },
+  { name: 'own_code', budgetMs: 30_000, shared: true, run: ownCode },
   { name: 'breakdown', budgetMs: 40_000, run: callBreakdown },
   { name: 'clients', budgetMs: 150_000, run: clients },
   { name: 'clients_deflate', budgetMs: 90_000, run: clientsDeflate },
