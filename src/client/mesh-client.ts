@@ -26,6 +26,7 @@ import { Callbacks } from './callbacks.js';
 import type { MeshClientOptions } from './options.js';
 import { OutgoingCalls, type CallOptions } from './outgoing.js';
 import { StreamHub } from './stream-hub.js';
+import { FramePacer } from './frame-pacer.js';
 import { closeQuietly, describeSocketError, gatewayUrl, resolveSocketClass, sendIfOpen, type SocketClass, type SocketLike } from './socket.js';
 import { TabIdentity } from './tab-id.js';
 import { readTokenSubject, TokenSource } from './token.js';
@@ -41,6 +42,8 @@ export class MeshClient<Handlers extends object = object> {
   readonly #tab = new TabIdentity();
   readonly #outgoing: OutgoingCalls;
   readonly #streams = new StreamHub((text) => this.#send(text));
+  /** every frame goes out through it, under the gateway's frame rate (frame-pacer.ts) */
+  readonly #pacer = new FramePacer((text) => sendIfOpen(this.#connected(), text), () => this.#connected() !== undefined);
   readonly #incoming: IncomingCalls;
   readonly #liveness: Liveness;
   readonly #versions: OfferedVersions;
@@ -219,6 +222,7 @@ export class MeshClient<Handlers extends object = object> {
         this.#outgoing.epoch = status.epoch;
         this.#outgoing.maxFrameChars = Math.min(this.#options.maxFrameBytes ?? DEFAULTS.maxFrameBytes, status.maxFrameBytes ?? Number.POSITIVE_INFINITY);
         this.#streams.reading.bufferChars = status.maxStreamBufferBytes;
+        this.#pacer.limits = status;
         return;
       }
       case 'flushCalls':
@@ -327,11 +331,17 @@ export class MeshClient<Handlers extends object = object> {
 
   /** Sends on the connected socket; false means "queue it". */
   #send(text: string): boolean {
+    return this.#pacer.send(text);
+  }
+
+  /** The connected socket, if any. */
+  #connected(): SocketLike | undefined {
     const { phase } = this.#connection;
-    return sendIfOpen(phase.name === 'connected' ? this.#sockets.get(phase.socket) : undefined, text);
+    return phase.name === 'connected' ? this.#sockets.get(phase.socket) : undefined;
   }
 
   #forget(socket: SocketId): void {
+    this.#pacer.dropHeld();
     this.#unwatch(socket);
     this.#sockets.delete(socket);
   }

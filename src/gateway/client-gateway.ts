@@ -127,6 +127,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     safeSend(server, encodeFrame({
       type: 'connection_status', subscriptionRequired: decision.subscriptionRequired, instanceName: identity.instanceName, sub: identity.sub,
       protocol, epoch: this.#epoch, maxFrameBytes: this.config.maxFrameBytes, maxStreamBufferBytes: this.config.maxStreamBufferBytes,
+      framesPerSecond: this.config.framesPerSecond, frameBurst: this.config.frameBurst,
     }));
     this.#toClient.resendTo(server);
     this.#toMesh.streams.newSocket();

@@ -68,6 +68,9 @@ export interface ConnectionStatusFrame {
   epoch?: string;
   /** The gateway's frame limit: a client sends no frame longer than this. */
   maxFrameBytes?: number;
+  /** The gateway's frame rate: past a burst of `frameBurst`, more than this many frames a second close the socket (1008); a client paces below it. */
+  framesPerSecond?: number;
+  frameBurst?: number;
   /** The characters of unacknowledged chunks the gateway holds per stream: a client acknowledges before that (section 2.1). */
   maxStreamBufferBytes?: number;
 }

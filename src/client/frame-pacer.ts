@@ -1,0 +1,116 @@
+/**
+ * Keeps the client under the gateway's frame rate. The gateway closes a
+ * socket past its bucket (1008), which every reconnect would hit again; a
+ * client that learns the bucket (connection_status) sends at most a share of
+ * it and holds the rest back, in order, on one timer. A stream read with a
+ * window of one or two credits every chunk, so a fast one would otherwise
+ * cross the gateway's rate by itself.
+ *
+ * Frames held back when the socket goes are dropped, like frames lost in
+ * flight: calls are resent and streams resumed after the reconnect.
+ */
+
+/** The share of the gateway's rate and burst the client uses: its clock and the network may bunch frames. */
+const RATE_SHARE = 0.8;
+const BURST_SHARE = 0.5;
+
+export interface FrameLimits {
+  framesPerSecond: number;
+  frameBurst: number;
+}
+
+export class FramePacer {
+  readonly #send: (text: string) => boolean;
+  readonly #open: () => boolean;
+  #rate = Infinity;
+  #burst = Infinity;
+  #tokens = Infinity;
+  #at = 0;
+  /** frames held back, oldest first from `#head` (an index, so taking one is O(1)) */
+  #held: string[] = [];
+  #head = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  /** `send` writes to the open socket (false: none is open); `open` says whether one is. */
+  constructor(send: (text: string) => boolean, open: () => boolean) {
+    this.#send = send;
+    this.#open = open;
+  }
+
+  /** The gateway's bucket (connection_status); a gateway that does not say leaves frames unpaced. */
+  set limits(limits: Partial<FrameLimits>) {
+    const usable = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x) && x > 0;
+    const { framesPerSecond, frameBurst } = limits;
+    if (!usable(framesPerSecond) || !usable(frameBurst)) {
+      this.#rate = this.#burst = this.#tokens = Infinity;
+      return;
+    }
+    const rate = framesPerSecond * RATE_SHARE;
+    const burst = Math.max(1, Math.floor(frameBurst * BURST_SHARE));
+    if (rate === this.#rate && burst === this.#burst) return;
+    // The gateway's bucket is per identity and survives reconnects: start from the burst once, never refill on a reconnect.
+    if (this.#rate === Infinity) {
+      this.#tokens = burst;
+      this.#at = Date.now();
+    }
+    this.#rate = rate;
+    this.#burst = burst;
+    this.#tokens = Math.min(this.#tokens, burst);
+  }
+
+  /** Frames held back now (for tests and monitoring). */
+  get held(): number {
+    return this.#held.length - this.#head;
+  }
+
+  /** Sends now, or after the frames held before it; false (nothing kept) if no socket is open. */
+  send(text: string): boolean {
+    if (!this.#open()) return false;
+    if (this.held === 0 && this.#take()) return this.#send(text);
+    this.#held.push(text);
+    this.#arm();
+    return true;
+  }
+
+  /** The socket went: what was held back is dropped (the resend rules cover it). */
+  dropHeld(): void {
+    this.#held = [];
+    this.#head = 0;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #take(): boolean {
+    if (this.#rate === Infinity) return true;
+    const now = Date.now();
+    if (now > this.#at) {
+      this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#at) / 1000) * this.#rate);
+      this.#at = now;
+    }
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
+  }
+
+  #arm(): void {
+    if (this.#timer !== undefined) return;
+    const waitMs = this.#rate === Infinity ? 0 : Math.ceil(((1 - this.#tokens) / this.#rate) * 1000);
+    this.#timer = setTimeout(() => this.#drain(), Math.max(1, waitMs));
+  }
+
+  #drain(): void {
+    this.#timer = undefined;
+    if (!this.#open()) return this.dropHeld();
+    while (this.held > 0 && this.#take()) this.#send(this.#held[this.#head++]!);
+    if (this.held === 0) {
+      this.#held = [];
+      this.#head = 0;
+    } else {
+      if (this.#head > 1024) {
+        this.#held = this.#held.slice(this.#head);
+        this.#head = 0;
+      }
+      this.#arm();
+    }
+  }
+}
