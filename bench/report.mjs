@@ -105,6 +105,11 @@ const ROWS = {
     row('node CPU µs / call, sockets elsewhere (at most)', m.nodeCpuUsPerCall.atMost, null, null, null, null, null, peers.agents.cpuUsPerCall);
     row('bare RPC CPU µs / call (driver + raw DO)', b.cpuUsPerCall, null, null, null, null, null, null);
     row('ceiling of one object, calls/s (from CPU per call)', m.ceilingCallsPerSecond, null, null, null, null, null, peers.agents.ceilingCallsPerSecond);
+    const f = s.fanOut;
+    if (f) {
+      row(`fan-out: node CPU µs / subscriber, ${f.subscribers} stand-ins (at least)`, f.nodeCpuUsPerSubscriber.atLeast, f.rawCpuUsPerSocket, s.ratio.fanOutVsRaw.atLeast, f.subscribers * f.rounds);
+      row(`fan-out: node CPU µs / subscriber, ${f.subscribers} stand-ins (at most)`, f.nodeCpuUsPerSubscriber.atMost, f.rawCpuUsPerSocket, s.ratio.fanOutVsRaw.atMost, null);
+    }
   },
   scale(s, row) {
     for (const p of s.measured.points) {

@@ -183,6 +183,14 @@ export class TopicDO extends MeshDurableObject<Env> {
     return { total: summary.total, delivered: summary.sent };
   }
 
+  /** `rounds` notifications of the stand-ins of `topic` by the loop in this object, one after another (the hot_object scenario's fan-out); the stand-ins notified. */
+  @mesh
+  async notifyStandInRounds(topic: string, rounds: number): Promise<number> {
+    let sent = 0;
+    for (let r = 0; r < Math.min(rounds, 1_000); r++) sent += (await this.standInLoop.notify<Listener>(topic, 'notify', [r])).sent;
+    return sent;
+  }
+
   /**
    * `rounds` notifications of the stand-ins of `topic` by each mode, alternating, timed in this object
    * (no client round trip in the figure): tree minus loop is what the relay hop adds.
@@ -226,6 +234,17 @@ export class RawEchoDO extends DurableObject<Env> {
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     if (typeof message !== 'string' || message.charCodeAt(0) !== 33 /* ! */) {
       ws.send(message);
+      return;
+    }
+    if (message.startsWith('!fanq:')) {
+      // Send to every other socket, no acknowledgements: a DO's own cost per socket it sends on.
+      let sent = 0;
+      for (const other of this.ctx.getWebSockets()) {
+        if (other === ws || other.readyState !== 1) continue;
+        other.send(`!q:${message.slice(6)}`);
+        sent++;
+      }
+      ws.send(`!done:${sent}`);
       return;
     }
     if (message.startsWith('!fan:')) {

@@ -19,6 +19,17 @@ const topicOf = (c: MeshClient, instance: string) => c.node<Topic>('TOPIC', inst
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('Subscriptions.notify', () => {
+  it('the loop encodes the payload once per publish, not once per subscriber', async () => {
+    const received: unknown[] = [];
+    const handlers = { notify: (_topic: string, payload: unknown) => { received.push(payload); return 'ok'; } };
+    const xs = await Promise.all(Array.from({ length: 5 }, (_, i) => client(`enc${i}`, handlers)));
+    await Promise.all(xs.map((x) => topicOf(x, 'enc').join('e')));
+    const counts = await topicOf(xs[0]!, 'enc').countEncodes('e');
+    expect(counts).toEqual({ fanOut: 1, notify: 1, delivered: 5, sent: 5 });
+    await waitFor(() => received.length === 10, 'every subscriber to get both');
+    expect(received.every((p) => (p as { text?: string }).text === 'counted')).toBe(true);
+  });
+
   it('a publish to 130 subscribers that never answer returns in well under a second, and each got the call', async () => {
     const n = 130;
     let arrived = 0;

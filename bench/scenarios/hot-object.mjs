@@ -12,9 +12,53 @@
  * process CPU per `@callable` with 64 in flight on one AgentClient socket.
  */
 import { agentThroughput, cpuLedger } from '../measure.mjs';
-import { now, ratio, round, within } from '../lib.mjs';
+import { now, pool, ratio, round, within } from '../lib.mjs';
 
 const IN_FLIGHT = 64;
+const FAN_SUBSCRIBERS = 500;
+const FAN_ROUNDS = 30;
+
+/**
+ * The fan-out side of one hot object: CPU per subscriber of a topic object
+ * notifying FAN_SUBSCRIBERS stand-in gateways (no socket, no client: each
+ * counts the call and answers), beside one raw DO sending a message on each
+ * of as many sockets of its own (no acknowledgements). The stand-ins run on
+ * the same thread, so the topic's share lies between the total less a bare
+ * RPC (what a stand-in costs at most) and the total.
+ */
+async function fanOutPerSubscriber(mesh, n, cpu, bareUs) {
+  const subscribers = n(FAN_SUBSCRIBERS);
+  const rounds = n(FAN_ROUNDS);
+  const client = await mesh.connect('hot-fan');
+  const topic = client.node('TOPIC', 'hot-fan');
+  if ((await topic.fillStandIns('hot', subscribers)) !== subscribers) throw new Error('hot fan-out: stand-ins not subscribed');
+  await topic.notifyStandInRounds('hot', 2);
+  const sent = await cpu.timed('fanNode', () => within(topic.notifyStandInRounds('hot', rounds), 60_000, 'hot fan-out'));
+  if (sent !== subscribers * rounds) throw new Error(`hot fan-out: ${sent} of ${subscribers * rounds} notified`);
+  mesh.disconnect(client);
+
+  const sockets = [];
+  await pool(subscribers, 50, async (i) => {
+    sockets[i] = await mesh.rawSocket('hot-fan');
+  });
+  const driver = await mesh.rawSocket('hot-fan');
+  const fan = async (r) => {
+    const done = await within(driver.request(`!fanq:${r}`), 10_000, 'raw fan-out');
+    if (done !== `!done:${subscribers}`) throw new Error(`raw fan-out: ${done}, expected ${subscribers} sockets`);
+  };
+  await fan(0);
+  await cpu.timed('fanRaw', async () => {
+    for (let r = 1; r <= rounds; r++) await fan(r);
+  });
+  for (const s of [...sockets, driver]) s.terminate();
+  const per = (side) => (cpu.spent[side] * 1000) / (subscribers * rounds);
+  const total = per('fanNode');
+  return {
+    subscribers, rounds,
+    nodeCpuUsPerSubscriber: { atLeast: round(Math.max(0, total - bareUs), 1), atMost: round(total, 1) },
+    rawCpuUsPerSocket: round(per('fanRaw'), 1),
+  };
+}
 
 export async function hotObject({ mesh, n }) {
   const drive = async (kind, count) => {
@@ -40,6 +84,7 @@ export async function hotObject({ mesh, n }) {
   }
   mesh.closeAgent(agent);
   const perCall = (side) => (cpu.spent[side] * 1000) / counts[side];
+  const fanOut = await fanOutPerSubscriber(mesh, n, cpu, perCall('bare'));
   const extra = Math.max(0, perCall('node') - perCall('bare'));
   const upper = extra + perCall('bare');
   const agentUs = perCall('agent');
@@ -54,7 +99,14 @@ export async function hotObject({ mesh, n }) {
     },
     baseline: { name: 'bare RPC with a string to a raw DO (driver and target)', cpuUsPerCall: round(perCall('bare'), 1), drivenPerSecond: rates.bare },
     peers: { agents: { name: `Agents SDK @callable, ${IN_FLIGHT} in flight on one AgentClient socket`, cpuUsPerCall: round(agentUs, 1), ceilingCallsPerSecond: Math.round(1e6 / agentUs), perSecond: rates.agent } },
-    ratio: { ceilingVsAgent: ratio(1e6 / upper, 1e6 / agentUs) },
-    target: 'one meshgate node sustains more calls per second than one agent',
+    fanOut: {
+      what: `a topic object notifying ${fanOut.subscribers} stand-in gateways (Subscriptions.notify, the loop), beside one raw DO sending on ${fanOut.subscribers} sockets of its own; ${fanOut.rounds} rounds`,
+      ...fanOut,
+    },
+    ratio: {
+      ceilingVsAgent: ratio(1e6 / upper, 1e6 / agentUs),
+      fanOutVsRaw: { atLeast: ratio(fanOut.nodeCpuUsPerSubscriber.atLeast, fanOut.rawCpuUsPerSocket), atMost: ratio(fanOut.nodeCpuUsPerSubscriber.atMost, fanOut.rawCpuUsPerSocket) },
+    },
+    target: 'one meshgate node sustains more calls per second than one agent; fan-out CPU per subscriber in the node ≤ 2× one DO sending on its own sockets',
   };
 }

@@ -91,9 +91,7 @@ export class MeshApi {
     checkTimeout('mesh.client()', options.timeoutMs);
     const results = options.results as Record<string, StandardSchemaV1 | undefined> | undefined;
     return createStub<T>(async (method, args) => {
-      const gateway = this.#gateway(instanceName, options.gateway, 'mesh.client()');
-      const answer = await gateway.__meshgateCallClient(this.#clientEnvelope(instanceName, method, args, options));
-      const value = settleResult(answer, this.#bounds(), `"${method}" on client "${instanceName}"`);
+      const value = await this.#callClient(instanceName, this.#clientEnvelope(instanceName, method, args, options), options.gateway, 'mesh.client()');
       const schema = results && Object.prototype.hasOwnProperty.call(results, method) ? results[method] : undefined;
       return schema ? checkResult(schema, value, method) : value;
     });
@@ -110,8 +108,41 @@ export class MeshApi {
    */
   async notifyClient(instanceName: string, method: string, args: readonly unknown[], options: ClientCallOptions = {}): Promise<NotifyReceipt> {
     checkTimeout('mesh.notifyClient()', options.timeoutMs);
-    const gateway = this.#gateway(instanceName, options.gateway, 'mesh.notifyClient()');
-    const result = await gateway.__meshgateNotifyClient(this.#clientEnvelope(instanceName, method, args, options));
+    return this.#notifyClient(instanceName, this.#clientEnvelope(instanceName, method, args, options), options.gateway, 'mesh.notifyClient()');
+  }
+
+  /**
+   * @internal One method called on many clients (a fan-out's loop): the
+   * arguments are encoded and the context built once for all of them, not
+   * once per subscriber. Arguments that do not encode fail each call, as
+   * they would one by one.
+   */
+  clientCalls(method: string, args: readonly unknown[], options: ClientCallOptions = {}): { call(instanceName: string): Promise<unknown>; notify(instanceName: string): Promise<NotifyReceipt> } {
+    checkTimeout('Subscriptions.fanOut() / notify()', options.timeoutMs);
+    let shared: Omit<ClientCallEnvelope, 'instanceName'> | undefined;
+    let unencodable: unknown;
+    try {
+      shared = this.#sharedEnvelope(method, args, options);
+    } catch (error) {
+      unencodable = error;
+    }
+    const envelope = (instanceName: string): ClientCallEnvelope => {
+      if (!shared) throw unencodable;
+      return { instanceName, ...shared };
+    };
+    return {
+      call: async (instanceName) => this.#callClient(instanceName, envelope(instanceName), options.gateway, 'Subscriptions'),
+      notify: async (instanceName) => this.#notifyClient(instanceName, envelope(instanceName), options.gateway, 'Subscriptions'),
+    };
+  }
+
+  async #callClient(instanceName: string, envelope: ClientCallEnvelope, binding: string | undefined, api: string): Promise<unknown> {
+    const answer = await this.#gateway(instanceName, binding, api).__meshgateCallClient(envelope);
+    return settleResult(answer, this.#bounds(), `"${envelope.method}" on client "${instanceName}"`);
+  }
+
+  async #notifyClient(instanceName: string, envelope: ClientCallEnvelope, binding: string | undefined, api: string): Promise<NotifyReceipt> {
+    const result = await this.#gateway(instanceName, binding, api).__meshgateNotifyClient(envelope);
     if (!result.ok) throw decodeValue(result.error);
     return result.queued ? 'queued' : 'sent';
   }
@@ -189,8 +220,13 @@ export class MeshApi {
   }
 
   #clientEnvelope(instanceName: string, method: string, args: readonly unknown[], options: ClientCallOptions): ClientCallEnvelope {
+    return { instanceName, ...this.#sharedEnvelope(method, args, options) };
+  }
+
+  /** A client call's envelope but for the client it goes to. */
+  #sharedEnvelope(method: string, args: readonly unknown[], options: ClientCallOptions): Omit<ClientCallEnvelope, 'instanceName'> {
     return {
-      instanceName, method, args: encodeValue(args), context: this.#nextContext(options.ownChain === true),
+      method, args: encodeValue(args), context: this.#nextContext(options.ownChain === true),
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
     };
   }

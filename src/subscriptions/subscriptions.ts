@@ -15,7 +15,7 @@
  * out `maxConsecutiveTimeouts` times in a row, never on one slow answer.
  */
 import { ForbiddenError, LimitExceededError } from '../protocol/errors.js';
-import type { MeshApi } from '../nodes/mesh-api.js';
+import type { ClientCallOptions, MeshApi } from '../nodes/mesh-api.js';
 import { getCallContext } from '../nodes/context.js';
 import {
   callOne, mapConcurrent, notifyOne, summarize, summarizeNotify, type FanOutSummary, type NotifySummary, type SubscriberOutcome, type NotifyOutcome,
@@ -208,11 +208,8 @@ export class Subscriptions {
     const { watermark, targets, clientOptions, concurrency } = this.#plan(topic, options);
     const outcomes = this.#relays.carries(targets.length)
       ? await this.#relays.callAll<ResultOf<C[M]>>(this.#relayed(targets, method, args as unknown[], clientOptions, concurrency))
-      : await mapConcurrent(targets, concurrency, (instanceName) =>
-        callOne(instanceName, () => {
-          const stub = this.#mesh.client<AnyClient>(instanceName, clientOptions) as AnyClient;
-          return stub[method]!(...(args as unknown[])) as Promise<ResultOf<C[M]>>;
-        }));
+      : await this.#loop(targets, concurrency, (calls, instanceName) =>
+        callOne(instanceName, () => calls.call(instanceName) as Promise<ResultOf<C[M]>>), method, args as unknown[], clientOptions);
     this.#settle(topic, watermark, outcomes, 'delivered');
     return summarize(topic, method, outcomes);
   }
@@ -235,10 +232,16 @@ export class Subscriptions {
     const { watermark, targets, clientOptions, concurrency } = this.#plan(topic, options);
     const outcomes = this.#relays.carries(targets.length)
       ? await this.#relays.notifyAll(this.#relayed(targets, method, args as unknown[], clientOptions, concurrency))
-      : await mapConcurrent(targets, concurrency, (instanceName) =>
-        notifyOne(instanceName, () => this.#mesh.notifyClient(instanceName, method, args as unknown[], clientOptions)));
+      : await this.#loop(targets, concurrency, (calls, instanceName) => notifyOne(instanceName, () => calls.notify(instanceName)), method, args as unknown[], clientOptions);
     this.#settle(topic, watermark, outcomes, 'sent', 'queued');
     return summarizeNotify(topic, method, outcomes);
+  }
+
+  /** A fan-out by the loop in this object: one RPC per subscriber, `concurrency` at a time, the call encoded once. */
+  #loop<R>(targets: string[], concurrency: number, one: (calls: ReturnType<MeshApi['clientCalls']>, instanceName: string) => Promise<R>,
+    method: string, args: unknown[], clientOptions: ClientCallOptions): Promise<R[]> {
+    const calls = this.#mesh.clientCalls(method, args, clientOptions);
+    return mapConcurrent(targets, concurrency, (instanceName) => one(calls, instanceName));
   }
 
   /** A fan-out as relays carry it (relay.ts): one RPC per relay instead of one per subscriber. */

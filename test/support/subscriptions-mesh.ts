@@ -29,6 +29,7 @@ export type Topic = {
   restart(): void;
   broadcast(topic: string, payload: unknown, options?: FanOutOptions): Summary;
   announce(topic: string, payload: unknown, options?: FanOutOptions): Summary;
+  countEncodes(topic: string): { fanOut: number; notify: number; delivered: number; sent: number };
   dropWithOldMark(topic: string, name: string): { droppedRows: number; stillListed: boolean };
   upgradeOldTable(): { columns: string[]; subOfRow: string; cappedAt: number };
   joinFrom(set: 'kept' | 'brief', topic: string, since?: unknown): Recovery;
