@@ -7,7 +7,7 @@
  * and carries out the effects it returns: sockets, timers, calls, callbacks.
  */
 import { ClientClosedError, OutcomeUnknownError } from '../protocol/errors.js';
-import { decodeServerFrame, type CallTarget, type ServerFrame } from '../protocol/frames.js';
+import { decodeServerMessage, type CallTarget, type ServerFrame } from '../protocol/frames.js';
 import { DEFAULTS, DEFAULT_GATEWAY_BINDING } from '../protocol/limits.js';
 import { HEARTBEAT_PONG } from '../protocol/wire.js';
 import { WS_CLOSE_UNSUPPORTED_PROTOCOL } from '../protocol/close-codes.js';
@@ -27,6 +27,7 @@ import type { MeshClientOptions } from './options.js';
 import { OutgoingCalls, type CallOptions } from './outgoing.js';
 import { StreamHub } from './stream-hub.js';
 import { FramePacer } from './frame-pacer.js';
+import { OutgoingBatches } from './batches.js';
 import { closeQuietly, describeSocketError, gatewayUrl, resolveSocketClass, sendIfOpen, type SocketClass, type SocketLike } from './socket.js';
 import { TabIdentity } from './tab-id.js';
 import { readTokenSubject, TokenSource } from './token.js';
@@ -43,7 +44,8 @@ export class MeshClient<Handlers extends object = object> {
   readonly #outgoing: OutgoingCalls;
   readonly #streams = new StreamHub((text) => this.#send(text));
   /** every frame goes out through it, under the gateway's frame rate (frame-pacer.ts) */
-  readonly #pacer = new FramePacer((text) => sendIfOpen(this.#connected(), text), () => this.#connected() !== undefined);
+  readonly #batches = new OutgoingBatches((text) => sendIfOpen(this.#connected(), text));
+  readonly #pacer = new FramePacer((text) => this.#batches.send(text), () => this.#connected() !== undefined);
   readonly #incoming: IncomingCalls;
   readonly #liveness: Liveness;
   readonly #versions: OfferedVersions;
@@ -223,6 +225,7 @@ export class MeshClient<Handlers extends object = object> {
         this.#outgoing.maxFrameChars = Math.min(this.#options.maxFrameBytes ?? DEFAULTS.maxFrameBytes, status.maxFrameBytes ?? Number.POSITIVE_INFINITY);
         this.#streams.reading.bufferChars = status.maxStreamBufferBytes;
         this.#pacer.limits = status;
+        this.#batches.limits(status.maxBatchFrames, this.#outgoing.maxFrameChars);
         return;
       }
       case 'flushCalls':
@@ -298,13 +301,20 @@ export class MeshClient<Handlers extends object = object> {
     if (currentSocket(this.#connection) !== socket) return;
     this.#liveness.signOfLife();
     if (data === HEARTBEAT_PONG) return;
-    let frame: ServerFrame;
+    let frames: ServerFrame[];
     try {
-      frame = decodeServerFrame(String(data));
+      frames = decodeServerMessage(String(data));
     } catch (error) {
       this.#callbacks.report(error);
       return;
     }
+    for (const frame of frames) {
+      if (currentSocket(this.#connection) !== socket) return; // superseded, or closed for a version, by an earlier frame of the batch
+      this.#onFrame(socket, frame);
+    }
+  }
+
+  #onFrame(socket: SocketId, frame: ServerFrame): void {
     switch (frame.type) {
       case 'connection_status': {
         // A server speaking a version this client does not is handled as its 4426: stop, say reload.
@@ -342,6 +352,7 @@ export class MeshClient<Handlers extends object = object> {
 
   #forget(socket: SocketId): void {
     this.#pacer.dropHeld();
+    this.#batches.drop();
     this.#unwatch(socket);
     this.#sockets.delete(socket);
   }

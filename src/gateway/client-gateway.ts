@@ -18,7 +18,7 @@ import { TokenExpiredError } from '../protocol/errors.js';
 import {
   SUPERSEDED_REASON, WS_CLOSE_INTERNAL, WS_CLOSE_SUPERSEDED, WS_CLOSE_TOKEN_EXPIRED, WS_CLOSE_FORBIDDEN, WS_CLOSE_TOO_MANY_CONNECTIONS,
 } from '../protocol/close-codes.js';
-import { encodeFrame } from '../protocol/frames.js';
+import { encodeFrame, MAX_BATCH_FRAMES, type ClientFrame } from '../protocol/frames.js';
 import { encodeValue } from '../protocol/codec.js';
 import { HEARTBEAT_PING, HEARTBEAT_PONG, subprotocolOf } from '../protocol/wire.js';
 import { forwardedVersion } from '../upgrade/versions.js';
@@ -127,7 +127,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     safeSend(server, encodeFrame({
       type: 'connection_status', subscriptionRequired: decision.subscriptionRequired, instanceName: identity.instanceName, sub: identity.sub,
       protocol, epoch: this.#epoch, maxFrameBytes: this.config.maxFrameBytes, maxStreamBufferBytes: this.config.maxStreamBufferBytes,
-      framesPerSecond: this.config.framesPerSecond, frameBurst: this.config.frameBurst,
+      framesPerSecond: this.config.framesPerSecond, frameBurst: this.config.frameBurst, maxBatchFrames: MAX_BATCH_FRAMES,
     }));
     this.#toClient.resendTo(server);
     this.#toMesh.streams.newSocket();
@@ -211,11 +211,18 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     if (!this.#sockets.isOpen(ws)) return; // a superseded socket still talking
-    const read = this.#intake.read(ws, message, this.config);
-    if (read.kind === 'close') return this.#refuse(ws, read.code, read.reason);
-    if (read.kind === 'refusedCall') return this.#toMesh.answer(ws, read.id, failure(read.error), false);
-    if (read.kind !== 'frame') return;
-    const { frame } = read;
+    const reads = this.#intake.read(ws, message, this.config);
+    // A client that sends a batch reads them: its answers may go out in batches too.
+    if (reads.batch) this.#sockets.takesBatches(ws);
+    for (const read of reads) {
+      if (read.kind === 'close') return this.#refuse(ws, read.code, read.reason);
+      if (read.kind === 'refusedCall') this.#toMesh.answer(ws, read.id, failure(read.error), false);
+      else if (read.kind === 'frame' && !this.#take(ws, read.frame)) return this.#refuse(ws, WS_CLOSE_TOKEN_EXPIRED, 'Token expired');
+    }
+  }
+
+  /** Acts on one frame from the client; false if its token has expired (the socket is to close, nothing after it is read). */
+  #take(ws: WebSocket, frame: ClientFrame): boolean {
     const info = this.#sockets.info(ws)!;
     if (tokenExpired(info)) {
       // A resend this gateway knows is answered as usual; a new call did not run:
@@ -223,13 +230,14 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
       if (frame.type === 'incoming_call_response') this.#toClient.takeAnswer(ws, frame);
       else if (frame.type === 'cancel') this.#toMesh.cancel(frame.id);
       else if (frame.type === 'call' && !this.#toMesh.answerResend(ws, frame.id)) this.#toMesh.answer(ws, frame.id, failure(new TokenExpiredError()), false, true);
-      return this.#refuse(ws, WS_CLOSE_TOKEN_EXPIRED, 'Token expired');
+      return false;
     }
     if (frame.type === 'call') this.#toMesh.take(ws, info, frame);
     else if (frame.type === 'incoming_call_response') this.#toClient.takeAnswer(ws, frame);
     else if (frame.type === 'stream_credit') this.#toMesh.streams.credit(ws, frame);
     else if (frame.type === 'cancel') this.#toMesh.cancel(frame.id);
     else this.#toClient.takeStreamData(ws, frame);
+    return true;
   }
 
   /** Sizes of the in-memory maps, each bounded by `config` (for monitoring and tests). */

@@ -4,7 +4,7 @@
  * a frame to act on or what to do instead.
  */
 import { WS_CLOSE_RATE_LIMITED, WS_CLOSE_TOO_LARGE } from '../protocol/close-codes.js';
-import { decodeClientFrame, type ClientFrame, type FrameError } from '../protocol/frames.js';
+import { checkClientFrame, parseClientMessage, type ClientFrame, type FrameError } from '../protocol/frames.js';
 import type { GatewayConfig } from './config.js';
 import { FrameBuckets } from './frame-rate.js';
 import { sendError } from './sockets.js';
@@ -26,22 +26,48 @@ export class FrameIntake {
   /** One bucket for the identity, not one per socket: a reconnect must not bring a fresh burst. */
   readonly #client = {};
 
-  read(ws: WebSocket, message: string | ArrayBuffer, config: IntakeConfig): FrameRead {
-    if (!this.#buckets.take(this.#client, config)) {
-      // Past its burst: acting on more (or answering each with an error) would let one socket
-      // take the gateway's time and make the runtime buffer output for a client that may not read.
-      return { kind: 'close', code: WS_CLOSE_RATE_LIMITED, reason: `Rate limit exceeded (${config.framesPerSecond} frames/s, bursts of ${config.frameBurst}): send fewer frames` };
-    }
+  /**
+   * The frames of one message, in order: one, or each of a batch (a JSON
+   * array of frames, docs/protocol.md §2), every one checked and counted
+   * against the rate on its own. Reading stops at a `close`.
+   */
+  read(ws: WebSocket, message: string | ArrayBuffer, config: IntakeConfig): FrameRead[] & { batch?: true } {
+    // Past its burst: acting on more (or answering each with an error) would let one socket
+    // take the gateway's time and make the runtime buffer output for a client that may not read.
+    if (!this.#buckets.take(this.#client, config)) return [rateLimited(config)];
     if (typeof message !== 'string') {
       sendError(ws, 'binary_not_supported', 'Binary frames are not part of protocol v1; send JSON text frames.');
-      return { kind: 'answered' };
+      return [{ kind: 'answered' }];
     }
     // The string's length (UTF-16 code units) is checked, not its UTF-8 size: it costs nothing to read and never exceeds it.
     if (message.length > config.maxFrameBytes) {
-      return { kind: 'close', code: WS_CLOSE_TOO_LARGE, reason: `Frame too large (limit ${config.maxFrameBytes})` };
+      return [{ kind: 'close', code: WS_CLOSE_TOO_LARGE, reason: `Frame too large (limit ${config.maxFrameBytes})` }];
     }
+    let parsed: { values: unknown[]; batch: boolean };
     try {
-      return { kind: 'frame', frame: decodeClientFrame(message, config.maxCallIdLength) };
+      parsed = parseClientMessage(message);
+    } catch (error) {
+      const problem = error as FrameError;
+      sendError(ws, problem.code, problem.message);
+      return [{ kind: 'answered' }];
+    }
+    const { values, batch } = parsed;
+    const reads: FrameRead[] & { batch?: true } = [this.#check(ws, values[0], config)];
+    if (batch) reads.batch = true;
+    // Each frame of a batch after the first takes a token of its own: a batch is no way around the rate.
+    for (let i = 1; i < values.length; i++) {
+      if (!this.#buckets.take(this.#client, config)) {
+        reads.push(rateLimited(config));
+        break;
+      }
+      reads.push(this.#check(ws, values[i], config));
+    }
+    return reads;
+  }
+
+  #check(ws: WebSocket, value: unknown, config: IntakeConfig): FrameRead {
+    try {
+      return { kind: 'frame', frame: checkClientFrame(value, config.maxCallIdLength) };
     } catch (error) {
       const problem = error as FrameError;
       if (problem.callId !== undefined && problem.frameType === 'call') return { kind: 'refusedCall', id: problem.callId, error: problem };
@@ -49,4 +75,8 @@ export class FrameIntake {
       return { kind: 'answered' };
     }
   }
+}
+
+function rateLimited(config: IntakeConfig): FrameRead {
+  return { kind: 'close', code: WS_CLOSE_RATE_LIMITED, reason: `Rate limit exceeded (${config.framesPerSecond} frames/s, bursts of ${config.frameBurst}): send fewer frames` };
 }

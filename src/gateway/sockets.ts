@@ -1,6 +1,6 @@
 /** The gateway's sockets: what each one carries, which one is open, and sending or closing on one that may already be gone. */
 import { WS_CLOSE_NORMAL } from '../protocol/close-codes.js';
-import { encodeFrame } from '../protocol/frames.js';
+import { encodeFrame, MAX_BATCH_FRAMES } from '../protocol/frames.js';
 import type { VerifiedIdentity } from '../upgrade/identity.js';
 import { closeReason } from '../upgrade/responses.js';
 import type { SocketView } from './supersession.js';
@@ -61,6 +61,39 @@ export class GatewaySockets {
 
   constructor(ctx: DurableObjectState) {
     this.#ctx = ctx;
+  }
+
+  /** Sockets whose client sent a batch, so reads them: answers that are ready together go to it as one (sendTogether). In memory only: after hibernation a client is sent single frames until it batches again. */
+  readonly #batching = new WeakSet<WebSocket>();
+
+  takesBatches(ws: WebSocket): void {
+    this.#batching.add(ws);
+  }
+
+  /**
+   * Sends frames that are ready at the same moment: as batches (JSON arrays
+   * of at most MAX_BATCH_FRAMES frames and `maxChars` characters) to a
+   * socket that takes them, one by one to any other.
+   */
+  sendTogether(ws: WebSocket, texts: readonly string[], maxChars: number): void {
+    if (texts.length === 1 || !this.#batching.has(ws)) {
+      for (const text of texts) safeSend(ws, text);
+      return;
+    }
+    let batch: string[] = [];
+    let chars = 0;
+    const flush = (): void => {
+      if (batch.length === 1) safeSend(ws, batch[0]!);
+      else if (batch.length > 1) safeSend(ws, `[${batch.join(',')}]`);
+      batch = [];
+      chars = 0;
+    };
+    for (const text of texts) {
+      if (batch.length > 0 && (batch.length >= MAX_BATCH_FRAMES || chars + text.length + 1 > maxChars)) flush();
+      batch.push(text);
+      chars += text.length + 1;
+    }
+    flush();
   }
 
   /** Every socket the runtime still lists, as supersession.ts sees it. */

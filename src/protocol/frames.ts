@@ -68,6 +68,8 @@ export interface ConnectionStatusFrame {
   epoch?: string;
   /** The gateway's frame limit: a client sends no frame longer than this. */
   maxFrameBytes?: number;
+  /** The gateway takes batches (a message that is a JSON array of frames, at most this many): a client may send them, and is then sent them. */
+  maxBatchFrames?: number;
   /** The gateway's frame rate: past a burst of `frameBurst`, more than this many frames a second close the socket (1008); a client paces below it. */
   framesPerSecond?: number;
   frameBurst?: number;
@@ -165,7 +167,35 @@ export type FrameError = ProtocolError & { callId?: string; frameType?: string }
  * frame had a usable call id, `error.callId` lets the gateway answer that call.
  */
 export function decodeClientFrame(text: string, maxIdLength: number = DEFAULTS.maxCallIdLength): ClientFrame {
-  const frame = parseObject(text);
+  return checkClientFrame(parseObject(text), maxIdLength);
+}
+
+/** Most frames one batch (a message that is a JSON array of frames) may carry, either way. */
+export const MAX_BATCH_FRAMES = 256;
+
+/**
+ * A message from a client: one frame (a JSON object), or a batch of them (a
+ * JSON array of 1 to MAX_BATCH_FRAMES), parsed but not yet checked: check
+ * each element with checkClientFrame. Throws ProtocolError for anything else.
+ */
+export function parseClientMessage(text: string): { values: unknown[]; batch: boolean } {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ProtocolError('Frame is not valid JSON; send a JSON object with a "type" field.', 'bad_json');
+  }
+  if (!Array.isArray(value)) return { values: [value], batch: false };
+  if (value.length === 0 || value.length > MAX_BATCH_FRAMES) {
+    throw new ProtocolError(`A batch must hold 1 to ${MAX_BATCH_FRAMES} frames; this one held ${value.length}.`, 'bad_frame');
+  }
+  return { values: value, batch: true };
+}
+
+/** Checks one parsed frame from a client, as decodeClientFrame does (the same errors). */
+export function checkClientFrame(value: unknown, maxIdLength: number = DEFAULTS.maxCallIdLength): ClientFrame {
+  if (!isObject(value)) throw new ProtocolError('Frame must be a JSON object with a "type" field.', 'bad_frame');
+  const frame = value;
   const id = readCallId(frame, maxIdLength);
   const fail = (error: ProtocolError): never => {
     if (id !== undefined) (error as FrameError).callId = id;
@@ -228,7 +258,25 @@ export function decodeClientFrame(text: string, maxIdLength: number = DEFAULTS.m
  * ProtocolError here, never a TypeError deeper in the client.
  */
 export function decodeServerFrame(text: string): ServerFrame {
-  const frame = parseObject(text);
+  return checkServerFrame(parseObject(text));
+}
+
+/** The frames of a message from the gateway: one frame, or a batch (a JSON array of them), each checked as decodeServerFrame checks one. */
+export function decodeServerMessage(text: string): ServerFrame[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ProtocolError('Frame is not valid JSON; send a JSON object with a "type" field.', 'bad_json');
+  }
+  if (!Array.isArray(value)) return [checkServerFrame(value)];
+  if (value.length > MAX_BATCH_FRAMES) throw new ProtocolError(`A batch from the gateway held ${value.length} frames, more than ${MAX_BATCH_FRAMES}.`, 'bad_frame');
+  return value.map(checkServerFrame);
+}
+
+function checkServerFrame(value: unknown): ServerFrame {
+  if (!isObject(value)) throw new ProtocolError('Frame must be a JSON object with a "type" field.', 'bad_frame');
+  const frame = value;
   const type = frame.type;
   const check = (ok: boolean, field: string, expected: string): void => {
     if (!ok) throw fieldError(String(type), field, expected);

@@ -29,7 +29,9 @@ describe('FrameIntake', () => {
   ];
   it.each(cases)('%s', (_name, message, kind, errorCode) => {
     const ws = socket();
-    const read = new FrameIntake().read(ws, message, config);
+    const reads = new FrameIntake().read(ws, message, config);
+    expect(reads).toHaveLength(1);
+    const read = reads[0]!;
     expect(read.kind).toBe(kind);
     if (read.kind === 'close') expect(read.code).toBe(1009);
     if (read.kind === 'refusedCall') expect(read.id).toBe('c2');
@@ -38,16 +40,39 @@ describe('FrameIntake', () => {
   });
 
   it('counts UTF-16 code units, not UTF-8 bytes: 200 three-byte characters pass a limit of 200', () => {
-    const read = new FrameIntake().read(socket(), '€'.repeat(200), config);
-    expect(read.kind).not.toBe('close');
+    const [read] = new FrameIntake().read(socket(), '€'.repeat(200), config);
+    expect(read!.kind).not.toBe('close');
   });
 
   it('a socket past its burst is closed with 1008 before its frame is read; the next socket of the client shares the bucket', () => {
     const intake = new FrameIntake();
     const [noisy, next] = [socket(), socket()];
-    const reads = Array.from({ length: 4 }, () => intake.read(noisy, call('c1'), config).kind);
+    const reads = Array.from({ length: 4 }, () => intake.read(noisy, call('c1'), config)[0]!.kind);
     expect(reads).toEqual(['frame', 'frame', 'frame', 'close']);
-    expect(intake.read(next, call('c1'), config).kind).toBe('close'); // a reconnect brings no fresh burst
-    expect(new FrameIntake().read(next, call('c1'), config).kind).toBe('frame'); // another client's gateway has its own
+    expect(intake.read(next, call('c1'), config)[0]!.kind).toBe('close'); // a reconnect brings no fresh burst
+    expect(new FrameIntake().read(next, call('c1'), config)[0]!.kind).toBe('frame'); // another client's gateway has its own
+  });
+
+  it('a batch is its frames in order, each checked on its own, and marked as a batch', () => {
+    const ws = socket();
+    const reads = new FrameIntake().read(ws, `[${call('a')},${call('b', { method: 7 })},"x"]`, config);
+    expect(reads.batch).toBe(true);
+    expect(reads.map((r) => r.kind)).toEqual(['frame', 'refusedCall', 'answered']);
+    expect(JSON.parse(ws.sent[0]!)).toMatchObject({ type: 'error', code: 'bad_frame' });
+    expect(new FrameIntake().read(socket(), call('a'), config).batch).toBeUndefined();
+  });
+
+  it('each frame of a batch takes a token: a batch past the burst ends in a close, the frames after it unread', () => {
+    const reads = new FrameIntake().read(socket(), `[${call('a')},${call('b')},${call('c')},${call('d')},${call('e')}]`, { ...config, maxFrameBytes: 10_000 });
+    expect(reads.map((r) => r.kind)).toEqual(['frame', 'frame', 'frame', 'close']);
+  });
+
+  it('an empty batch, or one over 256 frames, is answered with bad_frame and nothing in it is read', () => {
+    for (const message of ['[]', `[${Array.from({ length: 257 }, () => '{}').join(',')}]`]) {
+      const ws = socket();
+      const reads = new FrameIntake().read(ws, message, { ...config, frameBurst: 1_000, maxFrameBytes: 10_000 });
+      expect(reads.map((r) => r.kind)).toEqual(['answered']);
+      expect(JSON.parse(ws.sent[0]!)).toMatchObject({ type: 'error', code: 'bad_frame' });
+    }
   });
 });
