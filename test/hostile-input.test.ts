@@ -61,7 +61,7 @@ describe('frames that are not a usable call get an error frame naming the proble
     ['a JSON string', '"call"', 'bad_frame', undefined],
     ['a JSON boolean', 'true', 'bad_frame', undefined],
     ['an empty JSON array', '[]', 'bad_frame', undefined],
-    ['an array holding a call', `[${call({ id: 'in-array' })}]`, 'bad_frame', undefined],
+    ['a batch holding a number (a batch is an array of frames: docs/protocol.md §2)', '[7]', 'bad_frame', undefined],
     ['an unknown type (with an id)', '{"type":"hello","id":"u1"}', 'unknown_type', 'u1'],
     ['a server frame type sent by the client', '{"type":"call_response","id":"u2","ok":true,"result":"[1]"}', 'unknown_type', 'u2'],
     ['"incoming_call" from the client', '{"type":"incoming_call","id":"u3","method":"x","args":"[[]]"}', 'unknown_type', 'u3'],

@@ -270,7 +270,7 @@ export function decodeServerMessage(text: string): ServerFrame[] {
     throw new ProtocolError('Frame is not valid JSON; send a JSON object with a "type" field.', 'bad_json');
   }
   if (!Array.isArray(value)) return [checkServerFrame(value)];
-  if (value.length > MAX_BATCH_FRAMES) throw new ProtocolError(`A batch from the gateway held ${value.length} frames, more than ${MAX_BATCH_FRAMES}.`, 'bad_frame');
+  if (value.length === 0 || value.length > MAX_BATCH_FRAMES) throw new ProtocolError(`A batch from the gateway held ${value.length} frames; a batch holds 1 to ${MAX_BATCH_FRAMES}.`, 'bad_frame');
   return value.map(checkServerFrame);
 }
 
