@@ -54,8 +54,6 @@ export class CallsToMesh {
   readonly #running = new Deadlines<string>({ slackMs: RUNNING_SLACK_MS });
   /** encoded answers to recent calls, by call id, bounded by count and bytes */
   readonly answers: AnswerMemory;
-  /** answers being gathered to go out together (#answerTogether), or undefined: each goes at once */
-  #together: Array<[WebSocket, string]> | undefined;
   /** calls taken from the frames of this burst, sent together once the burst is read (see #dispatchSoon) */
   #burst: PendingCall[] = [];
   readonly #stubs: NodeStubs;
@@ -165,31 +163,9 @@ export class CallsToMesh {
       if (!ws) this.#host.graceMemory.append([[id, text]]); // in a grace period: kept in storage too, in case the gateway is evicted
     }
     if (!ws) return; // no socket: the client resends on reconnect and gets the remembered answer
-    if (this.#together && !(result.ok && result.stream)) this.#together.push([ws, text]);
-    else safeSend(ws, text);
-  }
-
-  /**
-   * Answers `finish` gives, sent together once it returns (sockets.ts,
-   * sendTogether): the results of a burst that arrive in one delivery go to
-   * a client that reads batches as one message. A stream's answer goes at
-   * once, before its chunks.
-   */
-  #answerTogether(finish: () => void): void {
-    const together: Array<[WebSocket, string]> = (this.#together = []);
-    try {
-      finish();
-    } finally {
-      this.#together = undefined;
-      const bySocket = new Map<WebSocket, string[]>();
-      for (const [ws, text] of together) {
-        const texts = bySocket.get(ws);
-        if (texts) texts.push(text);
-        else bySocket.set(ws, [text]);
-      }
-      const { maxFrameBytes } = this.#host.config();
-      for (const [ws, texts] of bySocket) this.#host.sockets.sendTogether(ws, texts, maxFrameBytes);
-    }
+    // A stream's answer goes at once, before its chunks; any other may go with the answers ready with it (sockets.ts, together).
+    if (result.ok && result.stream) safeSend(ws, text);
+    else this.#host.sockets.send(ws, text);
   }
 
   /**
@@ -290,9 +266,9 @@ export class CallsToMesh {
     };
     const to = group[0]![1].to;
     const onResults = (results: Array<[number, MeshResult]>): void => {
-      this.#answerTogether(() => {
+      this.#host.sockets.together(() => {
         for (const [index, result] of results) finish(index, result);
-      });
+      }, this.#host.config().maxFrameBytes);
     };
     try {
       const stub = this.#stubs.get(to);

@@ -70,12 +70,45 @@ export class GatewaySockets {
     this.#batching.add(ws);
   }
 
+  /** frames being gathered by `together`, by socket, or undefined: each goes at once */
+  #gathered: Map<WebSocket, string[]> | undefined;
+
+  /**
+   * Runs `produce`; the frames it sends with `send` go out when it returns,
+   * each socket's together (#sendTogether): the results of one burst that
+   * arrive in one delivery reach a client that reads batches as one message.
+   */
+  together(produce: () => void, maxChars: number): void {
+    const outer = this.#gathered;
+    const gathered = (this.#gathered = outer ?? new Map());
+    try {
+      produce();
+    } finally {
+      if (!outer) {
+        this.#gathered = undefined;
+        for (const [ws, texts] of gathered) this.#sendTogether(ws, texts, maxChars);
+      }
+    }
+  }
+
+  /** Sends `text` on `ws`, or with the frames a running `together` gathers. */
+  send(ws: WebSocket, text: string): void {
+    const gathered = this.#gathered;
+    if (!gathered) {
+      safeSend(ws, text);
+      return;
+    }
+    const texts = gathered.get(ws);
+    if (texts) texts.push(text);
+    else gathered.set(ws, [text]);
+  }
+
   /**
    * Sends frames that are ready at the same moment: as batches (JSON arrays
    * of at most MAX_BATCH_FRAMES frames and `maxChars` characters) to a
    * socket that takes them, one by one to any other.
    */
-  sendTogether(ws: WebSocket, texts: readonly string[], maxChars: number): void {
+  #sendTogether(ws: WebSocket, texts: readonly string[], maxChars: number): void {
     if (texts.length === 1 || !this.#batching.has(ws)) {
       for (const text of texts) safeSend(ws, text);
       return;
