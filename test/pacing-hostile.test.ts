@@ -4,7 +4,12 @@
  * timer, and calls that settle while their frames are still held back.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import WebSocket from 'ws';
+import type { SocketClass } from '../src/client/socket.js';
 import { FramePacer } from '../src/client/frame-pacer.js';
+import { MeshClient } from '../src/client/index.js';
+import { CallTimeoutError } from '../src/protocol/errors.js';
+import { withTestMesh } from './support/mesh.js';
 
 describe('FramePacer against a hostile connection_status', () => {
   afterEach(() => {
@@ -29,4 +34,25 @@ describe('FramePacer against a hostile connection_status', () => {
     expect(delays.length).toBe(1); // armed once, not re-armed ~200 times
     expect(delays[0]).toBeLessThanOrEqual(2_147_483_647);
   });
+});
+
+describe('on workerd, a gateway allowing 2 frames/s (the client paces at 1.6/s after one frame)', () => {
+  it('calls that time out while their frames are held back are never sent: the gateway does not run what the app was told timed out', async () => {
+    await withTestMesh({ env: { FRAMES_PER_SECOND: '2', FRAME_BURST: '2' } }, async (mesh) => {
+      const client = new MeshClient({ url: mesh.url.origin, accessToken: await mesh.token('hal'), WebSocket: WebSocket as unknown as SocketClass });
+      try {
+        await client.connect();
+        const counter = client.node<{ increment(by: number): number }>('COUNTER', 'hal-held', { timeoutMs: 300 });
+        const outcomes = await Promise.allSettled(Array.from({ length: 5 }, () => counter.increment(1)));
+        // the first went at once; the other four were held past their 300 ms
+        expect(outcomes.filter((o) => o.status === 'rejected').map((o) => (o as PromiseRejectedResult).reason)).toSatisfy((reasons: unknown[]) =>
+          reasons.length >= 4 && reasons.every((r) => r instanceof CallTimeoutError));
+        // a call made now is held behind whatever is still held: when it is answered, the others have gone out or been dropped
+        const count = await client.node<{ increment(by: number): number }>('COUNTER', 'hal-held', { timeoutMs: 20_000 }).increment(0);
+        expect(count).toBe(5 - outcomes.filter((o) => o.status === 'rejected').length);
+      } finally {
+        client.disconnect();
+      }
+    });
+  }, 30_000);
 });

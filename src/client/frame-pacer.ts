@@ -28,8 +28,8 @@ export class FramePacer {
   #burst = Infinity;
   #tokens = Infinity;
   #at = 0;
-  /** frames held back, oldest first from `#head` (an index, so taking one is O(1)) */
-  #held: string[] = [];
+  /** frames held back, oldest first from `#head` (an index, so taking one is O(1)); `wanted` false: drop it unsent */
+  #held: Array<{ text: string; wanted: (() => boolean) | undefined }> = [];
   #head = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
 
@@ -65,11 +65,15 @@ export class FramePacer {
     return this.#held.length - this.#head;
   }
 
-  /** Sends now, or after the frames held before it; false (nothing kept) if no socket is open. */
-  send(text: string): boolean {
+  /**
+   * Sends now, or after the frames held before it; false (nothing kept) if no
+   * socket is open. A held frame whose `wanted` says no by its turn (a call
+   * that timed out or was cancelled meanwhile) is dropped without a token.
+   */
+  send(text: string, wanted?: () => boolean): boolean {
     if (!this.#open()) return false;
     if (this.held === 0 && this.#take()) return this.#send(text);
-    this.#held.push(text);
+    this.#held.push({ text, wanted });
     this.#arm();
     return true;
   }
@@ -103,7 +107,16 @@ export class FramePacer {
   #drain(): void {
     this.#timer = undefined;
     if (!this.#open()) return this.dropHeld();
-    while (this.held > 0 && this.#take()) this.#send(this.#held[this.#head++]!);
+    while (this.held > 0) {
+      const next = this.#held[this.#head]!;
+      if (next.wanted && !next.wanted()) {
+        this.#head++;
+        continue;
+      }
+      if (!this.#take()) break;
+      this.#head++;
+      this.#send(next.text);
+    }
     if (this.held === 0) {
       this.#held = [];
       this.#head = 0;

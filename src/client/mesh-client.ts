@@ -159,7 +159,7 @@ export class MeshClient<Handlers extends object = object> {
     const stopped = refusal(this.#connection);
     if (stopped) return Promise.reject(stoppedError(stopped));
     // An argument the codec cannot carry rejects the returned promise (it is thrown inside its executor).
-    return this.#outgoing.start(to, method, args, typeof options === 'number' ? { timeoutMs: options } : options, (frame) => this.#send(frame));
+    return this.#outgoing.start(to, method, args, typeof options === 'number' ? { timeoutMs: options } : options, (frame, wanted) => this.#send(frame, wanted));
   }
 
   /** Streams being read (results of calls that arrived as streams, not yet ended or cancelled). */
@@ -229,7 +229,7 @@ export class MeshClient<Handlers extends object = object> {
         return;
       }
       case 'flushCalls':
-        this.#outgoing.flush((frame) => this.#send(frame), effect.subscriptionRequired, (method) => new OutcomeUnknownError(method));
+        this.#outgoing.flush((frame, wanted) => this.#send(frame, wanted), effect.subscriptionRequired, (method) => new OutcomeUnknownError(method));
         return this.#streams.connected(effect.subscriptionRequired);
       case 'failCalls':
         this.#outgoing.failAll(() => stoppedError(effect.because));
@@ -339,9 +339,9 @@ export class MeshClient<Handlers extends object = object> {
     }
   }
 
-  /** Sends on the connected socket; false means "queue it". */
-  #send(text: string): boolean {
-    return this.#pacer.send(text);
+  /** Sends on the connected socket; false means "queue it". `wanted`: see FramePacer.send. */
+  #send(text: string, wanted?: () => boolean): boolean {
+    return this.#pacer.send(text, wanted);
   }
 
   /** The connected socket, if any. */

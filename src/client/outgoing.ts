@@ -70,7 +70,7 @@ export class OutgoingCalls {
    * Starts a call. `send` is tried at once; if it returns false the call waits
    * in the queue for `flush`.
    */
-  start(to: CallTarget, method: string, args: unknown[], options: CallOptions, send: (frame: string) => boolean): Promise<unknown> {
+  start(to: CallTarget, method: string, args: unknown[], options: CallOptions, send: (frame: string, wanted?: () => boolean) => boolean): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const { signal } = options;
       if (signal?.aborted) {
@@ -92,7 +92,8 @@ export class OutgoingCalls {
         reject(new LimitExceededError('maxFrameBytes', this.maxFrameChars, `this call encodes to ${frame.length} characters; send less per call, or raise maxFrameBytes on both the client and the gateway.`));
         return;
       }
-      const sent = send(frame);
+      // A frame the pacer holds back goes only if the call is still waiting by then (not timed out or cancelled).
+      const sent = send(frame, () => this.#calls.has(id));
       if (!sent && this.#queued >= this.maxQueued) {
         reject(new LimitExceededError('maxQueuedCalls', this.maxQueued, 'the client is not connected and its queue is full; wait for the connection or raise maxQueuedCalls.'));
         return;
@@ -139,14 +140,14 @@ export class OutgoingCalls {
    * running them twice. If the gateway has no memory of this client
    * (`subscriptionRequired`), calls already sent fail with `lostError` here.
    */
-  flush(send: (frame: string) => boolean, subscriptionRequired: boolean, lostError: (method: string) => Error): void {
+  flush(send: (frame: string, wanted?: () => boolean) => boolean, subscriptionRequired: boolean, lostError: (method: string) => Error): void {
     for (const [id, call] of this.#calls) {
       if (call.sent && subscriptionRequired) {
         this.#settle(id, (c) => c.reject(lostError(c.method)));
         continue;
       }
       const text = call.sent && call.sentEpoch !== undefined ? encodeFrame({ ...call.body, resentFrom: call.sentEpoch }) : call.frame;
-      if (!send(text)) return;
+      if (!send(text, () => this.#calls.has(id))) return;
       if (call.sent) call.resent = true;
       if (!call.sent) {
         call.sent = true;
