@@ -21,6 +21,12 @@ export interface FrameLimits {
   frameBurst: number;
 }
 
+/** What a held frame's sender wants to know: whether it is still to go, and that it was dropped unsent. */
+export interface HeldFrameHooks {
+  wanted?(): boolean;
+  dropped?(): void;
+}
+
 export class FramePacer {
   readonly #send: (text: string) => boolean;
   readonly #open: () => boolean;
@@ -28,8 +34,8 @@ export class FramePacer {
   #burst = Infinity;
   #tokens = Infinity;
   #at = 0;
-  /** frames held back, oldest first from `#head` (an index, so taking one is O(1)); `wanted` false: drop it unsent */
-  #held: Array<{ text: string; wanted: (() => boolean) | undefined }> = [];
+  /** frames held back, oldest first from `#head` (an index, so taking one is O(1)) */
+  #held: Array<{ text: string; hooks: HeldFrameHooks | undefined }> = [];
   #head = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
 
@@ -68,22 +74,26 @@ export class FramePacer {
   /**
    * Sends now, or after the frames held before it; false (nothing kept) if no
    * socket is open. A held frame whose `wanted` says no by its turn (a call
-   * that timed out or was cancelled meanwhile) is dropped without a token.
+   * that timed out or was cancelled meanwhile) is dropped without a token;
+   * one dropped unsent (the socket went) is told so by `dropped`, since it
+   * never left: a call is then queued again, not resent as maybe-run.
    */
-  send(text: string, wanted?: () => boolean): boolean {
+  send(text: string, hooks?: HeldFrameHooks): boolean {
     if (!this.#open()) return false;
     if (this.held === 0 && this.#take()) return this.#send(text);
-    this.#held.push({ text, wanted });
+    this.#held.push({ text, hooks });
     this.#arm();
     return true;
   }
 
   /** The socket went: what was held back is dropped (the resend rules cover it). */
   dropHeld(): void {
+    const held = this.#held.slice(this.#head);
     this.#held = [];
     this.#head = 0;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
+    for (const frame of held) frame.hooks?.dropped?.();
   }
 
   #take(): boolean {
@@ -109,13 +119,13 @@ export class FramePacer {
     if (!this.#open()) return this.dropHeld();
     while (this.held > 0) {
       const next = this.#held[this.#head]!;
-      if (next.wanted && !next.wanted()) {
+      if (next.hooks?.wanted && !next.hooks.wanted()) {
         this.#head++;
         continue;
       }
       if (!this.#take()) break;
       this.#head++;
-      this.#send(next.text);
+      if (!this.#send(next.text)) next.hooks?.dropped?.();
     }
     if (this.held === 0) {
       this.#held = [];
