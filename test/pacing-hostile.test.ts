@@ -32,7 +32,27 @@ describe('FramePacer against a hostile connection_status', () => {
     p.dropHeld();
     expect(sent).toEqual(['a']);
     expect(delays.length).toBe(1); // armed once, not re-armed ~200 times
-    expect(delays[0]).toBeLessThanOrEqual(2_147_483_647);
+    expect(delays[0]).toBeLessThanOrEqual(1_000);
+  });
+
+  it('under framesPerSecond 1e-9, held frames no longer wanted (their calls timed out) are dropped within a second, not kept for ever', () => {
+    vi.useFakeTimers();
+    try {
+      const sent: string[] = [];
+      const p = new FramePacer((text) => (sent.push(text), true), () => true);
+      p.limits = { framesPerSecond: 1e-9, frameBurst: 2 };
+      p.send('a');
+      let live = true;
+      for (let i = 0; i < 10_000; i++) p.send(`held${i}`, { wanted: () => live });
+      expect(p.held).toBe(10_000);
+      live = false;
+      vi.advanceTimersByTime(1_000);
+      expect(p.held).toBe(0);
+      expect(vi.getTimerCount()).toBe(0);
+      expect(sent).toEqual(['a']);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 

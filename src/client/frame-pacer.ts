@@ -13,8 +13,12 @@
 /** The share of the gateway's rate and burst the client uses: its clock and the network may bunch frames. */
 const RATE_SHARE = 0.8;
 const BURST_SHARE = 0.5;
-/** The longest delay timers keep: a longer one fires at once (Node and browsers), which would spin on a tiny rate. */
-const MAX_TIMER_MS = 2_147_483_647;
+/**
+ * The longest the drain sleeps: under a tiny rate it still wakes to drop
+ * held frames no longer wanted (calls that timed out), so they cannot pile
+ * up; and a delay past 2^31 ms would fire at once, every millisecond.
+ */
+const MAX_WAIT_MS = 1_000;
 
 export interface FrameLimits {
   framesPerSecond: number;
@@ -111,7 +115,7 @@ export class FramePacer {
   #arm(): void {
     if (this.#timer !== undefined) return;
     const waitMs = this.#rate === Infinity ? 0 : Math.ceil(((1 - this.#tokens) / this.#rate) * 1000);
-    this.#timer = setTimeout(() => this.#drain(), Math.min(MAX_TIMER_MS, Math.max(1, waitMs)));
+    this.#timer = setTimeout(() => this.#drain(), Math.min(MAX_WAIT_MS, Math.max(1, waitMs)));
   }
 
   #drain(): void {
