@@ -9,6 +9,7 @@ import type { SocketClass } from '../src/client/socket.js';
 import { FramePacer } from '../src/client/frame-pacer.js';
 import { MeshClient } from '../src/client/index.js';
 import { CallTimeoutError } from '../src/protocol/errors.js';
+import { decodeServerMessage } from '../src/protocol/frames.js';
 import { withTestMesh } from './support/mesh.js';
 
 describe('FramePacer against a hostile connection_status', () => {
@@ -94,4 +95,18 @@ describe('on workerd, held frames when the socket goes', () => {
       expect(outcomes.slice(1)).toEqual(['ran', 'ran']);
     });
   }, 30_000);
+});
+
+describe('a batch from the gateway', () => {
+  it('with one frame the client cannot read (a newer frame type) keeps the others: their calls are answered, not left to time out', () => {
+    const bad: unknown[] = [];
+    const frames = decodeServerMessage(JSON.stringify([
+      { type: 'call_response', id: 'a', ok: true, result: '[1]' },
+      { type: 'from_a_newer_gateway' },
+      { type: 'call_response', id: 'b', ok: true, result: '[2]' },
+    ]), (error) => bad.push(error));
+    expect(frames.map((f) => (f as { id?: string }).id)).toEqual(['a', 'b']);
+    expect(bad).toHaveLength(1);
+    expect(() => decodeServerMessage('[]', () => undefined)).toThrow(/1 to 256/);
+  });
 });

@@ -303,7 +303,7 @@ export class MeshClient<Handlers extends object = object> {
     if (data === HEARTBEAT_PONG) return;
     let frames: ServerFrame[];
     try {
-      frames = decodeServerMessage(String(data));
+      frames = decodeServerMessage(String(data), (error) => this.#callbacks.report(error));
     } catch (error) {
       this.#callbacks.report(error);
       return;
