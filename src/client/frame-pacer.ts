@@ -6,8 +6,9 @@
  * window of one or two credits every chunk, so a fast one would otherwise
  * cross the gateway's rate by itself.
  *
- * Frames held back when the socket goes are dropped, like frames lost in
- * flight: calls are resent and streams resumed after the reconnect.
+ * Frames held back when the socket goes are dropped: a call's frame never
+ * left, so the call is queued again (not resent as maybe-run); other frames
+ * count as lost in flight (streams resume after the reconnect).
  */
 
 /** The share of the gateway's rate and burst the client uses: its clock and the network may bunch frames. */
@@ -90,7 +91,7 @@ export class FramePacer {
     return true;
   }
 
-  /** The socket went: what was held back is dropped (the resend rules cover it). */
+  /** The socket went: what was held back is dropped; a held call is queued again (its `dropped`), the rest as if lost in flight. */
   dropHeld(): void {
     const held = this.#held.slice(this.#head);
     this.#held = [];
