@@ -6,17 +6,30 @@
  * window of one or two credits every chunk, so a fast one would otherwise
  * cross the gateway's rate by itself.
  *
- * Frames held back when the socket goes are dropped, like frames lost in
- * flight: calls are resent and streams resumed after the reconnect.
+ * Frames held back when the socket goes are dropped: a call's frame never
+ * left, so the call is queued again (not resent as maybe-run); other frames
+ * count as lost in flight (streams resume after the reconnect).
  */
 
 /** The share of the gateway's rate and burst the client uses: its clock and the network may bunch frames. */
 const RATE_SHARE = 0.8;
 const BURST_SHARE = 0.5;
+/**
+ * The longest the drain sleeps: under a tiny rate it still wakes to drop
+ * held frames no longer wanted (calls that timed out), so they cannot pile
+ * up; and a delay past 2^31 ms would fire at once, every millisecond.
+ */
+const MAX_WAIT_MS = 1_000;
 
 export interface FrameLimits {
   framesPerSecond: number;
   frameBurst: number;
+}
+
+/** What a held frame's sender wants to know: whether it is still to go, and that it was dropped unsent. */
+export interface HeldFrameHooks {
+  wanted?(): boolean;
+  dropped?(): void;
 }
 
 export class FramePacer {
@@ -27,7 +40,7 @@ export class FramePacer {
   #tokens = Infinity;
   #at = 0;
   /** frames held back, oldest first from `#head` (an index, so taking one is O(1)) */
-  #held: string[] = [];
+  #held: Array<{ text: string; hooks: HeldFrameHooks | undefined }> = [];
   #head = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
 
@@ -63,21 +76,29 @@ export class FramePacer {
     return this.#held.length - this.#head;
   }
 
-  /** Sends now, or after the frames held before it; false (nothing kept) if no socket is open. */
-  send(text: string): boolean {
+  /**
+   * Sends now, or after the frames held before it; false (nothing kept) if no
+   * socket is open. A held frame whose `wanted` says no by its turn (a call
+   * that timed out or was cancelled meanwhile) is dropped without a token;
+   * one dropped unsent (the socket went) is told so by `dropped`, since it
+   * never left: a call is then queued again, not resent as maybe-run.
+   */
+  send(text: string, hooks?: HeldFrameHooks): boolean {
     if (!this.#open()) return false;
     if (this.held === 0 && this.#take()) return this.#send(text);
-    this.#held.push(text);
+    this.#held.push({ text, hooks });
     this.#arm();
     return true;
   }
 
-  /** The socket went: what was held back is dropped (the resend rules cover it). */
+  /** The socket went: what was held back is dropped; a held call is queued again (its `dropped`), the rest as if lost in flight. */
   dropHeld(): void {
+    const held = this.#held.slice(this.#head);
     this.#held = [];
     this.#head = 0;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
+    for (const frame of held) frame.hooks?.dropped?.();
   }
 
   #take(): boolean {
@@ -95,13 +116,22 @@ export class FramePacer {
   #arm(): void {
     if (this.#timer !== undefined) return;
     const waitMs = this.#rate === Infinity ? 0 : Math.ceil(((1 - this.#tokens) / this.#rate) * 1000);
-    this.#timer = setTimeout(() => this.#drain(), Math.max(1, waitMs));
+    this.#timer = setTimeout(() => this.#drain(), Math.min(MAX_WAIT_MS, Math.max(1, waitMs)));
   }
 
   #drain(): void {
     this.#timer = undefined;
     if (!this.#open()) return this.dropHeld();
-    while (this.held > 0 && this.#take()) this.#send(this.#held[this.#head++]!);
+    while (this.held > 0) {
+      const next = this.#held[this.#head]!;
+      if (next.hooks?.wanted && !next.hooks.wanted()) {
+        this.#head++;
+        continue;
+      }
+      if (!this.#take()) break;
+      this.#head++;
+      if (!this.#send(next.text)) next.hooks?.dropped?.();
+    }
     if (this.held === 0) {
       this.#held = [];
       this.#head = 0;

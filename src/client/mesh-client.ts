@@ -26,9 +26,9 @@ import { Callbacks } from './callbacks.js';
 import type { MeshClientOptions } from './options.js';
 import { OutgoingCalls, type CallOptions } from './outgoing.js';
 import { StreamHub } from './stream-hub.js';
-import { FramePacer } from './frame-pacer.js';
+import { FramePacer, type HeldFrameHooks } from './frame-pacer.js';
 import { OutgoingBatches } from './batches.js';
-import { closeQuietly, describeSocketError, gatewayUrl, resolveSocketClass, sendIfOpen, type SocketClass, type SocketLike } from './socket.js';
+import { closeQuietly, describeSocketError, gatewayUrl, resolveSocketClass, sendIfOpen, SOCKET_OPEN, type SocketClass, type SocketLike } from './socket.js';
 import { TabIdentity } from './tab-id.js';
 import { readTokenSubject, TokenSource } from './token.js';
 
@@ -45,7 +45,7 @@ export class MeshClient<Handlers extends object = object> {
   readonly #streams = new StreamHub((text) => this.#send(text));
   /** every frame goes out through it, under the gateway's frame rate (frame-pacer.ts) */
   readonly #batches = new OutgoingBatches((text) => sendIfOpen(this.#connected(), text));
-  readonly #pacer = new FramePacer((text) => this.#batches.send(text), () => this.#connected() !== undefined);
+  readonly #pacer = new FramePacer((text) => this.#batches.send(text), () => this.#connected()?.readyState === SOCKET_OPEN);
   readonly #incoming: IncomingCalls;
   readonly #liveness: Liveness;
   readonly #versions: OfferedVersions;
@@ -159,7 +159,7 @@ export class MeshClient<Handlers extends object = object> {
     const stopped = refusal(this.#connection);
     if (stopped) return Promise.reject(stoppedError(stopped));
     // An argument the codec cannot carry rejects the returned promise (it is thrown inside its executor).
-    return this.#outgoing.start(to, method, args, typeof options === 'number' ? { timeoutMs: options } : options, (frame) => this.#send(frame));
+    return this.#outgoing.start(to, method, args, typeof options === 'number' ? { timeoutMs: options } : options, (frame, hooks) => this.#send(frame, hooks));
   }
 
   /** Streams being read (results of calls that arrived as streams, not yet ended or cancelled). */
@@ -229,7 +229,7 @@ export class MeshClient<Handlers extends object = object> {
         return;
       }
       case 'flushCalls':
-        this.#outgoing.flush((frame) => this.#send(frame), effect.subscriptionRequired, (method) => new OutcomeUnknownError(method));
+        this.#outgoing.flush((frame, hooks) => this.#send(frame, hooks), effect.subscriptionRequired, (method) => new OutcomeUnknownError(method));
         return this.#streams.connected(effect.subscriptionRequired);
       case 'failCalls':
         this.#outgoing.failAll(() => stoppedError(effect.because));
@@ -303,7 +303,7 @@ export class MeshClient<Handlers extends object = object> {
     if (data === HEARTBEAT_PONG) return;
     let frames: ServerFrame[];
     try {
-      frames = decodeServerMessage(String(data));
+      frames = decodeServerMessage(String(data), (error) => this.#callbacks.report(error));
     } catch (error) {
       this.#callbacks.report(error);
       return;
@@ -339,9 +339,9 @@ export class MeshClient<Handlers extends object = object> {
     }
   }
 
-  /** Sends on the connected socket; false means "queue it". */
-  #send(text: string): boolean {
-    return this.#pacer.send(text);
+  /** Sends on the connected socket; false means "queue it". `hooks`: see FramePacer.send. */
+  #send(text: string, hooks?: HeldFrameHooks): boolean {
+    return this.#pacer.send(text, hooks);
   }
 
   /** The connected socket, if any. */

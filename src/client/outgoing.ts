@@ -5,10 +5,14 @@
  * the answer, or with a typed error at its deadline. Nothing stays behind.
  */
 import { encodeValue, decodeValue } from '../protocol/codec.js';
+import type { HeldFrameHooks } from './frame-pacer.js';
 import { CallTimeoutError, CancelledError, LimitExceededError, ProtocolError } from '../protocol/errors.js';
 import { encodeFrame, type CallFrame, type CallResponseFrame, type CallTarget } from '../protocol/frames.js';
 import { DEFAULTS } from '../protocol/limits.js';
 import type { ClientStreams } from './streams.js';
+
+/** Sends a call's frame (false: queue it); `hooks` for while it is held back (frame-pacer.ts). */
+type SendFrame = (frame: string, hooks?: HeldFrameHooks) => boolean;
 
 /** Per-call options: `client.call(to, method, args, options)`, or for every call of a stub, `client.node(binding, instance, options)`. */
 export interface CallOptions {
@@ -70,7 +74,7 @@ export class OutgoingCalls {
    * Starts a call. `send` is tried at once; if it returns false the call waits
    * in the queue for `flush`.
    */
-  start(to: CallTarget, method: string, args: unknown[], options: CallOptions, send: (frame: string) => boolean): Promise<unknown> {
+  start(to: CallTarget, method: string, args: unknown[], options: CallOptions, send: SendFrame): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const { signal } = options;
       if (signal?.aborted) {
@@ -92,7 +96,8 @@ export class OutgoingCalls {
         reject(new LimitExceededError('maxFrameBytes', this.maxFrameChars, `this call encodes to ${frame.length} characters; send less per call, or raise maxFrameBytes on both the client and the gateway.`));
         return;
       }
-      const sent = send(frame);
+      // A frame the pacer holds back goes only if the call is still waiting by then (not timed out or cancelled).
+      const sent = send(frame, this.#heldHooks(id, true));
       if (!sent && this.#queued >= this.maxQueued) {
         reject(new LimitExceededError('maxQueuedCalls', this.maxQueued, 'the client is not connected and its queue is full; wait for the connection or raise maxQueuedCalls.'));
         return;
@@ -122,6 +127,11 @@ export class OutgoingCalls {
     });
   }
 
+  /** A held frame of call `id` goes only while the call waits; if it was the call's first send and is dropped unsent, the call is queued again. */
+  #heldHooks(id: string, first: boolean): HeldFrameHooks {
+    return { wanted: () => this.#calls.has(id), ...(first ? { dropped: () => void this.requeue(id) } : {}) };
+  }
+
   /** The gateway refused to run this call for now (token expired): send it again after the reconnect. */
   requeue(id: string): boolean {
     const call = this.#calls.get(id);
@@ -139,14 +149,14 @@ export class OutgoingCalls {
    * running them twice. If the gateway has no memory of this client
    * (`subscriptionRequired`), calls already sent fail with `lostError` here.
    */
-  flush(send: (frame: string) => boolean, subscriptionRequired: boolean, lostError: (method: string) => Error): void {
+  flush(send: SendFrame, subscriptionRequired: boolean, lostError: (method: string) => Error): void {
     for (const [id, call] of this.#calls) {
       if (call.sent && subscriptionRequired) {
         this.#settle(id, (c) => c.reject(lostError(c.method)));
         continue;
       }
       const text = call.sent && call.sentEpoch !== undefined ? encodeFrame({ ...call.body, resentFrom: call.sentEpoch }) : call.frame;
-      if (!send(text)) return;
+      if (!send(text, this.#heldHooks(id, !call.sent))) return;
       if (call.sent) call.resent = true;
       if (!call.sent) {
         call.sent = true;

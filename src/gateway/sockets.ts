@@ -122,7 +122,8 @@ export class GatewaySockets {
       chars = 0;
     };
     for (const text of texts) {
-      if (batch.length > 0 && (batch.length >= MAX_BATCH_FRAMES || chars + text.length + 1 > maxChars)) flush();
+      // `chars` counts each text and a separator; the batch adds one more for its brackets
+      if (batch.length > 0 && (batch.length >= MAX_BATCH_FRAMES || chars + text.length + 2 > maxChars)) flush();
       batch.push(text);
       chars += text.length + 1;
     }

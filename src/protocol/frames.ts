@@ -261,8 +261,14 @@ export function decodeServerFrame(text: string): ServerFrame {
   return checkServerFrame(parseObject(text));
 }
 
-/** The frames of a message from the gateway: one frame, or a batch (a JSON array of them), each checked as decodeServerFrame checks one. */
-export function decodeServerMessage(text: string): ServerFrame[] {
+/**
+ * The frames of a message from the gateway: one frame, or a batch (a JSON
+ * array of them), each checked as decodeServerFrame checks one. A frame of a
+ * batch that fails its check goes to `onBadFrame` and the others are kept,
+ * as they would be sent one by one. Throws for a message that is no frame
+ * and no batch of 1 to MAX_BATCH_FRAMES.
+ */
+export function decodeServerMessage(text: string, onBadFrame: (error: unknown) => void): ServerFrame[] {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -271,7 +277,15 @@ export function decodeServerMessage(text: string): ServerFrame[] {
   }
   if (!Array.isArray(value)) return [checkServerFrame(value)];
   if (value.length === 0 || value.length > MAX_BATCH_FRAMES) throw new ProtocolError(`A batch from the gateway held ${value.length} frames; a batch holds 1 to ${MAX_BATCH_FRAMES}.`, 'bad_frame');
-  return value.map(checkServerFrame);
+  const frames: ServerFrame[] = [];
+  for (const element of value) {
+    try {
+      frames.push(checkServerFrame(element));
+    } catch (error) {
+      onBadFrame(error);
+    }
+  }
+  return frames;
 }
 
 function checkServerFrame(value: unknown): ServerFrame {
