@@ -53,6 +53,12 @@ describe('chat example from a terminal', () => {
 
     bob.type('hello from bob');
     await carl.wait(/bob: hello from bob/);
+    // A mistyped command is refused, not posted; "//" posts a leading slash.
+    bob.type('/join lobby');
+    await bob.wait(/unknown command \/join: the commands are/);
+    bob.type('//join is not a command');
+    await carl.wait(/bob: \/join is not a command/);
+    expect(carl.output).not.toMatch(/bob: \/join lobby/);
     // Typed before the terminal has joined (the process just started): it waits for the join instead of being refused.
     const dana = startTerminal(server.url.origin, 'dana', 'terminal');
     terminals.push(dana);

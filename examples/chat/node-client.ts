@@ -4,7 +4,8 @@
  *
  *   npm run example:node -- --name bob [--room lobby] [--url http://127.0.0.1:8787]
  *
- * Commands: /inc (counter +1), /who (presence), /drop (drop the connection), /quit.
+ * Commands: /inc (counter +1), /who (presence), /drop (drop the connection), /quit; any other /word is refused
+ * as unknown (not posted), and a line starting // posts it with one leading / ("//join" posts "/join").
  * Node.js 20 has no global WebSocket, so the client is given `ws`.
  */
 import { createInterface } from 'node:readline';
@@ -93,7 +94,9 @@ rl.on('line', (line) => {
     session.increment(1).catch((error: Error) => print(`! counter not changed: ${error.message}`));
     return rl.prompt();
   }
-  session.send(text).catch((error: Error) => print(`! not sent: ${error.message}`));
+  // A mistyped command must not be posted to the room; "//" posts a line that starts with "/".
+  if (/^\/[^/]/.test(text)) return print(`! unknown command ${text.split(/\s/)[0]}: the commands are /inc, /who, /drop and /quit (start a message with // to post a leading /)`);
+  session.send(text.startsWith('//') ? text.slice(1) : text).catch((error: Error) => print(`! not sent: ${error.message}`));
   rl.prompt();
 });
 
