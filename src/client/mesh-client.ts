@@ -26,9 +26,8 @@ import { Callbacks } from './callbacks.js';
 import type { MeshClientOptions } from './options.js';
 import { OutgoingCalls, type CallOptions } from './outgoing.js';
 import { StreamHub } from './stream-hub.js';
-import { FramePacer, type HeldFrameHooks } from './frame-pacer.js';
-import { OutgoingBatches } from './batches.js';
-import { closeQuietly, describeSocketError, gatewayUrl, resolveSocketClass, sendIfOpen, SOCKET_OPEN, type SocketClass, type SocketLike } from './socket.js';
+import { FrameOutlet } from './frame-outlet.js';
+import { closeQuietly, describeSocketError, gatewayUrl, resolveSocketClass, type SocketClass, type SocketLike } from './socket.js';
 import { TabIdentity } from './tab-id.js';
 import { readTokenSubject, TokenSource } from './token.js';
 
@@ -42,10 +41,9 @@ export class MeshClient<Handlers extends object = object> {
   readonly #tokens: TokenSource;
   readonly #tab = new TabIdentity();
   readonly #outgoing: OutgoingCalls;
-  readonly #streams = new StreamHub((text) => this.#send(text));
-  /** every frame goes out through it, under the gateway's frame rate (frame-pacer.ts) */
-  readonly #batches = new OutgoingBatches((text) => sendIfOpen(this.#connected(), text));
-  readonly #pacer = new FramePacer((text) => this.#batches.send(text), () => this.#connected()?.readyState === SOCKET_OPEN);
+  /** every frame goes out through it (frame-outlet.ts) */
+  readonly #frames = new FrameOutlet(() => this.#connected());
+  readonly #streams = new StreamHub((text) => this.#frames.send(text));
   readonly #incoming: IncomingCalls;
   readonly #liveness: Liveness;
   readonly #versions: OfferedVersions;
@@ -159,7 +157,7 @@ export class MeshClient<Handlers extends object = object> {
     const stopped = refusal(this.#connection);
     if (stopped) return Promise.reject(stoppedError(stopped));
     // An argument the codec cannot carry rejects the returned promise (it is thrown inside its executor).
-    return this.#outgoing.start(to, method, args, typeof options === 'number' ? { timeoutMs: options } : options, (frame, hooks) => this.#send(frame, hooks));
+    return this.#outgoing.start(to, method, args, typeof options === 'number' ? { timeoutMs: options } : options, (frame, hooks) => this.#frames.send(frame, hooks));
   }
 
   /** Streams being read (results of calls that arrived as streams, not yet ended or cancelled). */
@@ -224,12 +222,11 @@ export class MeshClient<Handlers extends object = object> {
         this.#outgoing.epoch = status.epoch;
         this.#outgoing.maxFrameChars = Math.min(this.#options.maxFrameBytes ?? DEFAULTS.maxFrameBytes, status.maxFrameBytes ?? Number.POSITIVE_INFINITY);
         this.#streams.reading.bufferChars = status.maxStreamBufferBytes;
-        this.#pacer.limits = status;
-        this.#batches.limits(status.maxBatchFrames, this.#outgoing.maxFrameChars);
+        this.#frames.adopt(status, this.#outgoing.maxFrameChars);
         return;
       }
       case 'flushCalls':
-        this.#outgoing.flush((frame, hooks) => this.#send(frame, hooks), effect.subscriptionRequired, (method) => new OutcomeUnknownError(method));
+        this.#outgoing.flush((frame, hooks) => this.#frames.send(frame, hooks), effect.subscriptionRequired, (method) => new OutcomeUnknownError(method));
         return this.#streams.connected(effect.subscriptionRequired);
       case 'failCalls':
         this.#outgoing.failAll(() => stoppedError(effect.because));
@@ -329,7 +326,7 @@ export class MeshClient<Handlers extends object = object> {
         this.#outgoing.answer(frame);
         return;
       case 'incoming_call':
-        void this.#incoming.serve(frame, (text) => this.#send(text));
+        void this.#incoming.serve(frame, (text) => this.#frames.send(text));
         return;
       case 'error':
         this.#callbacks.report(new Error(`Gateway reported ${frame.code}: ${frame.message}`));
@@ -339,11 +336,6 @@ export class MeshClient<Handlers extends object = object> {
     }
   }
 
-  /** Sends on the connected socket; false means "queue it". `hooks`: see FramePacer.send. */
-  #send(text: string, hooks?: HeldFrameHooks): boolean {
-    return this.#pacer.send(text, hooks);
-  }
-
   /** The connected socket, if any. */
   #connected(): SocketLike | undefined {
     const { phase } = this.#connection;
@@ -351,8 +343,7 @@ export class MeshClient<Handlers extends object = object> {
   }
 
   #forget(socket: SocketId): void {
-    this.#pacer.dropHeld();
-    this.#batches.drop();
+    this.#frames.socketGone();
     this.#unwatch(socket);
     this.#sockets.delete(socket);
   }

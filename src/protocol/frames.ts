@@ -119,15 +119,12 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function parseObject(text: string): Record<string, unknown> {
-  let value: unknown;
+function parseJson(text: string): unknown {
   try {
-    value = JSON.parse(text);
+    return JSON.parse(text);
   } catch {
     throw new ProtocolError('Frame is not valid JSON; send a JSON object with a "type" field.', 'bad_json');
   }
-  if (!isObject(value)) throw new ProtocolError('Frame must be a JSON object with a "type" field.', 'bad_frame');
-  return value;
 }
 
 /** A call id that a caller can echo back: a non-empty string within the length limit. */
@@ -167,24 +164,20 @@ export type FrameError = ProtocolError & { callId?: string; frameType?: string }
  * frame had a usable call id, `error.callId` lets the gateway answer that call.
  */
 export function decodeClientFrame(text: string, maxIdLength: number = DEFAULTS.maxCallIdLength): ClientFrame {
-  return checkClientFrame(parseObject(text), maxIdLength);
+  return checkClientFrame(parseJson(text), maxIdLength);
 }
 
 /** Most frames one batch (a message that is a JSON array of frames) may carry, either way. */
 export const MAX_BATCH_FRAMES = 256;
 
 /**
- * A message from a client: one frame (a JSON object), or a batch of them (a
+ * A message, either way: one frame (a JSON object), or a batch of them (a
  * JSON array of 1 to MAX_BATCH_FRAMES), parsed but not yet checked: check
- * each element with checkClientFrame. Throws ProtocolError for anything else.
+ * each element (checkClientFrame, or decodeServerMessage for the client).
+ * Throws ProtocolError for anything else.
  */
-export function parseClientMessage(text: string): { values: unknown[]; batch: boolean } {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new ProtocolError('Frame is not valid JSON; send a JSON object with a "type" field.', 'bad_json');
-  }
+export function parseMessage(text: string): { values: unknown[]; batch: boolean } {
+  const value = parseJson(text);
   if (!Array.isArray(value)) return { values: [value], batch: false };
   if (value.length === 0 || value.length > MAX_BATCH_FRAMES) {
     throw new ProtocolError(`A batch must hold 1 to ${MAX_BATCH_FRAMES} frames; this one held ${value.length}.`, 'bad_frame');
@@ -258,7 +251,7 @@ export function checkClientFrame(value: unknown, maxIdLength: number = DEFAULTS.
  * ProtocolError here, never a TypeError deeper in the client.
  */
 export function decodeServerFrame(text: string): ServerFrame {
-  return checkServerFrame(parseObject(text));
+  return checkServerFrame(parseJson(text));
 }
 
 /**
@@ -269,16 +262,10 @@ export function decodeServerFrame(text: string): ServerFrame {
  * and no batch of 1 to MAX_BATCH_FRAMES.
  */
 export function decodeServerMessage(text: string, onBadFrame: (error: unknown) => void): ServerFrame[] {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new ProtocolError('Frame is not valid JSON; send a JSON object with a "type" field.', 'bad_json');
-  }
-  if (!Array.isArray(value)) return [checkServerFrame(value)];
-  if (value.length === 0 || value.length > MAX_BATCH_FRAMES) throw new ProtocolError(`A batch from the gateway held ${value.length} frames; a batch holds 1 to ${MAX_BATCH_FRAMES}.`, 'bad_frame');
+  const { values, batch } = parseMessage(text);
+  if (!batch) return [checkServerFrame(values[0])];
   const frames: ServerFrame[] = [];
-  for (const element of value) {
+  for (const element of values) {
     try {
       frames.push(checkServerFrame(element));
     } catch (error) {
