@@ -120,7 +120,6 @@ describe('a call with a usable id but a bad field is answered as a call, so the 
     ['state as an array', { state: ['a'] }, 'state'],
     ['state as a string', { state: 'admin' }, 'state'],
     ['state as null', { state: null }, 'state'],
-    [`state nested deeper than ${MAX_STATE_DEPTH}`, { state: JSON.parse(deepJson(MAX_STATE_DEPTH + 1)) }, 'state'],
   ];
 
   it.each(cases)('%s → call_response ProtocolError bad_field', async (_name, fields, field) => {
@@ -135,11 +134,16 @@ describe('a call with a usable id but a bad field is answered as a call, so the 
     await stillWorks(sock, 1);
   });
 
-  it('state 100 000 levels deep is refused the same way, without a stack overflow', async () => {
+  it.each([
+    [`state ${MAX_STATE_DEPTH + 1} levels deep`, deepJson(MAX_STATE_DEPTH + 1)],
+    ['state 100 000 levels deep', deepJson(100_000)],
+  ])('%s is refused, answered as the call (bad_frame), without a stack overflow', async (_name, state) => {
     const { sock } = await connect();
-    sock.send(call({ id: 'deep-state' }).replace(/}$/, `,"state":${deepJson(100_000)}}`));
-    const { error } = await callResponse(sock, 'deep-state');
+    sock.send(call({ id: 'deep-state' }).replace(/}$/, `,"state":${state}}`));
+    const { ok, error } = await callResponse(sock, 'deep-state');
+    expect(ok).toBe(false);
     expect(error).toBeInstanceOf(ProtocolError);
+    expect(error.code).toBe('bad_frame');
     expect(error.message).toContain('"state"');
     await stillWorks(sock, 1);
   });
@@ -159,10 +163,24 @@ describe('a call with a usable id but a bad field is answered as a call, so the 
     expect(await callResponse(sock, id)).toMatchObject({ ok: true, value: 1 });
   });
 
-  it('deep nesting in a field the gateway ignores does not matter', async () => {
+  it('deep nesting in a field the gateway ignores is refused too: no frame is parsed past 33 levels', async () => {
     const { sock } = await connect();
     sock.send(call({ id: 'deep-extra' }).replace(/}$/, `,"extra":${deepJson(100_000)}}`));
-    expect(await callResponse(sock, 'deep-extra')).toMatchObject({ ok: true, value: 1 });
+    const { ok, error } = await callResponse(sock, 'deep-extra');
+    expect(ok).toBe(false);
+    expect(error.code).toBe('bad_frame');
+    await stillWorks(sock, 1);
+  });
+
+  it('in a batch, a frame nested too deep is refused by its id and the frames beside it run', async () => {
+    const { sock } = await connect();
+    const deep = call({ id: 'batch-deep' }).replace(/}$/, `,"state":${deepJson(50_000)}}`);
+    sock.send(`[${call({ id: 'batch-a' })},${deep},${call({ id: 'batch-b' })}]`);
+    const [a, refused, b] = await Promise.all(['batch-a', 'batch-deep', 'batch-b'].map((id) => callResponse(sock, id)));
+    expect(a).toMatchObject({ ok: true });
+    expect(refused!.ok).toBe(false);
+    expect(refused!.error.code).toBe('bad_frame');
+    expect(b).toMatchObject({ ok: true });
   });
 });
 

@@ -7,6 +7,7 @@
 import { DEFAULTS } from './limits.js';
 import { MAX_STATE_DEPTH } from './wire.js';
 import { ProtocolError } from './errors.js';
+import { arrayElements, nestsDeeperThan, topLevelStrings } from './nesting.js';
 import { decodeStreamFrame, STREAM_TYPES, type StreamFrame } from './stream-frames.js';
 
 export type * from './stream-frames.js';
@@ -133,18 +134,6 @@ export function readCallId(frame: Record<string, unknown>, maxLength: number = D
   return typeof id === 'string' && id.length > 0 && id.length <= maxLength ? id : undefined;
 }
 
-/** True if `value` (parsed JSON, so a tree) nests objects or arrays deeper than `max`. Iterative: no stack overflow. */
-function nestedDeeperThan(value: unknown, max: number): boolean {
-  const stack: Array<[unknown, number]> = [[value, 1]];
-  while (stack.length > 0) {
-    const [node, depth] = stack.pop()!;
-    if (typeof node !== 'object' || node === null) continue;
-    if (depth > max) return true;
-    for (const child of Object.values(node)) stack.push([child, depth + 1]);
-  }
-  return false;
-}
-
 /** A short description of a value for an error message; never calls the value's own toString (it may not be callable). */
 function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value.slice(0, 40));
@@ -159,12 +148,20 @@ function fieldError(type: string, field: string, expected: string): ProtocolErro
 /** A ProtocolError from `decodeClientFrame`, with what could still be read of the frame. */
 export type FrameError = ProtocolError & { callId?: string; frameType?: string };
 
+/** Deepest JSON nesting of one frame from a client: the frame's object, and in it `state`, at most MAX_STATE_DEPTH levels. */
+export const MAX_FRAME_DEPTH = MAX_STATE_DEPTH + 1;
+
+/** A frame found nested too deep before parsing: only its top-level `id` and `type` were read, so it can still be answered. */
+class TooDeepFrame {
+  constructor(readonly peeked: Record<string, string>) {}
+}
+
 /**
  * Parses and validates a frame from a client. Throws `ProtocolError`; when the
  * frame had a usable call id, `error.callId` lets the gateway answer that call.
  */
 export function decodeClientFrame(text: string, maxIdLength: number = DEFAULTS.maxCallIdLength): ClientFrame {
-  return checkClientFrame(parseJson(text), maxIdLength);
+  return checkClientFrame(nestsDeeperThan(text, MAX_FRAME_DEPTH) ? tooDeep(text, 0, text.length) : parseJson(text), maxIdLength);
 }
 
 /** Most frames one batch (a message that is a JSON array of frames) may carry, either way. */
@@ -174,27 +171,58 @@ export const MAX_BATCH_FRAMES = 256;
  * A message, either way: one frame (a JSON object), or a batch of them (a
  * JSON array of 1 to MAX_BATCH_FRAMES), parsed but not yet checked: check
  * each element (checkClientFrame, or decodeServerMessage for the client).
- * Throws ProtocolError for anything else.
+ * Throws ProtocolError for anything else. With `maxDepth` (a client's
+ * message, read by the gateway), a frame nested deeper is not parsed at all:
+ * it comes out as a value checkClientFrame refuses, with its id.
  */
-export function parseMessage(text: string): { values: unknown[]; batch: boolean } {
+export function parseMessage(text: string, maxDepth?: number): { values: unknown[]; batch: boolean } {
+  if (maxDepth !== undefined) {
+    const batch = firstCharCode(text) === 0x5b;
+    if (nestsDeeperThan(text, batch ? maxDepth + 1 : maxDepth)) return batch ? tooDeepBatch(text, maxDepth) : { values: [tooDeep(text, 0, text.length)], batch: false };
+  }
   const value = parseJson(text);
   if (!Array.isArray(value)) return { values: [value], batch: false };
-  if (value.length === 0 || value.length > MAX_BATCH_FRAMES) {
-    throw new ProtocolError(`A batch must hold 1 to ${MAX_BATCH_FRAMES} frames; this one held ${value.length}.`, 'bad_frame');
+  return { values: checkBatchLength(value), batch: true };
+}
+
+function checkBatchLength<T>(values: T[]): T[] {
+  if (values.length === 0 || values.length > MAX_BATCH_FRAMES) {
+    throw new ProtocolError(`A batch must hold 1 to ${MAX_BATCH_FRAMES} frames; this one held ${values.length > MAX_BATCH_FRAMES ? `more than ${MAX_BATCH_FRAMES}` : 'none'}.`, 'bad_frame');
   }
-  return { values: value, batch: true };
+  return values;
+}
+
+/** A batch with a frame too deep: each element is measured and parsed alone, so the others are still read and answered. */
+function tooDeepBatch(text: string, maxDepth: number): { values: unknown[]; batch: true } {
+  const spans = arrayElements(text, MAX_BATCH_FRAMES);
+  if (spans === undefined) throw new ProtocolError('Frame is not valid JSON; send a JSON object with a "type" field.', 'bad_json');
+  const values = checkBatchLength(spans).map(([start, end, depth]) => (depth > maxDepth ? tooDeep(text, start, end) : parseJson(text.slice(start, end))));
+  return { values, batch: true };
+}
+
+function tooDeep(text: string, start: number, end: number): TooDeepFrame {
+  return new TooDeepFrame(topLevelStrings(text, start, end, ['id', 'type'], 1024));
+}
+
+function firstCharCode(text: string): number {
+  let i = 0;
+  while (i < text.length && (text.charCodeAt(i) === 0x20 || text.charCodeAt(i) === 0x0a || text.charCodeAt(i) === 0x0d || text.charCodeAt(i) === 0x09)) i++;
+  return text.charCodeAt(i);
 }
 
 /** Checks one parsed frame from a client, as decodeClientFrame does (the same errors). */
 export function checkClientFrame(value: unknown, maxIdLength: number = DEFAULTS.maxCallIdLength): ClientFrame {
-  if (!isObject(value)) throw new ProtocolError('Frame must be a JSON object with a "type" field.', 'bad_frame');
-  const frame = value;
+  const frame = value instanceof TooDeepFrame ? value.peeked : value;
+  if (!isObject(frame)) throw new ProtocolError('Frame must be a JSON object with a "type" field.', 'bad_frame');
   const id = readCallId(frame, maxIdLength);
   const fail = (error: ProtocolError): never => {
     if (id !== undefined) (error as FrameError).callId = id;
     (error as FrameError).frameType = typeof frame.type === 'string' ? frame.type.slice(0, 40) : undefined;
     throw error;
   };
+  if (value instanceof TooDeepFrame) {
+    fail(new ProtocolError(`Frame nests JSON more than ${MAX_FRAME_DEPTH} levels deep; only "state" may nest, at most ${MAX_STATE_DEPTH} levels.`, 'bad_frame'));
+  }
   if (frame.type === 'call') {
     if (id === undefined) fail(fieldError('call', 'id', `a non-empty string of at most ${maxIdLength} characters`));
     const to = frame.to;
@@ -204,7 +232,6 @@ export function checkClientFrame(value: unknown, maxIdLength: number = DEFAULTS.
     if (typeof frame.method !== 'string' || !METHOD_RE.test(frame.method)) fail(fieldError('call', 'method', 'a method name (identifier characters, at most 100)'));
     if (typeof frame.args !== 'string') fail(fieldError('call', 'args', 'a codec string of the argument array'));
     if (frame.state !== undefined && !isObject(frame.state)) fail(fieldError('call', 'state', 'a JSON object'));
-    if (frame.state !== undefined && nestedDeeperThan(frame.state, MAX_STATE_DEPTH)) fail(fieldError('call', 'state', `nested at most ${MAX_STATE_DEPTH} levels deep`));
     if (frame.timeoutMs !== undefined && !(Number.isInteger(frame.timeoutMs) && (frame.timeoutMs as number) > 0 && (frame.timeoutMs as number) <= 86_400_000)) {
       fail(fieldError('call', 'timeoutMs', 'a whole number of milliseconds from 1 to 86400000'));
     }

@@ -103,7 +103,7 @@ export function useTestMesh(options?: Parameters<typeof startTestMesh>[0]): { re
   return suite;
 }
 
-/** A raw protocol-level socket, for tests that must see exact frames and close codes. */
+/** A raw protocol-level socket, for tests that must see exact frames and close codes. `frames` holds a batch's frames one by one. */
 export class RawSocket {
   readonly ws: WebSocket;
   readonly frames: Array<Record<string, unknown>> = [];
@@ -122,14 +122,17 @@ export class RawSocket {
     this.ws.on('message', (data, isBinary) => {
       const text = isBinary ? '' : data.toString();
       this.raw.push(text);
-      let frame: Record<string, unknown>;
+      let value: Record<string, unknown> | Array<Record<string, unknown>>;
       try {
-        frame = JSON.parse(text);
+        value = JSON.parse(text);
       } catch {
-        frame = { type: '__text', text };
+        value = { type: '__text', text };
       }
-      this.frames.push(frame);
-      this.#waiters = this.#waiters.filter((w) => (w.test(frame) ? (w.resolve(frame), false) : true));
+      // a batch from the gateway is its frames, one after another (`raw` keeps the messages)
+      for (const frame of Array.isArray(value) ? value : [value]) {
+        this.frames.push(frame);
+        this.#waiters = this.#waiters.filter((w) => (w.test(frame) ? (w.resolve(frame), false) : true));
+      }
     });
   }
 

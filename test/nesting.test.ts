@@ -1,0 +1,162 @@
+/**
+ * Nesting read from JSON text before it is parsed (src/protocol/nesting.ts),
+ * and how the gateway's message reader uses it: a frame nested too deep is
+ * never handed to JSON.parse, yet its call is still answered by id.
+ */
+import fc from 'fast-check';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { checkClientFrame, MAX_BATCH_FRAMES, MAX_FRAME_DEPTH, parseMessage, type FrameError } from '../src/protocol/frames.js';
+import { arrayElements, nestsDeeperThan, topLevelStrings } from '../src/protocol/nesting.js';
+import { MAX_STATE_DEPTH } from '../src/protocol/wire.js';
+
+/** Depth of a parsed JSON value, the reference the text scan must agree with. */
+function depthOf(value: unknown): number {
+  if (typeof value !== 'object' || value === null) return 0;
+  return 1 + Math.max(0, ...Object.values(value).map(depthOf));
+}
+
+const deep = (levels: number, leaf = '1'): string => '['.repeat(levels) + leaf + ']'.repeat(levels);
+const call = (id: string, extra = ''): string => `{"type":"call","id":${JSON.stringify(id)},"to":{"binding":"COUNTER","instance":"x"},"method":"increment","args":"[[]]"${extra}}`;
+
+afterEach(() => vi.restoreAllMocks());
+
+describe('nestsDeeperThan', () => {
+  it('agrees with the depth of the parsed value, for any JSON', () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 12 }), fc.integer({ min: 0, max: 14 }), (value, max) => {
+        const text = JSON.stringify(value);
+        expect(nestsDeeperThan(text, max)).toBe(depthOf(value) > max);
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it('skips brackets inside strings, escaped quotes and runs of backslashes', () => {
+    expect(nestsDeeperThan(JSON.stringify({ a: '[[[[{{{{' }), 1)).toBe(false);
+    expect(nestsDeeperThan(JSON.stringify({ a: 'say \\"[[[[" \\\\' }), 1)).toBe(false);
+    expect(nestsDeeperThan(JSON.stringify(['\\', [['x']]]), 2)).toBe(true);
+    expect(nestsDeeperThan(JSON.stringify(['\\\\"', '[', [['x']]]), 3)).toBe(false);
+  });
+
+  it('reads a span of the text only', () => {
+    const text = `[${deep(5)},${deep(2)}]`;
+    const [first, second] = arrayElements(text, 10)!;
+    expect([first![2], second![2]]).toEqual([5, 2]);
+    expect(nestsDeeperThan(text, 4, first![0], first![1])).toBe(true);
+    expect(nestsDeeperThan(text, 4, second![0], second![1])).toBe(false);
+  });
+
+  it('an unterminated string ends the scan, found not too deep (JSON.parse refuses the text)', () => {
+    expect(nestsDeeperThan('[["' + '['.repeat(100), 3)).toBe(false);
+  });
+});
+
+describe('arrayElements', () => {
+  it('splits a top-level array at its own commas only', () => {
+    const text = ' [ {"a":[1,2]} , "x,]" ,[3] ] ';
+    expect(arrayElements(text, 10)!.map(([s, e]) => JSON.parse(text.slice(s, e)))).toEqual([{ a: [1, 2] }, 'x,]', [3]]);
+  });
+
+  it('gives each element’s depth, as the parsed element has it, for any JSON array', () => {
+    fc.assert(
+      fc.property(fc.array(fc.jsonValue({ maxDepth: 8 }), { minLength: 1, maxLength: 8 }), (values) => {
+        const text = JSON.stringify(values, null, values.length % 2 === 0 ? 1 : undefined);
+        const elements = arrayElements(text, 100)!;
+        expect(elements.map(([start, end]) => JSON.parse(text.slice(start, end)))).toEqual(values);
+        expect(elements.map(([, , depth]) => depth)).toEqual(values.map(depthOf));
+      }),
+      { numRuns: 1_000 },
+    );
+  });
+
+  it('an empty array has no elements; text after the array, or no closing bracket, is no array', () => {
+    expect(arrayElements('[ ]', 10)).toEqual([]);
+    expect(arrayElements('[1] x', 10)).toBeUndefined();
+    expect(arrayElements('[1,[2]', 10)).toBeUndefined();
+  });
+
+  it('stops reading past `most` + 1 elements', () => {
+    const spans = arrayElements(`[${'1,'.repeat(1_000)}1]`, 3)!;
+    expect(spans).toHaveLength(4);
+  });
+});
+
+describe('topLevelStrings', () => {
+  it('reads only the object’s own keys, the last one winning as in JSON.parse', () => {
+    const text = '{"state":{"id":"inner","type":"x"},"id":"first","type":"call","id":"k\\u0031"}';
+    expect(topLevelStrings(text, 0, text.length, ['id', 'type'], 100)).toEqual({ id: 'k1', type: 'call' });
+  });
+
+  it('leaves out values that are not strings, and strings longer than asked', () => {
+    const text = `{"id":5,"type":${JSON.stringify('t'.repeat(50))},"x":"id"}`;
+    expect(topLevelStrings(text, 0, text.length, ['id', 'type'], 10)).toEqual({});
+  });
+
+  it('a string value after a nested value is not taken for the key’s value', () => {
+    const text = '{"id":{"a":1},"b":"c","type":"call"}';
+    expect(topLevelStrings(text, 0, text.length, ['id', 'type'], 10)).toEqual({ type: 'call' });
+  });
+});
+
+describe('parseMessage with a depth bound (the gateway reading a client)', () => {
+  const refusal = (value: unknown): FrameError => {
+    try {
+      checkClientFrame(value);
+    } catch (error) {
+      return error as FrameError;
+    }
+    throw new Error('the frame was accepted');
+  };
+
+  it(`a call with state ${MAX_STATE_DEPTH} levels deep is parsed; one level more is refused with its id, never parsed`, () => {
+    const ok = parseMessage(call('c1', `,"state":${'{"a":'.repeat(MAX_STATE_DEPTH)}1${'}'.repeat(MAX_STATE_DEPTH)}`), MAX_FRAME_DEPTH);
+    expect(checkClientFrame(ok.values[0])).toMatchObject({ type: 'call', id: 'c1' });
+    const parse = vi.spyOn(JSON, 'parse');
+    const tooDeep = parseMessage(call('c2', `,"state":${'{"a":'.repeat(MAX_STATE_DEPTH + 1)}1${'}'.repeat(MAX_STATE_DEPTH + 1)}`), MAX_FRAME_DEPTH);
+    const error = refusal(tooDeep.values[0]);
+    expect(error).toMatchObject({ code: 'bad_frame', callId: 'c2', frameType: 'call' });
+    expect(error.message).toContain('"state"');
+    // only the short strings of id and type were parsed, never the frame
+    expect(parse.mock.calls.every(([text]) => (text as string).length < 10)).toBe(true);
+  });
+
+  it('a MiB of brackets costs one linear scan, not a parse', () => {
+    const parse = vi.spyOn(JSON, 'parse');
+    for (const text of ['['.repeat(1 << 20), deep(1 << 19), '{"a":'.repeat(200_000), call('c3', `,"x":${deep(500_000)}`)]) {
+      const refused = (() => {
+        try {
+          return refusal(parseMessage(text, MAX_FRAME_DEPTH).values[0]);
+        } catch (error) {
+          return error as FrameError;
+        }
+      })();
+      expect(refused.code).toMatch(/^bad_(frame|json)$/);
+    }
+    expect(parse.mock.calls.every(([text]) => (text as string).length < 10)).toBe(true);
+  });
+
+  it('a batch with one frame too deep: the others are parsed and checked, the deep one refused by its id', () => {
+    const text = `[${call('b1')},${call('b2', `,"state":{"a":${deep(100)}}`)},${call('b3')}]`;
+    const { values, batch } = parseMessage(text, MAX_FRAME_DEPTH);
+    expect(batch).toBe(true);
+    expect(checkClientFrame(values[0])).toMatchObject({ id: 'b1' });
+    expect(refusal(values[1])).toMatchObject({ callId: 'b2', frameType: 'call', code: 'bad_frame' });
+    expect(checkClientFrame(values[2])).toMatchObject({ id: 'b3' });
+  });
+
+  it('a batch is allowed one level more than a frame, for its own array', () => {
+    const state = `,"state":${'{"a":'.repeat(MAX_STATE_DEPTH)}1${'}'.repeat(MAX_STATE_DEPTH)}`;
+    const { values } = parseMessage(`[${call('d1', state)}]`, MAX_FRAME_DEPTH);
+    expect(checkClientFrame(values[0])).toMatchObject({ id: 'd1' });
+  });
+
+  it('a deep batch of too many frames, or not valid JSON, is refused whole', () => {
+    expect(() => parseMessage(`[${`${call('x')},`.repeat(MAX_BATCH_FRAMES)}${deep(100)}]`, MAX_FRAME_DEPTH)).toThrow(/1 to 256 frames/);
+    expect(() => parseMessage(`[${call('x')},${deep(100)}`, MAX_FRAME_DEPTH)).toThrow(/not valid JSON/);
+    expect(() => parseMessage(`[${call('x')},${deep(100)},]`, MAX_FRAME_DEPTH)).toThrow(/not valid JSON/);
+  });
+
+  it('without a bound (the client reading its gateway) nothing is scanned', () => {
+    expect(parseMessage(deep(100)).values[0]).toBeInstanceOf(Array);
+  });
+});
