@@ -11,6 +11,7 @@ import { EvictionWatcher } from '../scripts/eviction.mjs';
 import type { StreamDO } from './fixtures/streams-worker.js';
 import { useStreamMesh } from './support/stream-mesh.js';
 import { waitFor } from './support/mesh.js';
+import { createNetwork } from './support/network.js';
 
 const suite = useStreamMesh();
 const { connected } = suite;
@@ -35,6 +36,23 @@ describe('AbortSignal on a call', () => {
     await waitFor(async () => (await node.progress('plain'))?.finalized, 'the node to see the abort');
     expect(await node.progress('plain')).toMatchObject({ aborted: true, abortReason: 'CancelledError' });
     await waitFor(async () => (await gatewayMemory(client.instanceName!)).running === 0, 'the gateway to free the call');
+  });
+
+  it('aborted while the connection is down: the cancel goes after the reconnect, and the node sees its signal abort', async () => {
+    const network = createNetwork();
+    const client = await connected('cid', { WebSocket: network.WebSocket });
+    const node = client.node<StreamDO>('STREAMS', 'cancel-offline');
+    const controller = new AbortController();
+    const call = client.node<StreamDO>('STREAMS', 'cancel-offline', { signal: controller.signal }).waitForCancel('offline', 20_000);
+    await waitFor(async () => (await node.progress('offline')) !== undefined, 'the method to start');
+    network.offline = true;
+    network.drop();
+    await waitFor(() => client.state !== 'connected', 'the client to see the drop');
+    controller.abort();
+    expect(await call.catch((e: unknown) => e)).toBeInstanceOf(CancelledError);
+    network.offline = false;
+    await waitFor(async () => (await node.progress('offline'))?.finalized, 'the node to see the abort after the reconnect');
+    expect(await node.progress('offline')).toMatchObject({ aborted: true });
   });
 
   it('a signal aborted before the call sends nothing and rejects at once', async () => {

@@ -30,6 +30,8 @@ export interface FrameLimits {
 export interface HeldFrameHooks {
   wanted?(): boolean;
   dropped?(): void;
+  /** set by the pacer: true while the frame is held back, not yet sent */
+  held?: boolean;
 }
 
 export class FramePacer {
@@ -87,6 +89,7 @@ export class FramePacer {
     if (!this.#open()) return false;
     if (this.held === 0 && this.#take()) return this.#send(text);
     this.#held.push({ text, hooks });
+    if (hooks) hooks.held = true;
     this.#arm();
     return true;
   }
@@ -98,7 +101,11 @@ export class FramePacer {
     this.#head = 0;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
-    for (const frame of held) frame.hooks?.dropped?.();
+    for (const { hooks } of held) {
+      if (!hooks) continue;
+      hooks.held = false;
+      hooks.dropped?.();
+    }
   }
 
   #take(): boolean {
@@ -123,14 +130,16 @@ export class FramePacer {
     this.#timer = undefined;
     if (!this.#open()) return this.dropHeld();
     while (this.held > 0) {
-      const next = this.#held[this.#head]!;
-      if (next.hooks?.wanted && !next.hooks.wanted()) {
+      const { text, hooks } = this.#held[this.#head]!;
+      if (hooks?.wanted && !hooks.wanted()) {
         this.#head++;
+        hooks.held = false;
         continue;
       }
       if (!this.#take()) break;
       this.#head++;
-      if (!this.#send(next.text)) next.hooks?.dropped?.();
+      if (hooks) hooks.held = false;
+      if (!this.#send(text)) hooks?.dropped?.();
     }
     if (this.held === 0) {
       this.#held = [];

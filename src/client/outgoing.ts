@@ -44,6 +44,8 @@ interface OutgoingCall {
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
   window: number;
+  /** the hooks of the call's first send: while the pacer holds it, the gateway has not heard of the call */
+  firstSend?: HeldFrameHooks;
 }
 
 export class OutgoingCalls {
@@ -52,6 +54,8 @@ export class OutgoingCalls {
   readonly #idPrefix = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}-`;
   #nextId = 0;
   #queued = 0;
+  /** ids of cancelled calls whose `cancel` did not reach the socket (it was down, or the frame was held when it went): sent after the reconnect */
+  readonly #cancelsToSend = new Set<string>();
   /** the incarnation of the gateway the current socket talks to */
   epoch: string | undefined;
   /** the smaller of this client's frame limit and the gateway's (from connection_status) */
@@ -97,18 +101,19 @@ export class OutgoingCalls {
         return;
       }
       // A frame the pacer holds back goes only if the call is still waiting by then (not timed out or cancelled).
-      const sent = send(frame, this.#heldHooks(id, true));
+      const firstSend = this.#heldHooks(id, true);
+      const sent = send(frame, firstSend);
       if (!sent && this.#queued >= this.maxQueued) {
         reject(new LimitExceededError('maxQueuedCalls', this.maxQueued, 'the client is not connected and its queue is full; wait for the connection or raise maxQueuedCalls.'));
         return;
       }
       const timer = setTimeout(() => this.#settle(id, (call) => call.reject(new CallTimeoutError(method, ms))), ms);
-      // Rejects at once; a call already sent is cancelled at the gateway too (a queued one is simply never sent).
+      // Rejects at once; a call already sent is cancelled at the gateway too (a queued or still held one is simply never sent).
       const onAbort = signal && ((): void => this.#settle(id, (call) => {
-        if (call.sent) send(encodeFrame({ type: 'cancel', id }));
+        if (call.sent && call.firstSend?.held !== true) this.#sendCancel(id, send);
         call.reject(new CancelledError(method, signal.reason));
       }));
-      this.#calls.set(id, { method, body, frame, sent, sentEpoch: this.epoch, resolve, reject, timer, signal, onAbort, window });
+      this.#calls.set(id, { method, body, frame, sent, sentEpoch: this.epoch, resolve, reject, timer, signal, onAbort, window, ...(sent ? { firstSend } : {}) });
       signal?.addEventListener('abort', onAbort!, { once: true });
       if (!sent) this.#queued++;
     });
@@ -125,6 +130,15 @@ export class OutgoingCalls {
         call.reject(error);
       }
     });
+  }
+
+  /** A `cancel` that cannot leave now (no socket, or held back when the socket went) goes after the reconnect; at most maxQueuedCalls wait. */
+  #sendCancel(id: string, send: SendFrame): void {
+    const later = (): void => {
+      if (this.#cancelsToSend.size >= this.maxQueued) this.#cancelsToSend.delete(this.#cancelsToSend.values().next().value!);
+      this.#cancelsToSend.add(id);
+    };
+    if (!send(encodeFrame({ type: 'cancel', id }), { dropped: later })) later();
   }
 
   /** A held frame of call `id` goes only while the call waits; if it was the call's first send and is dropped unsent, the call is queued again. */
@@ -150,15 +164,21 @@ export class OutgoingCalls {
    * (`subscriptionRequired`), calls already sent fail with `lostError` here.
    */
   flush(send: SendFrame, subscriptionRequired: boolean, lostError: (method: string) => Error): void {
+    // A gateway without memory of this client knows none of the calls these would cancel.
+    const cancels = subscriptionRequired ? [] : [...this.#cancelsToSend];
+    this.#cancelsToSend.clear();
+    for (const id of cancels) this.#sendCancel(id, send);
     for (const [id, call] of this.#calls) {
       if (call.sent && subscriptionRequired) {
         this.#settle(id, (c) => c.reject(lostError(c.method)));
         continue;
       }
       const text = call.sent && call.sentEpoch !== undefined ? encodeFrame({ ...call.body, resentFrom: call.sentEpoch }) : call.frame;
-      if (!send(text, this.#heldHooks(id, !call.sent))) return;
+      const hooks = this.#heldHooks(id, !call.sent);
+      if (!send(text, hooks)) return;
       if (call.sent) call.resent = true;
       if (!call.sent) {
+        call.firstSend = hooks;
         call.sent = true;
         call.sentEpoch = this.epoch;
         this.#queued--;
