@@ -51,6 +51,35 @@ async function graceOver(instanceName: string, since: number): Promise<void> {
 }
 
 describe('topic history', () => {
+  it('reading topics never published to writes nothing: 40 names leave one row (their shared epoch), and the first publication recovers', async () => {
+    const ann = await mesh.client('hist-rows');
+    const room = ann.node<Topic>('TOPIC', 'history-rows');
+    const positions = [];
+    for (let i = 0; i < 40; i++) positions.push(await room.joinFrom('kept', `never-${i}`));
+    expect(new Set(positions.map((p) => p.epoch)).size).toBe(1);
+    expect(positions.every((p) => p.offset === 0 && p.recovered === false)).toBe(true);
+    expect(await room.historyTopicRows('kept')).toBe(1);
+    // the first publication takes that epoch, so a client that joined before it recovers it
+    const { epoch } = positions[7]!;
+    expect((await room.publish('kept', 'never-7', 'first')).epoch).toBe(epoch);
+    const recovered = await room.joinFrom('kept', 'never-7', { offset: 0, epoch });
+    expect(recovered).toMatchObject({ recovered: true, offset: 1 });
+    expect(recovered.publications.map((p) => p.data)).toEqual(['first']);
+    expect(await room.historyTopicRows('kept')).toBe(2);
+  });
+
+  it('after clear, a position of the earlier history never matches the next one', async () => {
+    const ann = await mesh.client('hist-clear');
+    const room = ann.node<Topic>('TOPIC', 'history-clear');
+    for (let i = 1; i <= 3; i++) await room.publish('kept', 'again', i);
+    const before = await room.joinFrom('kept', 'again');
+    await room.clearHistory('kept', 'again');
+    for (let i = 1; i <= 5; i++) await room.publish('kept', 'again', i * 10);
+    const after = await room.joinFrom('kept', 'again', { offset: 3, epoch: before.epoch });
+    expect(after).toMatchObject({ recovered: false, publications: [], offset: 5 });
+    expect(after.epoch).not.toBe(before.epoch);
+  });
+
   it('gives offsets in order and recovers exactly what was missed, or says it cannot', async () => {
     const ann = await mesh.client('hist-ann');
     const room = ann.node<Topic>('TOPIC', 'history-units');

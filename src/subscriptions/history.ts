@@ -60,6 +60,7 @@ function newEpoch(): string {
 export class TopicHistory {
   readonly #sql: SqlStorage;
   readonly #table: string;
+  #unpublished: string | undefined;
   readonly limits: Limits;
 
   /** `table` is checked by the caller (SubscriptionStore's rule); two tables are made: `{table}` and `{table}_topics`. */
@@ -72,25 +73,46 @@ export class TopicHistory {
       PRIMARY KEY (topic, seq)) WITHOUT ROWID`);
   }
 
-  /** The topic's epoch and last offset; a topic never published to gets its epoch now, at offset 0. */
+  /**
+   * The topic's epoch and last offset. A topic never published to is at
+   * offset 0 of the epoch every such topic shares, which its first
+   * publication takes: reading writes nothing, so subscribing to names never
+   * published leaves no rows behind.
+   */
   position(topic: string): TopicPosition {
     const row = this.#sql.exec<{ epoch: string; last_offset: number }>(`SELECT epoch, last_offset FROM ${this.#table}_topics WHERE topic = ?`, topic).toArray()[0];
-    if (row) return { epoch: row.epoch, offset: row.last_offset };
+    return row ? { epoch: row.epoch, offset: row.last_offset } : { epoch: this.#unpublishedEpoch(), offset: 0 };
+  }
+
+  /**
+   * The epoch of topics not yet published to, kept in the row of topic ''
+   * (never a topic's name): made once per table, and made anew by clear(),
+   * so a position from a topic's earlier history never matches its next one.
+   */
+  #unpublishedEpoch(): string {
+    if (this.#unpublished !== undefined) return this.#unpublished;
+    const row = this.#sql.exec<{ epoch: string }>(`SELECT epoch FROM ${this.#table}_topics WHERE topic = ''`).toArray()[0];
+    if (row) return (this.#unpublished = row.epoch);
+    return this.#renewUnpublishedEpoch();
+  }
+
+  #renewUnpublishedEpoch(): string {
     const epoch = newEpoch();
-    this.#sql.exec(`INSERT INTO ${this.#table}_topics (topic, epoch, last_offset) VALUES (?, ?, 0)`, topic, epoch);
-    return { epoch, offset: 0 };
+    this.#sql.exec(`INSERT OR REPLACE INTO ${this.#table}_topics (topic, epoch, last_offset) VALUES ('', ?, 0)`, epoch);
+    return (this.#unpublished = epoch);
   }
 
   /** Stores `data` as the topic's next publication and prunes what is past the count or the age. */
   append<T>(topic: string, data: T, now = Date.now()): Publication<T> {
+    if (topic === '') throw new TypeError('A topic must be a string of at least 1 character.');
     const encoded = encodeValue(data);
     if (encoded.length > this.limits.maxRecoveryBytes) {
       throw new LimitExceededError('history.maxRecoveryBytes', this.limits.maxRecoveryBytes,
         `a publication of ${encoded.length} characters could never be recovered; publish less (an id the client fetches), or raise history.maxRecoveryBytes.`);
     }
-    const { epoch } = this.position(topic);
-    const { last_offset: offset } = this.#sql.exec<{ last_offset: number }>(
-      `UPDATE ${this.#table}_topics SET last_offset = last_offset + 1 WHERE topic = ? RETURNING last_offset`, topic).one();
+    const { epoch, last_offset: offset } = this.#sql.exec<{ epoch: string; last_offset: number }>(
+      `INSERT INTO ${this.#table}_topics (topic, epoch, last_offset) VALUES (?, ?, 1)
+       ON CONFLICT (topic) DO UPDATE SET last_offset = last_offset + 1 RETURNING epoch, last_offset`, topic, this.#unpublishedEpoch()).one();
     this.#sql.exec(`INSERT INTO ${this.#table} (topic, seq, at, data) VALUES (?, ?, ?, ?)`, topic, offset, now, encoded);
     this.#sql.exec(`DELETE FROM ${this.#table} WHERE topic = ? AND (seq <= ? OR at < ?)`, topic, offset - this.limits.maxCount, now - this.limits.maxAgeMs);
     return { topic, offset, epoch, at: now, data };
@@ -126,5 +148,6 @@ export class TopicHistory {
   clear(topic: string): void {
     this.#sql.exec(`DELETE FROM ${this.#table} WHERE topic = ?`, topic);
     this.#sql.exec(`DELETE FROM ${this.#table}_topics WHERE topic = ?`, topic);
+    this.#renewUnpublishedEpoch();
   }
 }
