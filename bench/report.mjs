@@ -75,12 +75,11 @@ const ROWS = {
   },
   supersede(s, row) {
     const { measured: m, baseline: b } = s;
-    row('open → old 4409 close p50 ms', m.closeAfterOpen.p50, null, null, m.closeAfterOpen.n);
-    row('open → old 4409 close p99 ms', m.closeAfterOpen.p99, null, null, null);
-    row('open → call on new socket p50 ms', m.followedCallAfterOpen.p50, null, null, null);
-    row('open → call on new socket p99 ms', m.followedCallAfterOpen.p99, null, null, null);
-    row('connect → old 4409 close p50 ms', m.closeAfterConnect.p50, null, null, null);
+    row('connect → old 4409 close p50 ms', m.closeAfterConnect.p50, null, null, m.closeAfterConnect.n);
+    row('connect → old 4409 close p99 ms', m.closeAfterConnect.p99, null, null, null);
     row('connect → call on new socket p50 ms', m.followedCallAfterConnect.p50, null, null, null);
+    row('old 4409 close ahead of new open p50 ms', m.closeBeforeOpen.p50, null, null, null);
+    row('new open → call on new socket p50 ms', m.followedCallAfterOpen.p50, null, null, null);
     row('connect → open p50 ms', m.connectToOpen.p50, b.p50, s.ratio.connectToOpen_p50, null);
     row('connect → open p99 ms', m.connectToOpen.p99, b.p99, s.ratio.connectToOpen_p99, null);
   },

@@ -19,10 +19,10 @@ function frameWaiter(socket) {
 export async function supersede({ mesh, n }) {
   const driver = await mesh.connect('driver');
   const bench = driver.node('BENCH', 'sup');
-  const closeAfterOpen = [];
+  const closeBeforeOpen = [];
   const closeAfterConnect = [];
   const followAfterConnect = [];
-  const supersededFrameAfterOpen = [];
+  const supersededFrameBeforeOpen = [];
   const followAfterOpen = [];
   const connectToOpen = [];
   const rawConnect = [];
@@ -70,28 +70,28 @@ export async function supersede({ mesh, n }) {
     await within(pendingCall, 5_000, 'call answered from the second socket');
     if (close.code !== 4409) throw new Error(`first socket closed with ${close.code}, expected 4409`);
     connectToOpen.push(second.openedAt - t0);
-    closeAfterOpen.push(close.at - second.openedAt);
+    closeBeforeOpen.push(second.openedAt - close.at);
     closeAfterConnect.push(close.at - t0);
     followAfterConnect.push(followedAt - t0);
-    if (supersededAt !== undefined) supersededFrameAfterOpen.push(supersededAt - second.openedAt);
+    if (supersededAt !== undefined) supersededFrameBeforeOpen.push(second.openedAt - supersededAt);
     followAfterOpen.push(followedAt - second.openedAt);
     first.terminate();
     second.terminate();
   });
   mesh.disconnect(driver);
-  const close = summary(closeAfterOpen);
+  const close = summary(closeAfterConnect);
   const open = summary(connectToOpen);
   const b = summary(rawConnect);
   return {
     scenario: 'supersede', unit: 'ms',
-    what: 'a second socket for the same identity: from its open to the first socket\'s 4409 close frame, and to the first DO → client call delivered on it (a call in flight on the first socket follows)',
+    what: 'a second socket for the same identity: from its connect to the first socket\'s 4409 close frame, and to the first DO → client call delivered on it (a call in flight on the first socket follows)',
     measured: {
-      closeAfterOpen: close, supersededFrameAfterOpen: summary(supersededFrameAfterOpen), followedCallAfterOpen: summary(followAfterOpen), connectToOpen: open,
-      closeAfterConnect: summary(closeAfterConnect), followedCallAfterConnect: summary(followAfterConnect),
+      closeAfterConnect: close, followedCallAfterConnect: summary(followAfterConnect), connectToOpen: open,
+      closeBeforeOpen: summary(closeBeforeOpen), supersededFrameBeforeOpen: summary(supersededFrameBeforeOpen), followedCallAfterOpen: summary(followAfterOpen),
     },
     baseline: { name: 'raw DO upgrade, connect → open', ...b },
     ratio: { connectToOpen_p50: ratio(open.p50, b.p50), connectToOpen_p99: ratio(open.p99, b.p99) },
     samples: { measured: close.n, baseline: b.n },
-    note: 'The gateway closes the old socket before it accepts the new one, so the 4409 close frame usually reaches the client before the new socket\'s open event (figures ≤ 0); the *AfterConnect figures count from the new socket\'s connect instead.',
+    note: 'The gateway closes the old socket before it accepts the new one, so the 4409 close frame reaches the client before the new socket\'s open event: *BeforeOpen is that lead (positive when the close comes first).',
   };
 }
