@@ -172,6 +172,17 @@ describe('a call with a usable id but a bad field is answered as a call, so the 
     await stillWorks(sock, 1);
   });
 
+  it('a frame of a MiB of small nested arrays (each cheap to send, costly to parse) is refused by its id, unparsed', async () => {
+    const { sock } = await connect();
+    const filler = `,"x":[${Array(40_000).fill('[[[[[[[1]]]]]]]').join(',')}]`;
+    sock.send(call({ id: 'many-arrays' }).replace(/}$/, `${filler}}`));
+    const { ok, error } = await callResponse(sock, 'many-arrays');
+    expect(ok).toBe(false);
+    expect(error.code).toBe('bad_frame');
+    expect(error.message).toContain('arrays and objects');
+    await stillWorks(sock, 1);
+  });
+
   it('in a batch, a frame nested too deep is refused by its id and the frames beside it run', async () => {
     const { sock } = await connect();
     const deep = call({ id: 'batch-deep' }).replace(/}$/, `,"state":${deepJson(50_000)}}`);

@@ -5,9 +5,15 @@
  */
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { checkClientFrame, MAX_BATCH_FRAMES, MAX_FRAME_DEPTH, parseMessage, type FrameError } from '../src/protocol/frames.js';
-import { arrayElements, nestsDeeperThan, topLevelStrings } from '../src/protocol/nesting.js';
+import { checkClientFrame, MAX_BATCH_FRAMES, MAX_FRAME_DEPTH, MAX_MESSAGE_CONTAINERS, parseMessage, type FrameError } from '../src/protocol/frames.js';
+import { arrayElements, nestingExceeds, topLevelStrings } from '../src/protocol/nesting.js';
 import { MAX_STATE_DEPTH } from '../src/protocol/wire.js';
+
+/** Arrays and objects in a parsed JSON value, counted as the text scan counts them. */
+function containersOf(value: unknown): number {
+  if (typeof value !== 'object' || value === null) return 0;
+  return 1 + Object.values(value).reduce((n: number, v) => n + containersOf(v), 0);
+}
 
 /** Depth of a parsed JSON value, the reference the text scan must agree with. */
 function depthOf(value: unknown): number {
@@ -20,34 +26,43 @@ const call = (id: string, extra = ''): string => `{"type":"call","id":${JSON.str
 
 afterEach(() => vi.restoreAllMocks());
 
-describe('nestsDeeperThan', () => {
+describe('nestingExceeds', () => {
   it('agrees with the depth of the parsed value, for any JSON', () => {
     fc.assert(
       fc.property(fc.jsonValue({ maxDepth: 12 }), fc.integer({ min: 0, max: 14 }), (value, max) => {
         const text = JSON.stringify(value);
-        expect(nestsDeeperThan(text, max)).toBe(depthOf(value) > max);
+        expect(nestingExceeds(text, max)).toBe(depthOf(value) > max);
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it('counts arrays and objects as the parsed value has them, for any JSON', () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 6 }), fc.integer({ min: 0, max: 40 }), (value, max) => {
+        expect(nestingExceeds(JSON.stringify(value), Infinity, max)).toBe(containersOf(value) > max);
       }),
       { numRuns: 2_000 },
     );
   });
 
   it('skips brackets inside strings, escaped quotes and runs of backslashes', () => {
-    expect(nestsDeeperThan(JSON.stringify({ a: '[[[[{{{{' }), 1)).toBe(false);
-    expect(nestsDeeperThan(JSON.stringify({ a: 'say \\"[[[[" \\\\' }), 1)).toBe(false);
-    expect(nestsDeeperThan(JSON.stringify(['\\', [['x']]]), 2)).toBe(true);
-    expect(nestsDeeperThan(JSON.stringify(['\\\\"', '[', [['x']]]), 3)).toBe(false);
+    expect(nestingExceeds(JSON.stringify({ a: '[[[[{{{{' }), 1)).toBe(false);
+    expect(nestingExceeds(JSON.stringify({ a: 'say \\"[[[[" \\\\' }), 1)).toBe(false);
+    expect(nestingExceeds(JSON.stringify(['\\', [['x']]]), 2)).toBe(true);
+    expect(nestingExceeds(JSON.stringify(['\\\\"', '[', [['x']]]), 3)).toBe(false);
   });
 
   it('reads a span of the text only', () => {
     const text = `[${deep(5)},${deep(2)}]`;
     const [first, second] = arrayElements(text, 10)!;
     expect([first![2], second![2]]).toEqual([5, 2]);
-    expect(nestsDeeperThan(text, 4, first![0], first![1])).toBe(true);
-    expect(nestsDeeperThan(text, 4, second![0], second![1])).toBe(false);
+    expect(nestingExceeds(text, 4, first![0], first![1])).toBe(true);
+    expect(nestingExceeds(text, 4, second![0], second![1])).toBe(false);
   });
 
   it('an unterminated string ends the scan, found not too deep (JSON.parse refuses the text)', () => {
-    expect(nestsDeeperThan('[["' + '['.repeat(100), 3)).toBe(false);
+    expect(nestingExceeds('[["' + '['.repeat(100), 3)).toBe(false);
   });
 });
 
@@ -62,8 +77,9 @@ describe('arrayElements', () => {
       fc.property(fc.array(fc.jsonValue({ maxDepth: 8 }), { minLength: 1, maxLength: 8 }), (values) => {
         const text = JSON.stringify(values, null, values.length % 2 === 0 ? 1 : undefined);
         const elements = arrayElements(text, 100)!;
-        expect(elements.map(([start, end]) => JSON.parse(text.slice(start, end)))).toEqual(values);
+        expect(elements.map(([start, end]) => JSON.parse(text.slice(start, end)))).toEqual(JSON.parse(text)); // -0 is written 0
         expect(elements.map(([, , depth]) => depth)).toEqual(values.map(depthOf));
+        expect(elements.map(([, , , containers]) => containers)).toEqual(values.map(containersOf));
       }),
       { numRuns: 1_000 },
     );
@@ -142,6 +158,30 @@ describe('parseMessage with a depth bound (the gateway reading a client)', () =>
     expect(checkClientFrame(values[0])).toMatchObject({ id: 'b1' });
     expect(refusal(values[1])).toMatchObject({ callId: 'b2', frameType: 'call', code: 'bad_frame' });
     expect(checkClientFrame(values[2])).toMatchObject({ id: 'b3' });
+  });
+
+  it(`a frame of ${MAX_MESSAGE_CONTAINERS + 1} shallow arrays is refused by its id, never parsed; ${MAX_MESSAGE_CONTAINERS - 1} and the frame itself pass`, () => {
+    const many = (n: number) => `,"x":[${Array.from({ length: n }, () => '[]').join(',')}]`;
+    // the frame object, the "x" array, `to`, and n more
+    expect(checkClientFrame(parseMessage(call('ok', many(MAX_MESSAGE_CONTAINERS - 3)), MAX_FRAME_DEPTH).values[0])).toMatchObject({ id: 'ok' });
+    const parse = vi.spyOn(JSON, 'parse');
+    const refused = refusal(parseMessage(call('many', many(MAX_MESSAGE_CONTAINERS - 2)), MAX_FRAME_DEPTH).values[0]);
+    expect(refused).toMatchObject({ code: 'bad_frame', callId: 'many', frameType: 'call' });
+    expect(refused.message).toContain(`${MAX_MESSAGE_CONTAINERS} arrays and objects`);
+    expect(parse.mock.calls.every(([text]) => (text as string).length < 10)).toBe(true);
+  });
+
+  it('a batch of 256 calls with small states is read whole; frames that would bring a batch past the bound are refused by id, in order', () => {
+    const state = ',"state":{"trace":{"id":"t"},"tags":["a","b"]}';
+    const full = parseMessage(`[${Array.from({ length: MAX_BATCH_FRAMES }, (_, i) => call(`s${i}`, state)).join(',')}]`, MAX_FRAME_DEPTH);
+    expect(full.values.map((v) => checkClientFrame(v).type)).toEqual(Array(MAX_BATCH_FRAMES).fill('call'));
+    // each frame opens itself, `to`, "x" and what "x" holds: a third of the bound
+    const third = `,"x":[${Array.from({ length: Math.floor(MAX_MESSAGE_CONTAINERS / 3) - 3 }, () => '{}').join(',')}]`;
+    const { values } = parseMessage(`[${['a', 'b', 'c', 'd'].map((id) => call(id, third)).join(',')}]`, MAX_FRAME_DEPTH);
+    expect(checkClientFrame(values[0])).toMatchObject({ id: 'a' });
+    expect(checkClientFrame(values[1])).toMatchObject({ id: 'b' });
+    expect(checkClientFrame(values[2])).toMatchObject({ id: 'c' });
+    expect(refusal(values[3])).toMatchObject({ callId: 'd', code: 'bad_frame' });
   });
 
   it('a batch is allowed one level more than a frame, for its own array', () => {

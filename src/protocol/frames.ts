@@ -7,7 +7,7 @@
 import { DEFAULTS } from './limits.js';
 import { MAX_STATE_DEPTH } from './wire.js';
 import { ProtocolError } from './errors.js';
-import { arrayElements, nestsDeeperThan, topLevelStrings } from './nesting.js';
+import { arrayElements, nestingExceeds, topLevelStrings } from './nesting.js';
 import { decodeStreamFrame, STREAM_TYPES, type StreamFrame } from './stream-frames.js';
 
 export type * from './stream-frames.js';
@@ -151,8 +151,15 @@ export type FrameError = ProtocolError & { callId?: string; frameType?: string }
 /** Deepest JSON nesting of one frame from a client: the frame's object, and in it `state`, at most MAX_STATE_DEPTH levels. */
 export const MAX_FRAME_DEPTH = MAX_STATE_DEPTH + 1;
 
-/** A frame found nested too deep before parsing: only its top-level `id` and `type` were read, so it can still be answered. */
-class TooDeepFrame {
+/**
+ * Most arrays and objects one message from a client opens, in all frames of
+ * a batch together (strings not counted). A call frame opens two, and more
+ * only for its `state`; JSON.parse spends most of its time building them.
+ */
+export const MAX_MESSAGE_CONTAINERS = 8192;
+
+/** A frame refused before parsing (too deep, or too many arrays and objects): only its top-level `id` and `type` were read, so it can still be answered. */
+class UnparsedFrame {
   constructor(readonly peeked: Record<string, string>) {}
 }
 
@@ -161,7 +168,7 @@ class TooDeepFrame {
  * frame had a usable call id, `error.callId` lets the gateway answer that call.
  */
 export function decodeClientFrame(text: string, maxIdLength: number = DEFAULTS.maxCallIdLength): ClientFrame {
-  return checkClientFrame(nestsDeeperThan(text, MAX_FRAME_DEPTH) ? tooDeep(text, 0, text.length) : parseJson(text), maxIdLength);
+  return checkClientFrame(nestingExceeds(text, MAX_FRAME_DEPTH, MAX_MESSAGE_CONTAINERS) ? unparsed(text, 0, text.length) : parseJson(text), maxIdLength);
 }
 
 /** Most frames one batch (a message that is a JSON array of frames) may carry, either way. */
@@ -172,13 +179,16 @@ export const MAX_BATCH_FRAMES = 256;
  * JSON array of 1 to MAX_BATCH_FRAMES), parsed but not yet checked: check
  * each element (checkClientFrame, or decodeServerMessage for the client).
  * Throws ProtocolError for anything else. With `maxDepth` (a client's
- * message, read by the gateway), a frame nested deeper is not parsed at all:
- * it comes out as a value checkClientFrame refuses, with its id.
+ * message, read by the gateway), a frame nested deeper, or past
+ * MAX_MESSAGE_CONTAINERS, is not parsed at all: it comes out as a value
+ * checkClientFrame refuses, with its id.
  */
 export function parseMessage(text: string, maxDepth?: number): { values: unknown[]; batch: boolean } {
   if (maxDepth !== undefined) {
     const batch = firstCharCode(text) === 0x5b;
-    if (nestsDeeperThan(text, batch ? maxDepth + 1 : maxDepth)) return batch ? tooDeepBatch(text, maxDepth) : { values: [tooDeep(text, 0, text.length)], batch: false };
+    if (nestingExceeds(text, batch ? maxDepth + 1 : maxDepth, batch ? MAX_MESSAGE_CONTAINERS + 1 : MAX_MESSAGE_CONTAINERS)) {
+      return batch ? boundedBatch(text, maxDepth) : { values: [unparsed(text, 0, text.length)], batch: false };
+    }
   }
   const value = parseJson(text);
   if (!Array.isArray(value)) return { values: [value], batch: false };
@@ -192,16 +202,25 @@ function checkBatchLength<T>(values: T[]): T[] {
   return values;
 }
 
-/** A batch with a frame too deep: each element is measured and parsed alone, so the others are still read and answered. */
-function tooDeepBatch(text: string, maxDepth: number): { values: unknown[]; batch: true } {
-  const spans = arrayElements(text, MAX_BATCH_FRAMES);
-  if (spans === undefined) throw new ProtocolError('Frame is not valid JSON; send a JSON object with a "type" field.', 'bad_json');
-  const values = checkBatchLength(spans).map(([start, end, depth]) => (depth > maxDepth ? tooDeep(text, start, end) : parseJson(text.slice(start, end))));
+/**
+ * A batch past a bound: each element is measured and parsed alone, in order,
+ * so the others are still read and answered; an element too deep, or one
+ * that would bring the batch past MAX_MESSAGE_CONTAINERS, is refused.
+ */
+function boundedBatch(text: string, maxDepth: number): { values: unknown[]; batch: true } {
+  const elements = arrayElements(text, MAX_BATCH_FRAMES);
+  if (elements === undefined) throw new ProtocolError('Frame is not valid JSON; send a JSON object with a "type" field.', 'bad_json');
+  let containers = 0;
+  const values = checkBatchLength(elements).map(([start, end, depth, opened]) => {
+    if (depth > maxDepth || containers + opened > MAX_MESSAGE_CONTAINERS) return unparsed(text, start, end);
+    containers += opened;
+    return parseJson(text.slice(start, end));
+  });
   return { values, batch: true };
 }
 
-function tooDeep(text: string, start: number, end: number): TooDeepFrame {
-  return new TooDeepFrame(topLevelStrings(text, start, end, ['id', 'type'], 1024));
+function unparsed(text: string, start: number, end: number): UnparsedFrame {
+  return new UnparsedFrame(topLevelStrings(text, start, end, ['id', 'type'], 1024));
 }
 
 function firstCharCode(text: string): number {
@@ -212,7 +231,7 @@ function firstCharCode(text: string): number {
 
 /** Checks one parsed frame from a client, as decodeClientFrame does (the same errors). */
 export function checkClientFrame(value: unknown, maxIdLength: number = DEFAULTS.maxCallIdLength): ClientFrame {
-  const frame = value instanceof TooDeepFrame ? value.peeked : value;
+  const frame = value instanceof UnparsedFrame ? value.peeked : value;
   if (!isObject(frame)) throw new ProtocolError('Frame must be a JSON object with a "type" field.', 'bad_frame');
   const id = readCallId(frame, maxIdLength);
   const fail = (error: ProtocolError): never => {
@@ -220,8 +239,9 @@ export function checkClientFrame(value: unknown, maxIdLength: number = DEFAULTS.
     (error as FrameError).frameType = typeof frame.type === 'string' ? frame.type.slice(0, 40) : undefined;
     throw error;
   };
-  if (value instanceof TooDeepFrame) {
-    fail(new ProtocolError(`Frame nests JSON more than ${MAX_FRAME_DEPTH} levels deep; only "state" may nest, at most ${MAX_STATE_DEPTH} levels.`, 'bad_frame'));
+  if (value instanceof UnparsedFrame) {
+    fail(new ProtocolError(`Frame nests JSON more than ${MAX_FRAME_DEPTH} levels deep, or opens more than ${MAX_MESSAGE_CONTAINERS} arrays and objects with the frames sent with it; `
+      + `only "state" may nest, at most ${MAX_STATE_DEPTH} levels: send a smaller state.`, 'bad_frame'));
   }
   if (frame.type === 'call') {
     if (id === undefined) fail(fieldError('call', 'id', `a non-empty string of at most ${maxIdLength} characters`));

@@ -40,6 +40,8 @@ export type Topic = {
   presenceLeave(topic: string): boolean;
   presenceSnapshot(topic: string): PresenceSnapshot & { version: number };
   presenceRows(): { members: number; versions: number };
+  historyTopicRows(set: 'kept' | 'brief'): number;
+  clearHistory(set: 'kept' | 'brief', topic: string): void;
   cursorJoin(topic: string, meta: unknown): PresenceSnapshot & { version: number };
   cursorSnapshot(topic: string): PresenceSnapshot & { version: number };
   joinRelayed(topic: string): string;
