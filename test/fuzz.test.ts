@@ -487,6 +487,16 @@ describe('the client state machine under random schedules', () => {
     }
   });
 
+  it('a repeated connection_status without a protocol, on the connected socket, is reported and ignored: the client does not stop as if the version changed', async () => {
+    vi.useFakeTimers();
+    // found by the schedule above (1 in ~1,500 schedules)
+    await runSchedule([
+      { k: 'open', subscriptionRequired: false },
+      { k: 'garbage', text: JSON.stringify({ type: 'connection_status', subscriptionRequired: false, instanceName: '', sub: '' }) },
+      { k: 'open', subscriptionRequired: false },
+    ]);
+  });
+
   it('reconnect() while the new socket is still connecting opens another and closes the one it replaces; the connected one stays until the newest connects', async () => {
     vi.useFakeTimers();
     FakeSocket.reset();

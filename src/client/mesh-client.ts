@@ -315,7 +315,10 @@ export class MeshClient<Handlers extends object = object> {
     switch (frame.type) {
       case 'connection_status': {
         // A server speaking a version this client does not is handled as its 4426: stop, say reload.
-        const problem = this.#versions.problem(frame, this.#sockets.get(socket)?.protocol);
+        // Only a socket's first status says that; a repeat is reported and ignored (connection.ts).
+        const { phase } = this.#connection;
+        const repeated = phase.name === 'connected' && phase.socket === socket;
+        const problem = repeated ? undefined : this.#versions.problem(frame, this.#sockets.get(socket)?.protocol);
         if (problem) this.#sockets.get(socket)?.close(WS_CLOSE_UNSUPPORTED_PROTOCOL, 'Unsupported protocol');
         return void this.#dispatch(problem ? { type: 'closed', socket, code: WS_CLOSE_UNSUPPORTED_PROTOCOL, reason: problem } : { type: 'status', socket, status: frame });
       }
