@@ -5,7 +5,8 @@
  */
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { checkClientFrame, MAX_BATCH_FRAMES, MAX_FRAME_DEPTH, MAX_MESSAGE_CONTAINERS, parseMessage, type FrameError } from '../src/protocol/frames.js';
+import { readClientMessage } from '../src/protocol/client-messages.js';
+import { checkClientFrame, MAX_BATCH_FRAMES, MAX_MESSAGE_CONTAINERS, parseMessage, type FrameError } from '../src/protocol/frames.js';
 import { arrayElements, nestingExceeds, topLevelStrings } from '../src/protocol/nesting.js';
 import { MAX_STATE_DEPTH } from '../src/protocol/wire.js';
 
@@ -114,7 +115,7 @@ describe('topLevelStrings', () => {
   });
 });
 
-describe('parseMessage with a depth bound (the gateway reading a client)', () => {
+describe('readClientMessage (the gateway reading a client)', () => {
   const refusal = (value: unknown): FrameError => {
     try {
       checkClientFrame(value);
@@ -125,10 +126,10 @@ describe('parseMessage with a depth bound (the gateway reading a client)', () =>
   };
 
   it(`a call with state ${MAX_STATE_DEPTH} levels deep is parsed; one level more is refused with its id, never parsed`, () => {
-    const ok = parseMessage(call('c1', `,"state":${'{"a":'.repeat(MAX_STATE_DEPTH)}1${'}'.repeat(MAX_STATE_DEPTH)}`), MAX_FRAME_DEPTH);
+    const ok = readClientMessage(call('c1', `,"state":${'{"a":'.repeat(MAX_STATE_DEPTH)}1${'}'.repeat(MAX_STATE_DEPTH)}`));
     expect(checkClientFrame(ok.values[0])).toMatchObject({ type: 'call', id: 'c1' });
     const parse = vi.spyOn(JSON, 'parse');
-    const tooDeep = parseMessage(call('c2', `,"state":${'{"a":'.repeat(MAX_STATE_DEPTH + 1)}1${'}'.repeat(MAX_STATE_DEPTH + 1)}`), MAX_FRAME_DEPTH);
+    const tooDeep = readClientMessage(call('c2', `,"state":${'{"a":'.repeat(MAX_STATE_DEPTH + 1)}1${'}'.repeat(MAX_STATE_DEPTH + 1)}`));
     const error = refusal(tooDeep.values[0]);
     expect(error).toMatchObject({ code: 'bad_frame', callId: 'c2', frameType: 'call' });
     expect(error.message).toContain('"state"');
@@ -141,7 +142,7 @@ describe('parseMessage with a depth bound (the gateway reading a client)', () =>
     for (const text of ['['.repeat(1 << 20), deep(1 << 19), '{"a":'.repeat(200_000), call('c3', `,"x":${deep(500_000)}`)]) {
       const refused = (() => {
         try {
-          return refusal(parseMessage(text, MAX_FRAME_DEPTH).values[0]);
+          return refusal(readClientMessage(text).values[0]);
         } catch (error) {
           return error as FrameError;
         }
@@ -153,7 +154,7 @@ describe('parseMessage with a depth bound (the gateway reading a client)', () =>
 
   it('a batch with one frame too deep: the others are parsed and checked, the deep one refused by its id', () => {
     const text = `[${call('b1')},${call('b2', `,"state":{"a":${deep(100)}}`)},${call('b3')}]`;
-    const { values, batch } = parseMessage(text, MAX_FRAME_DEPTH);
+    const { values, batch } = readClientMessage(text);
     expect(batch).toBe(true);
     expect(checkClientFrame(values[0])).toMatchObject({ id: 'b1' });
     expect(refusal(values[1])).toMatchObject({ callId: 'b2', frameType: 'call', code: 'bad_frame' });
@@ -163,9 +164,9 @@ describe('parseMessage with a depth bound (the gateway reading a client)', () =>
   it(`a frame of ${MAX_MESSAGE_CONTAINERS + 1} shallow arrays is refused by its id, never parsed; ${MAX_MESSAGE_CONTAINERS - 1} and the frame itself pass`, () => {
     const many = (n: number) => `,"x":[${Array.from({ length: n }, () => '[]').join(',')}]`;
     // the frame object, the "x" array, `to`, and n more
-    expect(checkClientFrame(parseMessage(call('ok', many(MAX_MESSAGE_CONTAINERS - 3)), MAX_FRAME_DEPTH).values[0])).toMatchObject({ id: 'ok' });
+    expect(checkClientFrame(readClientMessage(call('ok', many(MAX_MESSAGE_CONTAINERS - 3))).values[0])).toMatchObject({ id: 'ok' });
     const parse = vi.spyOn(JSON, 'parse');
-    const refused = refusal(parseMessage(call('many', many(MAX_MESSAGE_CONTAINERS - 2)), MAX_FRAME_DEPTH).values[0]);
+    const refused = refusal(readClientMessage(call('many', many(MAX_MESSAGE_CONTAINERS - 2))).values[0]);
     expect(refused).toMatchObject({ code: 'bad_frame', callId: 'many', frameType: 'call' });
     expect(refused.message).toContain(`${MAX_MESSAGE_CONTAINERS} arrays and objects`);
     expect(parse.mock.calls.every(([text]) => (text as string).length < 10)).toBe(true);
@@ -173,11 +174,11 @@ describe('parseMessage with a depth bound (the gateway reading a client)', () =>
 
   it('a batch of 256 calls with small states is read whole; frames that would bring a batch past the bound are refused by id, in order', () => {
     const state = ',"state":{"trace":{"id":"t"},"tags":["a","b"]}';
-    const full = parseMessage(`[${Array.from({ length: MAX_BATCH_FRAMES }, (_, i) => call(`s${i}`, state)).join(',')}]`, MAX_FRAME_DEPTH);
+    const full = readClientMessage(`[${Array.from({ length: MAX_BATCH_FRAMES }, (_, i) => call(`s${i}`, state)).join(',')}]`);
     expect(full.values.map((v) => checkClientFrame(v).type)).toEqual(Array(MAX_BATCH_FRAMES).fill('call'));
     // each frame opens itself, `to`, "x" and what "x" holds: a third of the bound
     const third = `,"x":[${Array.from({ length: Math.floor(MAX_MESSAGE_CONTAINERS / 3) - 3 }, () => '{}').join(',')}]`;
-    const { values } = parseMessage(`[${['a', 'b', 'c', 'd'].map((id) => call(id, third)).join(',')}]`, MAX_FRAME_DEPTH);
+    const { values } = readClientMessage(`[${['a', 'b', 'c', 'd'].map((id) => call(id, third)).join(',')}]`);
     expect(checkClientFrame(values[0])).toMatchObject({ id: 'a' });
     expect(checkClientFrame(values[1])).toMatchObject({ id: 'b' });
     expect(checkClientFrame(values[2])).toMatchObject({ id: 'c' });
@@ -186,17 +187,17 @@ describe('parseMessage with a depth bound (the gateway reading a client)', () =>
 
   it('a batch is allowed one level more than a frame, for its own array', () => {
     const state = `,"state":${'{"a":'.repeat(MAX_STATE_DEPTH)}1${'}'.repeat(MAX_STATE_DEPTH)}`;
-    const { values } = parseMessage(`[${call('d1', state)}]`, MAX_FRAME_DEPTH);
+    const { values } = readClientMessage(`[${call('d1', state)}]`);
     expect(checkClientFrame(values[0])).toMatchObject({ id: 'd1' });
   });
 
   it('a deep batch of too many frames, or not valid JSON, is refused whole', () => {
-    expect(() => parseMessage(`[${`${call('x')},`.repeat(MAX_BATCH_FRAMES)}${deep(100)}]`, MAX_FRAME_DEPTH)).toThrow(/1 to 256 frames/);
-    expect(() => parseMessage(`[${call('x')},${deep(100)}`, MAX_FRAME_DEPTH)).toThrow(/not valid JSON/);
-    expect(() => parseMessage(`[${call('x')},${deep(100)},]`, MAX_FRAME_DEPTH)).toThrow(/not valid JSON/);
+    expect(() => readClientMessage(`[${`${call('x')},`.repeat(MAX_BATCH_FRAMES)}${deep(100)}]`)).toThrow(/1 to 256 frames/);
+    expect(() => readClientMessage(`[${call('x')},${deep(100)}`)).toThrow(/not valid JSON/);
+    expect(() => readClientMessage(`[${call('x')},${deep(100)},]`)).toThrow(/not valid JSON/);
   });
 
-  it('without a bound (the client reading its gateway) nothing is scanned', () => {
+  it('parseMessage (the client reading its gateway) scans nothing', () => {
     expect(parseMessage(deep(100)).values[0]).toBeInstanceOf(Array);
   });
 });

@@ -4,7 +4,8 @@
  * a frame to act on or what to do instead.
  */
 import { WS_CLOSE_RATE_LIMITED, WS_CLOSE_TOO_LARGE } from '../protocol/close-codes.js';
-import { checkClientFrame, MAX_FRAME_DEPTH, parseMessage, type ClientFrame, type FrameError } from '../protocol/frames.js';
+import { readClientMessage } from '../protocol/client-messages.js';
+import { checkClientFrame, type ClientFrame, type FrameError } from '../protocol/frames.js';
 import type { GatewayConfig } from './config.js';
 import { FrameBuckets } from './frame-rate.js';
 import { sendError } from './sockets.js';
@@ -45,7 +46,7 @@ export class FrameIntake {
     }
     let parsed: { values: unknown[]; batch: boolean };
     try {
-      parsed = parseMessage(message, MAX_FRAME_DEPTH);
+      parsed = readClientMessage(message);
     } catch (error) {
       const problem = error as FrameError;
       sendError(ws, problem.code, problem.message);

@@ -7,7 +7,6 @@
 import { DEFAULTS } from './limits.js';
 import { MAX_STATE_DEPTH } from './wire.js';
 import { ProtocolError } from './errors.js';
-import { arrayElements, nestingExceeds, topLevelStrings } from './nesting.js';
 import { decodeStreamFrame, STREAM_TYPES, type StreamFrame } from './stream-frames.js';
 
 export type * from './stream-frames.js';
@@ -120,7 +119,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function parseJson(text: string): unknown {
+export function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch {
@@ -158,17 +157,9 @@ export const MAX_FRAME_DEPTH = MAX_STATE_DEPTH + 1;
  */
 export const MAX_MESSAGE_CONTAINERS = 8192;
 
-/** A frame refused before parsing (too deep, or too many arrays and objects): only its top-level `id` and `type` were read, so it can still be answered. */
-class UnparsedFrame {
+/** A frame refused before parsing (client-messages.ts): only its top-level `id` and `type` were read, so it can still be answered. */
+export class UnparsedFrame {
   constructor(readonly peeked: Record<string, string>) {}
-}
-
-/**
- * Parses and validates a frame from a client. Throws `ProtocolError`; when the
- * frame had a usable call id, `error.callId` lets the gateway answer that call.
- */
-export function decodeClientFrame(text: string, maxIdLength: number = DEFAULTS.maxCallIdLength): ClientFrame {
-  return checkClientFrame(nestingExceeds(text, MAX_FRAME_DEPTH, MAX_MESSAGE_CONTAINERS) ? unparsed(text, 0, text.length) : parseJson(text), maxIdLength);
 }
 
 /** Most frames one batch (a message that is a JSON array of frames) may carry, either way. */
@@ -178,55 +169,21 @@ export const MAX_BATCH_FRAMES = 256;
  * A message, either way: one frame (a JSON object), or a batch of them (a
  * JSON array of 1 to MAX_BATCH_FRAMES), parsed but not yet checked: check
  * each element (checkClientFrame, or decodeServerMessage for the client).
- * Throws ProtocolError for anything else. With `maxDepth` (a client's
- * message, read by the gateway), a frame nested deeper, or past
- * MAX_MESSAGE_CONTAINERS, is not parsed at all: it comes out as a value
- * checkClientFrame refuses, with its id.
+ * Throws ProtocolError for anything else. A gateway reads a client's
+ * message with readClientMessage (client-messages.ts), which bounds it first.
  */
-export function parseMessage(text: string, maxDepth?: number): { values: unknown[]; batch: boolean } {
-  if (maxDepth !== undefined) {
-    const batch = firstCharCode(text) === 0x5b;
-    if (nestingExceeds(text, batch ? maxDepth + 1 : maxDepth, batch ? MAX_MESSAGE_CONTAINERS + 1 : MAX_MESSAGE_CONTAINERS)) {
-      return batch ? boundedBatch(text, maxDepth) : { values: [unparsed(text, 0, text.length)], batch: false };
-    }
-  }
+export function parseMessage(text: string): { values: unknown[]; batch: boolean } {
   const value = parseJson(text);
   if (!Array.isArray(value)) return { values: [value], batch: false };
   return { values: checkBatchLength(value), batch: true };
 }
 
-function checkBatchLength<T>(values: T[]): T[] {
+/** The elements of a batch, if it holds 1 to MAX_BATCH_FRAMES of them; else a ProtocolError. */
+export function checkBatchLength<T>(values: T[]): T[] {
   if (values.length === 0 || values.length > MAX_BATCH_FRAMES) {
     throw new ProtocolError(`A batch must hold 1 to ${MAX_BATCH_FRAMES} frames; this one held ${values.length > MAX_BATCH_FRAMES ? `more than ${MAX_BATCH_FRAMES}` : 'none'}.`, 'bad_frame');
   }
   return values;
-}
-
-/**
- * A batch past a bound: each element is measured and parsed alone, in order,
- * so the others are still read and answered; an element too deep, or one
- * that would bring the batch past MAX_MESSAGE_CONTAINERS, is refused.
- */
-function boundedBatch(text: string, maxDepth: number): { values: unknown[]; batch: true } {
-  const elements = arrayElements(text, MAX_BATCH_FRAMES);
-  if (elements === undefined) throw new ProtocolError('Frame is not valid JSON; send a JSON object with a "type" field.', 'bad_json');
-  let containers = 0;
-  const values = checkBatchLength(elements).map(([start, end, depth, opened]) => {
-    if (depth > maxDepth || containers + opened > MAX_MESSAGE_CONTAINERS) return unparsed(text, start, end);
-    containers += opened;
-    return parseJson(text.slice(start, end));
-  });
-  return { values, batch: true };
-}
-
-function unparsed(text: string, start: number, end: number): UnparsedFrame {
-  return new UnparsedFrame(topLevelStrings(text, start, end, ['id', 'type'], 1024));
-}
-
-function firstCharCode(text: string): number {
-  let i = 0;
-  while (i < text.length && (text.charCodeAt(i) === 0x20 || text.charCodeAt(i) === 0x0a || text.charCodeAt(i) === 0x0d || text.charCodeAt(i) === 0x09)) i++;
-  return text.charCodeAt(i);
 }
 
 /** Checks one parsed frame from a client, as decodeClientFrame does (the same errors). */
