@@ -82,6 +82,25 @@ describe('chat example from a terminal', () => {
   }, 60_000);
 });
 
+describe('chat example from a pipe', () => {
+  it('lines piped in at once, then the end of input: each is posted and the counter moves before the process exits', async () => {
+    const listener = startTerminal(server.url.origin, 'lena', 'piped');
+    terminals.push(listener);
+    await listener.wait(/Joined room "piped"/);
+    const piped = startTerminal(server.url.origin, 'pete', 'piped');
+    terminals.push(piped);
+    piped.type('first piped line');
+    piped.type('/inc');
+    piped.type('second piped line');
+    piped.endInput(); // before it has even connected
+    expect(await piped.exited()).toBe(0);
+    await listener.wait(/pete: second piped line/);
+    expect(listener.output).toMatch(/pete: first piped line/);
+    await listener.wait(/counter 1 \(\+1 by pete\)/);
+    expect(piped.output).not.toMatch(/not sent|not changed/);
+  }, 30_000);
+});
+
 describe('chat example under hostile use', () => {
   it('send() returns promptly while 130 subscribed tabs never answer', async () => {
     const never = () => new Promise<void>(() => {});

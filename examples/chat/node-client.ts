@@ -91,21 +91,30 @@ rl.on('line', (line) => {
     return print('* dropped the connection');
   }
   if (text === '/inc') {
-    session.increment(1).catch((error: Error) => print(`! counter not changed: ${error.message}`));
+    track(session.increment(1).catch((error: Error) => print(`! counter not changed: ${error.message}`)));
     return rl.prompt();
   }
   // A mistyped command must not be posted to the room; "//" posts a line that starts with "/".
   if (/^\/[^/]/.test(text)) return print(`! unknown command ${text.split(/\s/)[0]}: the commands are /inc, /who, /drop and /quit (start a message with // to post a leading /)`);
-  session.send(text.startsWith('//') ? text.slice(1) : text).catch((error: Error) => print(`! not sent: ${error.message}`));
+  track(session.send(text.startsWith('//') ? text.slice(1) : text).catch((error: Error) => print(`! not sent: ${error.message}`)));
   rl.prompt();
 });
+
+/** What was typed and not yet answered: quitting waits for it, so lines piped in before the join are still posted. */
+const typed = new Set<Promise<unknown>>();
+function track(done: Promise<unknown>): void {
+  typed.add(done);
+  void done.finally(() => typed.delete(done));
+}
 
 let quitting = false;
 async function quit(): Promise<void> {
   if (quitting) return;
   quitting = true;
   rl.close();
-  await Promise.race([session.close(), new Promise((r) => setTimeout(r, 2000))]);
+  const within = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
+  await Promise.race([Promise.all(typed), within(10_000)]);
+  await Promise.race([session.close(), within(2000)]);
   process.exit(0);
 }
 rl.on('close', () => void quit()); // Ctrl+D or end of piped input

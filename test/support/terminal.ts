@@ -7,6 +7,8 @@ export interface Terminal {
   readonly output: string;
   /** Types a line, as a person at the prompt would. */
   type(line: string): void;
+  /** Ends its input, as the end of a pipe (or Ctrl+D) does. */
+  endInput(): void;
   /** Resolves once the output so far, or later, matches `re` (bounded). */
   wait(re: RegExp, timeoutMs?: number): Promise<void>;
   exited(): Promise<number | null>;
@@ -29,6 +31,9 @@ export function startTerminal(url: string, name: string, room: string): Terminal
     },
     type(line) {
       child.stdin.write(`${line}\n`);
+    },
+    endInput() {
+      child.stdin.end();
     },
     wait(re, timeoutMs = 15_000) {
       if (re.test(output)) return Promise.resolve();
