@@ -57,6 +57,20 @@ describe('batches', () => {
     socket.ws.terminate();
   });
 
+  it('to a Durable Object without bursts (one RPC per call), answers that come while other calls run go back together too', async () => {
+    const socket = await open(suite.mesh, 'bob.t');
+    const counter = { binding: 'COUNTER', instance: 'bob-count' };
+    socket.send(Array.from({ length: 50 }, (_, i) => callFrame(`c${i}`, counter, 'increment', [1])));
+    await waitFor(() => answersTo(socket).length === 50, 'all 50 answers');
+    const answers = answersTo(socket);
+    expect(new Set(answers.map((a) => a.id)).size).toBe(50);
+    // one call at a time ran in the node (its input gate): the counts are 1 to 50, each once
+    expect(answers.map((a) => JSON.parse(a.result as string)[0]).sort((x, y) => x - y)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    expect(received(socket).batches).toBeGreaterThan(0);
+    expect(received(socket).messages).toBeLessThan(50);
+    socket.ws.terminate();
+  });
+
   it('a client that sends one frame per message is sent one frame per message, even for a burst', async () => {
     const socket = await open(suite.mesh, 'cid.t');
     socket.sendTogether(shouts('c', 50)); // one TCP write: the gateway reads them as one burst
@@ -104,31 +118,52 @@ describe('batches', () => {
 });
 
 describe("meshgate's client", () => {
-  it('sends 64 calls made in one turn, and their follow-ups, in far fewer messages than frames, each answered right', async () => {
-    let sent = 0;
-    let messages = 0;
+  /** A MeshClient whose socket counts the messages it sends and receives. */
+  async function countingClient(user: string) {
+    const counts = { sent: 0, messages: 0 };
     class Counting extends WebSocket {
       constructor(...args: ConstructorParameters<typeof WebSocket>) {
         super(...args);
-        this.on('message', () => void messages++);
+        this.on('message', () => void counts.messages++);
       }
 
       override send(data: unknown, ...rest: unknown[]): void {
-        sent++;
+        counts.sent++;
         (super.send as (...a: unknown[]) => void)(data, ...rest);
       }
     }
-    const client = new MeshClient({ url: suite.mesh.url.origin, accessToken: await suite.mesh.token('gil'), WebSocket: Counting as unknown as SocketClass });
+    const client = new MeshClient({ url: suite.mesh.url.origin, accessToken: await suite.mesh.token(user), WebSocket: Counting as unknown as SocketClass });
+    return { client, counts };
+  }
+
+  it('sends 64 calls made in one turn, and their follow-ups, in far fewer messages than frames, each answered right', async () => {
+    const { client, counts } = await countingClient('gil');
     try {
       const echo = client.node<{ shout(text: string): string }>('ECHO_WORKER');
       await echo.shout('warm');
-      sent = 0;
-      messages = 0;
+      counts.sent = 0;
+      counts.messages = 0;
       const results = await Promise.all(Array.from({ length: 64 }, async (_, i) => [await echo.shout(`a${i}`), await echo.shout(`b${i}`)]));
       expect(results).toEqual(Array.from({ length: 64 }, (_, i) => [`A${i}!`, `B${i}!`]));
       // 128 calls and 128 answers; one message each way per turn that had any
-      expect(sent).toBeLessThan(32);
-      expect(messages).toBeLessThan(64);
+      expect(counts.sent).toBeLessThan(32);
+      expect(counts.messages).toBeLessThan(64);
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it('keeps 64 calls in flight to a Durable Object without bursts in far fewer messages each way than calls', async () => {
+    const { client, counts } = await countingClient('gus');
+    try {
+      const counter = client.node<{ increment(by: number): number }>('COUNTER', 'gus-count');
+      await counter.increment(0);
+      counts.sent = 0;
+      counts.messages = 0;
+      const results = await Promise.all(Array.from({ length: 64 }, async () => [await counter.increment(1), await counter.increment(1)]));
+      expect(results.flat().sort((a, b) => a - b)).toEqual(Array.from({ length: 128 }, (_, i) => i + 1));
+      expect(counts.sent).toBeLessThan(96);
+      expect(counts.messages).toBeLessThan(96);
     } finally {
       client.disconnect();
     }

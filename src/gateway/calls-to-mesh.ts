@@ -165,6 +165,8 @@ export class CallsToMesh {
     if (!ws) return; // no socket: the client resends on reconnect and gets the remembered answer
     // A stream's answer goes at once, before its chunks; any other may go with the answers ready with it (sockets.ts, together).
     if (result.ok && result.stream) safeSend(ws, text);
+    // While other calls run, their answers come in turns of their own: they go to the client together.
+    else if (this.#running.size > 0) this.#host.sockets.sendSoon(ws, text, this.#host.config().maxFrameBytes);
     else this.#host.sockets.send(ws, text);
   }
 
