@@ -77,12 +77,12 @@ export function sourceMap(bundle) {
  * file does several things, by function). First match wins.
  */
 const STAGES = [
-  ['frame parsing and checks', (f) => /gateway\/(frame-intake|frame-rate|sockets)\.ts|protocol\/frames\.ts/.test(f.file) && !/^encode/.test(f.fn)],
+  ['frame parsing and checks', (f) => /gateway\/(frame-intake|frame-rate|sockets)\.ts|protocol\/(frames|client-messages|nesting)\.ts/.test(f.file) && !/^encode|^safeSend|^sendHeld|^sendBatched|^sendSoon|^send$/.test(f.fn)],
   ['dedupe bookkeeping (answer memory, running calls, deadlines)', (f) => /protocol\/answer-memory|gateway\/(deadlines|grace-memory)\.ts|nodes\/call-deadlines\.ts/.test(f.file) || /answerResend|answer$|remember/.test(f.fn)],
   ['call context (origin, state, AsyncLocalStorage)', (f) => /nodes\/context\.ts/.test(f.file) || /clientState|withoutProtoKeys/.test(f.fn)],
   ['bounded-decode measuring', (f) => /protocol\/value-bounds\.ts|nodes\/node-bounds\.ts/.test(f.file)],
   ['codec (devalue encode / decode)', (f) => /protocol\/codec\.ts|node_modules\/devalue/.test(f.file)],
-  ['result delivery (call_response frame, send)', (f) => /encodeFrame|encodeCallResponse|finish|safeSend/.test(f.fn)],
+  ['result delivery (call_response frame, send)', (f) => /encodeFrame|encodeCallResponse|finish|^safeSend|^sendHeld|^sendBatched|^sendSoon|^send$/.test(f.fn)],
   ['RPC envelope and stubs (gateway → node)', (f) => /nodes\/(targets|base|packed-envelope)\.ts|gateway\/calls(-to-mesh)?\.ts/.test(f.file)],
   ['node dispatch (allowlist, checks, method)', (f) => /nodes\/(dispatch|exposed|checks)\.ts|protocol\/(method-lookup|streamable)/.test(f.file) || (/bench\/worker\.ts/.test(f.file) && /^(echo|__meshgate)/.test(f.fn))],
   ['gateway entry (webSocketMessage)', (f) => /gateway\//.test(f.file)],
