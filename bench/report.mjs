@@ -107,7 +107,8 @@ const ROWS = {
     const f = s.fanOut;
     if (f) {
       row(`fan-out: node CPU µs / subscriber, ${f.subscribers} stand-ins (at least)`, f.nodeCpuUsPerSubscriber.atLeast, f.rawCpuUsPerSocket, s.ratio.fanOutVsRaw.atLeast, f.subscribers * f.rounds);
-      row(`fan-out: node CPU µs / subscriber, ${f.subscribers} stand-ins (at most)`, f.nodeCpuUsPerSubscriber.atMost, f.rawCpuUsPerSocket, s.ratio.fanOutVsRaw.atMost, null);
+      // the floor column: the same fan-out as bare RPCs, stand-ins included like this row
+      row(`fan-out: node CPU µs / subscriber, ${f.subscribers} stand-ins (at most)`, f.nodeCpuUsPerSubscriber.atMost, f.rawCpuUsPerSocket, s.ratio.fanOutVsRaw.atMost, null, f.bareRpcCpuUsPerSubscriber ?? null);
     }
   },
   scale(s, row) {

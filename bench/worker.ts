@@ -192,6 +192,31 @@ export class TopicDO extends MeshDurableObject<Env> {
   }
 
   /**
+   * The fan-out's RPC floor: `rounds` times, one bare RPC per stand-in of `topic`, 64 at a time
+   * (Subscriptions' default concurrency), with an envelope of the shape mesh.clientCalls sends,
+   * built once, and none of the library's bookkeeping; the stand-ins that answered.
+   */
+  @mesh
+  async notifyStandInsBare(topic: string, rounds: number): Promise<number> {
+    const names = this.standInLoop.store.list(topic);
+    const gateways = withPooledStandIns(this.env).STANDIN as unknown as DurableObjectNamespace<StandInGateway>;
+    const origin = { kind: 'node', binding: 'TOPIC', instance: this.ctx.id.name ?? '' };
+    const shared = { method: 'notify', args: '[[1],0]', context: { origin, caller: origin, chain: [origin], state: {} } };
+    let answered = 0;
+    for (let r = 0; r < Math.min(rounds, 1_000); r++) {
+      let next = 0;
+      await Promise.all(Array.from({ length: Math.min(64, names.length) }, async () => {
+        while (next < names.length) {
+          const instanceName = names[next++]!;
+          const receipt = await gateways.get(gateways.idFromName(instanceName)).__meshgateNotifyClient({ instanceName, ...shared });
+          if (receipt.ok) answered++;
+        }
+      }));
+    }
+    return answered;
+  }
+
+  /**
    * `rounds` notifications of the stand-ins of `topic` by each mode, alternating, timed in this object
    * (no client round trip in the figure): tree minus loop is what the relay hop adds.
    */
@@ -346,7 +371,7 @@ export class HotDriverDO extends DurableObject<Env> {
 export class StandInGateway extends DurableObject<Env> {
   #received = 0;
 
-  async __meshgateNotifyClient(): Promise<{ ok: true; queued: boolean }> {
+  async __meshgateNotifyClient(_envelope?: unknown): Promise<{ ok: true; queued: boolean }> {
     this.#received++;
     return { ok: true, queued: false };
   }
