@@ -21,13 +21,22 @@ export function tokenExpired(info: SocketInfo, now = Date.now()): boolean {
   return info.exp !== undefined && now >= info.exp * 1000;
 }
 
+/** Answers held for a socket until the next timer turn, at most one batch's worth; `release` tells their GatewaySockets they are gone. */
+interface Held {
+  texts: string[];
+  chars: number;
+  maxChars: number;
+  release(ws: WebSocket): void;
+}
+
 /** Answers held for the next timer turn (GatewaySockets.sendSoon), by socket: anything else sent on it first sends these, so order holds. */
-const held = new WeakMap<WebSocket, { texts: string[]; maxChars: number }>();
+const held = new WeakMap<WebSocket, Held>();
 
 function sendHeld(ws: WebSocket): void {
   const pending = held.get(ws);
   if (!pending) return;
   held.delete(ws);
+  pending.release(ws);
   sendBatched(ws, pending.texts, pending.maxChars);
 }
 
@@ -128,30 +137,46 @@ export class GatewaySockets {
     }
   }
 
-  /** sockets with frames held by sendSoon; one timer sends them all */
+  /** sockets with frames held by sendSoon; one timer sends them all, and is cleared once none is held */
   readonly #holding = new Set<WebSocket>();
+  #holdTimer: ReturnType<typeof setTimeout> | undefined;
+
+  readonly #release = (ws: WebSocket): void => {
+    this.#holding.delete(ws);
+    if (this.#holding.size === 0 && this.#holdTimer !== undefined) {
+      clearTimeout(this.#holdTimer);
+      this.#holdTimer = undefined;
+    }
+  };
 
   /**
    * Sends `text` on `ws` on the next timer turn, in one batch with whatever
    * else is held for it by then, if the socket takes batches (else at once).
    * For answers that arrive one per turn while other calls run: one message
-   * for many costs the runtime less than one each (bench: throughput).
+   * for many costs the runtime less than one each (bench: throughput). At
+   * most one batch is held per socket: a full one goes at once.
    */
   sendSoon(ws: WebSocket, text: string, maxChars: number): void {
     if (this.#gathered || !this.#batching.has(ws)) {
       this.send(ws, text);
       return;
     }
-    const pending = held.get(ws);
-    if (pending) pending.texts.push(text);
-    else held.set(ws, { texts: [text], maxChars });
-    if (this.#holding.size === 0) {
-      setTimeout(() => {
-        for (const socket of this.#holding) sendHeld(socket);
-        this.#holding.clear();
-      }, 0);
+    let pending = held.get(ws);
+    if (!pending) {
+      pending = { texts: [], chars: 0, maxChars, release: this.#release };
+      held.set(ws, pending);
+      this.#holding.add(ws);
     }
-    this.#holding.add(ws);
+    pending.texts.push(text);
+    pending.chars += text.length + 1;
+    if (pending.texts.length >= MAX_BATCH_FRAMES || pending.chars + 1 >= maxChars) {
+      sendHeld(ws);
+      return;
+    }
+    this.#holdTimer ??= setTimeout(() => {
+      this.#holdTimer = undefined;
+      for (const socket of [...this.#holding]) sendHeld(socket);
+    }, 0);
   }
 
   /** Sends `text` on `ws`, or with the frames a running `together` gathers. */

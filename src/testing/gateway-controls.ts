@@ -10,6 +10,7 @@
  */
 import type { ClientGateway } from '../gateway/client-gateway.js';
 import { defaultGatewayConfig, type GatewayConfig } from '../gateway/config.js';
+import { safeClose } from '../gateway/sockets.js';
 
 export const CONTROL_HEADER = 'x-meshgate-testing-key';
 /** The binding that carries the run's key into the Worker. */
@@ -83,7 +84,7 @@ export function testable<T>(exported: T, settings: GatewaySettings): T {
           const open = this.#openSockets();
           if (open.length === 0) throw new Error('expireToken: no open socket to expire.');
           // As the gateway does when it finds the token expired: close with 4401; the client refreshes and reconnects.
-          for (const ws of open) ws.close(4401, 'Token expired');
+          for (const ws of open) safeClose(ws, 4401, 'Token expired');
           return this.#snapshot();
         }
         default: throw new Error(`unknown test control ${action}`);

@@ -5,6 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { GatewaySockets, safeClose, safeSend } from '../../src/gateway/sockets.js';
+import { MAX_BATCH_FRAMES } from '../../src/protocol/frames.js';
 
 type FakeSocket = WebSocket & { sent: string[]; closed?: number };
 
@@ -91,5 +92,41 @@ describe('GatewaySockets.sendSoon', () => {
     expect(ws.sent.every((m) => m.length <= maxChars)).toBe(true);
     expect(ids(ws)).toEqual(['n0', 'n1', 'n2', 'n3', 'n4']);
     expect(ws.sent.length).toBe(3);
+  });
+
+  it('holds at most one batch per socket: a full one goes at once, by frames and by characters', () => {
+    const sockets = new GatewaySockets({} as DurableObjectState);
+    const [few, large] = [socket(), socket()];
+    sockets.takesBatches(few);
+    sockets.takesBatches(large);
+    for (let n = 0; n < MAX_BATCH_FRAMES * 2 + 1; n++) sockets.sendSoon(few, answer(`f${n}`), 1 << 20);
+    expect(few.sent).toHaveLength(2); // two full batches sent without the timer, one answer held
+    const big = (id: string) => JSON.stringify({ type: 'call_response', id, ok: true, result: 'x'.repeat(64 * 1024) });
+    const maxChars = 1 << 20;
+    for (let n = 0; n < 600; n++) sockets.sendSoon(large, big(`b${n}`), maxChars);
+    const heldChars = 600 * big('b000').length - large.sent.reduce((sum, m) => sum + m.length, 0);
+    expect(heldChars).toBeLessThan(maxChars + 64 * 1024); // what is still held: under one batch (the batch's own commas aside)
+    expect(large.sent.every((m) => m.length <= maxChars)).toBe(true);
+    vi.runAllTimers();
+    expect(ids(few)).toEqual(Array.from({ length: MAX_BATCH_FRAMES * 2 + 1 }, (_, n) => `f${n}`));
+    expect(ids(large)).toEqual(Array.from({ length: 600 }, (_, n) => `b${n}`));
+  });
+
+  it('its timer is cleared once another send has sent everything held: nothing is left pending', () => {
+    const sockets = new GatewaySockets({} as DurableObjectState);
+    const [a, b] = [socket(), socket()];
+    sockets.takesBatches(a);
+    sockets.takesBatches(b);
+    sockets.sendSoon(a, answer('a1'), 1 << 20);
+    sockets.sendSoon(b, answer('b1'), 1 << 20);
+    safeSend(a, answer('a2'));
+    expect(vi.getTimerCount()).toBe(1); // b's answer still waits for it
+    safeClose(b, 1000, 'bye');
+    expect(vi.getTimerCount()).toBe(0);
+    expect([ids(a), ids(b)]).toEqual([['a1', 'a2'], ['b1']]);
+    sockets.sendSoon(a, answer('a3'), 1 << 20); // and a later hold arms a timer again
+    expect(vi.getTimerCount()).toBe(1);
+    vi.runAllTimers();
+    expect(ids(a)).toEqual(['a1', 'a2', 'a3']);
   });
 });
