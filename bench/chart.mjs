@@ -52,7 +52,7 @@ export function ratioRows(output) {
       add(`calls/s, 64 in flight, ${label}`, 'Agents SDK', figure.perSecond / tp.peers?.agents?.perSecond);
     }
   }
-  if (hot) add('one hot object, calls/s ceiling (worst case)', 'Agents SDK', hot.measured.ceilingCallsPerSecond / hot.peers.agents.ceilingCallsPerSecond);
+  if (hot) add('one hot object, calls/s ceiling', 'Agents SDK', hot.measured.ceilingCallsPerSecond / hot.peers.agents.ceilingCallsPerSecond);
   return rows;
 }
 

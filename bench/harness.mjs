@@ -2,6 +2,9 @@
  * The bench's mesh: bench/worker.ts on embedded workerd, with meshgate clients
  * and raw sockets that are tracked so disposing the mesh leaves none behind.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import WebSocket from 'ws';
 import { AgentClient } from 'agents/client';
 import { startWorkerd } from '../scripts/workerd.mjs';
@@ -34,7 +37,7 @@ export const PlainSocket = socketClass(false);
 export const DeflateSocket = socketClass(true);
 
 const NODES = {
-  GATEWAY: 'BenchGateway', BENCH: 'BenchDO', BENCH_BURSTS: 'BenchBurstDO', TOPIC: { className: 'TopicDO', useSQLite: true }, RAW: 'RawEchoDO', HOP: 'RawHopDO', HOP_TARGET: 'RawHopTargetDO', HOT_DRIVER: 'HotDriverDO',
+  GATEWAY: 'BenchGateway', BENCH: 'BenchDO', BENCH_BURSTS: 'BenchBurstDO', TOPIC: { className: 'TopicDO', useSQLite: true }, RAW: 'RawEchoDO', HOP: 'RawHopDO', HOP_TARGET: 'RawHopTargetDO',
   FANOUT_RELAY: 'BenchRelay', STANDIN: 'StandInGateway',
   // the peers (bench/peers.ts): their routers find the binding by the class's kebab-case name
   PeerAgent: { className: 'PeerAgent', useSQLite: true }, PeerParty: 'PeerParty',
@@ -42,17 +45,68 @@ const NODES = {
 const IDENTITY_LIMITER = { IDENTITY_LIMITER: { className: 'IdentityLimiter', useSQLite: true } };
 
 /**
- * Starts a workerd of its own (so memory figures do not share an allocator).
- * `identityLimiter: false` leaves the per-sub cap out, for scenarios that open many identities of one sub.
+ * The second workerd (bench/remote-worker.ts): its RemoteStandIns entrypoint served on a direct socket
+ * for JS RPC, and its driver reaching this mesh's BenchDO and RawHopTargetDO through a dev registry
+ * shared by both processes (`registry`, a folder).
  */
-export async function startMesh({ script, MeshClient, identityLimiter = true, miniflare = {} }) {
+async function startRemote(script, registry) {
   const before = new Set(workerdPids());
   const { url, mf, dispose } = await startWorkerd({
+    name: 'remote',
+    script,
+    durableObjects: {
+      STANDIN: 'StandInGateway', FANOUT_RELAY: 'BenchRelay', HOT_DRIVER: 'HotDriverDO',
+      BENCH: { className: 'BenchDO', scriptName: 'main' }, HOP_TARGET: { className: 'RawHopTargetDO', scriptName: 'main' },
+    },
+    miniflare: { unsafeDirectSockets: [{ entrypoint: 'RemoteStandIns', host: '127.0.0.1', port: 0 }], unsafeDevRegistryPath: registry },
+  });
+  const pid = workerdPids().find((p) => !before.has(p));
+  const address = (await mf.unsafeGetDirectURL('remote', 'RemoteStandIns')).host;
+  return { base: url.origin, address, pid, dispose };
+}
+
+/** Waits (bounded) until the second workerd's registry has found this one: one bare call from its driver answers. */
+async function reachable(remote) {
+  const until = Date.now() + 15_000;
+  let last = '';
+  while (Date.now() < until) {
+    const response = await fetch(`${remote.base}/hot/bare/1/1`);
+    last = await response.text();
+    if (last === '1') return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`the second workerd never reached this one through the dev registry: ${last.slice(0, 200)}`);
+}
+
+/**
+ * Starts a workerd of its own (so memory figures do not share an allocator).
+ * `identityLimiter: false` leaves the per-sub cap out, for scenarios that open many identities of one sub.
+ * `remoteScript` (bench/remote-worker.ts bundled): its stand-ins and relays run in a second workerd, bound as REMOTE.
+ */
+export async function startMesh({ script, MeshClient, identityLimiter = true, miniflare = {}, remoteScript }) {
+  const registry = remoteScript ? await mkdtemp(join(tmpdir(), 'meshgate-bench-registry-')) : undefined;
+  const remote = remoteScript ? await startRemote(remoteScript, registry) : undefined;
+  const before = new Set(workerdPids());
+  const started = await startWorkerd({
     script,
     durableObjects: { ...NODES, ...(identityLimiter ? IDENTITY_LIMITER : {}) },
     services: { BENCH_WORKER: 'BenchWorker' },
+    external: remote ? { REMOTE: remote.address } : {},
     bindings: { JWT_SECRET: SECRET },
-    miniflare,
+    miniflare: registry ? { ...miniflare, unsafeDevRegistryPath: registry } : miniflare,
+  }).catch(async (error) => {
+    await remote?.dispose();
+    throw error;
+  });
+  const { url, mf } = started;
+  const dispose = async () => {
+    await started.dispose();
+    await remote?.dispose();
+    if (registry) await rm(registry, { recursive: true, force: true });
+  };
+  if (remote) await reachable(remote).catch(async (error) => {
+    await dispose();
+    throw error;
   });
   const pid = workerdPids().find((p) => !before.has(p));
   const base = `ws://${url.host}`;
@@ -119,7 +173,7 @@ export async function startMesh({ script, MeshClient, identityLimiter = true, mi
   }
 
   return {
-    base, pid, mf, connect, disconnect, rawSocket, partySocket, agentClient, gatewaySocket,
+    base, pid, remote, mf, connect, disconnect, rawSocket, partySocket, agentClient, gatewaySocket,
     closeAgent(agent) {
       agent.close();
       agents.delete(agent);

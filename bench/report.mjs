@@ -100,15 +100,14 @@ const ROWS = {
   },
   hot(s, row) {
     const { measured: m, baseline: b, peers } = s;
-    row('node CPU µs / call, sockets elsewhere (at least)', m.nodeCpuUsPerCall.atLeast, null, null, null, null, null, peers.agents.cpuUsPerCall);
-    row('node CPU µs / call, sockets elsewhere (at most)', m.nodeCpuUsPerCall.atMost, null, null, null, null, null, peers.agents.cpuUsPerCall);
-    row('bare RPC CPU µs / call (driver + raw DO)', b.cpuUsPerCall, null, null, null, null, null, null);
+    row('node CPU µs / call, callers in a 2nd workerd', m.nodeCpuUsPerCall, null, null, null, null, null, peers.agents.cpuUsPerCall);
+    row('raw DO CPU µs / bare RPC from there: string / node\'s envelope', `${fmt(b.cpuUsPerCall)} / ${fmt(b.envelopeCpuUsPerCall)}`, null, null, null, null, null, null);
     row('ceiling of one object, calls/s (from CPU per call)', m.ceilingCallsPerSecond, null, null, null, null, null, peers.agents.ceilingCallsPerSecond);
     const f = s.fanOut;
     if (f) {
-      row(`fan-out: node CPU µs / subscriber, ${f.subscribers} stand-ins (at least)`, f.nodeCpuUsPerSubscriber.atLeast, f.rawCpuUsPerSocket, s.ratio.fanOutVsRaw.atLeast, f.subscribers * f.rounds);
-      // the floor column: the same fan-out as bare RPCs, stand-ins included like this row
-      row(`fan-out: node CPU µs / subscriber, ${f.subscribers} stand-ins (at most)`, f.nodeCpuUsPerSubscriber.atMost, f.rawCpuUsPerSocket, s.ratio.fanOutVsRaw.atMost, null, f.bareRpcCpuUsPerSubscriber ?? null);
+      // the floor column: the same fan-out as bare RPCs, from the same process
+      row(`fan-out: topic CPU µs / subscriber, loop, ${f.subscribers} stand-ins in a 2nd workerd`, f.topicCpuUsPerSubscriber.loop, f.rawCpuUsPerSocket, s.ratio.fanOutVsRaw.loop, f.subscribers * f.rounds, f.topicCpuUsPerSubscriber.bareRpcs);
+      row(`fan-out: topic CPU µs / subscriber, through relays (in the 2nd workerd)`, f.topicCpuUsPerSubscriber.relays, f.rawCpuUsPerSocket, s.ratio.fanOutVsRaw.relays, f.subscribers * f.rounds);
     }
   },
   scale(s, row) {

@@ -10,8 +10,10 @@
 import { DurableObject } from 'cloudflare:workers';
 import * as v from 'valibot';
 import { z } from 'zod';
-import { ClientGateway, FanOutRelay, MeshDurableObject, MeshWorker, Subscriptions, createMeshWorker, mesh } from '../src/index.js';
-import { packedContext, packedIdentity } from '../src/nodes/packed-envelope.js';
+import { ClientGateway, MeshDurableObject, MeshWorker, Subscriptions, createMeshWorker, mesh } from '../src/index.js';
+import { withStandIns, type RemoteStandInsService, type StandInGateway } from './stand-ins.js';
+
+export { BenchRelay, StandInGateway } from './stand-ins.js';
 
 export interface Env {
   GATEWAY: DurableObjectNamespace;
@@ -21,9 +23,10 @@ export interface Env {
   RAW: DurableObjectNamespace;
   HOP: DurableObjectNamespace;
   HOP_TARGET: DurableObjectNamespace;
-  HOT_DRIVER: DurableObjectNamespace;
   FANOUT_RELAY: DurableObjectNamespace;
   STANDIN: DurableObjectNamespace;
+  /** the hot-object scenario's second workerd (bench/remote-worker.ts), when bound */
+  REMOTE?: RemoteStandInsService;
   PeerAgent: DurableObjectNamespace;
   PeerParty: DurableObjectNamespace;
   JWT_SECRET: string;
@@ -47,6 +50,7 @@ export class BenchWorker extends MeshWorker<Env> {
 }
 
 type Listener = { ping(i: number): number; notify(round: number): number };
+type FanOutWhere = 'local' | 'remote' | 'remoteTree';
 
 /** A chat message as the checked scenario sends it; the same shape in both schema libraries. */
 type Message = { room: string; text: string; at: number };
@@ -104,34 +108,10 @@ export class BenchBurstDO extends BenchDO {
   static override acceptsCallBursts = true;
 }
 
-/**
- * Local workerd runs out of SQLite memory past a few thousand objects, so the
- * simulation's stand-in names share STAND_IN_OBJECTS objects: every
- * notification is still its own RPC to a stand-in, as to a gateway.
- */
-const STAND_IN_OBJECTS = 500;
-
-function withPooledStandIns<E extends { STANDIN: DurableObjectNamespace }>(env: E): E {
-  const real = env.STANDIN;
-  const pooled = {
-    [Symbol.toStringTag]: 'DurableObjectNamespace',
-    idFromName: (name: string) => real.idFromName(`pool${Number(/^standin(\d+)\./.exec(name)?.[1] ?? 0) % STAND_IN_OBJECTS}`),
-    get: (id: DurableObjectId) => real.get(id),
-  };
-  return { ...env, STANDIN: pooled as unknown as DurableObjectNamespace };
-}
-
-/** The library's relay, reaching the stand-ins through the same pool. */
-export class BenchRelay extends FanOutRelay {
-  constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, withPooledStandIns(env));
-  }
-}
-
 /** A topic with subscribers, using the subscriptions helper for the fan-out. */
 export class TopicDO extends MeshDurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, withPooledStandIns(env));
+    super(ctx, withStandIns(env));
   }
 
   readonly subs = new Subscriptions(this.ctx.storage, this.mesh);
@@ -183,11 +163,25 @@ export class TopicDO extends MeshDurableObject<Env> {
     return { total: summary.total, delivered: summary.sent };
   }
 
-  /** `rounds` notifications of the stand-ins of `topic` by the loop in this object, one after another (the hot_object scenario's fan-out); the stand-ins notified. */
+  /**
+   * Where the hot-object scenario's fan-out goes: the stand-ins in this workerd ('local'), or those of the
+   * second process (bench/remote-worker.ts), by the loop in this object ('remote') or through relays that
+   * run there too ('remoteTree'). Made on first use: the remote ones need the REMOTE binding.
+   */
+  #audiences: Partial<Record<FanOutWhere, Subscriptions>> = { local: this.standInLoop };
+
+  #audience(where: FanOutWhere): Subscriptions {
+    // 'remoteTree': the relays' default threshold, as an app that binds them gets
+    const options = where === 'remoteTree' ? { relays: { binding: 'REMOTE_RELAY' } } : { relays: false as const };
+    return (this.#audiences[where] ??= new Subscriptions(this.ctx.storage, this.mesh, { table: 'standins', gateway: 'REMOTE_STANDIN', ...options }));
+  }
+
+  /** `rounds` notifications of the stand-ins of `topic` (Subscriptions.notify), one after another (the hot_object scenario's fan-out); the stand-ins notified. */
   @mesh
-  async notifyStandInRounds(topic: string, rounds: number): Promise<number> {
+  async notifyStandInRounds(topic: string, rounds: number, where: FanOutWhere = 'local'): Promise<number> {
+    const audience = this.#audience(where);
     let sent = 0;
-    for (let r = 0; r < Math.min(rounds, 1_000); r++) sent += (await this.standInLoop.notify<Listener>(topic, 'notify', [r])).sent;
+    for (let r = 0; r < Math.min(rounds, 1_000); r++) sent += (await audience.notify<Listener>(topic, 'notify', [r])).sent;
     return sent;
   }
 
@@ -197,9 +191,11 @@ export class TopicDO extends MeshDurableObject<Env> {
    * built once, and none of the library's bookkeeping; the stand-ins that answered.
    */
   @mesh
-  async notifyStandInsBare(topic: string, rounds: number): Promise<number> {
+  async notifyStandInsBare(topic: string, rounds: number, where: 'local' | 'remote' = 'local'): Promise<number> {
     const names = this.standInLoop.store.list(topic);
-    const gateways = withPooledStandIns(this.env).STANDIN as unknown as DurableObjectNamespace<StandInGateway>;
+    // this.env has the stand-ins' namespaces already (the constructor's withStandIns)
+    const env = this.env as unknown as Record<string, DurableObjectNamespace<StandInGateway>>;
+    const gateways = env[where === 'local' ? 'STANDIN' : 'REMOTE_STANDIN']!;
     const origin = { kind: 'node', binding: 'TOPIC', instance: this.ctx.id.name ?? '' };
     const shared = { method: 'notify', args: '[[1],0]', context: { origin, caller: origin, chain: [origin], state: {} } };
     let answered = 0;
@@ -331,55 +327,13 @@ export class RawHopTargetDO extends DurableObject<Env> {
   echo(message: string): string {
     return message;
   }
-}
 
-/**
- * The hot-object scenario's driver: sends `count` calls, `inFlight` at a time,
- * to one node exactly as a gateway does (the same RPC, an envelope of the
- * same shape), or the same number of bare RPCs with a string to a raw DO.
- * No sockets: what the process spends beyond the bare RPCs is the node's.
- */
-export class HotDriverDO extends DurableObject<Env> {
-  async run(kind: 'node' | 'bare', count: number, inFlight: number): Promise<number> {
-    const origin = { kind: 'client' as const, gateway: 'GATEWAY', instance: 'hot.tab', sub: 'hot' };
-    // A gateway packs the origin and identity once per socket and the state per call (src/nodes/packed-envelope.ts).
-    const identity = packedIdentity(origin, { sub: 'hot', claims: { sub: 'hot', iat: 1, exp: 2 } })!;
-    const envelope = () => ({
-      target: { binding: 'BENCH', instance: 'hot' }, method: 'echo', args: '[[1],"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"]', context: packedContext(identity, {}), deadlineMs: 60_000,
-    });
-    const node = this.env.BENCH.get(this.env.BENCH.idFromName('hot')) as unknown as { __meshgateCallPacked(e: unknown): Promise<{ ok: boolean }> };
-    const bare = this.env.HOP_TARGET.get(this.env.HOP_TARGET.idFromName('hot')) as unknown as DurableObjectStub<RawHopTargetDO>;
-    let sent = 0;
-    let ok = 0;
-    await Promise.all(Array.from({ length: inFlight }, async () => {
-      while (sent < count) {
-        sent++;
-        // awaited before the += (which would otherwise read `ok` before the await and lose the others' counts)
-        const answered = kind === 'node' ? (await node.__meshgateCallPacked(envelope())).ok : (await bare.echo('x'.repeat(40))).length === 40;
-        if (answered) ok++;
-      }
-    }));
-    return ok;
+  /** A call's envelope taken and answered with a result of the node's shape, none of the node's work: what the RPC's values cost. */
+  answer(envelope: { args: string }): { ok: true; result: string } {
+    return { ok: true, result: envelope.args };
   }
 }
 
-/**
- * A stand-in for a client's gateway: takes a notification, counts it and
- * answers 'sent' at once — a gateway without a socket or a client, so the
- * simulation reaches tens of thousands of subscribers on one machine.
- */
-export class StandInGateway extends DurableObject<Env> {
-  #received = 0;
-
-  async __meshgateNotifyClient(_envelope?: unknown): Promise<{ ok: true; queued: boolean }> {
-    this.#received++;
-    return { ok: true, queued: false };
-  }
-
-  received(): number {
-    return this.#received;
-  }
-}
 
 export { IdentityLimiter } from '../src/index.js';
 export { PeerAgent, PeerParty } from './peers.js';
@@ -393,11 +347,6 @@ export default {
     if (url.pathname.startsWith('/raw/')) {
       const name = decodeURIComponent(url.pathname.slice(5));
       return env.RAW.get(env.RAW.idFromName(name)).fetch(request);
-    }
-    if (url.pathname.startsWith('/hot/')) {
-      const [kind, count, inFlight] = url.pathname.slice(5).split('/');
-      const driver = env.HOT_DRIVER.get(env.HOT_DRIVER.idFromName('driver')) as unknown as DurableObjectStub<HotDriverDO>;
-      return new Response(String(await driver.run(kind === 'node' ? 'node' : 'bare', Math.min(Number(count) || 0, 100_000), Math.min(Number(inFlight) || 1, 256))));
     }
     if (url.pathname.startsWith('/hop/')) {
       const name = decodeURIComponent(url.pathname.slice(5));

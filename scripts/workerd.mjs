@@ -32,15 +32,19 @@ export async function bundleWorker(entry, { define = {}, loaders = {}, plugins =
 /**
  * Starts workerd with the bundled entry.
  * `durableObjects`: { BINDING: 'ClassName' }; `services`: { BINDING: 'EntrypointClass' } for Workers in the same script;
+ * `external`: { BINDING: 'host:port' } for an entrypoint another workerd serves on a direct socket (JS RPC across processes);
+ * `name`: the Worker's name (another workerd's dev registry finds it by that);
  * `compatibilityFlags` replaces the default flags; `miniflare` adds Miniflare options (persistence, stdio handling).
  */
-export async function startWorkerd({ entry, script, durableObjects = {}, services = {}, bindings = {}, port = 0, host = '127.0.0.1', log = false, compatibilityFlags = COMPATIBILITY_FLAGS, miniflare = {} }) {
+export async function startWorkerd({ name = 'main', entry, script, durableObjects = {}, services = {}, external = {}, bindings = {}, port = 0, host = '127.0.0.1', log = false, compatibilityFlags = COMPATIBILITY_FLAGS, miniflare = {} }) {
   const code = script ?? (await bundleWorker(entry));
-  const serviceBindings = Object.fromEntries(
-    Object.entries(services).map(([binding, entrypoint]) => [binding, { name: 'main', entrypoint }]),
-  );
+  const serviceBindings = Object.fromEntries([
+    ...Object.entries(services).map(([binding, entrypoint]) => [binding, { name, entrypoint }]),
+    // Miniflare gives an external server's HTTP options the host that upgrades a request to JS RPC
+    ...Object.entries(external).map(([binding, address]) => [binding, { external: { address, http: {} } }]),
+  ]);
   const mf = new Miniflare({
-    name: 'main',
+    name,
     modules: true,
     script: code,
     compatibilityDate: COMPATIBILITY_DATE,
