@@ -46,7 +46,7 @@ import { stream } from './scenarios/stream.mjs';
 import { fanoutTree } from './scenarios/fanout-tree.mjs';
 import { ownCode } from './scenarios/own-code.mjs';
 
-const RUN_BUDGET_MS = 270_000;
+const RUN_BUDGET_MS = 285_000;
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : undefined;
 

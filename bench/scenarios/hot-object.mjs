@@ -18,7 +18,7 @@ import { now, pool, ratio, round, within } from '../lib.mjs';
 
 const IN_FLIGHT = 64;
 const FAN_SUBSCRIBERS = 500;
-const FAN_ROUNDS = 30;
+const FAN_ROUNDS = 24;
 
 /**
  * The fan-out side of one hot object: CPU per subscriber of a topic object
@@ -103,7 +103,7 @@ async function measureHotObject(mesh, n) {
   const counts = { node: 0, bare: 0, envelope: 0, agent: 0 };
   const rates = { node: [], bare: [], envelope: [], agent: [] };
   for (let r = 0; r < 3; r++) {
-    for (const [side, run] of [...sides.map((kind) => [kind, () => drive(kind, n(10_000))]), ['agent', () => agentThroughput(agent, n(10_000), IN_FLIGHT, 4_000)]]) {
+    for (const [side, run] of [...sides.map((kind) => [kind, () => drive(kind, n(8_000))]), ['agent', () => agentThroughput(agent, n(8_000), IN_FLIGHT, 4_000)]]) {
       const result = await cpu.timed(side, run);
       counts[side] += result.count;
       rates[side].push(Math.round(result.perSecond));
