@@ -47,9 +47,11 @@ export class HotDriverDO extends DurableObject<Env> {
       while (sent < count) {
         sent++;
         // awaited before the += (which would otherwise read `ok` before the await and lose the others' counts)
-        const answered = kind === 'node' ? (await node.__meshgateCallPacked(envelope())).ok
-          : kind === 'envelope' ? (await bare.answer(envelope())).ok : (await bare.echo('x'.repeat(40))).length === 40;
-        if (answered) ok++;
+        const result: { ok?: boolean; length?: number } & Partial<Disposable> = kind === 'node' ? await node.__meshgateCallPacked(envelope())
+          : kind === 'envelope' ? await bare.answer(envelope()) : await bare.echo('x'.repeat(40));
+        // results reached through the dev registry's proxy object hold its stub until disposed
+        result[Symbol.dispose]?.();
+        if (result.ok === true || result.length === 40) ok++;
       }
     }));
     return ok;
