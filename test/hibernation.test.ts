@@ -125,6 +125,17 @@ const scenarios: Record<string, (mesh: TestMesh) => Promise<Scenario>> = {
     return { name: 'a burst of calls', objects: [await gatewayId(mesh, client), await nodeId(mesh, 'COUNTER_BURSTS', 'hib-burst')], lastActivity: Date.now() };
   },
 
+  async 'calls in flight to a default DO, answers held for a timer turn'(mesh) {
+    const client = await connect(mesh, 'holder');
+    const to = { binding: 'COUNTER', instance: 'hib-held' };
+    // one RPC per call: answers that arrive while others run are held for the gateway's next timer turn (sockets.ts, sendSoon)
+    const frames = Array.from({ length: 20 }, (_, n) => callFrame(`held-${n}`, to, 'increment', [1]));
+    client.sock.sendTogether(frames);
+    const results = await Promise.all(frames.map((frame) => resultOf(client.sock, frame.id)));
+    expect([...results].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, n) => n + 1));
+    return { name: 'calls in flight to a default DO, answers held for a timer turn', objects: [await gatewayId(mesh, client), await nodeId(mesh, 'COUNTER', 'hib-held')], lastActivity: Date.now() };
+  },
+
   async 'a Subscriptions fan-out'(mesh) {
     const [first, second] = await Promise.all([connect(mesh, 'fan1', () => 'got it'), connect(mesh, 'fan2', () => 'got it')]);
     after.fan = first;
