@@ -31,31 +31,23 @@ export interface RemoteStandInsService {
   relay(relayName: string, job: unknown): Promise<unknown[]>;
 }
 
-/** A namespace whose ids are the names themselves: what the library needs of one (idFromName, get), tagged as the real ones are. */
-function namespaceOf<Stub>(stubOf: (name: string) => Stub): DurableObjectNamespace {
-  const namespace = {
-    [Symbol.toStringTag]: 'DurableObjectNamespace',
-    idFromName: (name: string) => name,
-    get: (name: string) => stubOf(name),
-  };
-  return namespace as unknown as DurableObjectNamespace;
+/** What the library needs of a Durable Object namespace (idFromName, get), tagged as the real ones are. */
+function namespaceOf<Id>(idFromName: (name: string) => Id, get: (id: Id) => unknown): DurableObjectNamespace {
+  return { [Symbol.toStringTag]: 'DurableObjectNamespace', idFromName, get } as unknown as DurableObjectNamespace;
 }
 
-/** env with STANDIN pooled; and, if the second process is bound, REMOTE_STANDIN and REMOTE_RELAY reaching its stand-ins and relays. */
+/** env with STANDIN pooled; and, if the second process is bound, REMOTE_STANDIN and REMOTE_RELAY reaching its stand-ins and relays by name. */
 export function withStandIns<E extends StandInEnv>(env: E): E {
   const real = env.STANDIN;
-  const pooled = {
-    [Symbol.toStringTag]: 'DurableObjectNamespace',
-    idFromName: (name: string) => real.idFromName(`pool${Number(/^standin(\d+)\./.exec(name)?.[1] ?? 0) % STAND_IN_OBJECTS}`),
-    get: (id: DurableObjectId) => real.get(id),
-  };
+  const pooled = namespaceOf((name) => real.idFromName(`pool${Number(/^standin(\d+)\./.exec(name)?.[1] ?? 0) % STAND_IN_OBJECTS}`), (id) => real.get(id));
   const remote = env.REMOTE;
-  if (!remote) return { ...env, STANDIN: pooled as unknown as DurableObjectNamespace };
+  if (!remote) return { ...env, STANDIN: pooled };
+  const byName = (name: string): string => name;
   return {
     ...env,
-    STANDIN: pooled as unknown as DurableObjectNamespace,
-    REMOTE_STANDIN: namespaceOf((name) => ({ __meshgateNotifyClient: (envelope: unknown) => remote.notify(name, envelope) })),
-    REMOTE_RELAY: namespaceOf((name) => ({ __meshgateRelay: (job: unknown) => remote.relay(name, job) })),
+    STANDIN: pooled,
+    REMOTE_STANDIN: namespaceOf(byName, (name) => ({ __meshgateNotifyClient: (envelope: unknown) => remote.notify(name, envelope) })),
+    REMOTE_RELAY: namespaceOf(byName, (name) => ({ __meshgateRelay: (job: unknown) => remote.relay(name, job) })),
   };
 }
 

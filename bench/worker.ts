@@ -172,8 +172,9 @@ export class TopicDO extends MeshDurableObject<Env> {
 
   #audience(where: FanOutWhere): Subscriptions {
     // 'remoteTree': the relays' default threshold, as an app that binds them gets
-    const options = where === 'remoteTree' ? { relays: { binding: 'REMOTE_RELAY' } } : { relays: false as const };
-    return (this.#audiences[where] ??= new Subscriptions(this.ctx.storage, this.mesh, { table: 'standins', gateway: 'REMOTE_STANDIN', ...options }));
+    return (this.#audiences[where] ??= new Subscriptions(this.ctx.storage, this.mesh, {
+      table: 'standins', gateway: 'REMOTE_STANDIN', relays: where === 'remoteTree' ? { binding: 'REMOTE_RELAY' } : false,
+    }));
   }
 
   /** `rounds` notifications of the stand-ins of `topic` (Subscriptions.notify), one after another (the hot_object scenario's fan-out); the stand-ins notified. */
@@ -333,7 +334,6 @@ export class RawHopTargetDO extends DurableObject<Env> {
     return { ok: true, result: envelope.args };
   }
 }
-
 
 export { IdentityLimiter } from '../src/index.js';
 export { PeerAgent, PeerParty } from './peers.js';
