@@ -255,6 +255,39 @@ describe('bursts', () => {
   });
 });
 
+describe('sequential calls beside a long-running one', () => {
+  // A burst window far longer than a local round trip: a call made to wait for it shows.
+  const WINDOW_MS = 1000;
+  const slowWindow = useTestMesh({ env: { BURST_WINDOW_MS: String(WINDOW_MS) } });
+  it('only a call sent while the call before it runs waits for the burst window; calls sent one after another go at once, and pipelined ones still share bursts', async () => {
+    const socket = new RawSocket(slowWindow.mesh.wsUrl('beside.t'), await slowWindow.mesh.token('beside'));
+    await socket.ofType('connection_status');
+    const waiting = { binding: 'COUNTER', instance: 'beside-wait' };
+    const counter = { binding: 'COUNTER', instance: 'beside-count' };
+    // Sent as batches, so the gateway may hold this client's answers to send them together.
+    socket.send([callFrame('long', waiting, 'hold', ['long', 30_000])]);
+    const roundTrips: number[] = [];
+    for (let n = 0; n < 6; n++) {
+      const started = performance.now();
+      socket.send([callFrame(`s${n}`, counter, 'append', ['seq', n])]);
+      expect(await resultOf(socket, `s${n}`, 5_000)).toBe(n);
+      roundTrips.push(performance.now() - started);
+    }
+    // The first was sent while the long call, the one before it, ran: it waited for the window.
+    expect(roundTrips[0]).toBeGreaterThanOrEqual(WINDOW_MS - 50);
+    // The others each found the call before them answered.
+    expect(roundTrips.slice(1).filter((ms) => ms >= WINDOW_MS / 2), roundTrips.map(Math.round).join(', ')).toEqual([]);
+    // Ten in flight at once, to a Worker: they still go as one burst (one RPC).
+    socket.send(Array.from({ length: 10 }, (_, n) => callFrame(`p${n}`, { binding: 'ECHO_WORKER' }, 'shout', [`p${n}`])));
+    expect(await Promise.all(Array.from({ length: 10 }, (_, n) => resultOf(socket, `p${n}`, 5_000)))).toEqual(Array.from({ length: 10 }, (_, n) => `P${n}!`));
+    socket.send([callFrame('b', { binding: 'ECHO_WORKER' }, 'batches', [])]);
+    expect(((await resultOf(socket, 'b', 5_000)) as number[]).some((size) => size >= 9)).toBe(true);
+    socket.send([callFrame('free', waiting, 'release', ['long'])]);
+    expect(await resultOf(socket, 'long', 5_000)).toBe('long');
+    socket.close();
+  }, 30_000);
+});
+
 describe('ordering', () => {
   it('calls sent on one connection are dispatched in the order sent, resends included', async () => {
     const { client, network } = await connectedClient('order');

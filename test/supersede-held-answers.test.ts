@@ -1,6 +1,6 @@
 /**
  * A batching client is superseded on real workerd while its gateway holds
- * answers for it (a slow call keeps the others "running"). Nothing follows `superseded` on the old socket, and with the new socket resending
+ * answers for it (calls sent after an answered one still run). Nothing follows `superseded` on the old socket, and with the new socket resending
  * what the old one did not get, every call is answered exactly once.
  */
 import { describe, expect, it } from 'vitest';
@@ -18,7 +18,7 @@ describe('supersession while answers are held', () => {
       const slow = { binding: 'COUNTER', instance: `slow-${trial}` };
       const counter = { binding: 'COUNTER', instance: `count-${trial}` };
       const ids = Array.from({ length: 120 }, (_, i) => `c${i}`);
-      // a batch: the socket takes batches; the slow call keeps #running > 0, so the others are held (sendSoon)
+      // a batch: the socket takes batches; each answer but the last has calls sent after it still running, so it is held (sendSoon)
       a.send([callFrame('slow', slow, 'slowCount', ['k', 400]), ...ids.map((id) => callFrame(id, counter, 'increment', [1]))]);
       await waitFor(() => a.frames.filter((f) => f.type === 'call_response').length >= 20, 'some answers on the old socket');
       const b = new RawSocket(suite.mesh.wsUrl(instance), token);

@@ -5,23 +5,21 @@
  * hold its slot, and goes into the mesh alone or in a burst with the calls
  * that arrived with it.
  */
-import { CancelledError, LimitExceededError, MeshError, OutcomeUnknownError } from '../protocol/errors.js';
+import { CancelledError, LimitExceededError, OutcomeUnknownError } from '../protocol/errors.js';
 import { DEFAULTS } from '../protocol/limits.js';
 import { encodeCallResponse, encodeFrame, type CallFrame, type CallTarget, type Origin } from '../protocol/frames.js';
 import { AnswerMemory } from '../protocol/answer-memory.js';
 import { failure } from '../protocol/failure.js';
-import type { CallContext, MeshEnvelope, MeshResult, StreamSource } from '../nodes/envelope.js';
-import { callNode, callNodeBurst, callNodeBurstPacked, callNodePacked } from '../nodes/targets.js';
-import type { PackedEnvelope } from '../nodes/packed-envelope.js';
+import type { CallContext, MeshResult, StreamSource } from '../nodes/envelope.js';
 import { configuredMs, type GatewayConfig } from './config.js';
-import { chunksBySize, clientState, nodeDeadlineMs, rpcFailure, stubKey } from './calls.js';
+import { chunksBySize, clientState, nodeDeadlineMs, stubKey } from './calls.js';
 import { Deadlines } from './deadlines.js';
 import type { GraceMemory } from './grace-memory.js';
 import { safeSend, sendError, type GatewaySockets, type SocketInfo } from './sockets.js';
 import { GatewayStreams, release } from './streams.js';
 import { CallCancels } from './cancels.js';
-import { ContextPacking } from './context-packing.js';
-import { NodeStubs } from './node-stubs.js';
+import { NodeRpc, type PendingCall } from './node-rpc.js';
+import { Pipelining } from './pipelining.js';
 
 export interface CallToMesh {
   to: CallTarget;
@@ -45,9 +43,6 @@ export interface CallsToMeshHost {
 /** How late a deadline may be given up, and how long its timer may outlive the last call: sequential calls share one timer (one each cost 21 µs of 170). */
 export const RUNNING_SLACK_MS = 100;
 
-/** A call read from a socket and not yet sent. */
-type PendingCall = [ws: WebSocket, frame: CallFrame, context: CallContext];
-
 export class CallsToMesh {
   readonly #host: CallsToMeshHost;
   /** calls now running, by call id, each given up at its deadline (up to RUNNING_SLACK_MS late) */
@@ -56,22 +51,25 @@ export class CallsToMesh {
   readonly answers: AnswerMemory;
   /** calls taken from the frames of this burst, sent together once the burst is read (see #dispatchSoon) */
   #burst: PendingCall[] = [];
-  readonly #stubs: NodeStubs;
-  /** Durable Object bindings whose class said it accepts bursts (MeshDurableObject.acceptsCallBursts) */
-  readonly #burstBindings = new Set<string>();
+  /** how calls travel to their nodes (node-rpc.ts) */
+  readonly #rpc: NodeRpc;
+  /** whether the client has calls in flight behind the one at hand (pipelining.ts) */
+  readonly #pipelining = new Pipelining();
   /** calls an earlier incarnation was running when it died in a grace period: a resend of one may have run */
   readonly #diedRunning = new Set<string>();
   /** results that arrive in chunks (streams.ts) */
   readonly streams: GatewayStreams;
   /** running calls the client may cancel (cancels.ts) */
   readonly cancels = new CallCancels();
-  /** which contexts travel packed, and to which bindings (context-packing.ts) */
-  readonly #packing: ContextPacking;
 
   constructor(host: CallsToMeshHost) {
     this.#host = host;
-    this.#packing = new ContextPacking(() => host.callHookSet());
-    this.#stubs = new NodeStubs(host.env, () => host.config());
+    this.#rpc = new NodeRpc({
+      env: host.env, sockets: host.sockets, config: () => host.config(), callHookSet: () => host.callHookSet(),
+      deadlineMs: (frame) => this.#deadlineFor(frame),
+      cancelOf: (frame) => (frame.cancellable ? this.cancels.get(frame.id) : undefined),
+      finish: (ws, frame, result) => this.#finish(ws, frame, result),
+    });
     this.streams = new GatewayStreams({ config: () => host.config(), isOpen: (ws) => host.sockets.isOpen(ws) });
     this.answers = new AnswerMemory(() => ({ count: host.config().rememberedCallIds, bytes: host.config().rememberedAnswerBytes }));
   }
@@ -91,7 +89,7 @@ export class CallsToMesh {
   }
 
   get stubs(): number {
-    return this.#stubs.size;
+    return this.#rpc.stubs;
   }
 
   take(ws: WebSocket, info: SocketInfo, frame: CallFrame): void {
@@ -120,10 +118,11 @@ export class CallsToMesh {
     }
     // A node that never answers must not hold this slot forever: past the deadline the call is given up.
     this.#running.add(frame.id, deadline, () => this.#giveUp(ws, frame));
+    const pipelined = this.#pipelining.started(frame.id);
     if (frame.cancellable) this.cancels.add(frame.id);
     // The client gives up after its timeoutMs (counted from before it sent): no resend to answer after that.
     this.#host.graceMemory.noteCall(frame.id, Date.now() + Math.min(frame.timeoutMs ?? deadline, deadline), config.rememberedCallIds);
-    this.#dispatchSoon(ws, frame, context);
+    this.#dispatchSoon(ws, frame, context, pipelined);
   }
 
   /**
@@ -155,6 +154,7 @@ export class CallsToMesh {
 
   /** Sends the answer to call `id`; `remember`: keep it for a resend (false for refusals that ran nothing). */
   answer(ws: WebSocket | undefined, id: string, result: MeshResult & { window?: number }, remember: boolean, retryAfterReconnect = false): void {
+    const moreBehind = this.#pipelining.settled(id);
     const text = !result.ok ? encodeCallResponse(id, false, result.error, retryAfterReconnect)
       : result.stream ? encodeFrame({ type: 'call_response', id, ok: true, stream: true, window: result.window ?? DEFAULTS.streamWindow })
         : encodeCallResponse(id, true, result.result);
@@ -165,21 +165,22 @@ export class CallsToMesh {
     if (!ws) return; // no socket: the client resends on reconnect and gets the remembered answer
     // A stream's answer goes at once, before its chunks; any other may go with the answers ready with it (sockets.ts, together).
     if (result.ok && result.stream) safeSend(ws, text);
-    // While other calls run, their answers come in turns of their own: they go to the client together.
-    else if (this.#running.size > 0) this.#host.sockets.sendSoon(ws, text, this.#host.config().maxFrameBytes);
+    // While calls sent after it run, their answers come in turns of their own: they go to the client together.
+    else if (moreBehind) this.#host.sockets.sendSoon(ws, text, this.#host.config().maxFrameBytes);
     else this.#host.sockets.send(ws, text);
   }
 
   /**
-   * A call with no other running goes into the mesh at once. Calls that
-   * arrive while others run (a client with many in flight) are all read
-   * first and go out together on the next timer turn, in arrival order:
-   * issuing RPCs in one turn costs the runtime about a quarter less per call
-   * than one turn each (bench: throughput), and a lone call waits for no timer.
+   * A call goes into the mesh at once unless the client is pipelining. Calls
+   * that arrive while the one before still runs (a client with many in
+   * flight) are all read first and go out together on the next timer turn,
+   * in arrival order: issuing RPCs in one turn costs the runtime about a
+   * quarter less per call than one turn each (bench: throughput), and a
+   * sequential call waits for no timer, even beside a long-running one.
    */
-  #dispatchSoon(ws: WebSocket, frame: CallFrame, context: CallContext): void {
-    if (this.#running.size === 1 && this.#burst.length === 0) {
-      if (this.#passedHook(ws, frame, context)) void this.#sendCall(ws, frame, context);
+  #dispatchSoon(ws: WebSocket, frame: CallFrame, context: CallContext, pipelined: boolean): void {
+    if (!pipelined && this.#burst.length === 0) {
+      if (this.#passedHook(ws, frame, context)) void this.#rpc.send(ws, frame, context);
       return;
     }
     this.#burst.push([ws, frame, context]);
@@ -208,13 +209,13 @@ export class CallsToMesh {
     }
     for (const group of byTarget.values()) {
       const to = group[0]![1].to;
-      if (group.length > 1 && (to.instance === undefined || this.#burstBindings.has(to.binding))) {
+      if (group.length > 1 && this.#rpc.takesBursts(to.binding, to.instance)) {
         for (const chunk of chunksBySize(group)) {
-          if (chunk.length > 1) void this.#sendBurst(chunk);
-          else void this.#sendCall(...chunk[0]!);
+          if (chunk.length > 1) void this.#rpc.sendBurst(chunk);
+          else void this.#rpc.send(...chunk[0]!);
         }
       } else {
-        for (const call of group) void this.#sendCall(...call);
+        for (const call of group) void this.#rpc.send(...call);
       }
     }
   }
@@ -234,84 +235,8 @@ export class CallsToMesh {
       return false;
     }
     if (hook === undefined) return true;
-    Promise.resolve(hook).then(() => this.#sendCall(ws, frame, context), fail);
+    Promise.resolve(hook).then(() => this.#rpc.send(ws, frame, context), fail);
     return false;
-  }
-
-  async #sendCall(ws: WebSocket, frame: CallFrame, context: CallContext): Promise<void> {
-    let result: MeshResult;
-    try {
-      const stub = this.#stubs.get(frame.to);
-      const packed = this.#packing.pack(frame.to.binding, context);
-      let answered = packed === undefined ? undefined : await callNodePacked(stub, this.#envelope(frame, packed));
-      if (answered === undefined) {
-        if (packed !== undefined) this.#packing.refused(frame.to.binding); // it ran nothing: the same call, as objects
-        answered = await callNode(stub, this.#envelope(frame, context));
-      }
-      result = answered;
-      if (result.acceptsBursts) this.#burstBindings.add(frame.to.binding);
-    } catch (error) {
-      // An RPC that threw may have broken its stub (e.g. the target was reset): build a fresh one next time.
-      this.#stubs.forget(frame.to);
-      result = failure(rpcFailure(error, frame.method));
-    }
-    this.#finish(ws, frame, result);
-  }
-
-  /** Many calls to one target in one RPC; each is answered as its result arrives. */
-  async #sendBurst(group: PendingCall[]): Promise<void> {
-    const open = new Set(group.keys());
-    const finish = (index: number, result: MeshResult): void => {
-      const call = group[index];
-      if (!call || !open.delete(index)) return;
-      this.#finish(call[0], call[1], result);
-    };
-    const to = group[0]![1].to;
-    const onResults = (results: Array<[number, MeshResult]>): void => {
-      this.#host.sockets.together(() => {
-        for (const [index, result] of results) finish(index, result);
-      }, this.#host.config().maxFrameBytes);
-    };
-    try {
-      const stub = this.#stubs.get(to);
-      const packed = this.#packAll(group);
-      let accepted: boolean | null | undefined = packed === undefined ? null : await callNodeBurstPacked(stub, packed, onResults);
-      if (accepted === null) {
-        if (packed !== undefined) this.#packing.refused(to.binding); // it ran nothing: the same burst, as objects
-        accepted = await callNodeBurst(stub, group.map(([, frame, context]) => this.#envelope(frame, context)), onResults);
-      }
-      // Only an explicit false is a refusal: a node of an earlier meshgate version answers undefined after running the burst.
-      if (accepted === false) {
-        // The class does not accept bursts (a new version of it, or another instance mid-deployment):
-        // it ran nothing, so each call goes on its own.
-        this.#burstBindings.delete(to.binding);
-        for (const call of group) void this.#sendCall(...call);
-        return;
-      }
-      if (open.size > 0) throw new MeshError('The node finished a burst without answering every call.');
-    } catch (error) {
-      this.#stubs.forget(to);
-      for (const index of [...open]) finish(index, failure(rpcFailure(error, group[index]![1].method)));
-    }
-  }
-
-  /** Every call of a burst packed, or undefined if one context travels as objects (then all do). */
-  #packAll(group: PendingCall[]): PackedEnvelope[] | undefined {
-    const packed: PackedEnvelope[] = [];
-    for (const [, frame, context] of group) {
-      const text = this.#packing.pack(frame.to.binding, context);
-      if (text === undefined) return undefined;
-      packed.push(this.#envelope(frame, text));
-    }
-    return packed;
-  }
-
-  /** The envelope of a call, its context as objects or packed. */
-  #envelope<Context extends CallContext | string>(frame: CallFrame, context: Context): Context extends string ? PackedEnvelope : MeshEnvelope {
-    const envelope: Omit<MeshEnvelope, 'context'> & { context: Context } = { target: frame.to, method: frame.method, args: frame.args, context, deadlineMs: this.#deadlineFor(frame) };
-    const cancel = frame.cancellable ? this.cancels.get(frame.id) : undefined;
-    if (cancel) envelope.cancel = cancel;
-    return envelope as never;
   }
 
   #deadlineFor(frame: CallFrame): number {

@@ -1,0 +1,135 @@
+/**
+ * How client calls travel to their nodes: one RPC per call, or many calls to
+ * one target in one RPC (a burst); each context packed where the node takes
+ * it, else as objects (a node of an earlier meshgate version). Every call
+ * sent here is settled through `host.finish` exactly once.
+ */
+import { MeshError } from '../protocol/errors.js';
+import type { CallFrame } from '../protocol/frames.js';
+import type { CallContext, MeshEnvelope, MeshResult } from '../nodes/envelope.js';
+import { callNode, callNodeBurst, callNodeBurstPacked, callNodePacked } from '../nodes/targets.js';
+import type { PackedEnvelope } from '../nodes/packed-envelope.js';
+import { failure } from '../protocol/failure.js';
+import type { GatewayConfig } from './config.js';
+import { rpcFailure } from './calls.js';
+import type { GatewaySockets } from './sockets.js';
+import { ContextPacking } from './context-packing.js';
+import { NodeStubs } from './node-stubs.js';
+
+/** A call read from a socket and not yet sent. */
+export type PendingCall = [ws: WebSocket, frame: CallFrame, context: CallContext];
+
+export interface NodeRpcHost {
+  readonly env: unknown;
+  readonly sockets: GatewaySockets;
+  config(): GatewayConfig;
+  /** true if the application overrides onBeforeCallToMesh: it may put any value in a context, so contexts travel as objects, not packed */
+  callHookSet(): boolean;
+  /** how long the node may take for this call */
+  deadlineMs(frame: CallFrame): number;
+  /** the call's cancel signal, if the client may cancel it */
+  cancelOf(frame: CallFrame): MeshEnvelope['cancel'];
+  /** the call's outcome */
+  finish(ws: WebSocket, frame: CallFrame, result: MeshResult): void;
+}
+
+export class NodeRpc {
+  readonly #host: NodeRpcHost;
+  readonly #stubs: NodeStubs;
+  /** which contexts travel packed, and to which bindings (context-packing.ts) */
+  readonly #packing: ContextPacking;
+  /** Durable Object bindings whose class said it accepts bursts (MeshDurableObject.acceptsCallBursts) */
+  readonly #burstBindings = new Set<string>();
+
+  constructor(host: NodeRpcHost) {
+    this.#host = host;
+    this.#packing = new ContextPacking(() => host.callHookSet());
+    this.#stubs = new NodeStubs(host.env, () => host.config());
+  }
+
+  /** RPC stubs kept for reuse */
+  get stubs(): number {
+    return this.#stubs.size;
+  }
+
+  /** True if calls to `binding` may share one RPC: a Worker, or a Durable Object class that said it accepts bursts. */
+  takesBursts(binding: string, instance: string | undefined): boolean {
+    return instance === undefined || this.#burstBindings.has(binding);
+  }
+
+  async send(ws: WebSocket, frame: CallFrame, context: CallContext): Promise<void> {
+    let result: MeshResult;
+    try {
+      const stub = this.#stubs.get(frame.to);
+      const packed = this.#packing.pack(frame.to.binding, context);
+      let answered = packed === undefined ? undefined : await callNodePacked(stub, this.#envelope(frame, packed));
+      if (answered === undefined) {
+        if (packed !== undefined) this.#packing.refused(frame.to.binding); // it ran nothing: the same call, as objects
+        answered = await callNode(stub, this.#envelope(frame, context));
+      }
+      result = answered;
+      if (result.acceptsBursts) this.#burstBindings.add(frame.to.binding);
+    } catch (error) {
+      // An RPC that threw may have broken its stub (e.g. the target was reset): build a fresh one next time.
+      this.#stubs.forget(frame.to);
+      result = failure(rpcFailure(error, frame.method));
+    }
+    this.#host.finish(ws, frame, result);
+  }
+
+  /** Many calls to one target in one RPC; each is answered as its result arrives. */
+  async sendBurst(group: PendingCall[]): Promise<void> {
+    const open = new Set(group.keys());
+    const finish = (index: number, result: MeshResult): void => {
+      const call = group[index];
+      if (!call || !open.delete(index)) return;
+      this.#host.finish(call[0], call[1], result);
+    };
+    const to = group[0]![1].to;
+    const onResults = (results: Array<[number, MeshResult]>): void => {
+      this.#host.sockets.together(() => {
+        for (const [index, result] of results) finish(index, result);
+      }, this.#host.config().maxFrameBytes);
+    };
+    try {
+      const stub = this.#stubs.get(to);
+      const packed = this.#packAll(group);
+      let accepted: boolean | null | undefined = packed === undefined ? null : await callNodeBurstPacked(stub, packed, onResults);
+      if (accepted === null) {
+        if (packed !== undefined) this.#packing.refused(to.binding); // it ran nothing: the same burst, as objects
+        accepted = await callNodeBurst(stub, group.map(([, frame, context]) => this.#envelope(frame, context)), onResults);
+      }
+      // Only an explicit false is a refusal: a node of an earlier meshgate version answers undefined after running the burst.
+      if (accepted === false) {
+        // The class does not accept bursts (a new version of it, or another instance mid-deployment):
+        // it ran nothing, so each call goes on its own.
+        this.#burstBindings.delete(to.binding);
+        for (const call of group) void this.send(...call);
+        return;
+      }
+      if (open.size > 0) throw new MeshError('The node finished a burst without answering every call.');
+    } catch (error) {
+      this.#stubs.forget(to);
+      for (const index of [...open]) finish(index, failure(rpcFailure(error, group[index]![1].method)));
+    }
+  }
+
+  /** Every call of a burst packed, or undefined if one context travels as objects (then all do). */
+  #packAll(group: PendingCall[]): PackedEnvelope[] | undefined {
+    const packed: PackedEnvelope[] = [];
+    for (const [, frame, context] of group) {
+      const text = this.#packing.pack(frame.to.binding, context);
+      if (text === undefined) return undefined;
+      packed.push(this.#envelope(frame, text));
+    }
+    return packed;
+  }
+
+  /** The envelope of a call, its context as objects or packed. */
+  #envelope<Context extends CallContext | string>(frame: CallFrame, context: Context): Context extends string ? PackedEnvelope : MeshEnvelope {
+    const envelope: Omit<MeshEnvelope, 'context'> & { context: Context } = { target: frame.to, method: frame.method, args: frame.args, context, deadlineMs: this.#host.deadlineMs(frame) };
+    const cancel = this.#host.cancelOf(frame);
+    if (cancel) envelope.cancel = cancel;
+    return envelope as never;
+  }
+}
