@@ -72,7 +72,8 @@ async function burst(mesh: TestMesh, sockets: RawSocket[], instance: string, bin
   const socket = new RawSocket(mesh.wsUrl(instance), await mesh.token(instance.split('.')[0]!));
   sockets.push(socket);
   await socket.opened;
-  for (let n = 0; n < count; n++) socket.send({ type: 'call', id: `b${n}`, to: { binding }, method, args: encodeValue([]), state: { n } });
+  // One batch message: the gateway reads it in one turn, so every call after the first arrives while the one before runs.
+  socket.send(Array.from({ length: count }, (_, n) => ({ type: 'call', id: `b${n}`, to: { binding }, method, args: encodeValue([]), state: { n } })));
   const answers: unknown[] = [];
   for (let n = 0; n < count; n++) {
     const answer = await socket.next((f) => f.id === `b${n}` && f.type === 'call_response');
