@@ -26,3 +26,27 @@ export class Backoff {
     this.#retry = 0;
   }
 }
+
+/** At most one retry pending, due after the backoff for retry number n (the count is the caller's). */
+export class RetryTimer {
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    readonly minMs: number,
+    readonly maxMs: number,
+    readonly due: () => void,
+  ) {}
+
+  schedule(retry: number): void {
+    this.cancel();
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.due();
+    }, backoffDelay(this.minMs, this.maxMs, retry));
+  }
+
+  cancel(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}

@@ -13,7 +13,7 @@ import { HEARTBEAT_PONG } from '../protocol/wire.js';
 import { WS_CLOSE_UNSUPPORTED_PROTOCOL } from '../protocol/close-codes.js';
 import { OfferedVersions } from './versions.js';
 import { createStub, type Stub } from '../protocol/stub.js';
-import { backoffDelay } from './backoff.js';
+import { RetryTimer } from './backoff.js';
 import {
   attempting, currentSocket, initialConnection, publicState, refusal, step,
   type Connection, type ConnectionEvent, type ConnectionState, type Effect, type SocketId,
@@ -55,7 +55,7 @@ export class MeshClient<Handlers extends object = object> {
   #watched: SocketId | undefined;
   /** what connect() returns while an attempt is under way */
   #attempt: { promise: Promise<void>; resolve: () => void } | undefined;
-  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #retry: RetryTimer;
   #instanceName: string | undefined;
   #removeBrowserListeners: (() => void) | undefined;
 
@@ -72,6 +72,8 @@ export class MeshClient<Handlers extends object = object> {
       (error) => this.#callbacks.report(error), options.maxConcurrentIncomingCalls ?? DEFAULTS.maxConcurrentIncomingCalls,
       () => this.#outgoing.maxFrameChars, (id, source) => this.#streams.producing.start(id, source));
     this.#instanceName = options.instanceName;
+    this.#retry = new RetryTimer(options.reconnectMinDelayMs ?? DEFAULTS.reconnectMinDelayMs, options.reconnectMaxDelayMs ?? DEFAULTS.reconnectMaxDelayMs,
+      () => void this.#dispatch({ type: 'retryDue' }));
     this.#liveness = new Liveness({
       intervalMs: options.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs,
       timeoutMs: options.heartbeatTimeoutMs ?? DEFAULTS.heartbeatTimeoutMs,
@@ -231,21 +233,11 @@ export class MeshClient<Handlers extends object = object> {
       case 'failCalls':
         this.#outgoing.failAll(() => stoppedError(effect.because));
         return this.#streams.stopped(() => stoppedError(effect.because));
-      case 'scheduleRetry': {
-        if (phase.name !== 'backingOff') return;
-        if (this.#retryTimer) clearTimeout(this.#retryTimer);
-        const min = this.#options.reconnectMinDelayMs ?? DEFAULTS.reconnectMinDelayMs;
-        const max = this.#options.reconnectMaxDelayMs ?? DEFAULTS.reconnectMaxDelayMs;
-        this.#retryTimer = setTimeout(() => {
-          this.#retryTimer = undefined;
-          void this.#dispatch({ type: 'retryDue' });
-        }, backoffDelay(min, max, effect.retry));
+      case 'scheduleRetry':
+        if (phase.name === 'backingOff') this.#retry.schedule(effect.retry);
         return;
-      }
       case 'cancelRetry':
-        if (this.#retryTimer) clearTimeout(this.#retryTimer);
-        this.#retryTimer = undefined;
-        return;
+        return this.#retry.cancel();
       case 'dropToken':
         return this.#tokens.invalidate();
       case 'notify':
