@@ -162,6 +162,16 @@ export async function startMesh({ script, MeshClient, identityLimiter = true, mi
     return track(new RawWs(`${base}/gateway/GATEWAY/${encodeURIComponent(instance)}`, protocols, { perMessageDeflate: false }));
   }
 
+  /** A raw socket to `sub`'s gateway, open and past its connection_status, for frames written by hand. */
+  async function handGateway(sub, { deflate = false } = {}) {
+    const raw = track(new RawWs(`${base}/gateway/GATEWAY/${encodeURIComponent(`${sub}.hand`)}`, ['meshgate', `meshgate.token.${await token(sub)}`], { perMessageDeflate: deflate }));
+    const status = new Promise((resolve) => (raw.waiter = resolve));
+    await within(raw.opened, 10_000, `gateway socket ${sub}`);
+    const first = JSON.parse(await within(status, 10_000, `connection_status for ${sub}`));
+    if (first.type !== 'connection_status') throw new Error(`gateway socket ${sub}: first frame ${first.type}`);
+    return raw;
+  }
+
   function track(raw) {
     sockets.add(raw);
     const terminate = raw.terminate.bind(raw);
@@ -173,7 +183,7 @@ export async function startMesh({ script, MeshClient, identityLimiter = true, mi
   }
 
   return {
-    base, pid, remote, mf, connect, disconnect, rawSocket, partySocket, agentClient, gatewaySocket,
+    base, pid, remote, mf, connect, disconnect, rawSocket, partySocket, agentClient, gatewaySocket, handGateway,
     closeAgent(agent) {
       agent.close();
       agents.delete(agent);

@@ -16,6 +16,19 @@ export async function sequential(count, maxMs, roundTrip) {
 export const rawSequential = (raw, count, maxMs) => sequential(count, maxMs, () => raw.request(RAW_MESSAGE));
 export const meshSequential = (stub, count, maxMs) => sequential(count, maxMs, () => stub.echo(PAYLOAD));
 
+/**
+ * The same calls as meshSequential, written by hand on a raw socket to the gateway
+ * (harness.mjs, handGateway): what meshgate costs with no MeshClient in the loop.
+ */
+let handIds = 0; // a gateway answers an id it has answered with duplicate_call_id: ids never repeat
+export function handSequential(raw, instance, count, maxMs) {
+  const args = JSON.stringify([[1], PAYLOAD]);
+  return sequential(count, maxMs, async () => {
+    const answer = JSON.parse(await raw.request(JSON.stringify({ type: 'call', id: `h${++handIds}`, to: { binding: 'BENCH', instance }, method: 'echo', args })));
+    if (answer.type !== 'call_response' || answer.ok !== true || JSON.parse(answer.result)[0] !== PAYLOAD) throw new Error(`call by hand: ${JSON.stringify(answer).slice(0, 200)}`);
+  });
+}
+
 /** Echo messages per second with `inFlight` outstanding on one raw socket. */
 export function rawThroughput(raw, total, inFlight, maxMs) {
   return new Promise((resolve) => {

@@ -51,6 +51,13 @@ const ROWS = {
     percentiles(s, row);
     const cpu = (x) => x?.workerdCpuUsPerCall;
     row('workerd CPU µs / call', cpu(m), cpu(b), ratio(cpu(m), cpu(b)), null, cpu(h), cpu(s.peers?.partyserver), cpu(s.peers?.agents));
+    const client = (x) => x?.clientCpuUsPerCall;
+    row('client CPU µs / call (Node, bench process)', client(m), client(b), ratio(client(m), client(b)), null, client(h), client(s.peers?.partyserver), client(s.peers?.agents));
+    const hand = m.byHand;
+    if (!hand) return;
+    row('  frames by hand, no MeshClient: p50 ms', hand.p50, b.p50, ratio(hand.p50, b.p50), hand.n, h?.p50);
+    row('  frames by hand: workerd CPU µs / call', cpu(hand), cpu(b), ratio(cpu(hand), cpu(b)), null, cpu(h));
+    row('  frames by hand: client CPU µs / call', client(hand), client(b), ratio(client(hand), client(b)), null, client(h));
   },
   percentiles,
   throughput(s, row) {
