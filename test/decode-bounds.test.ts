@@ -7,6 +7,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { stringify, unflatten } from 'devalue';
 import WebSocket from 'ws';
 import { MeshClient } from '../src/client/index.js';
 import type { SocketClass } from '../src/client/socket.js';
@@ -107,6 +108,31 @@ describe('the expanded size of a value', () => {
       else if (short.exceeded === 'maxDepth') expect(short.depth).toBe(walked.depth);
     }), { numRuns: 1000 });
     expect(measureFlattened([[1, 1, 1], 'abc'], TAGS)).toEqual({ expandedSize: 13, depth: 2 });
+  });
+
+  it('writes a short array of primitives (its own short path) exactly as devalue does, repeats and special values included (1000 random arrays)', () => {
+    const primitive = fc.oneof(fc.string({ maxLength: 8 }), fc.constantFrom('a', 'b', '<', '\u2028', '\ud800'), fc.double(), fc.integer({ min: -3, max: 3 }), fc.boolean(), fc.constant(null), fc.constant(undefined));
+    fc.assert(fc.property(fc.array(primitive, { maxLength: 20 }), fc.boolean(), (values, holey) => {
+      const array = holey && values.length > 1 ? Object.assign([...values], { length: values.length + 1 }) : values;
+      expect(encodeValue(array)).toBe(stringify(array));
+    }), { numRuns: 1000 });
+    expect(encodeValue(['x', 1, 'x', true, null, 1])).toBe('[[1,2,1,3,4,2],"x",1,true,null]');
+    expect(encodeValue([])).toBe('[[]]');
+  });
+
+  it('measures and decodes a lone primitive (its own short path) as the graph walk and devalue do (500 random primitives)', () => {
+    const primitive = fc.oneof(fc.string({ maxLength: 40 }), fc.double(), fc.integer(), fc.boolean(), fc.constant(null));
+    fc.assert(fc.property(primitive, fc.nat(60), fc.integer({ min: 1, max: 3 }), (value, maxExpandedSize, maxDepth) => {
+      const bounds = { maxExpandedSize, maxDepth };
+      const encoded = encodeValue(value);
+      const parsed = JSON.parse(encoded);
+      // the walk: an entry nothing refers to counts nothing, but an object among the entries sends the measure down it
+      const walked = measureFlattened(Array.isArray(parsed) ? [...parsed, {}] : parsed, TAGS, bounds);
+      expect(measureFlattened(parsed, TAGS, bounds)).toEqual(walked);
+      if (walked.exceeded === undefined) expect(Object.is(decodeValue(encoded, { maxExpandedSize: 1_000, maxDepth: 10 }), unflatten(parsed))).toBe(true);
+    }), { numRuns: 500 });
+    expect(decodeValue('["abc"]')).toBe('abc');
+    expect(() => decodeValue('["abc"]', { maxExpandedSize: 3, maxDepth: 10 })).toThrow(LimitExceededError);
   });
 
   it('is exact on shared references and never below the walk on cycles (1000 random graphs)', () => {

@@ -90,10 +90,9 @@ export class OutgoingCalls {
       const window = options.streamWindow ?? DEFAULTS.streamWindow;
       if (!(Number.isInteger(window) && window >= 1)) throw new RangeError(`streamWindow must be a whole number of chunks ≥ 1, got ${String(window)}.`);
       // The deadline travels along, so the gateway never gives up on the node before the caller does.
-      const body: CallFrame = {
-        type: 'call', id, to, method, args: encodeValue(args), timeoutMs: ms,
-        ...(signal ? { cancellable: true as const } : {}), ...(window === DEFAULTS.streamWindow ? {} : { streamWindow: window }),
-      };
+      const body: CallFrame = { type: 'call', id, to, method, args: encodeValue(args), timeoutMs: ms };
+      if (signal) body.cancellable = true;
+      if (window !== DEFAULTS.streamWindow) body.streamWindow = window;
       const frame = encodeFrame(body);
       if (frame.length > this.maxFrameChars) {
         // The gateway would close the socket (1009) for it, on every resend: refuse it here instead.
@@ -113,7 +112,9 @@ export class OutgoingCalls {
         if (call.sent && call.firstSend?.held !== true) this.#sendCancel(id, send);
         call.reject(new CancelledError(method, signal.reason));
       }));
-      this.#calls.set(id, { method, body, frame, sent, sentEpoch: this.epoch, resolve, reject, timer, signal, onAbort, window, ...(sent ? { firstSend } : {}) });
+      const call: OutgoingCall = { method, body, frame, sent, sentEpoch: this.epoch, resolve, reject, timer, signal, onAbort, window };
+      if (sent) call.firstSend = firstSend;
+      this.#calls.set(id, call);
       signal?.addEventListener('abort', onAbort!, { once: true });
       if (!sent) this.#queued++;
     });

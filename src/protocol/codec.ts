@@ -43,11 +43,59 @@ const NOT_AS_JSON = /[<\u2028\u2029\ud800-\udfff]/;
 export function encodeValue(value: unknown): string {
   // A string result (the commonest) written natively, the same text devalue writes with a loop over every character.
   if (typeof value === 'string' && !NOT_AS_JSON.test(value)) return `[${JSON.stringify(value)}]`;
+  const primitives = Array.isArray(value) ? primitiveArrayText(value) : undefined;
+  if (primitives !== undefined) return primitives;
   try {
     return stringify(value, reducers);
   } catch (error) {
     throw new TypeError(`meshgate cannot send this value: ${(error as Error).message}. Send plain data (objects, arrays, Date, Map, Set, typed arrays, errors), not functions or class instances.`);
   }
+}
+
+/** The longest array primitiveArrayText writes: it finds repeated entries by a scan of those before. */
+const MAX_PRIMITIVE_ARRAY = 16;
+
+/**
+ * A short array of strings, finite numbers, booleans and nulls (most call
+ * arguments) written as devalue writes it, without its walk: the root a list
+ * of indexes, equal entries sharing one. Undefined for anything else
+ * (holes, special numbers, strings JSON writes otherwise: devalue does those).
+ */
+function primitiveArrayText(value: unknown[]): string | undefined {
+  const n = value.length;
+  if (n > MAX_PRIMITIVE_ARRAY || Object.getPrototypeOf(value) !== Array.prototype) return undefined;
+  const refs = new Array<number>(n);
+  let entries = '';
+  let count = 0;
+  for (let i = 0; i < n; i++) {
+    if (!(i in value)) return undefined;
+    const item = value[i];
+    let text: string;
+    if (typeof item === 'string') {
+      if (NOT_AS_JSON.test(item)) return undefined;
+      text = JSON.stringify(item);
+    } else if (typeof item === 'number') {
+      if (!Number.isFinite(item) || Object.is(item, -0)) return undefined;
+      text = String(item);
+    } else if (item === null || typeof item === 'boolean') {
+      text = String(item);
+    } else {
+      return undefined;
+    }
+    let ref = 0;
+    for (let k = 0; k < i; k++) {
+      if (value[k] === item) {
+        ref = refs[k]!;
+        break;
+      }
+    }
+    if (ref === 0) {
+      ref = ++count;
+      entries += `,${text}`;
+    }
+    refs[i] = ref;
+  }
+  return `[[${refs.join(',')}]${entries}]`;
 }
 
 /**
@@ -64,6 +112,8 @@ export function decodeValue(text: string, bounds: ValueBounds = DEFAULT_VALUE_BO
     throw new ProtocolError(`Payload does not decode: ${(error as Error).message}`, 'bad_payload');
   }
   checkValueBounds(parsed, REVIVED_TAGS, bounds, what);
+  // A lone primitive (a string result, the commonest) is its own value: devalue would only unwrap it.
+  if (Array.isArray(parsed) && parsed.length === 1 && (parsed[0] === null || typeof parsed[0] !== 'object')) return parsed[0];
   try {
     return unflatten(parsed as number | unknown[], revivers);
   } catch (error) {

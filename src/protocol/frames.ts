@@ -279,32 +279,37 @@ export function decodeServerMessage(text: string, onBadFrame: (error: unknown) =
   return frames;
 }
 
+/** Throws the bad_field error for `field` of a `type` frame unless `ok`. */
+function checkField(type: unknown, ok: boolean, field: string, expected: string): void {
+  if (!ok) throw fieldError(String(type), field, expected);
+}
+
+function isString(value: unknown): value is string {
+  return typeof value === 'string';
+}
+
 function checkServerFrame(value: unknown): ServerFrame {
   if (!isObject(value)) throw new ProtocolError('Frame must be a JSON object with a "type" field.', 'bad_frame');
   const frame = value;
   const type = frame.type;
-  const check = (ok: boolean, field: string, expected: string): void => {
-    if (!ok) throw fieldError(String(type), field, expected);
-  };
-  const isString = (value: unknown): value is string => typeof value === 'string';
   switch (type) {
     case 'connection_status':
-      check(typeof frame.subscriptionRequired === 'boolean', 'subscriptionRequired', 'a boolean');
-      check(isString(frame.instanceName) && isString(frame.sub), 'instanceName/sub', 'strings');
+      checkField(type, typeof frame.subscriptionRequired === 'boolean', 'subscriptionRequired', 'a boolean');
+      checkField(type, isString(frame.instanceName) && isString(frame.sub), 'instanceName/sub', 'strings');
       break;
     case 'call_response':
-      check(isString(frame.id), 'id', 'a string');
-      check((frame.ok === true && (isString(frame.result) || (frame.stream === true && Number.isSafeInteger(frame.window) && (frame.window as number) >= 1))) || (frame.ok === false && isString(frame.error)), 'ok/result/error', 'ok: true with a "result" string (or stream: true and a window), or ok: false with an "error" string');
+      checkField(type, isString(frame.id), 'id', 'a string');
+      checkField(type, (frame.ok === true && (isString(frame.result) || (frame.stream === true && Number.isSafeInteger(frame.window) && (frame.window as number) >= 1))) || (frame.ok === false && isString(frame.error)), 'ok/result/error', 'ok: true with a "result" string (or stream: true and a window), or ok: false with an "error" string');
       break;
     case 'incoming_call':
-      check(isString(frame.id) && isString(frame.method) && isString(frame.args), 'id/method/args', 'strings');
-      check(isObject(frame.origin) && Array.isArray(frame.chain), 'origin/chain', 'an object and an array');
+      checkField(type, isString(frame.id) && isString(frame.method) && isString(frame.args), 'id/method/args', 'strings');
+      checkField(type, isObject(frame.origin) && Array.isArray(frame.chain), 'origin/chain', 'an object and an array');
       break;
     case 'superseded':
-      check(isString(frame.reason), 'reason', 'a string');
+      checkField(type, isString(frame.reason), 'reason', 'a string');
       break;
     case 'error':
-      check(isString(frame.code) && isString(frame.message) && (frame.id === undefined || isString(frame.id)), 'code/message/id', 'strings');
+      checkField(type, isString(frame.code) && isString(frame.message) && (frame.id === undefined || isString(frame.id)), 'code/message/id', 'strings');
       break;
     default:
       if (typeof type === 'string' && STREAM_TYPES.has(type)) return decodeStreamFrame(frame, typeof frame.id === 'string' ? frame.id : undefined);

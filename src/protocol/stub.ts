@@ -25,33 +25,34 @@ export type Stub<T> = {
  * answer came cancels the stream as soon as it does.
  */
 export function iterableCall<U>(call: Promise<unknown>): MeshStream<U> {
-  const stream = call as MeshStream<U>;
-  Object.defineProperty(stream, Symbol.asyncIterator, {
-    value: (): AsyncIterator<U> => {
-      let inner: AsyncIterator<U> | undefined;
-      let left = false;
-      const open = async (): Promise<AsyncIterator<U> | undefined> => {
-        if (inner) return inner;
-        const result = await call;
-        if (typeof (result as AsyncIterable<U> | null)?.[Symbol.asyncIterator] !== 'function') {
-          throw new TypeError('meshgate: this method did not return a stream (an async iterable or ReadableStream); await its result instead of iterating it.');
-        }
-        inner = (result as AsyncIterable<U>)[Symbol.asyncIterator]();
-        if (left) await inner.return?.();
-        return left ? undefined : inner;
-      };
-      return {
-        next: async () => (await open())?.next() ?? { value: undefined, done: true },
-        return: async () => {
-          left = true;
-          if (inner) await inner.return?.();
-          else void call.then((result) => (result as AsyncIterable<U> | null)?.[Symbol.asyncIterator]?.().return?.(), () => undefined);
-          return { value: undefined, done: true };
-        },
-      };
+  Object.defineProperty(call, Symbol.asyncIterator, { value: iterateCall });
+  return call as MeshStream<U>;
+}
+
+/** The iterator of a call's promise (`this`): one function for every call, so making a call allocates none. */
+function iterateCall<U>(this: Promise<unknown>): AsyncIterator<U> {
+  const call = this;
+  let inner: AsyncIterator<U> | undefined;
+  let left = false;
+  const open = async (): Promise<AsyncIterator<U> | undefined> => {
+    if (inner) return inner;
+    const result = await call;
+    if (typeof (result as AsyncIterable<U> | null)?.[Symbol.asyncIterator] !== 'function') {
+      throw new TypeError('meshgate: this method did not return a stream (an async iterable or ReadableStream); await its result instead of iterating it.');
+    }
+    inner = (result as AsyncIterable<U>)[Symbol.asyncIterator]();
+    if (left) await inner.return?.();
+    return left ? undefined : inner;
+  };
+  return {
+    next: async () => (await open())?.next() ?? { value: undefined, done: true },
+    return: async () => {
+      left = true;
+      if (inner) await inner.return?.();
+      else void call.then((result) => (result as AsyncIterable<U> | null)?.[Symbol.asyncIterator]?.().return?.(), () => undefined);
+      return { value: undefined, done: true };
     },
-  });
-  return stream;
+  };
 }
 
 /** Builds a stub whose every property is a method that calls `invoke`. */

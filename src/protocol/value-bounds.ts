@@ -227,6 +227,13 @@ function decodedDepth(graph: Graph, n: number, max: number): { depth: number; sh
 export function measureFlattened(parsed: unknown, customTags: ReadonlySet<string>, bounds: ValueBounds = { maxExpandedSize: Infinity, maxDepth: Infinity }): ValueMeasure {
   if (typeof parsed === 'number') return LEAVES.has(parsed) ? { expandedSize: 1, depth: 1 } : invalid('a bare number that is not a special value');
   if (!Array.isArray(parsed) || parsed.length === 0) invalid('not a non-empty array');
+  const root: unknown = parsed[0];
+  if (parsed.length === 1 && (root === null || typeof root !== 'object')) {
+    // A lone primitive (a string result, the commonest), measured as the walk would.
+    const size = typeof root === 'string' ? 1 + root.length : 1;
+    if (1 > bounds.maxDepth) return { expandedSize: 0, depth: 1, exceeded: 'maxDepth' };
+    return size > bounds.maxExpandedSize ? { expandedSize: size, depth: 1, exceeded: 'maxExpandedSize' } : { expandedSize: size, depth: 1 };
+  }
   const flat = flatSize(parsed);
   if (flat !== undefined) {
     const depth = (parsed[0] as unknown[]).length > 0 ? 2 : 1;
