@@ -226,16 +226,16 @@ export class CallsToMesh {
    * no-op hook costs no extra turn).
    */
   #passedHook(ws: WebSocket, frame: CallFrame, context: CallContext): boolean {
-    const fail = (error: unknown): void => this.#finish(ws, frame, failure(error));
+    if (!this.#host.callHookSet()) return true;
     let hook: void | Promise<void>;
     try {
       hook = this.#host.onBeforeCallToMesh({ to: frame.to, method: frame.method, context });
     } catch (error) {
-      fail(error);
+      this.#finish(ws, frame, failure(error));
       return false;
     }
     if (hook === undefined) return true;
-    Promise.resolve(hook).then(() => this.#rpc.send(ws, frame, context), fail);
+    Promise.resolve(hook).then(() => this.#rpc.send(ws, frame, context), (error: unknown) => this.#finish(ws, frame, failure(error)));
     return false;
   }
 
