@@ -7,13 +7,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeValue, encodeValue } from '../src/protocol/codec.js';
-import type { CallContext } from '../src/nodes/envelope.js';
-import { packContext, packedContext, packedIdentity, unpackEnvelope } from '../src/nodes/packed-envelope.js';
+import type { CallContext, MeshResult } from '../src/nodes/envelope.js';
+import { answerText, callText, envelopeOfText, packContext, packedContext, packedIdentity, resultOfAnswer, unpackEnvelope } from '../src/nodes/packed-envelope.js';
 import { ProtocolError } from '../src/protocol/errors.js';
 import { RawSocket, startTestMesh, type TestMesh } from './support/mesh.js';
 
 const ENTRY = new URL('./fixtures/envelope-worker.ts', import.meta.url);
-const NODES = { LEGACY: 'LegacyEnvelopeDO', PROBE: 'PackedProbeDO' };
+const NODES = { LEGACY: 'LegacyEnvelopeDO', PACKED_ONLY: 'PackedOnlyDO', PROBE: 'PackedProbeDO' };
 const WORKERS = { LEGACY_WORKER: 'LegacyEnvelopeWorker', PROBE_WORKER: 'PackedProbeWorker' };
 
 const origin = { kind: 'client' as const, gateway: 'GATEWAY', instance: 'ana.t1', sub: 'ana' };
@@ -52,15 +52,48 @@ describe('packing a context', () => {
   });
 });
 
+describe('a call as one text', () => {
+  it('reads back as the envelope it was written from, with or without an instance and a deadline', () => {
+    const context = packContext(clientContext({ n: 1, quote: 'say "hi"\n' }))!;
+    const args = encodeValue(['a "quoted" arg', 2, { deep: ['x'] }]);
+    for (const target of [{ binding: 'PROBE', instance: 'p "1"' }, { binding: 'WORKER' }]) {
+      for (const deadlineMs of [1_000, undefined]) {
+        const packed = { target, method: 'context', args, context, ...(deadlineMs === undefined ? {} : { deadlineMs }) };
+        expect(envelopeOfText(callText(packed))).toEqual(unpackEnvelope(packed));
+      }
+    }
+  });
+
+  it('a text that is not a call is a ProtocolError', () => {
+    const context = packContext(clientContext())!;
+    for (const text of ['not json', '[]', '{}', `["B",null,"m",null,"[[]]"]`, `["B",1,"m",null,"[[]]",${context}]`, `["B",null,"m","soon","[[]]",${context}]`,
+      `["B",null,"m",null,[],${context}]`, '["B",null,"m",null,"[[]]",{"state":{}}]', 7]) {
+      expect(() => envelopeOfText(text), String(text)).toThrow(ProtocolError);
+    }
+  });
+
+  it('answers as one text that reads back as the result, whether the class takes bursts or not; a stream is answered as itself', () => {
+    const results: MeshResult[] = [
+      { ok: true, result: encodeValue('r or e') }, { ok: false, error: encodeValue(new Error('no')) },
+      { ok: true, result: '[1]', acceptsBursts: true }, { ok: false, error: '[2]', acceptsBursts: true }, { ok: true, result: '' },
+    ];
+    for (const result of results) expect(resultOfAnswer(answerText(result))).toEqual(result);
+    const stream = { ok: true as const, result: '', stream: { next: async () => ({ chunks: [] }), cancel: async () => {} } };
+    expect(answerText(stream)).toBe(stream);
+    expect(resultOfAnswer(stream)).toBe(stream);
+    for (const answer of ['', 'x[1]', 7, null, { ok: true, result: '[1]' }]) expect(() => resultOfAnswer(answer), String(answer)).toThrow(ProtocolError);
+  });
+});
+
 /** Opens a socket to the gateway of `instance` and gives a function that makes one call over it. */
 async function caller(mesh: TestMesh, sockets: RawSocket[], instance: string, token: string) {
   const socket = new RawSocket(mesh.wsUrl(instance), token);
   sockets.push(socket);
   await socket.opened;
   let next = 0;
-  return async (binding: string, method: string, state?: Record<string, unknown>) => {
+  return async (binding: string, method: string, state?: Record<string, unknown>, cancellable = false) => {
     const id = `c${next++}`;
-    socket.send({ type: 'call', id, to: { binding, instance: 'one' }, method, args: encodeValue([]), ...(state ? { state } : {}) });
+    socket.send({ type: 'call', id, to: { binding, instance: 'one' }, method, args: encodeValue([]), ...(state ? { state } : {}), ...(cancellable ? { cancellable } : {}) });
     const answer = await socket.next((f) => f.id === id && f.type === 'call_response');
     if (!answer.ok) throw decodeValue(answer.error as string);
     return decodeValue(answer.result as string) as Record<string, unknown>;
@@ -94,7 +127,7 @@ for (const [gateway, what] of [['TestGateway', 'with an onBeforeCallToMesh hook'
       await mesh?.dispose();
     });
 
-    it('sends a node of this version the packed envelope, and its handler sees the whole context', async () => {
+    it('sends a node of this version the call as one text, and its handler sees the whole context; a cancellable call goes as the packed envelope', async () => {
       const call = await caller(mesh, sockets, 'ana.t1', await mesh.token('ana', { roles: ['reader'] }));
       const context = await call('PROBE', 'context', { room: 'lobby', enrich: true }) as unknown as CallContext;
       const self = { kind: 'client', gateway: 'GATEWAY', instance: 'ana.t1', sub: 'ana' };
@@ -104,7 +137,16 @@ for (const [gateway, what] of [['TestGateway', 'with an onBeforeCallToMesh hook'
       expect(context.originAuth).toMatchObject({ sub: 'ana', claims: { sub: 'ana', roles: ['reader'] } });
       // TestGateway's hook adds to the state when asked to: what it added arrives too.
       expect(context.state).toEqual(gateway === 'TestGateway' ? { room: 'lobby', enrich: true, enrichedByHook: 'ana' } : { room: 'lobby', enrich: true });
-      expect(await call('PROBE', 'arrivals')).toEqual({ packed: 2, objects: 0 });
+      expect(await call('PROBE', 'arrivals')).toEqual({ text: 2, packed: 0, objects: 0 });
+      // its cancel watch is a stub beside the envelope, which no text can carry
+      expect((await call('PROBE', 'context', { n: 1 }, true) as unknown as CallContext).state).toMatchObject({ n: 1 });
+      expect(await call('PROBE', 'arrivals')).toEqual({ text: 3, packed: 1, objects: 0 });
+    });
+
+    it('sends a node of the version before call texts the packed envelope: every call runs once, with its context', async () => {
+      const call = await caller(mesh, sockets, 'cy.t1', await mesh.token('cy'));
+      for (let n = 0; n < 3; n++) expect(await call('PACKED_ONLY', 'whoCalled', { n })).toEqual({ sub: 'cy', state: { n } });
+      expect(await call('PACKED_ONLY', 'runs')).toBe(3);
     });
 
     it('sends a node of an earlier version (no packed entry) the context as objects: every call runs once, with its context', async () => {
@@ -119,12 +161,14 @@ for (const [gateway, what] of [['TestGateway', 'with an onBeforeCallToMesh hook'
 
     it('sends a burst to a Worker of this version packed, and each call sees its own context', async () => {
       // each from its own tab: the same call id again on one gateway would get the remembered answer
-      const arrivals = async (tab: string) => (await burst(mesh, sockets, `dee.${tab}`, 'PROBE_WORKER', 'arrivals', 1))[0] as { packed: number; packedBursts: number; objectBursts: number };
+      const arrivals = async (tab: string) => (await burst(mesh, sockets, `dee.${tab}`, 'PROBE_WORKER', 'arrivals', 1))[0] as { packed: number; text: number; packedBursts: number; objectBursts: number };
       const before = await arrivals('t0');
       expect(await burst(mesh, sockets, 'dee.t1', 'PROBE_WORKER', 'sub', 20)).toEqual(Array(20).fill('dee'));
       const after = await arrivals('t2');
-      // Calls that arrive while another runs go out together: all 20 arrive packed, most of them in bursts.
+      // Calls that arrive while another runs go out together: all 20 arrive packed, most of them in bursts,
+      // and the first, which went alone, as a call text (so did each `arrivals`).
       expect(after.packed - before.packed).toBe(20 + 1);
+      expect(after.text - before.text).toBe(1 + 1);
       expect(after.packedBursts).toBeGreaterThan(before.packedBursts);
       expect(after.objectBursts).toBe(0);
     });
@@ -153,6 +197,6 @@ describe('a gateway whose hook puts a Date in the state', () => {
     const call = await caller(mesh, sockets, 'cy.t1', await mesh.token('cy'));
     const context = await call('PROBE', 'context') as unknown as CallContext;
     expect(context.state.at).toEqual(new Date(86_400_000));
-    expect(await call('PROBE', 'arrivals')).toEqual({ packed: 0, objects: 2 });
+    expect(await call('PROBE', 'arrivals')).toEqual({ text: 0, packed: 0, objects: 2 });
   });
 });

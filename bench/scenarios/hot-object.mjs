@@ -5,7 +5,7 @@
  *
  * The callers run in a second workerd process (bench/remote-worker.ts): a
  * driver there calls the node in the bench's workerd exactly as a gateway
- * does (the same RPC, an envelope of the same shape), 64 at a time. So this
+ * does (the same RPC, a call text of the same shape), 64 at a time. So this
  * process's CPU per call is the node's own, receiving the RPC included, as
  * on Cloudflare where each gateway runs on a thread of its own. Beside it,
  * the same driver calls a raw DO here with a string, and with the node's

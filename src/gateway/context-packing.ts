@@ -13,6 +13,8 @@ export class ContextPacking {
   readonly #identities = new WeakMap<object, string | null>();
   /** bindings whose nodes have no packed entries */
   readonly #unpacked = new Set<string>();
+  /** bindings whose nodes take packed envelopes but no call texts */
+  readonly #untexted = new Set<string>();
 
   constructor(hookSet: () => boolean) {
     this.#hookSet = hookSet;
@@ -32,5 +34,15 @@ export class ContextPacking {
   /** `binding`'s node refused a packed call, having run nothing: it gets objects from now on. */
   refused(binding: string): void {
     this.#unpacked.add(binding);
+  }
+
+  /** True while `binding`'s node may take calls as one text (packed-envelope.ts, callText). */
+  takesText(binding: string): boolean {
+    return !this.#untexted.has(binding);
+  }
+
+  /** `binding`'s node refused a call text, having run nothing: it gets packed envelopes from now on. */
+  refusedText(binding: string): void {
+    this.#untexted.add(binding);
   }
 }

@@ -7,8 +7,8 @@
 import { MeshError } from '../protocol/errors.js';
 import type { CallFrame } from '../protocol/frames.js';
 import type { CallContext, MeshEnvelope, MeshResult } from '../nodes/envelope.js';
-import { callNode, callNodeBurst, callNodeBurstPacked, callNodePacked } from '../nodes/targets.js';
-import type { PackedEnvelope } from '../nodes/packed-envelope.js';
+import { callNode, callNodeBurst, callNodeBurstPacked, callNodePacked, callNodeText } from '../nodes/targets.js';
+import { callText, type PackedEnvelope } from '../nodes/packed-envelope.js';
 import { failure } from '../protocol/failure.js';
 import type { GatewayConfig } from './config.js';
 import { rpcFailure } from './calls.js';
@@ -61,8 +61,16 @@ export class NodeRpc {
     let result: MeshResult;
     try {
       const stub = this.#stubs.get(frame.to);
-      const packed = this.#packing.pack(frame.to.binding, context);
-      let answered = packed === undefined ? undefined : await callNodePacked(stub, this.#envelope(frame, packed));
+      const { binding } = frame.to;
+      const packed = this.#packing.pack(binding, context);
+      const envelope = packed === undefined ? undefined : this.#envelope(frame, packed);
+      let answered: MeshResult | undefined;
+      // A call with a cancel watch carries a stub, which no text can: it goes as the packed envelope.
+      if (envelope !== undefined && envelope.cancel === undefined && this.#packing.takesText(binding)) {
+        answered = await callNodeText(stub, callText(envelope), binding);
+        if (answered === undefined) this.#packing.refusedText(binding); // it ran nothing: the same call, packed
+      }
+      if (answered === undefined && envelope !== undefined) answered = await callNodePacked(stub, envelope);
       if (answered === undefined) {
         if (packed !== undefined) this.#packing.refused(frame.to.binding); // it ran nothing: the same call, as objects
         answered = await callNode(stub, this.#envelope(frame, context));

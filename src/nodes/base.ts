@@ -5,7 +5,7 @@ import type { ValueBounds } from '../protocol/value-bounds.js';
 import type { Guard } from './checks.js';
 import { dispatchBurst, dispatchCall, valueBoundsOf, type BurstDelivery } from './dispatch.js';
 import type { MeshEnvelope, MeshResult } from './envelope.js';
-import { unpackEnvelope, type PackedEnvelope } from './packed-envelope.js';
+import { answerText, envelopeOfText, unpackEnvelope, type PackedEnvelope, type TextAnswer } from './packed-envelope.js';
 import { failure } from '../protocol/failure.js';
 import { MeshApi } from './mesh-api.js';
 import { nodeDeadlines } from './call-deadlines.js';
@@ -45,6 +45,18 @@ function callUnpacked(packed: PackedEnvelope, call: (envelope: MeshEnvelope) => 
     return failure(error);
   }
   return call(envelope);
+}
+
+/** Runs `call` on the envelope a call text stands for, answered as a text (packed-envelope.ts); one that does not read is answered with its error, having run nothing. */
+function callFromText(text: string, call: (envelope: MeshEnvelope) => MeshResult | Promise<MeshResult>): TextAnswer | Promise<TextAnswer> {
+  let envelope: MeshEnvelope;
+  try {
+    envelope = envelopeOfText(text);
+  } catch (error) {
+    return answerText(failure(error));
+  }
+  const result = call(envelope);
+  return result instanceof Promise ? result.then(answerText) : answerText(result);
 }
 
 export class MeshDurableObject<Env = unknown> extends DurableObject<Env> {
@@ -107,6 +119,11 @@ export class MeshDurableObject<Env = unknown> extends DurableObject<Env> {
     return callUnpacked(envelope, (unpacked) => this.__meshgateCall(unpacked));
   }
 
+  /** Internal RPC entry for a client's call as one text, answered as one (packed-envelope.ts); not callable by clients. */
+  __meshgateCallText(text: string): TextAnswer | Promise<TextAnswer> {
+    return callFromText(text, (envelope) => this.__meshgateCall(envelope));
+  }
+
   /** Internal RPC entry: a client this node watches is gone for good (mesh.watchDeparture); not callable by clients. */
   async __meshgateClientGone(instanceName: string, at: number): Promise<void> {
     if (typeof instanceName === 'string' && typeof at === 'number') await this.mesh.clientGone(instanceName, at);
@@ -153,6 +170,10 @@ export class MeshWorker<Env = unknown> extends WorkerEntrypoint<Env> {
 
   __meshgateCallPacked(envelope: PackedEnvelope): MeshResult | Promise<MeshResult> {
     return callUnpacked(envelope, (unpacked) => this.__meshgateCall(unpacked));
+  }
+
+  __meshgateCallText(text: string): TextAnswer | Promise<TextAnswer> {
+    return callFromText(text, (envelope) => this.__meshgateCall(envelope));
   }
 
   /** A Worker has no input gate to respect: bursts always run, concurrently. */

@@ -3,12 +3,13 @@ import { UnknownBindingError } from '../protocol/errors.js';
 import type { CallTarget } from '../protocol/frames.js';
 import type { BurstDelivery } from './dispatch.js';
 import type { MeshEnvelope, MeshResult } from './envelope.js';
-import type { PackedEnvelope } from './packed-envelope.js';
+import { resultOfAnswer, type PackedEnvelope, type TextAnswer } from './packed-envelope.js';
 import { isNamespace, isService } from '../bindings/kinds.js';
 
 export interface NodeStub {
   __meshgateCall(envelope: MeshEnvelope): Promise<MeshResult>;
   __meshgateCallPacked(envelope: PackedEnvelope): Promise<MeshResult>;
+  __meshgateCallText(text: string): Promise<TextAnswer>;
   /** false: the node ran nothing and takes these calls one by one (earlier meshgate versions answer undefined, having run them) */
   __meshgateCallBatch(envelopes: MeshEnvelope[], deliver: BurstDelivery): Promise<boolean | undefined>;
   __meshgateCallBatchPacked(envelopes: PackedEnvelope[], deliver: BurstDelivery): Promise<boolean>;
@@ -72,6 +73,22 @@ export async function callNodePacked(stub: NodeStub, envelope: PackedEnvelope): 
     if (lacksMethod(error, '__meshgateCallPacked')) return undefined;
     throw explainRpcError(error, envelope.target.binding);
   }
+}
+
+/**
+ * Calls a node with one call as a text (packed-envelope.ts, callText).
+ * Undefined: the node has no text entry (an earlier meshgate version, or no
+ * mesh node) and ran nothing; send it the packed envelope instead.
+ */
+export async function callNodeText(stub: NodeStub, text: string, binding: string): Promise<MeshResult | undefined> {
+  let answer: TextAnswer;
+  try {
+    answer = await stub.__meshgateCallText(text);
+  } catch (error) {
+    if (lacksMethod(error, '__meshgateCallText')) return undefined;
+    throw explainRpcError(error, binding);
+  }
+  return resultOfAnswer(answer);
 }
 
 /** Calls a node with a burst of calls in one RPC; results arrive through `deliver`. False: the node refused the burst and ran nothing. */
