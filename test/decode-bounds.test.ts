@@ -117,6 +117,19 @@ describe('the expanded size of a value', () => {
       expect(encodeValue(array)).toBe(stringify(array));
     }), { numRuns: 1000 });
     expect(encodeValue(['x', 1, 'x', true, null, 1])).toBe('[[1,2,1,3,4,2],"x",1,true,null]');
+    // each element read once, as devalue does: a getter that changes its answer is asked once
+    const flipping = () => {
+      let reads = 0;
+      return Object.defineProperty(['placeholder', 'b'], 0, { get: () => (reads++ === 0 ? 'a' : 'b'), enumerable: true });
+    };
+    expect(encodeValue(flipping())).toBe(stringify(flipping()));
+    // a hole is a hole even when Array.prototype has that index
+    Object.defineProperty(Array.prototype, 1, { value: 'p', configurable: true, writable: true });
+    try {
+      expect(encodeValue([1, , 3])).toBe(stringify([1, , 3])); // eslint-disable-line no-sparse-arrays
+    } finally {
+      delete (Array.prototype as unknown as Record<number, unknown>)[1];
+    }
     expect(encodeValue([])).toBe('[[]]');
   });
 

@@ -64,12 +64,14 @@ const MAX_PRIMITIVE_ARRAY = 16;
 function primitiveArrayText(value: unknown[]): string | undefined {
   const n = value.length;
   if (n > MAX_PRIMITIVE_ARRAY || Object.getPrototypeOf(value) !== Array.prototype) return undefined;
+  // Each element is read once, as devalue reads it: a getter is never asked twice.
+  const items = new Array<unknown>(n);
   const refs = new Array<number>(n);
   let entries = '';
   let count = 0;
   for (let i = 0; i < n; i++) {
-    if (!(i in value)) return undefined;
-    const item = value[i];
+    if (!Object.hasOwn(value, i)) return undefined;
+    const item = (items[i] = value[i]);
     let text: string;
     if (typeof item === 'string') {
       if (NOT_AS_JSON.test(item)) return undefined;
@@ -84,7 +86,7 @@ function primitiveArrayText(value: unknown[]): string | undefined {
     }
     let ref = 0;
     for (let k = 0; k < i; k++) {
-      if (value[k] === item) {
+      if (items[k] === item) {
         ref = refs[k]!;
         break;
       }
