@@ -123,13 +123,7 @@ describe('the expanded size of a value', () => {
       return Object.defineProperty(['placeholder', 'b'], 0, { get: () => (reads++ === 0 ? 'a' : 'b'), enumerable: true });
     };
     expect(encodeValue(flipping())).toBe(stringify(flipping()));
-    // a hole is a hole even when Array.prototype has that index
-    Object.defineProperty(Array.prototype, 1, { value: 'p', configurable: true, writable: true });
-    try {
-      expect(encodeValue([1, , 3])).toBe(stringify([1, , 3])); // eslint-disable-line no-sparse-arrays
-    } finally {
-      delete (Array.prototype as unknown as Record<number, unknown>)[1];
-    }
+    // (holes vs an index on Array.prototype: untested here, since setting one slows every array in the worker for good)
     expect(encodeValue([])).toBe('[[]]');
   });
 
