@@ -72,11 +72,11 @@ export class NodeRpc {
       }
       if (answered === undefined && envelope !== undefined) answered = await callNodePacked(stub, envelope);
       if (answered === undefined) {
-        if (packed !== undefined) this.#packing.refused(frame.to.binding); // it ran nothing: the same call, as objects
+        if (packed !== undefined) this.#packing.refused(binding); // it ran nothing: the same call, as objects
         answered = await callNode(stub, this.#envelope(frame, context));
       }
       result = answered;
-      if (result.acceptsBursts) this.#burstBindings.add(frame.to.binding);
+      if (result.acceptsBursts) this.#burstBindings.add(binding);
     } catch (error) {
       // An RPC that threw may have broken its stub (e.g. the target was reset): build a fresh one next time.
       this.#stubs.forget(frame.to);

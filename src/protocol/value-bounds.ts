@@ -227,16 +227,10 @@ function decodedDepth(graph: Graph, n: number, max: number): { depth: number; sh
 export function measureFlattened(parsed: unknown, customTags: ReadonlySet<string>, bounds: ValueBounds = { maxExpandedSize: Infinity, maxDepth: Infinity }): ValueMeasure {
   if (typeof parsed === 'number') return LEAVES.has(parsed) ? { expandedSize: 1, depth: 1 } : invalid('a bare number that is not a special value');
   if (!Array.isArray(parsed) || parsed.length === 0) invalid('not a non-empty array');
-  const root: unknown = parsed[0];
-  if (parsed.length === 1 && (root === null || typeof root !== 'object')) {
-    // A lone primitive (a string result, the commonest), measured as the walk would.
-    const size = typeof root === 'string' ? 1 + root.length : 1;
-    if (1 > bounds.maxDepth) return { expandedSize: 0, depth: 1, exceeded: 'maxDepth' };
-    return size > bounds.maxExpandedSize ? { expandedSize: size, depth: 1, exceeded: 'maxExpandedSize' } : { expandedSize: size, depth: 1 };
-  }
   const flat = flatSize(parsed);
   if (flat !== undefined) {
-    const depth = (parsed[0] as unknown[]).length > 0 ? 2 : 1;
+    const root = parsed[0];
+    const depth = Array.isArray(root) && root.length > 0 ? 2 : 1;
     if (depth > bounds.maxDepth) return { expandedSize: 0, depth, exceeded: 'maxDepth' };
     return flat > bounds.maxExpandedSize ? { expandedSize: flat, depth, exceeded: 'maxExpandedSize' } : { expandedSize: flat, depth };
   }
@@ -317,15 +311,18 @@ export function measureFlattened(parsed: unknown, customTags: ReadonlySet<string
 }
 
 /**
- * The expanded size of the commonest payload, an array of primitives (most
- * call arguments): the root a plain array of references, every other entry a
- * string, number, boolean or null. Undefined for anything else, which the
- * graph walk measures. A primitive referenced twice counts twice, as the walk
- * counts it; one entry never referenced counts nothing.
+ * The expanded size of the commonest payloads: a lone primitive (most results),
+ * or an array of primitives (most arguments: the root a plain array of references,
+ * every other entry a string, number, boolean or null). Undefined for anything
+ * else, which the graph walk measures. A primitive referenced twice counts
+ * twice, as the walk counts it; one entry never referenced counts nothing.
  */
 function flatSize(values: unknown[]): number | undefined {
   const root = values[0];
-  if (!Array.isArray(root)) return undefined;
+  if (!Array.isArray(root)) {
+    const lone = values.length === 1 && (root === null || typeof root !== 'object');
+    return lone ? (typeof root === 'string' ? 1 + root.length : 1) : undefined;
+  }
   const n = values.length;
   for (let i = 1; i < n; i++) {
     const value = values[i];
