@@ -53,6 +53,11 @@ const ROWS = {
     row('workerd CPU µs / call', cpu(m), cpu(b), ratio(cpu(m), cpu(b)), null, cpu(h), cpu(s.peers?.partyserver), cpu(s.peers?.agents));
     const client = (x) => x?.clientCpuUsPerCall;
     row('client CPU µs / call (Node, bench process)', client(m), client(b), ratio(client(m), client(b)), null, client(h), client(s.peers?.partyserver), client(s.peers?.agents));
+    const ladder = s.hopToNode;
+    if (ladder) {
+      row('  floor → meshgate node (no gateway): p50 ms', ladder.p50, b.p50, ratio(ladder.p50, b.p50), ladder.n, h?.p50);
+      row('  floor → meshgate node: workerd CPU µs / call', cpu(ladder), cpu(b), ratio(cpu(ladder), cpu(b)), null, cpu(h));
+    }
     const hand = m.byHand;
     if (!hand) return;
     row('  frames by hand, no MeshClient: p50 ms', hand.p50, b.p50, ratio(hand.p50, b.p50), hand.n, h?.p50);

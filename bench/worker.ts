@@ -11,6 +11,9 @@ import { DurableObject } from 'cloudflare:workers';
 import * as v from 'valibot';
 import { z } from 'zod';
 import { ClientGateway, MeshDurableObject, MeshWorker, Subscriptions, createMeshWorker, mesh } from '../src/index.js';
+import { callText, packedContext, packedIdentity } from '../src/nodes/packed-envelope.js';
+import { encodeValue } from '../src/protocol/codec.js';
+import { DEFAULTS } from '../src/protocol/limits.js';
 import { withStandIns, type RemoteStandInsService, type StandInGateway } from './stand-ins.js';
 
 export { BenchRelay, StandInGateway } from './stand-ins.js';
@@ -23,6 +26,7 @@ export interface Env {
   RAW: DurableObjectNamespace;
   HOP: DurableObjectNamespace;
   HOP_TARGET: DurableObjectNamespace;
+  HOP_NODE: DurableObjectNamespace;
   FANOUT_RELAY: DurableObjectNamespace;
   STANDIN: DurableObjectNamespace;
   /** the hot-object scenario's second workerd (bench/remote-worker.ts), when bound */
@@ -324,6 +328,42 @@ export class RawHopDO extends DurableObject<Env> {
   }
 }
 
+/**
+ * The floor with meshgate's node behind it: the same raw socket DO, but each
+ * message goes to the BENCH node as the call text a gateway sends (an echo of
+ * the message's first 40 characters), and the node's answer text goes back.
+ * Between the floor and a meshgate call it splits the gap: this side minus
+ * the floor is the node's share; meshgate minus this side, the gateway's
+ * and the client's.
+ */
+export class RawHopNodeDO extends DurableObject<Env> {
+  #node: DurableObjectStub<BenchDO> | undefined;
+  readonly #context = packedContext(packedIdentity({ kind: 'client', gateway: 'GATEWAY', instance: 'ladder.hop', sub: 'ladder' }, { sub: 'ladder', claims: {} })!, {});
+
+  override async fetch(): Promise<Response> {
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    this.ctx.acceptWebSocket(server);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    const node = (this.#node ??= this.env.BENCH.get(this.env.BENCH.idFromName('ladder')) as unknown as DurableObjectStub<BenchDO>);
+    const text = callText({
+      target: { binding: 'BENCH', instance: 'ladder' }, method: 'echo', args: encodeValue([(message as string).slice(0, 40)]),
+      context: this.#context, deadlineMs: DEFAULTS.gatewayCallDeadlineMs,
+    });
+    ws.send(await (node as unknown as { __meshgateCallText(text: string): Promise<string> }).__meshgateCallText(text));
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    try {
+      ws.close(code === 1005 || code === 1006 ? 1000 : code, 'bye');
+    } catch {
+      // already closed
+    }
+  }
+}
+
 export class RawHopTargetDO extends DurableObject<Env> {
   echo(message: string): string {
     return message;
@@ -351,6 +391,10 @@ export default {
     if (url.pathname.startsWith('/hop/')) {
       const name = decodeURIComponent(url.pathname.slice(5));
       return env.HOP.get(env.HOP.idFromName(name)).fetch(request);
+    }
+    if (url.pathname.startsWith('/hopnode/')) {
+      const name = decodeURIComponent(url.pathname.slice(9));
+      return env.HOP_NODE.get(env.HOP_NODE.idFromName(name)).fetch(request);
     }
     const peer = await routePeers(request, env as unknown as Record<string, unknown>);
     if (peer) return peer;
