@@ -17,7 +17,7 @@ import { mesh } from '../src/nodes/exposed.js';
 
 const ARGS = '[[1],"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"]';
 const config = defaultGatewayConfig();
-const intakeConfig = { ...config, framesPerSecond: 1e12, frameBurst: 1e12 };
+const intakeConfig = { ...config, framesPerSecond: 1e12, frameBurst: 1e12, bytesPerSecond: 1e12, byteBurst: 1e12 };
 const frames = Array.from({ length: 1024 }, (_, i) => JSON.stringify({ type: 'call', id: `c-${i}`, to: { binding: 'BENCH', instance: 'own' }, method: 'echo', args: ARGS, timeoutMs: 60_000 }));
 const socket = {} as WebSocket;
 const intake = new FrameIntake();

@@ -114,4 +114,49 @@ describe('FramePacer', () => {
     for (let i = 0; i < 100; i++) p.send('x');
     expect(sent).toHaveLength(100);
   });
+
+  describe('characters', () => {
+    // 100 characters/s in bursts of 200: the client sends 80/s after a burst of 100.
+    const limits = { framesPerSecond: 1_000, frameBurst: 1_000, bytesPerSecond: 100, byteBurst: 200 };
+
+    it('holds a frame its character bucket cannot cover, within the frame rate, and sends it once refilled', () => {
+      vi.useFakeTimers();
+      const { p, sent } = pacer();
+      p.limits = limits;
+      const [a, b, c] = ['a', 'b', 'c'].map((x) => x.repeat(60));
+      p.send(a!);
+      p.send(b!); // 40 left: held
+      p.send(c!);
+      expect(sent).toEqual([a]);
+      vi.advanceTimersByTime(240); // 40 + 19.2 < 60
+      expect(sent).toEqual([a]);
+      vi.advanceTimersByTime(20); // 40 + 20.8 ≥ 60
+      expect(sent).toEqual([a, b]);
+      vi.advanceTimersByTime(750); // 0.8 + 60 ≥ 60
+      expect(sent).toEqual([a, b, c]);
+      expect(vi.getTimerCount()).toBe(0);
+    });
+
+    it('a frame longer than its share of the burst goes once the bucket is full, and later frames wait out the debt', () => {
+      vi.useFakeTimers();
+      const { p, sent } = pacer();
+      p.limits = limits;
+      const big = 'x'.repeat(180); // the gateway's burst of 200 covers it; the client's share of 100 never would
+      p.send(big);
+      p.send('y'.repeat(50));
+      expect(sent).toEqual([big]);
+      vi.advanceTimersByTime(1_600); // −80 + 128 = 48 < 50
+      expect(sent).toHaveLength(1);
+      vi.advanceTimersByTime(50);
+      expect(sent).toHaveLength(2);
+      expect(vi.getTimerCount()).toBe(0);
+    });
+
+    it('a gateway that gives no character rate leaves characters unpaced', () => {
+      const { p, sent } = pacer();
+      p.limits = { framesPerSecond: 1_000, frameBurst: 1_000 };
+      for (let i = 0; i < 100; i++) p.send('x'.repeat(10_000));
+      expect(sent).toHaveLength(100);
+    });
+  });
 });

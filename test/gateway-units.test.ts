@@ -2,7 +2,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Deadlines } from '../src/gateway/deadlines.js';
 import { chunksBySize } from '../src/gateway/calls.js';
-import { FrameBuckets } from '../src/gateway/frame-rate.js';
+import { TokenBuckets } from '../src/gateway/frame-rate.js';
 import { AnswerMemory, utf8Length } from '../src/protocol/answer-memory.js';
 
 beforeEach(() => {
@@ -206,22 +206,30 @@ describe('chunksBySize (bursts that fit one RPC message)', () => {
   });
 });
 
-describe('FrameBuckets', () => {
+describe('TokenBuckets', () => {
   const ws = {} as WebSocket;
   it('lets a burst through, refuses past it, and refills at the sustained rate', () => {
-    const buckets = new FrameBuckets();
-    const limit = { framesPerSecond: 10, frameBurst: 3 };
-    expect([1, 2, 3, 4].map(() => buckets.take(ws, limit, 1_000))).toEqual([true, true, true, false]);
-    expect(buckets.take(ws, limit, 1_050)).toBe(false); // half a frame refilled
-    expect(buckets.take(ws, limit, 1_100)).toBe(true);
-    expect([1, 2, 3, 4].map(() => buckets.take(ws, limit, 60_000))).toEqual([true, true, true, false]); // never above the burst
+    const buckets = new TokenBuckets();
+    const take = (now: number) => buckets.take(ws, 10, 3, 1, now);
+    expect([1, 2, 3, 4].map(() => take(1_000))).toEqual([true, true, true, false]);
+    expect(take(1_050)).toBe(false); // half a frame refilled
+    expect(take(1_100)).toBe(true);
+    expect([1, 2, 3, 4].map(() => take(60_000))).toEqual([true, true, true, false]); // never above the burst
+  });
+
+  it('a cost takes that many tokens, or none when fewer are left', () => {
+    const buckets = new TokenBuckets();
+    expect(buckets.take(ws, 100, 300, 200, 0)).toBe(true);
+    expect(buckets.take(ws, 100, 300, 150, 0)).toBe(false); // 100 left: refused, and nothing taken
+    expect(buckets.take(ws, 100, 300, 100, 0)).toBe(true);
+    expect(buckets.take(ws, 100, 300, 100, 500)).toBe(false); // 50 refilled
+    expect(buckets.take(ws, 100, 300, 100, 1_000)).toBe(true);
   });
 
   it('a NaN limit refuses instead of allowing everything; Infinity allows everything', () => {
-    expect(new FrameBuckets().take(ws, { framesPerSecond: Number('x'), frameBurst: Number('x') }, 1)).toBe(false);
-    const open = new FrameBuckets();
-    const unlimited = { framesPerSecond: Infinity, frameBurst: Infinity };
-    expect(Array.from({ length: 100 }, (_, i) => open.take(ws, unlimited, i % 2)).every(Boolean)).toBe(true);
+    expect(new TokenBuckets().take(ws, Number('x'), Number('x'), 1, 1)).toBe(false);
+    const open = new TokenBuckets();
+    expect(Array.from({ length: 100 }, (_, i) => open.take(ws, Infinity, Infinity, 1e9, i % 2)).every(Boolean)).toBe(true);
   });
 });
 

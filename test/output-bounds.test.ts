@@ -1,10 +1,14 @@
 /**
  * What one socket can make the gateway send and do: a remembered answer goes
- * out at most once per socket, and frames past the socket's rate limit close
- * it — so a client that floods and never reads cannot make the runtime buffer
- * without bound.
+ * out at most once per socket, and frames past the client's rates (frames,
+ * and characters of frames) close it — so a client that floods and never
+ * reads cannot make the runtime buffer without bound, and one that sends
+ * large frames fast cannot make the gateway and its nodes parse them all.
  */
 import { describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { MeshClient } from '../src/client/index.js';
+import type { SocketClass } from '../src/client/socket.js';
 import { WS_CLOSE_RATE_LIMITED } from '../src/protocol/close-codes.js';
 import { DEFAULTS } from '../src/protocol/limits.js';
 // @ts-expect-error plain ESM helper shared with the benchmarks
@@ -153,4 +157,51 @@ describe('frames per socket (token bucket)', () => {
       }
     });
   });
+});
+
+describe('characters per client identity (token bucket)', () => {
+  // 20,000-character frames at most; 40,000 at once, then 10,000 a second
+  const env = { MAX_FRAME_BYTES: '20000', BYTE_BURST: '40000', BYTES_PER_SECOND: '10000' };
+
+  it('large frames past the character burst close the socket with 1008 before they are read, within the frame rate', async () => {
+    await withTestMesh({ env }, async (mesh) => {
+      const sockets: RawSocket[] = [];
+      try {
+        const socket = await open(mesh, 'cora.t', sockets);
+        const started = Date.now();
+        for (let i = 0; i < 10; i++) socket.ws.send(JSON.stringify(callFrame(`big-${i}`, ECHO, 'lengthOf', ['x'.repeat(15_000)])));
+        const { code, reason } = await socket.closed;
+        expect(code).toBe(WS_CLOSE_RATE_LIMITED);
+        expect(reason).toMatch(/^Byte rate exceeded \(10000 chars\/s, bursts of 40000\)/);
+        // 10 frames are far within the frame burst; the character burst lets two through, plus what refilled meanwhile
+        const answered = socket.frames.filter((f) => f.type === 'call_response').length;
+        const refilled = ((Date.now() - started) / 1000) * 10_000;
+        expect(answered).toBeGreaterThanOrEqual(1);
+        expect(answered).toBeLessThanOrEqual(Math.floor((40_000 + refilled) / 15_000));
+      } finally {
+        for (const s of sockets) s.ws.terminate();
+      }
+    });
+  });
+
+  it('a MeshClient learns the rate from connection_status and paces its large calls: all answered on its first socket', async () => {
+    await withTestMesh({ env: { ...env, BYTES_PER_SECOND: '100000' } }, async (mesh) => {
+      const states: string[] = [];
+      const client = new MeshClient({
+        url: mesh.url.origin, accessToken: await mesh.token('dora'), WebSocket: WebSocket as unknown as SocketClass, onStateChange: (state) => void states.push(state),
+      });
+      try {
+        await client.connect();
+        const echo = client.node<{ lengthOf(text: string): number }>('ECHO_WORKER');
+        const started = Date.now();
+        // 100,000 characters against a client share of 20,000 at once and 80,000 a second
+        const lengths = await Promise.all(Array.from({ length: 10 }, () => echo.lengthOf('x'.repeat(10_000))));
+        expect(lengths).toEqual(Array.from({ length: 10 }, () => 10_000));
+        expect(states).toEqual(['connecting', 'connected']); // never closed for its rate
+        expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+      } finally {
+        client.disconnect();
+      }
+    });
+  }, 20_000);
 });

@@ -1,10 +1,11 @@
 /**
- * Keeps the client under the gateway's frame rate. The gateway closes a
- * socket past its bucket (1008), which every reconnect would hit again; a
- * client that learns the bucket (connection_status) sends at most a share of
- * it and holds the rest back, in order, on one timer. A stream read with a
- * window of one or two credits every chunk, so a fast one would otherwise
- * cross the gateway's rate by itself.
+ * Keeps the client under the gateway's rates: frames, and characters of
+ * frames. The gateway closes a socket past either bucket (1008), which every
+ * reconnect would hit again; a client that learns the buckets
+ * (connection_status) sends at most a share of each and holds the rest back,
+ * in order, on one timer. A stream read with a window of one or two credits
+ * every chunk, so a fast one would otherwise cross the gateway's frame rate by
+ * itself; a client sending large arguments crosses its character rate.
  *
  * Frames held back when the socket goes are dropped: a call's frame never
  * left, so the call is queued again (not resent as maybe-run); other frames
@@ -21,9 +22,68 @@ const BURST_SHARE = 0.5;
  */
 const MAX_WAIT_MS = 1_000;
 
+/**
+ * One of the gateway's buckets as the client keeps it, at its share. A cost
+ * above the client's burst (a frame of the gateway's largest size) goes once
+ * the bucket is full, leaving it in debt: the gateway's own burst, twice the
+ * client's and never below its largest frame, still has room for it.
+ */
+class SharedBucket {
+  rate = Infinity;
+  burst = Infinity;
+  tokens = Infinity;
+  at = 0;
+
+  /** The gateway's rate and burst; a gateway that does not say (or says nonsense) leaves this unpaced. */
+  adopt(perSecond: unknown, burst: unknown, now: number): void {
+    const usable = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x) && x > 0;
+    if (!usable(perSecond) || !usable(burst)) {
+      this.rate = this.burst = this.tokens = Infinity;
+      return;
+    }
+    const rate = perSecond * RATE_SHARE;
+    const share = Math.max(1, Math.floor(burst * BURST_SHARE));
+    if (rate === this.rate && share === this.burst) return;
+    // The gateway's bucket is per identity and survives reconnects: start from the burst once, never refill on a reconnect.
+    if (this.rate === Infinity) {
+      this.tokens = share;
+      this.at = now;
+    }
+    this.rate = rate;
+    this.burst = share;
+    this.tokens = Math.min(this.tokens, share);
+  }
+
+  /** What must be in the bucket before `cost` may go. */
+  #needed(cost: number): number {
+    return Math.min(cost, this.burst);
+  }
+
+  ready(cost: number, now: number): boolean {
+    if (this.rate === Infinity) return true;
+    if (now > this.at) {
+      this.tokens = Math.min(this.burst, this.tokens + ((now - this.at) / 1000) * this.rate);
+      this.at = now;
+    }
+    return this.tokens >= this.#needed(cost);
+  }
+
+  take(cost: number): void {
+    if (this.rate !== Infinity) this.tokens -= cost;
+  }
+
+  /** ms until `cost` may go (0 unpaced). */
+  waitMs(cost: number): number {
+    return this.rate === Infinity ? 0 : Math.ceil(((this.#needed(cost) - this.tokens) / this.rate) * 1000);
+  }
+}
+
 export interface FrameLimits {
   framesPerSecond: number;
   frameBurst: number;
+  /** characters (UTF-16 code units) of frames */
+  bytesPerSecond: number;
+  byteBurst: number;
 }
 
 /** What a held frame's sender wants to know: whether it is still to go, and that it was dropped unsent. */
@@ -37,10 +97,8 @@ export interface HeldFrameHooks {
 export class FramePacer {
   readonly #send: (text: string) => boolean;
   readonly #open: () => boolean;
-  #rate = Infinity;
-  #burst = Infinity;
-  #tokens = Infinity;
-  #at = 0;
+  readonly #frames = new SharedBucket();
+  readonly #chars = new SharedBucket();
   /** frames held back, oldest first from `#head` (an index, so taking one is O(1)) */
   #held: Array<{ text: string; hooks: HeldFrameHooks | undefined }> = [];
   #head = 0;
@@ -52,25 +110,11 @@ export class FramePacer {
     this.#open = open;
   }
 
-  /** The gateway's bucket (connection_status); a gateway that does not say leaves frames unpaced. */
+  /** The gateway's buckets (connection_status); a bucket the gateway does not say leaves frames unpaced by it. */
   set limits(limits: Partial<FrameLimits>) {
-    const usable = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x) && x > 0;
-    const { framesPerSecond, frameBurst } = limits;
-    if (!usable(framesPerSecond) || !usable(frameBurst)) {
-      this.#rate = this.#burst = this.#tokens = Infinity;
-      return;
-    }
-    const rate = framesPerSecond * RATE_SHARE;
-    const burst = Math.max(1, Math.floor(frameBurst * BURST_SHARE));
-    if (rate === this.#rate && burst === this.#burst) return;
-    // The gateway's bucket is per identity and survives reconnects: start from the burst once, never refill on a reconnect.
-    if (this.#rate === Infinity) {
-      this.#tokens = burst;
-      this.#at = Date.now();
-    }
-    this.#rate = rate;
-    this.#burst = burst;
-    this.#tokens = Math.min(this.#tokens, burst);
+    const now = Date.now();
+    this.#frames.adopt(limits.framesPerSecond, limits.frameBurst, now);
+    this.#chars.adopt(limits.bytesPerSecond, limits.byteBurst, now);
   }
 
   /** Frames held back now (for tests and monitoring). */
@@ -87,7 +131,7 @@ export class FramePacer {
    */
   send(text: string, hooks?: HeldFrameHooks): boolean {
     if (!this.#open()) return false;
-    if (this.held === 0 && this.#take()) return this.#send(text);
+    if (this.held === 0 && this.#take(text.length)) return this.#send(text);
     this.#held.push({ text, hooks });
     if (hooks) hooks.held = true;
     this.#arm();
@@ -108,21 +152,21 @@ export class FramePacer {
     }
   }
 
-  #take(): boolean {
-    if (this.#rate === Infinity) return true;
+  /** Takes a frame of `chars` characters from both buckets, or nothing (false) if either is short. */
+  #take(chars: number): boolean {
     const now = Date.now();
-    if (now > this.#at) {
-      this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#at) / 1000) * this.#rate);
-      this.#at = now;
-    }
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
+    // both refilled first: `&&` must not skip one
+    const ready = this.#frames.ready(1, now);
+    if (!(this.#chars.ready(chars, now) && ready)) return false;
+    this.#frames.take(1);
+    this.#chars.take(chars);
     return true;
   }
 
   #arm(): void {
     if (this.#timer !== undefined) return;
-    const waitMs = this.#rate === Infinity ? 0 : Math.ceil(((1 - this.#tokens) / this.#rate) * 1000);
+    const next = this.#held[this.#head]?.text.length ?? 0;
+    const waitMs = Math.max(this.#frames.waitMs(1), this.#chars.waitMs(next));
     this.#timer = setTimeout(() => this.#drain(), Math.min(MAX_WAIT_MS, Math.max(1, waitMs)));
   }
 
@@ -136,7 +180,7 @@ export class FramePacer {
         hooks.held = false;
         continue;
       }
-      if (!this.#take()) break;
+      if (!this.#take(text.length)) break;
       this.#head++;
       if (hooks) hooks.held = false;
       if (!this.#send(text)) hooks?.dropped?.();

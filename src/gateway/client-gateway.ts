@@ -27,6 +27,7 @@ import type { ClientCallEnvelope, MeshResult, NotifyResult } from '../nodes/enve
 import { readIdentity, type VerifiedIdentity } from '../upgrade/identity.js';
 import { isUpgrade, refuseUpgrade, upgradeResponse } from '../upgrade/responses.js';
 import { releaseIdentity } from '../identities/admission.js';
+import { byteBurstOf } from './frame-rate.js';
 import { defaultGatewayConfig, type GatewayConfig } from './config.js';
 import { echoableCode, GatewaySockets, safeClose, safeSend, tokenExpired, type SocketInfo } from './sockets.js';
 import { admitUpgrade, gatewayState, startsGracePeriod, type GatewayState, type SocketEnd } from './supersession.js';
@@ -128,6 +129,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
       type: 'connection_status', subscriptionRequired: decision.subscriptionRequired, instanceName: identity.instanceName, sub: identity.sub,
       protocol, epoch: this.#epoch, maxFrameBytes: this.config.maxFrameBytes, maxStreamBufferBytes: this.config.maxStreamBufferBytes,
       framesPerSecond: this.config.framesPerSecond, frameBurst: this.config.frameBurst, maxBatchFrames: MAX_BATCH_FRAMES,
+      bytesPerSecond: this.config.bytesPerSecond, byteBurst: byteBurstOf(this.config),
     }));
     this.#toClient.resendTo(server);
     this.#toMesh.streams.newSocket();

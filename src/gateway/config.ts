@@ -28,6 +28,15 @@ export interface GatewayConfig {
   framesPerSecond: number;
   /** frames one client identity may send at once above the sustained rate */
   frameBurst: number;
+  /**
+   * Characters of frames (UTF-16 code units, as maxFrameBytes) one client
+   * identity may send per second over all its sockets, sustained; a socket
+   * past the burst is closed with 1008. It bounds what one client makes the
+   * gateway and the nodes it calls parse and decode.
+   */
+  bytesPerSecond: number;
+  /** characters one client identity may send at once above the sustained rate; at least maxFrameBytes is applied */
+  byteBurst: number;
   /** a client → mesh call the node has not answered after this long is given up (OutcomeUnknownError) and its slot freed */
   callDeadlineMs: number;
   /**
@@ -87,6 +96,8 @@ export function defaultGatewayConfig(): GatewayConfig {
     rememberedAnswerBytes: DEFAULTS.rememberedAnswerBytes,
     framesPerSecond: DEFAULTS.framesPerSecond,
     frameBurst: DEFAULTS.frameBurst,
+    bytesPerSecond: DEFAULTS.bytesPerSecond,
+    byteBurst: DEFAULTS.byteBurst,
     callDeadlineMs: DEFAULTS.gatewayCallDeadlineMs,
     burstWindowMs: 0,
     maxCallIdLength: DEFAULTS.maxCallIdLength,

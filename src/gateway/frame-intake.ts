@@ -7,7 +7,7 @@ import { WS_CLOSE_RATE_LIMITED, WS_CLOSE_TOO_LARGE } from '../protocol/close-cod
 import { readClientMessage } from '../protocol/client-messages.js';
 import { checkClientFrame, type ClientFrame, type FrameError } from '../protocol/frames.js';
 import type { GatewayConfig } from './config.js';
-import { FrameBuckets } from './frame-rate.js';
+import { byteBurstOf, TokenBuckets } from './frame-rate.js';
 import { sendError } from './sockets.js';
 
 export type FrameRead =
@@ -19,12 +19,14 @@ export type FrameRead =
   /** already answered with an `error` frame */
   | { kind: 'answered' };
 
-type IntakeConfig = Pick<GatewayConfig, 'framesPerSecond' | 'frameBurst' | 'maxFrameBytes' | 'maxCallIdLength'>;
+type IntakeConfig = Pick<GatewayConfig, 'framesPerSecond' | 'frameBurst' | 'bytesPerSecond' | 'byteBurst' | 'maxFrameBytes' | 'maxCallIdLength'>;
 
 export class FrameIntake {
   /** frames this client may still send (config.framesPerSecond, config.frameBurst) */
-  readonly #buckets = new FrameBuckets();
-  /** One bucket for the identity, not one per socket: a reconnect must not bring a fresh burst. */
+  readonly #frames = new TokenBuckets();
+  /** characters of frames it may still send (config.bytesPerSecond, config.byteBurst): without them, a thousand 1 MB frames a second would all reach the mesh */
+  readonly #bytes = new TokenBuckets();
+  /** One bucket of each for the identity, not per socket: a reconnect must not bring a fresh burst. */
   readonly #client = {};
 
   /**
@@ -35,14 +37,17 @@ export class FrameIntake {
   read(ws: WebSocket, message: string | ArrayBuffer, config: IntakeConfig): FrameRead[] & { batch?: true } {
     // Past its burst: acting on more (or answering each with an error) would let one socket
     // take the gateway's time and make the runtime buffer output for a client that may not read.
-    if (!this.#buckets.take(this.#client, config)) return [rateLimited(config)];
+    if (!this.#frames.take(this.#client, config.framesPerSecond, config.frameBurst)) return [rateLimited(config)];
+    // The string's length (UTF-16 code units) is checked, not its UTF-8 size: it costs nothing to read and never exceeds it.
+    if (typeof message === 'string' && message.length > config.maxFrameBytes) {
+      return [{ kind: 'close', code: WS_CLOSE_TOO_LARGE, reason: `Frame too large (limit ${config.maxFrameBytes})` }];
+    }
+    // Counted before anything reads it: what the bucket bounds is what the gateway and the nodes behind it spend on this client.
+    const size = typeof message === 'string' ? message.length : message.byteLength;
+    if (!this.#bytes.take(this.#client, config.bytesPerSecond, byteBurstOf(config), size)) return [byteRateLimited(config)];
     if (typeof message !== 'string') {
       sendError(ws, 'binary_not_supported', 'Binary frames are not part of protocol v1; send JSON text frames.');
       return [{ kind: 'answered' }];
-    }
-    // The string's length (UTF-16 code units) is checked, not its UTF-8 size: it costs nothing to read and never exceeds it.
-    if (message.length > config.maxFrameBytes) {
-      return [{ kind: 'close', code: WS_CLOSE_TOO_LARGE, reason: `Frame too large (limit ${config.maxFrameBytes})` }];
     }
     let parsed: { values: unknown[]; batch: boolean };
     try {
@@ -57,7 +62,7 @@ export class FrameIntake {
     if (batch) reads.batch = true;
     // Each frame of a batch after the first takes a token of its own: a batch is no way around the rate.
     for (let i = 1; i < values.length; i++) {
-      if (!this.#buckets.take(this.#client, config)) {
+      if (!this.#frames.take(this.#client, config.framesPerSecond, config.frameBurst)) {
         reads.push(rateLimited(config));
         break;
       }
@@ -80,4 +85,8 @@ export class FrameIntake {
 
 function rateLimited(config: IntakeConfig): FrameRead {
   return { kind: 'close', code: WS_CLOSE_RATE_LIMITED, reason: `Rate limit exceeded (${config.framesPerSecond} frames/s, bursts of ${config.frameBurst}): send fewer frames` };
+}
+
+function byteRateLimited(config: IntakeConfig): FrameRead {
+  return { kind: 'close', code: WS_CLOSE_RATE_LIMITED, reason: `Byte rate exceeded (${config.bytesPerSecond} chars/s, bursts of ${byteBurstOf(config)}): send less data` };
 }

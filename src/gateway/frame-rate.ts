@@ -1,30 +1,40 @@
 /**
- * How many frames a client may send: a token bucket, refilled
- * continuously. Computed from timestamps when a frame arrives, so it holds
- * no timer and costs an idle gateway nothing.
+ * How much a client may send: token buckets, refilled continuously, one for
+ * its frames and one for their characters. Computed from timestamps when a
+ * message arrives, so they hold no timer and cost an idle gateway nothing.
  */
 export interface FrameRateLimit {
-  /** frames per second a socket may send, sustained */
+  /** frames per second a client identity may send, sustained */
   framesPerSecond: number;
-  /** frames a socket may send at once, above the sustained rate */
+  /** frames it may send at once, above the sustained rate */
   frameBurst: number;
+  /** characters (UTF-16 code units) of frames per second it may send, sustained */
+  bytesPerSecond: number;
+  /** characters it may send at once, above the sustained rate (at least maxFrameBytes: see byteBurstOf) */
+  byteBurst: number;
+  maxFrameBytes: number;
 }
 
-export class FrameBuckets {
+/** The character burst a gateway applies and announces: never below one frame of the largest size it takes, which could otherwise never pass. */
+export function byteBurstOf(limit: Pick<FrameRateLimit, 'byteBurst' | 'maxFrameBytes'>): number {
+  return Math.max(limit.byteBurst, limit.maxFrameBytes);
+}
+
+export class TokenBuckets {
   readonly #buckets = new WeakMap<object, { tokens: number; at: number }>();
 
-  /** Takes one frame's token from `owner`'s bucket; false when it is over its limit. */
-  take(owner: object, limit: FrameRateLimit, now = Date.now()): boolean {
+  /** Takes `cost` tokens from `owner`'s bucket (`perSecond` refill, at most `burst`); false, taking none, when it has fewer. */
+  take(owner: object, perSecond: number, burst: number, cost = 1, now = Date.now()): boolean {
     let bucket = this.#buckets.get(owner);
     if (!bucket) {
-      bucket = { tokens: limit.frameBurst, at: now };
+      bucket = { tokens: burst, at: now };
       this.#buckets.set(owner, bucket);
     }
-    if (now > bucket.at) bucket.tokens = Math.min(limit.frameBurst, bucket.tokens + ((now - bucket.at) / 1000) * limit.framesPerSecond);
+    if (now > bucket.at) bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.at) / 1000) * perSecond);
     bucket.at = now;
     // written so that a NaN limit (a typo in the config) refuses, visibly, instead of allowing everything
-    if (!(bucket.tokens >= 1)) return false;
-    bucket.tokens -= 1;
+    if (!(bucket.tokens >= cost)) return false;
+    bucket.tokens -= cost;
     return true;
   }
 }

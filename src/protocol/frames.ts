@@ -73,6 +73,9 @@ export interface ConnectionStatusFrame {
   /** The gateway's frame rate: past a burst of `frameBurst`, more than this many frames a second close the socket (1008); a client paces below it. */
   framesPerSecond?: number;
   frameBurst?: number;
+  /** The gateway's rate in characters (UTF-16 code units) of frames: past a burst of `byteBurst`, more than this many a second close the socket (1008); a client paces below it. */
+  bytesPerSecond?: number;
+  byteBurst?: number;
   /** The characters of unacknowledged chunks the gateway holds per stream: a client acknowledges before that (section 2.1). */
   maxStreamBufferBytes?: number;
 }

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { FrameIntake, type FrameRead } from '../../src/gateway/frame-intake.js';
 import { encodeValue } from '../../src/protocol/codec.js';
 
-const config = { framesPerSecond: 10, frameBurst: 3, maxFrameBytes: 200, maxCallIdLength: 8 };
+const config = { framesPerSecond: 10, frameBurst: 3, bytesPerSecond: 1_000, byteBurst: 100_000, maxFrameBytes: 200, maxCallIdLength: 8 };
 
 /** A socket that records what the intake sent on it. */
 function socket(): WebSocket & { sent: string[] } {
@@ -74,5 +74,48 @@ describe('FrameIntake', () => {
       expect(reads.map((r) => r.kind)).toEqual(['answered']);
       expect(JSON.parse(ws.sent[0]!)).toMatchObject({ type: 'error', code: 'bad_frame' });
     }
+  });
+
+  describe('the character rate', () => {
+    const bytes = { ...config, frameBurst: 1_000, bytesPerSecond: 100, byteBurst: 300 };
+    const frameOf = (length: number) => call('c1', { args: encodeValue(['x'.repeat(length - call('c1', { args: encodeValue(['']) }).length)]) });
+
+    it('a client past its character burst is closed with 1008 before the frame is read, within its frame rate; its next socket shares the bucket', () => {
+      const intake = new FrameIntake();
+      const [noisy, next] = [socket(), socket()];
+      const frame = frameOf(150);
+      expect(frame).toHaveLength(150);
+      const reads = Array.from({ length: 3 }, () => intake.read(noisy, frame, bytes)[0]!);
+      expect(reads.map((r) => r.kind)).toEqual(['frame', 'frame', 'close']);
+      expect(reads[2]).toMatchObject({ code: 1008, reason: expect.stringMatching(/^Byte rate exceeded \(100 chars\/s, bursts of 300\)/) });
+      expect(noisy.sent).toEqual([]);
+      expect(intake.read(next, frameOf(100), bytes)[0]!.kind).toBe('close'); // a reconnect brings no fresh burst
+    });
+
+    it('a batch counts as the whole message', () => {
+      const frame = frameOf(100);
+      const intake = new FrameIntake();
+      const wide = { ...bytes, maxFrameBytes: 310 };
+      expect(intake.read(socket(), `[${frame},${frame},${frame}]`, wide).map((r) => r.kind)).toEqual(['frame', 'frame', 'frame']);
+      expect(intake.read(socket(), frameOf(100), wide)[0]!.kind).toBe('close'); // 304 of 310 taken
+    });
+
+    it('the burst applied is never below maxFrameBytes, so a frame of the largest size can pass', () => {
+      const small = { ...bytes, byteBurst: 10 };
+      const intake = new FrameIntake();
+      expect(intake.read(socket(), frameOf(200), small)[0]!.kind).toBe('frame');
+      expect(intake.read(socket(), frameOf(100), small)[0]!).toMatchObject({ kind: 'close', reason: expect.stringContaining('bursts of 200') });
+    });
+
+    it('a binary message counts its bytes', () => {
+      const intake = new FrameIntake();
+      const ws = socket();
+      expect(intake.read(ws, new ArrayBuffer(250), bytes)[0]!.kind).toBe('answered');
+      expect(intake.read(ws, new ArrayBuffer(250), bytes)[0]!).toMatchObject({ kind: 'close', code: 1008 });
+    });
+
+    it('a frame over maxFrameBytes still closes with 1009, not 1008', () => {
+      expect(new FrameIntake().read(socket(), 'x'.repeat(400), bytes)[0]!).toMatchObject({ kind: 'close', code: 1009 });
+    });
   });
 });
