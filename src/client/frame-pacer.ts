@@ -23,10 +23,11 @@ const BURST_SHARE = 0.5;
 const MAX_WAIT_MS = 1_000;
 
 /**
- * One of the gateway's buckets as the client keeps it, at its share. A cost
- * above the client's burst (a frame of the gateway's largest size) goes once
- * the bucket is full, leaving it in debt: the gateway's own burst, twice the
- * client's and never below its largest frame, still has room for it.
+ * One of the gateway's buckets as the client keeps it, at its share. A
+ * gateway of this release makes its character burst at least twice its
+ * largest frame, so the share holds any frame. Against one that does not, a
+ * longer frame goes once the share is full, leaving it in debt, rather than
+ * never.
  */
 class SharedBucket {
   rate = Infinity;

@@ -35,7 +35,7 @@ export interface GatewayConfig {
    * gateway and the nodes it calls parse and decode.
    */
   bytesPerSecond: number;
-  /** characters one client identity may send at once above the sustained rate; at least maxFrameBytes is applied */
+  /** characters one client identity may send at once above the sustained rate; at least twice maxFrameBytes is applied */
   byteBurst: number;
   /** a client → mesh call the node has not answered after this long is given up (OutcomeUnknownError) and its slot freed */
   callDeadlineMs: number;

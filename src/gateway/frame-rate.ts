@@ -10,14 +10,19 @@ export interface FrameRateLimit {
   frameBurst: number;
   /** characters (UTF-16 code units) of frames per second it may send, sustained */
   bytesPerSecond: number;
-  /** characters it may send at once, above the sustained rate (at least maxFrameBytes: see byteBurstOf) */
+  /** characters it may send at once, above the sustained rate (at least twice maxFrameBytes: see byteBurstOf) */
   byteBurst: number;
   maxFrameBytes: number;
 }
 
-/** The character burst a gateway applies and announces: never below one frame of the largest size it takes, which could otherwise never pass. */
+/**
+ * The character burst a gateway applies and announces: never below two frames
+ * of the largest size it takes. A client paces under half the burst, so its
+ * share then always holds its largest frame, and the other half absorbs the
+ * network bunching frames that the client sent apart.
+ */
 export function byteBurstOf(limit: Pick<FrameRateLimit, 'byteBurst' | 'maxFrameBytes'>): number {
-  return Math.max(limit.byteBurst, limit.maxFrameBytes);
+  return Math.max(limit.byteBurst, 2 * limit.maxFrameBytes);
 }
 
 export class TokenBuckets {

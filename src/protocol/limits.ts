@@ -34,7 +34,7 @@ export const DEFAULTS = {
   frameBurst: 5_000,
   /** characters (UTF-16 code units, as maxFrameBytes) of frames one client identity may send per second, sustained */
   bytesPerSecond: 4 * 1024 * 1024,
-  /** characters it may send at once above that rate (a gateway applies at least maxFrameBytes) */
+  /** characters it may send at once above that rate (a gateway applies at least twice maxFrameBytes) */
   byteBurst: 16 * 1024 * 1024,
   maxCallIdLength: 128,
   /** @deprecated fixed by the protocol, not tunable: use MAX_STATE_DEPTH */

@@ -77,7 +77,7 @@ describe('FrameIntake', () => {
   });
 
   describe('the character rate', () => {
-    const bytes = { ...config, frameBurst: 1_000, bytesPerSecond: 100, byteBurst: 300 };
+    const bytes = { ...config, frameBurst: 1_000, bytesPerSecond: 100, byteBurst: 300, maxFrameBytes: 150 };
     const frameOf = (length: number) => call('c1', { args: encodeValue(['x'.repeat(length - call('c1', { args: encodeValue(['']) }).length)]) });
 
     it('a client past its character burst is closed with 1008 before the frame is read, within its frame rate; its next socket shares the bucket', () => {
@@ -92,19 +92,21 @@ describe('FrameIntake', () => {
       expect(intake.read(next, frameOf(100), bytes)[0]!.kind).toBe('close'); // a reconnect brings no fresh burst
     });
 
-    it('a batch counts as the whole message', () => {
+    it('a batch counts as the whole message, its brackets and commas included', () => {
       const frame = frameOf(100);
       const intake = new FrameIntake();
-      const wide = { ...bytes, maxFrameBytes: 310 };
-      expect(intake.read(socket(), `[${frame},${frame},${frame}]`, wide).map((r) => r.kind)).toEqual(['frame', 'frame', 'frame']);
-      expect(intake.read(socket(), frameOf(100), wide)[0]!.kind).toBe('close'); // 304 of 310 taken
+      const wide = { ...bytes, byteBurst: 620, maxFrameBytes: 310 };
+      for (let i = 0; i < 2; i++) expect(intake.read(socket(), `[${frame},${frame},${frame}]`, wide).map((r) => r.kind)).toEqual(['frame', 'frame', 'frame']);
+      // 608 of 620 taken (600 if only the frames counted): a 15-character message no longer fits
+      expect(intake.read(socket(), 'x'.repeat(15), wide)[0]!.kind).toBe('close');
     });
 
-    it('the burst applied is never below maxFrameBytes, so a frame of the largest size can pass', () => {
+    it('the burst applied is never below twice maxFrameBytes, so two frames of the largest size can pass', () => {
       const small = { ...bytes, byteBurst: 10 };
       const intake = new FrameIntake();
-      expect(intake.read(socket(), frameOf(200), small)[0]!.kind).toBe('frame');
-      expect(intake.read(socket(), frameOf(100), small)[0]!).toMatchObject({ kind: 'close', reason: expect.stringContaining('bursts of 200') });
+      expect(intake.read(socket(), frameOf(150), small)[0]!.kind).toBe('frame');
+      expect(intake.read(socket(), frameOf(150), small)[0]!.kind).toBe('frame');
+      expect(intake.read(socket(), frameOf(100), small)[0]!).toMatchObject({ kind: 'close', reason: expect.stringContaining('bursts of 300') });
     });
 
     it('a binary message counts its bytes', () => {
