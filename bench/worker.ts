@@ -338,15 +338,9 @@ export class RawHopDO extends DurableObject<Env> {
  * the floor is the node's share; meshgate minus this side, the gateway's
  * and the client's.
  */
-export class RawHopNodeDO extends DurableObject<Env> {
+export class RawHopNodeDO extends RawHopDO {
   #node: DurableObjectStub<BenchDO> | undefined;
   readonly #context = packedContext(packedIdentity({ kind: 'client', gateway: 'GATEWAY', instance: 'ladder.hop', sub: 'ladder' }, { sub: 'ladder', claims: {} })!, {});
-
-  override async fetch(): Promise<Response> {
-    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
-    this.ctx.acceptWebSocket(server);
-    return new Response(null, { status: 101, webSocket: client });
-  }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     const node = (this.#node ??= this.env.BENCH.get(this.env.BENCH.idFromName('ladder')) as unknown as DurableObjectStub<BenchDO>);
@@ -355,14 +349,6 @@ export class RawHopNodeDO extends DurableObject<Env> {
       context: this.#context, deadlineMs: DEFAULTS.gatewayCallDeadlineMs,
     });
     ws.send(await (node as unknown as { __meshgateCallText(text: string): Promise<string> }).__meshgateCallText(text));
-  }
-
-  override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
-    try {
-      ws.close(code === 1005 || code === 1006 ? 1000 : code, 'bye');
-    } catch {
-      // already closed
-    }
   }
 }
 

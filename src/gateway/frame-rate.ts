@@ -3,17 +3,7 @@
  * its frames and one for their characters. Computed from timestamps when a
  * message arrives, so they hold no timer and cost an idle gateway nothing.
  */
-export interface FrameRateLimit {
-  /** frames per second a client identity may send, sustained */
-  framesPerSecond: number;
-  /** frames it may send at once, above the sustained rate */
-  frameBurst: number;
-  /** characters (UTF-16 code units) of frames per second it may send, sustained */
-  bytesPerSecond: number;
-  /** characters it may send at once, above the sustained rate (at least twice maxFrameBytes: see byteBurstOf) */
-  byteBurst: number;
-  maxFrameBytes: number;
-}
+import type { GatewayConfig } from './config.js';
 
 /**
  * The character burst a gateway applies and announces: never below two frames
@@ -21,7 +11,7 @@ export interface FrameRateLimit {
  * share then always holds its largest frame, and the other half absorbs the
  * network bunching frames that the client sent apart.
  */
-export function byteBurstOf(limit: Pick<FrameRateLimit, 'byteBurst' | 'maxFrameBytes'>): number {
+export function byteBurstOf(limit: Pick<GatewayConfig, 'byteBurst' | 'maxFrameBytes'>): number {
   return Math.max(limit.byteBurst, 2 * limit.maxFrameBytes);
 }
 
