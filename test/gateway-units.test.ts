@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Deadlines } from '../src/gateway/deadlines.js';
 import { chunksBySize } from '../src/gateway/calls.js';
 import { TokenBuckets } from '../src/gateway/frame-rate.js';
+import { defaultGatewayConfig, misconfiguredRate } from '../src/gateway/config.js';
 import { AnswerMemory, utf8Length } from '../src/protocol/answer-memory.js';
 
 beforeEach(() => {
@@ -206,6 +207,17 @@ describe('chunksBySize (bursts that fit one RPC message)', () => {
   });
 });
 
+describe('misconfiguredRate', () => {
+  it('accepts the defaults and names the first rate or size that is not a positive finite number', () => {
+    expect(misconfiguredRate(defaultGatewayConfig())).toBeUndefined();
+    for (const [field, value] of [['framesPerSecond', Number.NaN], ['frameBurst', 0], ['bytesPerSecond', -1], ['byteBurst', Infinity], ['maxFrameBytes', '4096']] as const) {
+      const reason = misconfiguredRate({ ...defaultGatewayConfig(), [field]: value });
+      expect(reason).toBe(`Gateway misconfigured: config.${field} must be a positive finite number, got ${String(value)} (to lift it, set e.g. 1e12).`);
+      expect(new TextEncoder().encode(reason).length).toBeLessThanOrEqual(123); // fits a close reason whole
+    }
+  });
+});
+
 describe('TokenBuckets', () => {
   const ws = {} as WebSocket;
   it('lets a burst through, refuses past it, and refills at the sustained rate', () => {
@@ -224,6 +236,15 @@ describe('TokenBuckets', () => {
     expect(buckets.take(ws, 100, 300, 100, 0)).toBe(true);
     expect(buckets.take(ws, 100, 300, 100, 500)).toBe(false); // 50 refilled
     expect(buckets.take(ws, 100, 300, 100, 1_000)).toBe(true);
+  });
+
+  it('a clock that steps back refills nothing, then refills from the latest time it saw', () => {
+    const buckets = new TokenBuckets();
+    const take = (now: number) => buckets.take(ws, 10, 1, 1, now);
+    expect(take(10_000)).toBe(true);
+    expect(take(5_000)).toBe(false); // back 5 s: no token from it
+    expect(take(10_050)).toBe(false); // 50 ms after the latest time: half a token
+    expect(take(10_100)).toBe(true);
   });
 
   it('a NaN limit refuses instead of allowing everything; Infinity allows everything', () => {

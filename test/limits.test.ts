@@ -277,9 +277,9 @@ describe('nodeBindings', () => {
   });
 });
 
-// ── durations that are not numbers ────────────────────────────────────────────
+// ── durations and rates that are not numbers ──────────────────────────────────────────
 
-describe('misconfigured durations', () => {
+describe('misconfigured durations and rates', () => {
   // What Number(env.X) gives for a typo: NaN. Calls must fail loudly, not wait forever.
   async function connectTo(broken: TestMesh) {
     const sock = new RawSocket(broken.wsUrl('nan.t1'), await broken.token('nan'));
@@ -294,6 +294,17 @@ describe('misconfigured durations', () => {
       expect(ok).toBe(false);
       expect(error).toBeInstanceOf(RangeError);
       expect(error.message).toBe('Gateway misconfigured: config.callDeadlineMs must be a positive number of milliseconds, got NaN.');
+    });
+  });
+
+  it('a rate that is not a positive finite number refuses every socket with 1011, naming the field, before any frame', async () => {
+    await withTestMesh({ env: { BYTES_PER_SECOND: 'fast' } }, async (broken) => {
+      const sock = new RawSocket(broken.wsUrl('nan.t1'), await broken.token('nan'));
+      sockets.push(sock);
+      const { code, reason } = await sock.closed;
+      expect(code).toBe(1011);
+      expect(reason).toBe('Gateway misconfigured: config.bytesPerSecond must be a positive finite number, got NaN (to lift it, set e.g. 1e12).');
+      expect(sock.frames).toEqual([]);
     });
   });
 

@@ -79,6 +79,9 @@ class SharedBucket {
   }
 }
 
+/** A clock that never steps back (Date.now does, when the system clock is set): a step back would stall refills. */
+const now = (): number => performance.now();
+
 export interface FrameLimits {
   framesPerSecond: number;
   frameBurst: number;
@@ -113,9 +116,9 @@ export class FramePacer {
 
   /** The gateway's buckets (connection_status); a bucket the gateway does not say leaves frames unpaced by it. */
   set limits(limits: Partial<FrameLimits>) {
-    const now = Date.now();
-    this.#frames.adopt(limits.framesPerSecond, limits.frameBurst, now);
-    this.#chars.adopt(limits.bytesPerSecond, limits.byteBurst, now);
+    const at = now();
+    this.#frames.adopt(limits.framesPerSecond, limits.frameBurst, at);
+    this.#chars.adopt(limits.bytesPerSecond, limits.byteBurst, at);
   }
 
   /** Frames held back now (for tests and monitoring). */
@@ -155,10 +158,10 @@ export class FramePacer {
 
   /** Takes a frame of `chars` characters from both buckets, or nothing (false) if either is short. */
   #take(chars: number): boolean {
-    const now = Date.now();
+    const at = now();
     // both refilled first: `&&` must not skip one
-    const ready = this.#frames.ready(1, now);
-    if (!(this.#chars.ready(chars, now) && ready)) return false;
+    const ready = this.#frames.ready(1, at);
+    if (!(this.#chars.ready(chars, at) && ready)) return false;
     this.#frames.take(1);
     this.#chars.take(chars);
     return true;
@@ -166,6 +169,7 @@ export class FramePacer {
 
   #arm(): void {
     if (this.#timer !== undefined) return;
+    // Timed for the frame at the head, wanted when the timer is set: one that stops being wanted meanwhile holds the rest back until it fires (at most MAX_WAIT_MS).
     const next = this.#held[this.#head]?.text.length ?? 0;
     const waitMs = Math.max(this.#frames.waitMs(1), this.#chars.waitMs(next));
     this.#timer = setTimeout(() => this.#drain(), Math.min(MAX_WAIT_MS, Math.max(1, waitMs)));

@@ -28,7 +28,7 @@ import { readIdentity, type VerifiedIdentity } from '../upgrade/identity.js';
 import { isUpgrade, refuseUpgrade, upgradeResponse } from '../upgrade/responses.js';
 import { releaseIdentity } from '../identities/admission.js';
 import { byteBurstOf } from './frame-rate.js';
-import { defaultGatewayConfig, type GatewayConfig } from './config.js';
+import { defaultGatewayConfig, misconfiguredRate, type GatewayConfig } from './config.js';
 import { echoableCode, GatewaySockets, safeClose, safeSend, tokenExpired, type SocketInfo } from './sockets.js';
 import { admitUpgrade, gatewayState, startsGracePeriod, type GatewayState, type SocketEnd } from './supersession.js';
 import { FrameIntake } from './frame-intake.js';
@@ -89,6 +89,12 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     if (!identity) return new Response('Missing verified identity: reach the gateway through createMeshWorker.', { status: 400 });
     const protocol = forwardedVersion(request);
     if (protocol === undefined) return new Response('No protocol version negotiated: reach the gateway through createMeshWorker.', { status: 400 });
+
+    const misconfigured = misconfiguredRate(this.config);
+    if (misconfigured) {
+      console.error(misconfigured);
+      return refuseUpgrade(request, WS_CLOSE_INTERNAL, misconfigured);
+    }
 
     let extraClaims: void | Record<string, unknown>;
     try {

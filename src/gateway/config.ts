@@ -83,6 +83,25 @@ export function configuredMs(name: keyof GatewayConfig, value: unknown): number 
   throw new RangeError(`Gateway misconfigured: config.${name} must be a positive number of milliseconds, got ${String(value)}.`);
 }
 
+const RATE_FIELDS = ['framesPerSecond', 'frameBurst', 'bytesPerSecond', 'byteBurst', 'maxFrameBytes'] as const;
+
+/**
+ * The rates and sizes a socket is paced by, checked before one is accepted: a
+ * NaN would refuse every frame, 0 or a negative would refuse all but the
+ * first burst while the client (told 0) would not pace at all, and Infinity
+ * would lift the limit and reach the client as null. The reason names the
+ * first field that is not a positive finite number.
+ */
+export function misconfiguredRate(config: Pick<GatewayConfig, (typeof RATE_FIELDS)[number]>): string | undefined {
+  for (const name of RATE_FIELDS) {
+    const value = config[name];
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+      return `Gateway misconfigured: config.${name} must be a positive finite number, got ${String(value).slice(0, 20)} (to lift it, set e.g. 1e12).`;
+    }
+  }
+  return undefined;
+}
+
 export function defaultGatewayConfig(): GatewayConfig {
   return {
     gracePeriodMs: DEFAULTS.gracePeriodMs,

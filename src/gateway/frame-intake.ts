@@ -38,12 +38,10 @@ export class FrameIntake {
     // Past its burst: acting on more (or answering each with an error) would let one socket
     // take the gateway's time and make the runtime buffer output for a client that may not read.
     if (!this.#frames.take(this.#client, config.framesPerSecond, config.frameBurst)) return [rateLimited(config)];
-    // The string's length (UTF-16 code units) is checked, not its UTF-8 size: it costs nothing to read and never exceeds it.
-    if (typeof message === 'string' && message.length > config.maxFrameBytes) {
-      return [{ kind: 'close', code: WS_CLOSE_TOO_LARGE, reason: `Frame too large (limit ${config.maxFrameBytes})` }];
-    }
-    // Counted before anything reads it: what the bucket bounds is what the gateway and the nodes behind it spend on this client.
+    // A string's length (UTF-16 code units) is checked, not its UTF-8 size: it costs nothing to read and never exceeds it.
     const size = typeof message === 'string' ? message.length : message.byteLength;
+    if (size > config.maxFrameBytes) return [{ kind: 'close', code: WS_CLOSE_TOO_LARGE, reason: `Frame too large (limit ${config.maxFrameBytes})` }];
+    // Counted before anything reads it: what the bucket bounds is what the gateway and the nodes behind it spend on this client.
     if (!this.#bytes.take(this.#client, config.bytesPerSecond, byteBurstOf(config), size)) return [byteRateLimited(config)];
     if (typeof message !== 'string') {
       sendError(ws, 'binary_not_supported', 'Binary frames are not part of protocol v1; send JSON text frames.');

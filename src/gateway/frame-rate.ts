@@ -25,8 +25,11 @@ export class TokenBuckets {
       bucket = { tokens: burst, at: now };
       this.#buckets.set(owner, bucket);
     }
-    if (now > bucket.at) bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.at) / 1000) * perSecond);
-    bucket.at = now;
+    // A clock that steps back neither refills nor moves the mark: the time up to it was counted once already.
+    if (now > bucket.at) {
+      bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.at) / 1000) * perSecond);
+      bucket.at = now;
+    }
     // written so that a NaN limit (a typo in the config) refuses, visibly, instead of allowing everything
     if (!(bucket.tokens >= cost)) return false;
     bucket.tokens -= cost;
