@@ -32,6 +32,7 @@ export function iterableCall<U>(call: Promise<unknown>): MeshStream<U> {
 /** The iterator of a call's promise (`this`): one function for every call, so making a call allocates none. */
 function iterateCall<U>(this: Promise<unknown>): AsyncIterator<U> {
   const call = this;
+  if (!(call instanceof Promise)) throw new TypeError('meshgate: a call\'s [Symbol.asyncIterator] was called without its call; iterate the call itself (for await (const x of stub.method())).');
   let inner: AsyncIterator<U> | undefined;
   let left = false;
   const open = async (): Promise<AsyncIterator<U> | undefined> => {

@@ -6,6 +6,7 @@ import { DEFAULTS } from '../../src/protocol/limits.js';
 import { waitFor } from '../../src/testing/wait.js';
 import { encodeValue } from '../../src/protocol/codec.js';
 import { CancelledError, ProtocolError } from '../../src/protocol/errors.js';
+import { createStub } from '../../src/protocol/stub.js';
 
 function harness(window = 4, signal?: AbortSignal, bufferChars?: number) {
   const sent: Array<Record<string, unknown>> = [];
@@ -139,5 +140,22 @@ describe('ClientProducers', () => {
     expect(sent.length).toBe(DEFAULTS.maxStreamWindow);
     expect(timerRanAfter).toBeLessThan(DEFAULTS.maxStreamWindow); // the timer did not wait for the whole window
     producers.stopAll();
+  });
+});
+
+describe('a streaming call on its stub', () => {
+  const stub = createStub<{ words(): AsyncIterable<string>; plain(): number }>(async (method) => (method === 'words' ? (async function* () { yield 'a'; yield 'b'; })() : 7));
+
+  it('iterates the stream the call answers with', async () => {
+    const words: string[] = [];
+    for await (const word of stub.words()) words.push(word);
+    expect(words).toEqual(['a', 'b']);
+  });
+
+  it('says what to do when iterated without its call, or when the method returned no stream', async () => {
+    const detached = stub.words()[Symbol.asyncIterator];
+    expect(() => detached.call(undefined as never)).toThrow(/called without its call; iterate the call itself/);
+    const iterator = (stub.plain() as unknown as AsyncIterable<number>)[Symbol.asyncIterator]();
+    await expect(iterator.next()).rejects.toThrow(/did not return a stream/);
   });
 });
