@@ -68,6 +68,17 @@ describe('FramePacer', () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
+  it('keeps pacing when the system clock is set back an hour: it runs on performance.now, not Date.now', () => {
+    vi.useFakeTimers();
+    const { p, sent } = pacer();
+    p.limits = { framesPerSecond: 100, frameBurst: 20 };
+    for (let i = 0; i < 30; i++) p.send(`f${i}`);
+    expect(sent).toHaveLength(10);
+    vi.setSystemTime(Date.now() - 3_600_000); // Date steps back; performance.now runs on
+    vi.advanceTimersByTime(300);
+    expect(sent).toHaveLength(30);
+  });
+
   it('a frame sent while others are held waits behind them, even when a token is free', () => {
     vi.useFakeTimers();
     const { p, sent } = pacer();

@@ -210,11 +210,16 @@ describe('chunksBySize (bursts that fit one RPC message)', () => {
 describe('misconfiguredRate', () => {
   it('accepts the defaults and names the first rate or size that is not a positive finite number', () => {
     expect(misconfiguredRate(defaultGatewayConfig())).toBeUndefined();
-    for (const [field, value] of [['framesPerSecond', Number.NaN], ['frameBurst', 0], ['bytesPerSecond', -1], ['byteBurst', Infinity], ['maxFrameBytes', '4096']] as const) {
-      const reason = misconfiguredRate({ ...defaultGatewayConfig(), [field]: value });
-      expect(reason).toBe(`Gateway misconfigured: config.${field} must be a positive finite number, got ${String(value)} (to lift it, set e.g. 1e12).`);
+    const cases = [
+      ['framesPerSecond', Number.NaN, 1], ['frameBurst', 0.5, 1], ['bytesPerSecond', -1, 1], ['byteBurst', Infinity, 1],
+      ['maxFrameBytes', '4096', 256], ['maxFrameBytes', 255, 256], ['maxFrameBytes', Number.MAX_VALUE, 256], ['framesPerSecond', -Number.MAX_VALUE, 1],
+    ] as const;
+    for (const [field, value, min] of cases) {
+      const reason = misconfiguredRate({ ...defaultGatewayConfig(), [field]: value })!;
+      expect(reason).toBe(`Gateway misconfigured: config.${field} must be a number from ${min} to 2^53, got ${String(value)}${field === 'maxFrameBytes' ? '' : '; 1e12 lifts it'}`);
       expect(new TextEncoder().encode(reason).length).toBeLessThanOrEqual(123); // fits a close reason whole
     }
+    expect(misconfiguredRate({ ...defaultGatewayConfig(), frameBurst: 1, maxFrameBytes: 256, bytesPerSecond: 1e12, byteBurst: Number.MAX_SAFE_INTEGER })).toBeUndefined();
   });
 });
 
@@ -238,13 +243,19 @@ describe('TokenBuckets', () => {
     expect(buckets.take(ws, 100, 300, 100, 1_000)).toBe(true);
   });
 
-  it('a clock that steps back refills nothing, then refills from the latest time it saw', () => {
+  it('a clock that steps back refills nothing at once and never stalls the bucket; what it counts twice stays within the burst', () => {
     const buckets = new TokenBuckets();
-    const take = (now: number) => buckets.take(ws, 10, 1, 1, now);
-    expect(take(10_000)).toBe(true);
-    expect(take(5_000)).toBe(false); // back 5 s: no token from it
-    expect(take(10_050)).toBe(false); // 50 ms after the latest time: half a token
-    expect(take(10_100)).toBe(true);
+    const take = (now: number) => buckets.take(ws, 10, 2, 1, now);
+    expect([take(3_600_000), take(3_600_000), take(3_600_000)]).toEqual([true, true, false]);
+    expect(take(0)).toBe(false); // an hour back: no token from the step itself
+    expect(take(100)).toBe(true); // refilling again 100 ms later, not an hour later
+    expect([take(60_000), take(60_000), take(60_000)]).toEqual([true, true, false]); // never above the burst
+  });
+
+  it('a NaN time when the bucket is made does not leave it empty for good', () => {
+    const buckets = new TokenBuckets();
+    expect([buckets.take(ws, 10, 1, 1, Number.NaN), buckets.take(ws, 10, 1, 1, 1_000)]).toEqual([true, false]);
+    expect(buckets.take(ws, 10, 1, 1, 1_100)).toBe(true);
   });
 
   it('a NaN limit refuses instead of allowing everything; Infinity allows everything', () => {

@@ -297,14 +297,22 @@ describe('misconfigured durations and rates', () => {
     });
   });
 
-  it('a rate that is not a positive finite number refuses every socket with 1011, naming the field, before any frame', async () => {
+  it('a rate out of range refuses every socket with 1011, naming the field, before any frame', async () => {
     await withTestMesh({ env: { BYTES_PER_SECOND: 'fast' } }, async (broken) => {
       const sock = new RawSocket(broken.wsUrl('nan.t1'), await broken.token('nan'));
       sockets.push(sock);
       const { code, reason } = await sock.closed;
       expect(code).toBe(1011);
-      expect(reason).toBe('Gateway misconfigured: config.bytesPerSecond must be a positive finite number, got NaN (to lift it, set e.g. 1e12).');
+      expect(reason).toBe('Gateway misconfigured: config.bytesPerSecond must be a number from 1 to 2^53, got NaN; 1e12 lifts it');
       expect(sock.frames).toEqual([]);
+      // A MeshClient keeps retrying, and onError says the server's reason and where the problem is.
+      const errors: unknown[] = [];
+      const client = new MeshClient({ url: broken.url.origin, accessToken: await broken.token('nan'), WebSocket: WebSocket as unknown as SocketClass, onError: (error) => void errors.push(error) });
+      clients.push(client);
+      void client.connect().catch(() => undefined);
+      await waitFor(() => errors.length > 0, 'onError about the misconfigured gateway', 20_000);
+      expect(String((errors[0] as Error).message)).toMatch(/closed with 1011 "Gateway misconfigured: config\.bytesPerSecond .*The server closed with 1011, a problem on its side/);
+      client.disconnect();
     });
   });
 

@@ -31,7 +31,9 @@ export function describeProblem(problem: Problem, gatewayUrl: string): unknown {
         + 'a function must resolve to the token or { access_token } (throw LoginRequiredError for "log in again").', { cause: problem.last });
     case 'attemptsFailing':
       return new Error(`meshgate: ${FAILURES_BEFORE_REPORT} connection attempts to ${gatewayUrl} failed before the gateway answered (last one ${problem.last}); still retrying. `
-        + 'If this persists, check the url and gateway options: the edge answers 404 for an unknown gateway binding, and a token it cannot verify closes with 4403.');
+        + (/^closed with 1011 "/.test(problem.last)
+          ? 'The server closed with 1011, a problem on its side: the quoted reason says what, and its log may say more.'
+          : 'If this persists, check the url and gateway options: the edge answers 404 for an unknown gateway binding, and a token it cannot verify closes with 4403.'));
   }
 }
 

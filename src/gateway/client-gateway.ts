@@ -37,6 +37,15 @@ import { CallsToClient, type CallToClient } from './calls-to-client.js';
 import { GraceMemory } from './grace-memory.js';
 import { Departures } from './departures.js';
 
+/** When a misconfiguration was last logged (per isolate): every client retries with backoff, and one line a minute says it. */
+let misconfiguredLoggedAt = -Infinity;
+
+function logMisconfigured(reason: string): void {
+  if (Date.now() - misconfiguredLoggedAt < 60_000) return;
+  misconfiguredLoggedAt = Date.now();
+  console.error(`${reason} (every upgrade is refused with 1011 until it is fixed; logged at most once a minute)`);
+}
+
 export type { CallToMesh } from './calls-to-mesh.js';
 export type { CallToClient } from './calls-to-client.js';
 
@@ -92,7 +101,7 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
 
     const misconfigured = misconfiguredRate(this.config);
     if (misconfigured) {
-      console.error(misconfigured);
+      logMisconfigured(misconfigured);
       return refuseUpgrade(request, WS_CLOSE_INTERNAL, misconfigured);
     }
 

@@ -9,7 +9,7 @@ export interface GatewayConfig {
   /**
    * Frames longer than this close the socket with 1009. Counted in UTF-16 code
    * units (the frame string's `length`), not UTF-8 bytes: a frame within it
-   * may take up to 3× as many bytes. The name is the wire's (`connection_status`).
+   * may take up to 3× as many bytes (a binary frame counts its bytes). The name is the wire's (`connection_status`).
    */
   maxFrameBytes: number;
   /** client → mesh calls running at once per client; more are refused */
@@ -83,21 +83,23 @@ export function configuredMs(name: keyof GatewayConfig, value: unknown): number 
   throw new RangeError(`Gateway misconfigured: config.${name} must be a positive number of milliseconds, got ${String(value)}.`);
 }
 
-const RATE_FIELDS = ['framesPerSecond', 'frameBurst', 'bytesPerSecond', 'byteBurst', 'maxFrameBytes'] as const;
+/** The least each rate, burst and size may be: a burst below 1 never holds a frame's token, a frame limit below 256 refuses a plain call. */
+const RATE_MINIMUMS = { framesPerSecond: 1, frameBurst: 1, bytesPerSecond: 1, byteBurst: 1, maxFrameBytes: 256 } as const;
 
 /**
  * The rates and sizes a socket is paced by, checked before one is accepted: a
- * NaN would refuse every frame, 0 or a negative would refuse all but the
- * first burst while the client (told 0) would not pace at all, and Infinity
- * would lift the limit and reach the client as null. The reason names the
- * first field that is not a positive finite number.
+ * NaN would refuse every frame, 0 or a fraction of a burst every frame past
+ * the first burst (while the client, told 0, would not pace at all), and
+ * Infinity would lift the limit and reach the client as null. Up to 2^53, so
+ * twice maxFrameBytes stays exact. The reason names the first field out of
+ * range and fits a close reason (123 bytes).
  */
-export function misconfiguredRate(config: Pick<GatewayConfig, (typeof RATE_FIELDS)[number]>): string | undefined {
-  for (const name of RATE_FIELDS) {
+export function misconfiguredRate(config: Pick<GatewayConfig, keyof typeof RATE_MINIMUMS>): string | undefined {
+  for (const [name, min] of Object.entries(RATE_MINIMUMS) as Array<[keyof typeof RATE_MINIMUMS, number]>) {
     const value = config[name];
-    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-      return `Gateway misconfigured: config.${name} must be a positive finite number, got ${String(value).slice(0, 20)} (to lift it, set e.g. 1e12).`;
-    }
+    if (typeof value === 'number' && value >= min && value <= Number.MAX_SAFE_INTEGER) continue;
+    const lift = name === 'maxFrameBytes' ? '' : '; 1e12 lifts it';
+    return `Gateway misconfigured: config.${name} must be a number from ${min} to 2^53, got ${String(value).slice(0, 24)}${lift}`;
   }
   return undefined;
 }

@@ -25,11 +25,10 @@ export class TokenBuckets {
       bucket = { tokens: burst, at: now };
       this.#buckets.set(owner, bucket);
     }
-    // A clock that steps back neither refills nor moves the mark: the time up to it was counted once already.
-    if (now > bucket.at) {
-      bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.at) / 1000) * perSecond);
-      bucket.at = now;
-    }
+    if (now > bucket.at) bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.at) / 1000) * perSecond);
+    // Moved back too when the clock steps back: that can count some time twice (never past the burst), where
+    // keeping the mark would stall the bucket until the clock caught up, for as long as the step.
+    bucket.at = now;
     // written so that a NaN limit (a typo in the config) refuses, visibly, instead of allowing everything
     if (!(bucket.tokens >= cost)) return false;
     bucket.tokens -= cost;

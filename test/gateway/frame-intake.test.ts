@@ -118,8 +118,12 @@ describe('FrameIntake', () => {
       expect(intake.read(ws, new ArrayBuffer(140), bytes)[0]!).toMatchObject({ kind: 'close', code: 1008 }); // 420 bytes against a burst of 300
     });
 
-    it('a frame over maxFrameBytes still closes with 1009, not 1008', () => {
-      expect(new FrameIntake().read(socket(), 'x'.repeat(400), bytes)[0]!).toMatchObject({ kind: 'close', code: 1009 });
+    it('a frame over maxFrameBytes still closes with 1009, not 1008, and takes no characters: text or binary', () => {
+      const intake = new FrameIntake();
+      expect(intake.read(socket(), 'x'.repeat(400), bytes)[0]!).toMatchObject({ kind: 'close', code: 1009 });
+      expect(intake.read(socket(), new ArrayBuffer(400), bytes)[0]!).toMatchObject({ kind: 'close', code: 1009 });
+      // the whole burst (300) is still there for two frames of 150
+      expect([intake.read(socket(), frameOf(150), bytes)[0]!.kind, intake.read(socket(), frameOf(150), bytes)[0]!.kind]).toEqual(['frame', 'frame']);
     });
   });
 });
