@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { bundleWorker } from '../scripts/workerd.mjs';
 import { startMesh } from './harness.mjs';
 import { ROOT, loadClient, nodeBuiltins, round, summary, within } from './lib.mjs';
-import { agentSequential, meshSequential, rawSequential } from './measure.mjs';
+import { agentSequential, handSequential, meshSequential, rawSequential } from './measure.mjs';
 
 const CALLS = Number(process.env.BENCH_CALLS ?? 4_000);
 const BLOCKS = 3;
@@ -76,10 +76,12 @@ try {
   const stub = client.node('BENCH', name);
   const hop = await mesh.rawSocket(name, { kind: 'hop' });
   const hopNode = await mesh.rawSocket(name, { kind: 'hopnode' });
+  const hand = await mesh.handGateway(name, {});
   const agent = await mesh.agentClient(name, {});
   const sides = {
     hop: { name: 'RPC-hop floor', run: (k) => rawSequential(hop, k, 60_000) },
     hopNode: { name: 'floor → meshgate node', run: (k) => rawSequential(hopNode, k, 60_000) },
+    hand: { name: 'meshgate, its frames written by hand on a raw socket (no MeshClient)', run: (k) => handSequential(hand, name, k, 60_000) },
     meshgate: { name: 'meshgate (MeshClient → gateway → node)', run: (k) => meshSequential(stub, k, 60_000) },
     agents: { name: 'Agents SDK @callable', run: (k) => agentSequential(agent, k, 60_000) },
   };
@@ -97,6 +99,7 @@ try {
   }
   hop.terminate();
   hopNode.terminate();
+  hand.terminate();
   mesh.closeAgent(agent);
   mesh.disconnect(client);
 
