@@ -316,6 +316,17 @@ describe('misconfigured durations and rates', () => {
     });
   });
 
+  it('a config getter that throws refuses every socket with 1011 and its message, not a failed upgrade', async () => {
+    await withTestMesh({ env: { CONFIG_THROWS: 'env.FRAME_BURST is not a number' } }, async (broken) => {
+      const sock = new RawSocket(broken.wsUrl('nan.t1'), await broken.token('nan'));
+      sockets.push(sock);
+      const { code, reason } = await sock.closed;
+      expect(code).toBe(1011);
+      expect(reason).toBe('Gateway misconfigured: reading config threw: env.FRAME_BURST is not a number');
+      expect(sock.frames).toEqual([]);
+    });
+  });
+
   it('a NaN clientResponseTimeoutMs fails each call to the client the same way', async () => {
     await withTestMesh({ env: { CLIENT_TIMEOUT_MS: 'thirty' } }, async (broken) => {
       const sock = await connectTo(broken);

@@ -99,7 +99,13 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
     const protocol = forwardedVersion(request);
     if (protocol === undefined) return new Response('No protocol version negotiated: reach the gateway through createMeshWorker.', { status: 400 });
 
-    const misconfigured = misconfiguredRate(this.config);
+    let misconfigured: string | undefined;
+    try {
+      misconfigured = misconfiguredRate(this.config);
+    } catch (error) {
+      // a subclass's config getter that throws (an env value it cannot parse): the client still gets a close that says so
+      misconfigured = `Gateway misconfigured: reading config threw: ${String((error as Error)?.message ?? error)}`;
+    }
     if (misconfigured) {
       logMisconfigured(misconfigured);
       return refuseUpgrade(request, WS_CLOSE_INTERNAL, misconfigured);
