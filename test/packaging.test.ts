@@ -71,7 +71,7 @@ it('meshgate/client bundles for the browser with no server code and no cloudflar
   expect(inputs.filter((f) => /meshgate\/dist\/(gateway|edge|node|subscriptions|react|testing)\//.test(f) || /jose|react/.test(f))).toEqual([]);
   const size = { minified: code.length, gzip: gzipSync(code).length };
   console.log(`client bundle: ${(size.minified / 1024).toFixed(1)} KiB minified, ${(size.gzip / 1024).toFixed(1)} KiB gzipped`);
-  expect(size.gzip).toBeLessThan(21 * 1024); // 20.0 KiB with batches and frame pacing
+  expect(size.gzip).toBeLessThan(22 * 1024); // 20.0 KiB with batches and frame pacing; 21.4 with errors that say why a call never left, a refresh hung or a client refused a call
 });
 
 it('a Worker using meshgate bundles with wrangler deploy --dry-run', () => {

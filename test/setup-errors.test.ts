@@ -39,4 +39,20 @@ describe('setup errors', () => {
       expect(((await login.json()) as { error: string }).error).toMatch(/auth\.secret is 5 bytes; HS256 needs at least 32/);
     });
   });
+
+  it('the development login says what is missing: a secret from env that is unset, or the login itself turned off', async () => {
+    await withTestMesh({ env: { JWT_SECRET: '' } }, async (mesh) => {
+      const login = await fetch(new URL('/auth/dev-token', mesh.url), { method: 'POST', body: JSON.stringify({ sub: 'ada' }) });
+      expect(login.status).toBe(500);
+      expect(await login.json()).toEqual({ error: 'devLogin needs auth.secret, and it gave none for this env: is the variable it reads set (for wrangler dev, in .dev.vars)?' });
+    });
+    // A Worker without devLogin and without a fetch of its own: the login's path says it is off, any other path is a plain 404.
+    await withTestMesh({ entry: new URL('./fixtures/identity-worker.ts', import.meta.url) }, async (mesh) => {
+      const login = await fetch(new URL('/auth/dev-token', mesh.url), { method: 'POST', body: JSON.stringify({ sub: 'ada' }) });
+      expect(login.status).toBe(404);
+      expect(((await login.json()) as { error: string }).error).toMatch(/^No development login here: createMeshWorker's devLogin is off/);
+      const other = await fetch(new URL('/auth/other', mesh.url));
+      expect([other.status, await other.text()]).toEqual([404, 'Not found']);
+    });
+  });
 });

@@ -4,14 +4,26 @@ import type { MeshClientOptions } from './options.js';
 
 export class Callbacks {
   readonly #options: MeshClientOptions<object>;
+  #connectionProblem: string | undefined;
 
   constructor(options: MeshClientOptions<object>) {
     this.#options = options;
   }
 
+  /** What onError was last told about the connection, until the next connect (a call that times out unsent says it). */
+  get connectionProblem(): string | undefined {
+    return this.#connectionProblem;
+  }
+
+  reportConnectionProblem(problem: unknown): void {
+    this.#connectionProblem = problem instanceof Error ? problem.message : String(problem);
+    this.report(problem);
+  }
+
   /** A connection notice, to the callback the app gave for it. */
   notify(notice: Notice): void {
     const options = this.#options;
+    if (notice.name === 'connected') this.#connectionProblem = undefined;
     this.run(() => {
       switch (notice.name) {
         case 'connected': return options.onConnected?.({ subscriptionRequired: notice.subscriptionRequired, firstConnection: notice.firstConnection });

@@ -1,7 +1,7 @@
 /**
  * Calls from the mesh to this client. Only methods of the app's handler
  * object are callable (never Object.prototype's or `constructor`); a call
- * whose origin is another client is refused unless allowed. Recent call ids
+ * whose chain started at another client is refused unless allowed. Recent call ids
  * are remembered, so a call the gateway delivers again after a reconnect is
  * answered from memory instead of running the handler twice.
  */
@@ -48,6 +48,8 @@ export class IncomingCalls {
     private readonly maxAnswerChars: () => number = () => Number.POSITIVE_INFINITY,
     /** a handler answered with a stream (producers.ts sends its chunks as the node reads) */
     private readonly onStream?: (id: string, source: AsyncIterable<unknown> | ReadableStream<unknown>) => void,
+    /** this client's instance name: a call whose chain started here is its own, not another client's */
+    private readonly ownInstance: () => string | undefined = () => undefined,
   ) {}
 
   /** The incoming call whose handler is running synchronously right now. */
@@ -77,7 +79,7 @@ export class IncomingCalls {
         answer = encodeFrame({ type: 'incoming_call_response', id: frame.id, ok: true, stream: true });
         this.onStream(frame.id, result);
       } else {
-        answer = encodeFrame({ type: 'incoming_call_response', id: frame.id, ok: true, result: encodeValue(result) });
+        answer = encodeFrame({ type: 'incoming_call_response', id: frame.id, ok: true, result: encodeValue(result, 'the value returned by the handler', frame.method) });
       }
     } catch (error) {
       if (!(error instanceof MeshError)) this.onHandlerError(error, context);
@@ -94,8 +96,9 @@ export class IncomingCalls {
   }
 
   async #run(frame: IncomingCallFrame, context: IncomingContext): Promise<unknown> {
-    if (frame.origin?.kind === 'client' && !this.allowClientOrigins) {
-      throw new ForbiddenError('This client does not accept calls that originate from another client (set allowClientOrigins: true to allow them).');
+    if (frame.origin?.kind === 'client' && !this.allowClientOrigins && frame.origin.instance !== this.ownInstance()) {
+      throw new ForbiddenError('This client does not accept calls whose chain started at another client: a node acting on its own '
+        + 'calls with mesh.client(name, { ownChain: true }); to accept calls relayed from other clients, set allowClientOrigins: true on this client.');
     }
     const handler = findHandler(this.handlers, frame.method);
     if (!handler) throw new MethodNotExposedError(frame.method, 'this client');

@@ -64,13 +64,13 @@ export class MeshClient<Handlers extends object = object> {
     this.#callbacks = new Callbacks(options as MeshClientOptions<object>);
     this.#Socket = resolveSocketClass(options.WebSocket);
     this.#versions = new OfferedVersions(options.protocolVersions);
-    this.#tokens = new TokenSource(options.accessToken, options.refresh, options.fetch);
+    this.#tokens = new TokenSource(options.accessToken, options.refresh, options.fetch, options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs);
     this.#connection = initialConnection({ canRefresh: this.#tokens.canRefresh });
     this.#outgoing = new OutgoingCalls(options.maxQueuedCalls ?? DEFAULTS.maxQueuedCalls, options.callTimeoutMs ?? DEFAULTS.callTimeoutMs,
-      options.maxFrameBytes ?? DEFAULTS.maxFrameBytes, this.#streams.reading);
+      options.maxFrameBytes ?? DEFAULTS.maxFrameBytes, this.#streams.reading, () => this.#callbacks.connectionProblem);
     this.#incoming = new IncomingCalls(options.handlers, options.allowClientOrigins ?? false, options.rememberedCallIds ?? DEFAULTS.rememberedCallIds,
       (error) => this.#callbacks.report(error), options.maxConcurrentIncomingCalls ?? DEFAULTS.maxConcurrentIncomingCalls,
-      () => this.#outgoing.maxFrameChars, (id, source) => this.#streams.producing.start(id, source));
+      () => this.#outgoing.maxFrameChars, (id, source) => this.#streams.producing.start(id, source), () => this.#instanceName);
     this.#instanceName = options.instanceName;
     this.#retry = new RetryTimer(options.reconnectMinDelayMs ?? DEFAULTS.reconnectMinDelayMs, options.reconnectMaxDelayMs ?? DEFAULTS.reconnectMaxDelayMs,
       () => void this.#dispatch({ type: 'retryDue' }));
@@ -243,8 +243,9 @@ export class MeshClient<Handlers extends object = object> {
       case 'notify':
         return this.#callbacks.notify(effect.notice);
       case 'report':
-        return this.#callbacks.report(describeProblem(effect.problem, this.#gatewayUrl()));
+        return this.#callbacks.reportConnectionProblem(describeProblem(effect.problem, this.#gatewayUrl()));
       case 'dispose':
+        this.#tokens.abandon();
         this.#removeBrowserListeners?.();
         this.#removeBrowserListeners = undefined;
         this.#tab.close();

@@ -66,6 +66,8 @@ export class OutgoingCalls {
     private readonly defaultTimeoutMs: number,
     maxFrameChars: number,
     private readonly streams?: ClientStreams,
+    /** what the app's onError was last told about the connection (cleared once connected), for a call that times out unsent */
+    private readonly lastProblem: () => string | undefined = () => undefined,
   ) {
     this.maxFrameChars = maxFrameChars;
   }
@@ -90,7 +92,7 @@ export class OutgoingCalls {
       const window = options.streamWindow ?? DEFAULTS.streamWindow;
       if (!(Number.isInteger(window) && window >= 1)) throw new RangeError(`streamWindow must be a whole number of chunks ≥ 1, got ${String(window)}.`);
       // The deadline travels along, so the gateway never gives up on the node before the caller does.
-      const body: CallFrame = { type: 'call', id, to, method, args: encodeValue(args), timeoutMs: ms };
+      const body: CallFrame = { type: 'call', id, to, method, args: encodeValue(args, 'the arguments of', method), timeoutMs: ms };
       if (signal) body.cancellable = true;
       if (window !== DEFAULTS.streamWindow) body.streamWindow = window;
       const frame = encodeFrame(body);
@@ -106,7 +108,7 @@ export class OutgoingCalls {
         reject(new LimitExceededError('maxQueuedCalls', this.maxQueued, 'the client is not connected and its queue is full; wait for the connection or raise maxQueuedCalls.'));
         return;
       }
-      const timer = setTimeout(() => this.#settle(id, (call) => call.reject(new CallTimeoutError(method, ms))), ms);
+      const timer = setTimeout(() => this.#settle(id, (call) => call.reject(this.#timedOut(call, ms))), ms);
       // Rejects at once; a call already sent is cancelled at the gateway too (a queued or still held one is simply never sent).
       const onAbort = signal && ((): void => this.#settle(id, (call) => {
         if (call.sent && call.firstSend?.held !== true) this.#sendCancel(id, send);
@@ -140,6 +142,15 @@ export class OutgoingCalls {
       this.#cancelsToSend.add(id);
     };
     if (!send(encodeFrame({ type: 'cancel', id }), { dropped: later })) later();
+  }
+
+  /** A call past its deadline; one still queued says why it never left, since raising its timeout would not help. */
+  #timedOut(call: OutgoingCall, ms: number): CallTimeoutError {
+    if (call.sent) return new CallTimeoutError(call.method, ms);
+    const problem = this.lastProblem();
+    return new CallTimeoutError(call.method, ms, problem === undefined
+      ? 'the client was not connected in that time; check the url and the server, and pass onError to see why it cannot connect.'
+      : `the client was not connected in that time. Last connection problem: ${problem.slice(0, 400)}`);
   }
 
   /** A held frame of call `id` goes only while the call waits; if it was the call's first send and is dropped unsent, the call is queued again. */

@@ -99,6 +99,26 @@ function refuseProtocol(request: Request, offered: string[], accepted: readonly 
   return refuseUpgrade(request, WS_CLOSE_UNSUPPORTED_PROTOCOL, reason, other, REFUSAL_LINGER_MS);
 }
 
+const DEV_LOGIN_OFF = 'No development login here: createMeshWorker\'s devLogin is off for this Worker. Turn it on for local development only (devLogin: true, or a function of env).';
+
+function devLoginWithoutSecret(secret: unknown): string {
+  return typeof secret === 'function'
+    ? 'devLogin needs auth.secret, and it gave none for this env: is the variable it reads set (for wrangler dev, in .dev.vars)?'
+    : 'devLogin needs auth.secret, and none is set.';
+}
+
+/** When the development login was last logged as misconfigured (per isolate): a page retrying its login must not flood the log. */
+let devLoginLoggedAt = -Infinity;
+
+/** The login's 500, and one line a minute in the server's log, since a page's refresh may swallow the answer. */
+function devLoginMisconfigured(problem: string): Response {
+  if (Date.now() - devLoginLoggedAt >= 60_000) {
+    devLoginLoggedAt = Date.now();
+    console.error(`meshgate: the development login cannot sign tokens: ${problem} (logged at most once a minute)`);
+  }
+  return Response.json({ error: problem }, { status: 500 });
+}
+
 export function createMeshWorker<Env>(options: MeshWorkerOptions<Env>): ExportedHandler<Env> {
   contextStorage(); // fails the Worker's load with what to do when nodejs_compat is missing
   // A secret given as a string is checked at load: the Worker fails to start instead of accepting forgeable tokens.
@@ -116,14 +136,15 @@ export function createMeshWorker<Env>(options: MeshWorkerOptions<Env>): Exported
       const devLogin = typeof options.devLogin === 'function' ? options.devLogin(env) : options.devLogin === true;
       if (devLogin && url.pathname === DEV_TOKEN_PATH) {
         const secret = typeof options.auth.secret === 'function' ? options.auth.secret(env) : options.auth.secret;
-        if (!secret) return Response.json({ error: 'devLogin needs auth.secret.' }, { status: 500 });
-        const weakSecret = weakSecretProblem(secret);
-        if (weakSecret) return Response.json({ error: weakSecret }, { status: 500 });
-        return issueDevToken(request, secret, options.devTokenTtlSeconds ?? 3600);
+        const problem = !secret ? devLoginWithoutSecret(options.auth.secret) : weakSecretProblem(secret);
+        if (problem) return devLoginMisconfigured(problem);
+        return issueDevToken(request, secret!, options.devTokenTtlSeconds ?? 3600);
       }
       const route = /^\/gateway\/([^/]+)\/([^/]+)\/?$/.exec(url.pathname);
       if (!route) {
         if (options.fetch) return options.fetch(new Request(request, { headers: stripInternalHeaders(request.headers) }), env, ctx);
+        // Someone expected the development login here: say why it is not (an app with its own fetch gets the request instead).
+        if (url.pathname === DEV_TOKEN_PATH) return Response.json({ error: DEV_LOGIN_OFF }, { status: 404 });
         return new Response('Not found', { status: 404 });
       }
       const binding = decodedOr(route[1]!); // malformed percent-encoding: no gateway has that name

@@ -64,7 +64,7 @@ async function settle(running: Promise<unknown>, envelope: MeshEnvelope, deadlin
 /** The answer for what a method returned: a stream, or its value encoded (which may throw: the caller answers that as an error). */
 function answerOf(result: unknown, envelope: MeshEnvelope): MeshResult {
   if (isStreamable(result)) return { ok: true, result: '', stream: new NodeStream(result, envelope.context, envelope.method) };
-  return { ok: true, result: encodeValue(result) };
+  return { ok: true, result: encodeValue(result, 'the value returned by', envelope.method) };
 }
 
 /** Receives results of a burst, several at once when they complete together; an RPC stub of a gateway function. */

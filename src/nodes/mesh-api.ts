@@ -81,7 +81,7 @@ export class MeshApi {
     const target: CallTarget = instance === undefined ? { binding } : { binding, instance };
     return createStub<T>(async (method, args) => {
       const stub = resolveTarget(this.#env, target);
-      const answer = await callNode(stub, { target, method, args: encodeValue(args), context: this.#nextContext() });
+      const answer = await callNode(stub, { target, method, args: encodeValue(args, 'the arguments of', method), context: this.#nextContext() });
       return settleResult(answer, this.#bounds(), `"${method}" on ${binding}`);
     });
   }
@@ -226,7 +226,7 @@ export class MeshApi {
   /** A client call's envelope but for the client it goes to. */
   #sharedEnvelope(method: string, args: readonly unknown[], options: ClientCallOptions): Omit<ClientCallEnvelope, 'instanceName'> {
     return {
-      method, args: encodeValue(args), context: this.#nextContext(options.ownChain === true),
+      method, args: encodeValue(args, 'the arguments of', method), context: this.#nextContext(options.ownChain === true),
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
     };
   }

@@ -39,8 +39,15 @@ const REVIVED_TAGS: ReadonlySet<string> = new Set(Object.keys(revivers));
  */
 const NOT_AS_JSON = /[<\u2028\u2029\ud800-\udfff]/;
 
-/** Encodes any supported value to a string; throws a clear error for values it cannot carry (functions, class instances). */
-export function encodeValue(value: unknown): string {
+/** What a value being encoded is, for the error when it cannot be sent: `the arguments of "save"`. */
+export type EncodedPart = 'the arguments of' | 'the value returned by' | 'the value returned by the handler';
+
+/**
+ * Encodes any supported value to a string; throws a clear error for values it
+ * cannot carry (functions, class instances), naming the part of which call it
+ * was (two arguments rather than one string: nothing is built per call).
+ */
+export function encodeValue(value: unknown, part?: EncodedPart, method?: string): string {
   // A string result (the commonest) written natively, the same text devalue writes with a loop over every character.
   if (typeof value === 'string' && !NOT_AS_JSON.test(value)) return `[${JSON.stringify(value)}]`;
   const primitives = Array.isArray(value) ? primitiveArrayText(value) : undefined;
@@ -48,7 +55,8 @@ export function encodeValue(value: unknown): string {
   try {
     return stringify(value, reducers);
   } catch (error) {
-    throw new TypeError(`meshgate cannot send this value: ${(error as Error).message}. Send plain data (objects, arrays, Date, Map, Set, typed arrays, errors), not functions or class instances.`);
+    const what = part === undefined ? 'this value' : `${part} "${method}"`;
+    throw new TypeError(`meshgate cannot send ${what}: ${(error as Error).message}. Send plain data (objects, arrays, Date, Map, Set, typed arrays, errors), not functions or class instances.`);
   }
 }
 

@@ -52,10 +52,16 @@ export class ClientTimeoutError extends MeshError {
 export class CallTimeoutError extends MeshError {
   method: string;
   timeoutMs: number;
-  constructor(method: string, timeoutMs: number) {
-    super(`Call to "${method}" got no answer within ${timeoutMs} ms; raise the call timeout or check the target.`, 'call_timeout');
+  /** false: the call never left the client (it was not connected all that time), so it ran nowhere; absent on the wire otherwise */
+  declare sent?: false;
+  /** `notSent`: why the call never left (the client's last connection problem, or that it was not connected) */
+  constructor(method: string, timeoutMs: number, notSent?: string) {
+    super(notSent === undefined
+      ? `Call to "${method}" got no answer within ${timeoutMs} ms; raise the call timeout or check the target.`
+      : `Call to "${method}" was never sent in ${timeoutMs} ms, so it ran nowhere: ${notSent}`, 'call_timeout');
     this.method = method;
     this.timeoutMs = timeoutMs;
+    if (notSent !== undefined) this.sent = false;
   }
 }
 

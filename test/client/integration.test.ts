@@ -7,6 +7,7 @@ import { waitFor } from '../support/network.js';
 type Counter = {
   increment(by?: number): number;
   echo<T>(value: T): T; // generic methods lose T through Stub: cast at the call site
+  returnsFunction(): unknown;
   callClient(instance: string, method: string, args: unknown[], options?: { timeoutMs?: number; ownChain?: boolean }): { ok: boolean; value?: unknown; error?: Error; isDisconnected?: boolean };
 };
 
@@ -48,28 +49,47 @@ describe('MeshClient on workerd', () => {
     expect(c.state).toBe('connected');
   });
 
+  it('a value the codec cannot carry names its part of the call: the arguments here, the return value at the node', async () => {
+    const { c } = await client('unsendable');
+    const counter = c.node<Counter>('COUNTER', 'unsendable');
+    await expect(counter.echo(() => 1)).rejects.toThrow(/^meshgate cannot send the arguments of "echo": Cannot stringify a function/);
+    const returned = await counter.returnsFunction().catch((error: unknown) => error);
+    expect(returned).toBeInstanceOf(TypeError);
+    expect((returned as Error).message).toMatch(/^meshgate cannot send the value returned by "returnsFunction": Cannot stringify a function.* not functions or class instances/);
+    expect(c.pendingCalls).toBe(0);
+  });
+
   it('a wrong gateway binding: after three refused attempts onError names the URL and, in Node, the HTTP status the edge answered', async () => {
     const errors: string[] = [];
     const { c } = await client('wrongbinding', { gateway: 'GATEWAYS', connected: false, onError: (e) => void errors.push((e as Error).message) });
+    const call = c.node<Counter>('COUNTER', 'wrongbinding', { timeoutMs: 3000 }).increment(1).catch((error: unknown) => error);
     await waitFor(() => errors.length > 0, 'the report', 10_000);
     expect(errors[0]).toContain('3 connection attempts to ws://');
     expect(errors[0]).toContain('/gateway/GATEWAYS/');
     expect(errors[0]).toContain('Unexpected server response: 404');
     expect(c.state).toBe('reconnecting');
+    // The call waiting meanwhile never left: its timeout says so, with what onError was told.
+    const timedOut = (await call) as Error & { sent?: boolean };
+    expect(timedOut.name).toBe('CallTimeoutError');
+    expect(timedOut.sent).toBe(false);
+    expect(timedOut.message).toMatch(/^Call to "increment" was never sent in 3000 ms, so it ran nowhere: the client was not connected in that time\. Last connection problem: meshgate: 3 connection attempts .*Unexpected server response: 404/);
     c.disconnect();
   });
 
   it('a DO calls the client and gets the answer', async () => {
     const { c } = await client('callee', { handlers: { applyChange: (n: number) => ({ applied: n * 2 }) } });
     await c.connect();
-    const { c: caller } = await client('caller');
+    const { c: caller } = await client('caller', { handlers: { applyChange: (n: number) => ({ applied: n + 1 }) } });
     const counter = caller.node<Counter>('COUNTER', 'cb');
     // The node starts its own chain (a broadcast it decides on): the client answers.
     expect(await counter.callClient(c.instanceName!, 'applyChange', [21], { ownChain: true })).toEqual({ ok: true, value: { applied: 42 } });
-    // Relaying another client's call: the origin is that client, refused by default.
+    // Relaying another client's call: the origin is that client, refused by default, saying what either side can do.
     const relayed = await counter.callClient(c.instanceName!, 'applyChange', [21]);
     expect(relayed.ok).toBe(false);
     expect(relayed.error!.name).toBe('ForbiddenError');
+    expect(relayed.error!.message).toMatch(/chain started at another client.*\{ ownChain: true \}.*allowClientOrigins: true/);
+    // The caller's own chain, back to the caller: its own call, answered.
+    expect(await counter.callClient(caller.instanceName!, 'applyChange', [1])).toEqual({ ok: true, value: { applied: 2 } });
   });
 
   it('reconnects after the socket drops: no resubscribe inside the grace period, one after it', async () => {

@@ -378,6 +378,45 @@ describe('tokens', () => {
     loggedOut.client.disconnect();
   });
 
+  it('a refresh that never settles counts as failed after connectTimeoutMs, is retried and reported; its timer goes when it settles', async () => {
+    const refresh = vi.fn((): Promise<string> => new Promise<string>(() => {})); // a login server that accepts and never answers
+    const errors: unknown[] = [];
+    const { client } = makeClient({ accessToken: undefined, refresh, connectTimeoutMs: 2000, onError: (e) => void errors.push(e) });
+    await settle();
+    expect(client.state).toBe('connecting');
+    for (let i = 0; i < 6; i++) await vi.advanceTimersByTimeAsync(30_000);
+    expect(refresh.mock.calls.length).toBeGreaterThanOrEqual(3);
+    expect(errors).toHaveLength(1);
+    expect(String((errors[0] as Error).message)).toMatch(/^meshgate: 3 token refreshes in a row failed \(last: the refresh function did not settle within 2000 ms \(connectTimeoutMs\); retrying\./);
+    client.disconnect();
+    expect(vi.getTimerCount()).toBe(0);
+
+    // Disposed while a refresh hangs: the refresh's timer goes with the client.
+    const hanging = makeClient({ accessToken: undefined, refresh: () => new Promise<string>(() => {}), connectTimeoutMs: 2000 });
+    await settle();
+    expect(hanging.client.state).toBe('connecting');
+    expect(vi.getTimerCount()).toBeGreaterThan(0);
+    hanging.client.disconnect();
+    expect(vi.getTimerCount()).toBe(0);
+
+    // One that answers in time leaves no timer behind either.
+    const quick = makeClient({ accessToken: undefined, refresh: async () => TOKEN, connectTimeoutMs: 2000 });
+    await settle();
+    FakeSocket.last.serverOpen();
+    expect(quick.client.state).toBe('connected');
+    quick.client.disconnect();
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('a refresh function whose answer has no token but an error says what the server said', async () => {
+    // What `(await fetch(devTokenUrl)).json()` gives when the development login is misconfigured.
+    const { client, events } = makeClient({ accessToken: undefined, refresh: async () => ({ error: 'devLogin needs auth.secret.' }) as never });
+    await settle();
+    expect(client.state).toBe('disconnected');
+    expect(events).toContain('login:the refresh function returned no token (its answer says: "devLogin needs auth.secret.")');
+    client.disconnect();
+  });
+
   it('a relative refresh URL with no page to resolve it against is refused at construction', () => {
     expect(() => makeClient({ accessToken: undefined, refresh: '/auth/token' })).toThrow(
       'The refresh URL "/auth/token" is relative and there is no page to resolve it against: pass an absolute URL (https://…) or a refresh function.');
@@ -455,6 +494,31 @@ describe('calls', () => {
     expect(await call).toBeInstanceOf(CallTimeoutError);
     expect(client.pendingCalls).toBe(0);
     client.disconnect();
+  });
+
+  it('a call that times out without ever leaving says so, since a longer timeout would not help; a sent one says to raise it', async () => {
+    const { client } = makeClient({ callTimeoutMs: 5000 });
+    await settle();
+    // the socket never opens: not connected
+    const unsent = client.node<{ never(): void }>('COUNTER', 'c').never().catch((e) => e);
+    await vi.advanceTimersByTimeAsync(5000);
+    const error = await unsent;
+    expect(error).toBeInstanceOf(CallTimeoutError);
+    expect(error.sent).toBe(false);
+    expect(error.message).toBe('Call to "never" was never sent in 5000 ms, so it ran nowhere: the client was not connected in that time; '
+      + 'check the url and the server, and pass onError to see why it cannot connect.');
+    client.disconnect();
+
+    const { client: connected } = makeClient({ callTimeoutMs: 5000 });
+    await settle();
+    sendStatus(FakeSocket.last, 'e1');
+    const sent = connected.node<{ never(): void }>('COUNTER', 'c').never().catch((e) => e);
+    await vi.advanceTimersByTimeAsync(5000);
+    const late = await sent;
+    expect(late).toBeInstanceOf(CallTimeoutError);
+    expect(late.sent).toBeUndefined();
+    expect(late.message).toBe('Call to "never" got no answer within 5000 ms; raise the call timeout or check the target.');
+    connected.disconnect();
   });
 
   it('in-flight calls are resent with the same id inside the grace period, and fail as outcome-unknown after it', async () => {
@@ -588,7 +652,7 @@ describe('calls: resends, frame limits and refusals', () => {
     await settle();
     const error = await client.node<{ put(f: unknown): void }>('C', 'x').put(() => 1).catch((e) => e);
     expect(error).toBeInstanceOf(TypeError);
-    expect(error.message).toMatch(/cannot send this value/);
+    expect(error.message).toMatch(/^meshgate cannot send the arguments of "put": /);
     expect(client.pendingCalls).toBe(0);
     client.disconnect();
   });
