@@ -99,7 +99,11 @@ function refuseProtocol(request: Request, offered: string[], accepted: readonly 
   return refuseUpgrade(request, WS_CLOSE_UNSUPPORTED_PROTOCOL, reason, other, REFUSAL_LINGER_MS);
 }
 
-const DEV_LOGIN_OFF = 'No development login here: createMeshWorker\'s devLogin is off for this Worker. Turn it on for local development only (devLogin: true, or a function of env).';
+function devLoginOff(devLogin: unknown): string {
+  return typeof devLogin === 'function'
+    ? 'No development login here: createMeshWorker\'s devLogin(env) returned false for this env. Does it read a variable that is not set (for wrangler dev, in .dev.vars)?'
+    : 'No development login here: createMeshWorker\'s devLogin is off for this Worker. Turn it on for local development only (devLogin: true, or a function of env).';
+}
 
 function devLoginWithoutSecret(secret: unknown): string {
   return typeof secret === 'function'
@@ -144,7 +148,7 @@ export function createMeshWorker<Env>(options: MeshWorkerOptions<Env>): Exported
       if (!route) {
         if (options.fetch) return options.fetch(new Request(request, { headers: stripInternalHeaders(request.headers) }), env, ctx);
         // Someone expected the development login here: say why it is not (an app with its own fetch gets the request instead).
-        if (url.pathname === DEV_TOKEN_PATH) return Response.json({ error: DEV_LOGIN_OFF }, { status: 404 });
+        if (url.pathname === DEV_TOKEN_PATH) return Response.json({ error: devLoginOff(options.devLogin) }, { status: 404 });
         return new Response('Not found', { status: 404 });
       }
       const binding = decodedOr(route[1]!); // malformed percent-encoding: no gateway has that name
