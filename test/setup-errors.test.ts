@@ -1,5 +1,6 @@
 /** The setup mistakes people make get an error that says what to do. */
 import { execFile } from 'node:child_process';
+import { request } from 'node:http';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { closeFrame, RawSocket, withTestMesh } from './support/mesh.js';
@@ -53,6 +54,17 @@ describe('setup errors', () => {
       expect(((await login.json()) as { error: string }).error).toMatch(/^No development login here: createMeshWorker's devLogin is off/);
       const other = await fetch(new URL('/auth/other', mesh.url));
       expect([other.status, await other.text()]).toEqual([404, 'Not found']);
+      // Deployed (any host but a development one), the login's path is a plain 404 too: it says nothing of the setup.
+      const deployed = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = request({ host: mesh.url.hostname, port: mesh.url.port, path: '/auth/dev-token', method: 'POST', agent: false, headers: { host: 'my-mesh.example.com', 'content-length': '0' } }, (res) => {
+          let text = '';
+          res.on('data', (chunk) => (text += chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      expect(deployed).toEqual({ status: 404, body: 'Not found' });
     });
   });
 });

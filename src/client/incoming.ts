@@ -48,8 +48,8 @@ export class IncomingCalls {
     private readonly maxAnswerChars: () => number = () => Number.POSITIVE_INFINITY,
     /** a handler answered with a stream (producers.ts sends its chunks as the node reads) */
     private readonly onStream?: (id: string, source: AsyncIterable<unknown> | ReadableStream<unknown>) => void,
-    /** this client's instance name: a call whose chain started here is its own, not another client's */
-    private readonly ownInstance: () => string | undefined = () => undefined,
+    /** true for this client's own origin (its gateway binding and instance name): a call whose chain started here is not another client's */
+    private readonly isOwnOrigin: (origin: Extract<Origin, { kind: 'client' }>) => boolean = () => false,
   ) {}
 
   /** The incoming call whose handler is running synchronously right now. */
@@ -96,7 +96,7 @@ export class IncomingCalls {
   }
 
   async #run(frame: IncomingCallFrame, context: IncomingContext): Promise<unknown> {
-    if (frame.origin?.kind === 'client' && !this.allowClientOrigins && frame.origin.instance !== this.ownInstance()) {
+    if (frame.origin?.kind === 'client' && !this.allowClientOrigins && !this.isOwnOrigin(frame.origin)) {
       throw new ForbiddenError('This client does not accept calls whose chain started at another client: a node acting on its own '
         + 'calls with mesh.client(name, { ownChain: true }); to accept calls relayed from other clients, set allowClientOrigins: true on this client.');
     }

@@ -70,7 +70,8 @@ export class MeshClient<Handlers extends object = object> {
       options.maxFrameBytes ?? DEFAULTS.maxFrameBytes, this.#streams.reading, () => this.#callbacks.connectionProblem);
     this.#incoming = new IncomingCalls(options.handlers, options.allowClientOrigins ?? false, options.rememberedCallIds ?? DEFAULTS.rememberedCallIds,
       (error) => this.#callbacks.report(error), options.maxConcurrentIncomingCalls ?? DEFAULTS.maxConcurrentIncomingCalls,
-      () => this.#outgoing.maxFrameChars, (id, source) => this.#streams.producing.start(id, source), () => this.#instanceName);
+      () => this.#outgoing.maxFrameChars, (id, source) => this.#streams.producing.start(id, source),
+      (origin) => origin.instance === this.#instanceName && origin.gateway === (options.gateway ?? DEFAULT_GATEWAY_BINDING));
     this.#instanceName = options.instanceName;
     this.#retry = new RetryTimer(options.reconnectMinDelayMs ?? DEFAULTS.reconnectMinDelayMs, options.reconnectMaxDelayMs ?? DEFAULTS.reconnectMaxDelayMs,
       () => void this.#dispatch({ type: 'retryDue' }));

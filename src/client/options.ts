@@ -33,7 +33,10 @@ export interface MeshClientOptions<Handlers extends object = object> {
   reconnectMaxDelayMs?: number;
   heartbeatIntervalMs?: number;
   heartbeatTimeoutMs?: number;
-  /** A socket that has not received the gateway's status this long after it was created is dropped and retried (default 10 s). */
+  /**
+   * A socket that has not received the gateway's status this long after it was created is dropped and retried (default 10 s).
+   * A token refresh not settled by then counts as a failed attempt; the next attempt waits for the same refresh again.
+   */
   connectTimeoutMs?: number;
   /** Calls that encode to more characters than this reject at once (default 1 MiB, the gateway's default limit). */
   maxFrameBytes?: number;

@@ -36,6 +36,8 @@ interface OutgoingCall {
   sent: boolean;
   /** sent again on a later socket: its answer may be the gateway's remembered one */
   resent?: true;
+  /** a gateway answered it "retry after reconnect" (it ran nothing then): it left the client, so a timeout must not say it never did */
+  refused?: true;
   /** the gateway incarnation it was sent to (see ConnectionStatusFrame.epoch) */
   sentEpoch?: string | undefined;
   resolve(value: unknown): void;
@@ -146,7 +148,7 @@ export class OutgoingCalls {
 
   /** A call past its deadline; one still queued says why it never left, since raising its timeout would not help. */
   #timedOut(call: OutgoingCall, ms: number): CallTimeoutError {
-    if (call.sent) return new CallTimeoutError(call.method, ms);
+    if (call.sent || call.resent || call.refused) return new CallTimeoutError(call.method, ms);
     const problem = this.lastProblem();
     return new CallTimeoutError(call.method, ms, problem === undefined
       ? 'the client was not connected in that time; check the url and the server, and pass onError to see why it cannot connect.'
@@ -155,15 +157,21 @@ export class OutgoingCalls {
 
   /** A held frame of call `id` goes only while the call waits; if it was the call's first send and is dropped unsent, the call is queued again. */
   #heldHooks(id: string, first: boolean): HeldFrameHooks {
-    return { wanted: () => this.#calls.has(id), ...(first ? { dropped: () => void this.requeue(id) } : {}) };
+    return { wanted: () => this.#calls.has(id), ...(first ? { dropped: () => void this.requeue(id, false) } : {}) };
   }
 
-  /** The gateway refused to run this call for now (token expired): send it again after the reconnect. */
-  requeue(id: string): boolean {
+  /**
+   * Queues a call again: the gateway refused to run it for now (token
+   * expired; `answered`), or its frame never left (the pacer dropped it). A
+   * resend keeps the epoch it was first sent under, since it may have run
+   * there: it goes again marked `resentFrom` that epoch, never as new.
+   */
+  requeue(id: string, answered = true): boolean {
     const call = this.#calls.get(id);
     if (!call || !call.sent) return false;
     call.sent = false;
-    call.sentEpoch = undefined;
+    if (!call.resent) call.sentEpoch = undefined;
+    if (answered) call.refused = true;
     this.#queued++;
     return true;
   }
@@ -181,18 +189,20 @@ export class OutgoingCalls {
     this.#cancelsToSend.clear();
     for (const id of cancels) this.#sendCancel(id, send);
     for (const [id, call] of this.#calls) {
-      if (call.sent && subscriptionRequired) {
+      // sent once and maybe run under sentEpoch: in flight now, or a resend the gateway refused and this queued again
+      const mayHaveRun = call.sent || call.resent === true;
+      if (mayHaveRun && subscriptionRequired) {
         this.#settle(id, (c) => c.reject(lostError(c.method)));
         continue;
       }
-      const text = call.sent && call.sentEpoch !== undefined ? encodeFrame({ ...call.body, resentFrom: call.sentEpoch }) : call.frame;
+      const text = mayHaveRun && call.sentEpoch !== undefined ? encodeFrame({ ...call.body, resentFrom: call.sentEpoch }) : call.frame;
       const hooks = this.#heldHooks(id, !call.sent);
       if (!send(text, hooks)) return;
-      if (call.sent) call.resent = true;
+      if (mayHaveRun) call.resent = true;
       if (!call.sent) {
         call.firstSend = hooks;
         call.sent = true;
-        call.sentEpoch = this.epoch;
+        if (!call.resent) call.sentEpoch = this.epoch;
         this.#queued--;
       }
     }

@@ -64,14 +64,26 @@ function reasonIn(result: unknown): string {
   return reason === undefined ? '' : ` (its answer says: ${JSON.stringify(reason.slice(0, 300))})`;
 }
 
+/** RFC 6455's token characters: anything else cannot be a subprotocol, and a browser's error for it would quote the token. */
+const SUBPROTOCOL_SAFE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+function checkedToken(token: string): string {
+  if (!SUBPROTOCOL_SAFE.test(token)) {
+    throw new LoginRequiredError('the access token has characters a WebSocket subprotocol cannot carry (a "Bearer " prefix, whitespace or quotes?): pass the bare token');
+  }
+  return token;
+}
+
 export class TokenSource {
   #token: string | undefined;
   readonly #refresh: RefreshSource | undefined;
   readonly #fetch: typeof fetch | undefined;
-  /** a refresh that has not settled by then counts as failed (and is retried): a server that hangs must not hold the client in `connecting` unreported */
+  /** a refresh that has not settled by then counts as a failed attempt: a server that hangs must not hold the client in `connecting` unreported */
   readonly #timeoutMs: number;
-  /** stops the refresh under way (its timer, a URL's fetch): the client was disposed while it ran */
-  #stopPending: (() => void) | undefined;
+  /** the refresh under way: the next attempt waits for it again rather than starting another (a login popup, a rotating refresh token) */
+  #inflight: { work: Promise<string>; abort: AbortController | undefined } | undefined;
+  /** ends the current wait for it (the client was disposed) */
+  #stopWaiting: (() => void) | undefined;
 
   constructor(accessToken: string | undefined, refresh: RefreshSource | undefined, fetchImpl?: typeof fetch, timeoutMs = Number.POSITIVE_INFINITY) {
     if (!accessToken && !refresh) throw new TypeError('MeshClient needs an accessToken or a refresh function/URL.');
@@ -86,12 +98,12 @@ export class TokenSource {
 
   /** A token believed valid: the current one unless it expires within 10 s, else a refreshed one. */
   async get(): Promise<string> {
-    if (this.#token && !this.#expiresSoon(this.#token)) return this.#token;
+    if (this.#token && !this.#expiresSoon(this.#token)) return checkedToken(this.#token);
     if (!this.#refresh) {
-      if (this.#token) return this.#token; // let the server decide; it answers 4401 if it is expired
+      if (this.#token) return checkedToken(this.#token); // let the server decide; it answers 4401 if it is expired
       throw new LoginRequiredError('no access token');
     }
-    this.#token = await this.#fetchToken();
+    this.#token = checkedToken(await this.#refreshed());
     return this.#token;
   }
 
@@ -104,52 +116,65 @@ export class TokenSource {
     return this.#refresh !== undefined;
   }
 
+  /** The client is disposed: a wait for the refresh ends now, with no timer left, and a URL's fetch is aborted. */
+  abandon(): void {
+    this.#stopWaiting?.();
+    this.#inflight?.abort?.abort();
+  }
+
   #expiresSoon(token: string): boolean {
     const exp = readTokenPayload(token)?.exp;
     return typeof exp === 'number' && exp * 1000 - Date.now() < 10_000;
   }
 
-  /**
-   * `work`'s result, or past the refresh timeout a TransientRefreshError
-   * saying `what` did not settle (`abort` then stops it, if it can be
-   * stopped). The timer goes as soon as either settles.
-   */
-  async #bounded<T>(work: Promise<T>, what: string, abort?: () => void): Promise<T> {
-    if (!Number.isFinite(this.#timeoutMs)) return work;
+  /** The refresh under way, or a new one; waited for at most the refresh timeout each time. */
+  #refreshed(): Promise<string> {
+    if (!this.#inflight) {
+      const abort = typeof this.#refresh === 'string' ? new AbortController() : undefined;
+      const inflight = { work: this.#fetchToken(abort?.signal), abort };
+      this.#inflight = inflight;
+      const done = (): void => {
+        if (this.#inflight === inflight) this.#inflight = undefined;
+      };
+      // A token that comes after its attempt stopped waiting is kept for the next attempt.
+      inflight.work.then((token) => {
+        if (this.#inflight === inflight) this.#token = token;
+        done();
+      }, done);
+    }
+    return this.#waitFor(this.#inflight.work, typeof this.#refresh === 'string' ? `Token refresh from ${this.#refresh}` : 'the refresh function');
+  }
+
+  /** `work`'s result, or a TransientRefreshError past the timeout (the work goes on, for the next attempt); the timer goes either way. */
+  async #waitFor(work: Promise<string>, what: string): Promise<string> {
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        abort?.();
-        reject(new TransientRefreshError(`${what} did not settle within ${this.#timeoutMs} ms (connectTimeoutMs); retrying. Is the login server answering?`));
-      }, this.#timeoutMs);
-    });
-    const stop = (this.#stopPending = () => {
-      clearTimeout(timer);
-      abort?.();
+    const ended = new Promise<never>((_, reject) => {
+      this.#stopWaiting = () => {
+        clearTimeout(timer);
+        reject(new TransientRefreshError('the client was disposed while its token refresh ran'));
+      };
+      if (Number.isFinite(this.#timeoutMs)) {
+        timer = setTimeout(() => reject(new TransientRefreshError(`${what} did not settle within ${this.#timeoutMs} ms (connectTimeoutMs); `
+          + 'the next attempt waits for it again. Is the login server answering?')), this.#timeoutMs);
+      }
     });
     try {
-      return await Promise.race([work, late]);
+      return await Promise.race([work, ended]);
     } finally {
       clearTimeout(timer);
-      if (this.#stopPending === stop) this.#stopPending = undefined;
+      this.#stopWaiting = undefined;
     }
   }
 
-  /** The client is disposed: a refresh still under way keeps no timer (its late answer is ignored). */
-  abandon(): void {
-    this.#stopPending?.();
-    this.#stopPending = undefined;
-  }
-
-  async #fetchToken(): Promise<string> {
+  async #fetchToken(signal: AbortSignal | undefined): Promise<string> {
     const refresh = this.#refresh!;
     if (typeof refresh === 'function') {
       let result: string | { access_token: string };
       try {
-        result = await this.#bounded(Promise.resolve().then(() => refresh()), 'the refresh function');
+        result = await refresh();
       } catch (error) {
         // The app's function decides "log in again" by throwing LoginRequiredError; anything else is retried.
-        if (error instanceof LoginRequiredError || error instanceof TransientRefreshError) throw error;
+        if (error instanceof LoginRequiredError) throw error;
         throw new TransientRefreshError(`the refresh function threw: ${(error as Error)?.message ?? String(error)}${corsHint(error)}`, { cause: error });
       }
       const token = typeof result === 'string' ? result : result?.access_token;
@@ -157,15 +182,9 @@ export class TokenSource {
       return token;
     }
     if (!this.#fetch) throw new TypeError('No fetch available to call the refresh URL; pass a refresh function instead.');
-    const abort = new AbortController();
-    return this.#bounded(this.#fetchFrom(refresh, this.#fetch, abort.signal), `Token refresh from ${refresh}`, () => abort.abort());
-  }
-
-  /** A token from a refresh URL: POST, then `{ access_token }` from a 2xx (401/403: log in again). */
-  async #fetchFrom(url: string, fetchImpl: typeof fetch, signal: AbortSignal): Promise<string> {
     let response: Response;
     try {
-      response = await fetchImpl(url, { method: 'POST', credentials: 'include', signal });
+      response = await this.#fetch(refresh, { method: 'POST', credentials: 'include', signal });
     } catch (error) {
       throw new TransientRefreshError(`Token refresh failed: ${(error as Error).message}${corsHint(error)}`);
     }

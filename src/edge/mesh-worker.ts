@@ -12,7 +12,7 @@ import { admitIdentity, type IdentityLimitOptions } from '../identities/admissio
 import { IDENTITY_HEADER, INTERNAL_HEADER_PREFIX, type VerifiedIdentity } from '../upgrade/identity.js';
 import { isUpgrade, offeredSubprotocols, REFUSAL_LINGER_MS, refuseUpgrade } from '../upgrade/responses.js';
 import { AuthFailure, verifyAccessToken, weakSecretProblem, type AuthOptions } from './auth.js';
-import { DEV_TOKEN_PATH, issueDevToken } from './dev-token.js';
+import { DEV_TOKEN_PATH, isLoopbackHost, issueDevToken } from './dev-token.js';
 import { isNamespace, type Namespace } from '../bindings/kinds.js';
 import { contextStorage } from '../nodes/context.js';
 import { CorsPolicy, type CorsOptions } from './cors.js';
@@ -147,8 +147,8 @@ export function createMeshWorker<Env>(options: MeshWorkerOptions<Env>): Exported
       const route = /^\/gateway\/([^/]+)\/([^/]+)\/?$/.exec(url.pathname);
       if (!route) {
         if (options.fetch) return options.fetch(new Request(request, { headers: stripInternalHeaders(request.headers) }), env, ctx);
-        // Someone expected the development login here: say why it is not (an app with its own fetch gets the request instead).
-        if (url.pathname === DEV_TOKEN_PATH) return Response.json({ error: devLoginOff(options.devLogin) }, { status: 404 });
+        // Someone expected the development login here: say why it is not, on a development host only (deployed, a plain 404 says nothing of the setup).
+        if (url.pathname === DEV_TOKEN_PATH && isLoopbackHost(url.hostname)) return Response.json({ error: devLoginOff(options.devLogin) }, { status: 404 });
         return new Response('Not found', { status: 404 });
       }
       const binding = decodedOr(route[1]!); // malformed percent-encoding: no gateway has that name

@@ -61,7 +61,8 @@ export class CallTimeoutError extends MeshError {
       : `Call to "${method}" was never sent in ${timeoutMs} ms, so it ran nowhere: ${notSent}`, 'call_timeout');
     this.method = method;
     this.timeoutMs = timeoutMs;
-    if (notSent !== undefined) this.sent = false;
+    // Not enumerable: it is about this client's call, and must not travel with the error if a handler rethrows it into the mesh.
+    if (notSent !== undefined) Object.defineProperty(this, 'sent', { value: false, enumerable: false });
   }
 }
 

@@ -385,9 +385,10 @@ describe('tokens', () => {
     await settle();
     expect(client.state).toBe('connecting');
     for (let i = 0; i < 6; i++) await vi.advanceTimersByTimeAsync(30_000);
-    expect(refresh.mock.calls.length).toBeGreaterThanOrEqual(3);
+    // Each attempt waits for the same refresh again: never a second one while the first runs (a login popup, a rotating refresh token).
+    expect(refresh).toHaveBeenCalledTimes(1);
     expect(errors).toHaveLength(1);
-    expect(String((errors[0] as Error).message)).toMatch(/^meshgate: 3 token refreshes in a row failed \(last: the refresh function did not settle within 2000 ms \(connectTimeoutMs\); retrying\./);
+    expect(String((errors[0] as Error).message)).toMatch(/^meshgate: 3 token refreshes in a row failed \(last: the refresh function did not settle within 2000 ms \(connectTimeoutMs\); the next attempt waits for it again\./);
     client.disconnect();
     expect(vi.getTimerCount()).toBe(0);
 
@@ -406,6 +407,30 @@ describe('tokens', () => {
     expect(quick.client.state).toBe('connected');
     quick.client.disconnect();
     expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('a refresh slower than connectTimeoutMs is waited for again, not started again, and its token is used once it comes', async () => {
+    let answer!: (token: string) => void;
+    const refresh = vi.fn(() => new Promise<string>((resolve) => (answer = resolve)));
+    const { client } = makeClient({ accessToken: undefined, refresh, connectTimeoutMs: 2000 });
+    await settle();
+    await vi.advanceTimersByTimeAsync(5000); // an attempt or two gave up waiting
+    expect(client.state).not.toBe('connected');
+    answer(TOKEN); // the user finished logging in
+    for (let i = 0; i < 10 && FakeSocket.instances.length === 0; i++) await vi.advanceTimersByTimeAsync(1000);
+    FakeSocket.last.serverOpen();
+    expect(client.state).toBe('connected');
+    expect(refresh).toHaveBeenCalledTimes(1);
+    client.disconnect();
+  });
+
+  it('a token a subprotocol cannot carry ends in login required, saying why without quoting the token', async () => {
+    const { client, events } = makeClient({ accessToken: undefined, refresh: async () => `Bearer ${TOKEN}` });
+    await settle();
+    expect(client.state).toBe('disconnected');
+    expect(events).toContain('login:the access token has characters a WebSocket subprotocol cannot carry (a "Bearer " prefix, whitespace or quotes?): pass the bare token');
+    expect(FakeSocket.instances).toHaveLength(0);
+    client.disconnect();
   });
 
   it('a refresh function whose answer has no token but an error says what the server said', async () => {
@@ -561,12 +586,16 @@ describe('calls', () => {
     call('i2', 'toString');
     call('i3', 'constructor');
     call('i4', 'applyChange', { kind: 'client', gateway: 'GATEWAY', instance: 'bob.t', sub: 'bob' });
+    call('i5', 'applyChange', { kind: 'client', gateway: 'GATEWAY', instance: 'alice.tab', sub: 'alice' }); // its own chain, back to it
+    call('i6', 'applyChange', { kind: 'client', gateway: 'OTHER_GATEWAY', instance: 'alice.tab', sub: 'alice' }); // the same name behind another gateway
     await settle();
     call('i1', 'applyChange');
     await settle();
     const answers = socket.frames().filter((f) => f.type === 'incoming_call_response');
     const byId = (id: string) => answers.filter((a) => a.id === id);
-    expect(runs).toBe(1);
+    expect(runs).toBe(2);
+    expect(byId('i5')[0]).toMatchObject({ ok: true });
+    expect((decodeValue(byId('i6')[0]!.error as string) as Error).name).toBe('ForbiddenError');
     expect(byId('i1').every((a) => a.ok === true && decodeValue(a.result as string) === 2)).toBe(true);
     expect(byId('i1').length).toBeGreaterThanOrEqual(1);
     expect((decodeValue(byId('i2')[0]!.error as string) as Error).name).toBe('MethodNotExposedError');
@@ -612,6 +641,61 @@ describe('calls: resends, frame limits and refusals', () => {
     FakeSocket.last.serverSend({ type: 'call_response', id, ok: true, result: encodeValue(3) });
     expect(await second).toBe(3);
     client.disconnect();
+  });
+
+  /** A client connected under epoch e1 with one call sent, each call given up after 20 s. */
+  async function oneCallSent() {
+    const { client } = makeClient({ callTimeoutMs: 20_000 });
+    await settle();
+    sendStatus(FakeSocket.last, 'e1');
+    const call = client.node<{ pay(): number }>('C', 'x').pay().catch((e) => e);
+    return { client, call, id: FakeSocket.last.frames().find((f) => f.type === 'call')!.id };
+  }
+  /** The gateway's answer "token expired: send it again after the reconnect" (it ran nothing), then the socket drops. */
+  function refusedForNow(id: unknown): void {
+    FakeSocket.last.serverSend({ type: 'call_response', id, ok: false, error: encodeValue(new TokenExpiredError()), retryAfterReconnect: true });
+    FakeSocket.last.serverClose(1006);
+  }
+  async function timedOutSent(call: Promise<unknown>): Promise<void> {
+    await vi.advanceTimersByTimeAsync(20_000);
+    const error = (await call) as CallTimeoutError;
+    expect(error).toBeInstanceOf(CallTimeoutError);
+    expect(error.sent).toBeUndefined();
+    expect(error.message).toMatch(/got no answer within 20000 ms/);
+  }
+
+  it('a resend the gateway refuses for now (token expired) goes again marked with the epoch it may have run under, never as new', async () => {
+    const { client, call, id } = await oneCallSent();
+    FakeSocket.last.serverClose(1006);
+    await vi.advanceTimersByTimeAsync(1000);
+    sendStatus(FakeSocket.last, 'e1');
+    expect(FakeSocket.last.frames().find((f) => f.type === 'call')).toMatchObject({ id, resentFrom: 'e1' });
+    refusedForNow(id);
+    await vi.advanceTimersByTimeAsync(1000);
+    sendStatus(FakeSocket.last, 'e2'); // a gateway without the memory of e1, where it may have run
+    expect(FakeSocket.last.frames().find((f) => f.type === 'call')).toMatchObject({ id, resentFrom: 'e1' });
+    // Unanswered until its deadline: it left the client, so the timeout does not say it ran nowhere.
+    await timedOutSent(call);
+    client.disconnect();
+  });
+
+  it('a first send the gateway refuses for now goes again as new, and a timeout of it does not say it never left', async () => {
+    const { client, call, id } = await oneCallSent();
+    refusedForNow(id);
+    await vi.advanceTimersByTimeAsync(1000);
+    sendStatus(FakeSocket.last, 'e2', true);
+    const again = FakeSocket.last.frames().find((f) => f.type === 'call')!;
+    expect(again.id).toBe(id);
+    expect(again.resentFrom).toBeUndefined(); // it ran nowhere: even a gateway without memory may run it
+    FakeSocket.last.serverSend({ type: 'call_response', id, ok: true, result: encodeValue(1) });
+    expect(await call).toBe(1);
+    client.disconnect();
+
+    // Refused, and then the client never connects again: it did leave, so the timeout keeps the usual message.
+    const stranded = await oneCallSent();
+    refusedForNow(stranded.id);
+    await timedOutSent(stranded.call);
+    stranded.client.disconnect();
   });
 
   it("the gateway's frame limit from connection_status also bounds the client's calls", async () => {
