@@ -74,11 +74,21 @@ interface Tracked {
 
 const defaultTimeoutMs = 10_000;
 
+/** What #control uses of a gateway's stub through Miniflare's proxy. */
+type GatewayStub = { fetch(url: string, init: { headers: Record<string, string> }): Promise<{ ok: boolean; status: number; json(): Promise<unknown> }> };
+
 export class TestMesh {
   readonly url: URL;
   readonly mf: Miniflare;
   readonly #key: string;
   readonly #gateway: string;
+  /**
+   * Gateway stubs by binding and instance: reaching one through Miniflare's
+   * host proxy takes synchronous calls, whose channel can lose step under
+   * load and then fail every later call, so polls reuse the stub (its
+   * fetch is asynchronous).
+   */
+  readonly #stubs = new Map<string, GatewayStub>();
   readonly #clients = new Map<MeshClient<object>, Tracked>();
   #tabs = 0;
 
@@ -238,8 +248,14 @@ export class TestMesh {
 
   async #control(target: GatewayTarget, action: string): Promise<GatewaySnapshot> {
     const { instance, binding } = this.#address(target);
-    const ns = await this.mf.getDurableObjectNamespace(binding);
-    const response = await ns.get(ns.idFromName(instance)).fetch(`${CONTROL_ORIGIN}${action}`, { headers: { [CONTROL_HEADER]: this.#key } });
+    const key = `${binding}/${instance}`;
+    let stub = this.#stubs.get(key);
+    if (!stub) {
+      const ns = await this.mf.getDurableObjectNamespace(binding);
+      stub = ns.get(ns.idFromName(instance)) as GatewayStub;
+      this.#stubs.set(key, stub);
+    }
+    const response = await stub.fetch(`${CONTROL_ORIGIN}${action}`, { headers: { [CONTROL_HEADER]: this.#key } });
     const body = (await response.json()) as GatewaySnapshot & { error?: string };
     if (!response.ok) throw new Error(`meshgate/testing: gateway ${instance}: ${body.error ?? response.status}`);
     return body;

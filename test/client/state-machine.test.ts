@@ -530,6 +530,8 @@ describe('calls', () => {
     const error = await unsent;
     expect(error).toBeInstanceOf(CallTimeoutError);
     expect(error.sent).toBe(false);
+    // about this client's call only: rethrown by a handler into the mesh, it must not tell another caller its call never left
+    expect(decodeValue(encodeValue(error))).not.toHaveProperty('sent');
     expect(error.message).toBe('Call to "never" was never sent in 5000 ms, so it ran nowhere: the client was not connected in that time; '
       + 'check the url and the server, and pass onError to see why it cannot connect.');
     client.disconnect();

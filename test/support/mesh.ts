@@ -55,26 +55,30 @@ export async function startTestMesh(options: {
     },
   });
   const { mf } = mesh;
+  // Stubs reached once and reused: each reach takes synchronous proxy calls (see throughProxy), a poll then only an async fetch.
+  const stubs = new Map<string, { fetch(url: string): Promise<Response> }>();
+  const stubOf = (binding: string, name: string) => throughProxy(async () => {
+    let stub = stubs.get(`${binding}/${name}`);
+    if (!stub) {
+      const ns = await mf.getDurableObjectNamespace(binding);
+      stub = ns.get(ns.idFromName(name)) as unknown as { fetch(url: string): Promise<Response> };
+      stubs.set(`${binding}/${name}`, stub);
+    }
+    return stub;
+  });
   return {
     url: mesh.url,
     wsUrl: (instance, binding) => mesh.wsUrl(instance, binding),
     token: (sub, extra = {}, expiresInSeconds = 3600) => mesh.token(sub, { claims: extra, expiresInSeconds }),
     async state(instance) {
       // Reach the gateway DO directly (tests only): Miniflare exposes namespaces to the host.
-      return throughProxy(async () => {
-        const ns = await mf.getDurableObjectNamespace('GATEWAY');
-        const stub = ns.get(ns.idFromName(instance));
-        const res = await stub.fetch('http://gateway/__state');
-        return (await res.json()) as { sockets: number; open: number; alarm: number | null };
-      });
+      const res = await (await stubOf('GATEWAY', instance)).fetch('http://gateway/__state');
+      return (await res.json()) as { sockets: number; open: number; alarm: number | null };
     },
     mf,
     async liveIdentities(sub) {
-      return throughProxy(async () => {
-        const ns = await mf.getDurableObjectNamespace('IDENTITY_LIMITER');
-        const res = await ns.get(ns.idFromName(sub)).fetch('http://limiter/__live');
-        return (await res.json()) as string[];
-      });
+      const res = await (await stubOf('IDENTITY_LIMITER', sub)).fetch('http://limiter/__live');
+      return (await res.json()) as string[];
     },
     testing: mesh,
     dispose: () => mesh.dispose(),
