@@ -15,8 +15,9 @@ export class Callbacks {
     return this.#connectionProblem;
   }
 
-  reportConnectionProblem(problem: unknown): void {
-    this.#connectionProblem = problem instanceof Error ? problem.message : String(problem);
+  /** `unconnected`: reported while not connected, so it may be why calls wait (a problem seen while connected is not). */
+  reportConnectionProblem(problem: unknown, unconnected: boolean): void {
+    if (unconnected) this.#connectionProblem = problem instanceof Error ? problem.message : String(problem);
     this.report(problem);
   }
 

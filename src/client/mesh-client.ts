@@ -244,7 +244,7 @@ export class MeshClient<Handlers extends object = object> {
       case 'notify':
         return this.#callbacks.notify(effect.notice);
       case 'report':
-        return this.#callbacks.reportConnectionProblem(describeProblem(effect.problem, this.#gatewayUrl()));
+        return this.#callbacks.reportConnectionProblem(describeProblem(effect.problem, this.#gatewayUrl()), phase.name !== 'connected');
       case 'dispose':
         this.#tokens.abandon();
         this.#removeBrowserListeners?.();

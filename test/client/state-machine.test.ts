@@ -536,6 +536,19 @@ describe('calls', () => {
       + 'check the url and the server, and pass onError to see why it cannot connect.');
     client.disconnect();
 
+    // A problem reported while connected (a repeated connection_status) is not why a later call waits: not quoted.
+    const errors: unknown[] = [];
+    const { client: dropped } = makeClient({ callTimeoutMs: 5000, onError: (e) => void errors.push(e) });
+    await settle();
+    sendStatus(FakeSocket.last, 'e1');
+    sendStatus(FakeSocket.last, 'e1');
+    expect(String((errors[0] as Error).message)).toMatch(/connection_status repeated/);
+    FakeSocket.last.serverClose(1006);
+    const waiting = dropped.node<{ never(): void }>('COUNTER', 'c').never().catch((e) => e);
+    await vi.advanceTimersByTimeAsync(5000);
+    expect((await waiting).message).toMatch(/was never sent in 5000 ms, so it ran nowhere: the client was not connected in that time; check the url/);
+    dropped.disconnect();
+
     const { client: connected } = makeClient({ callTimeoutMs: 5000 });
     await settle();
     sendStatus(FakeSocket.last, 'e1');
