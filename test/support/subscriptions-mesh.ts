@@ -70,6 +70,8 @@ export interface SubscriptionsMesh {
 export function useSubscriptionsMesh(bindings: Record<string, string> = {}): SubscriptionsMesh {
   let server: { url: URL; mf: { getDurableObjectNamespace(name: string): Promise<DurableObjectNamespace> }; dispose(): Promise<void> };
   const clients: MeshClient[] = [];
+  // Gateway stubs reached once: reaching one takes synchronous proxy calls (see test/support/mesh.ts), a poll then only an async fetch.
+  const gateways = new Map<string, DurableObjectStub>();
   beforeAll(async () => {
     server = await startWorkerd({
       entry: new URL('../fixtures/subscriptions-worker.ts', import.meta.url).pathname,
@@ -112,8 +114,13 @@ export function useSubscriptionsMesh(bindings: Record<string, string> = {}): Sub
       return server.mf.getDurableObjectNamespace(binding);
     },
     async gatewayMemory(instanceName) {
-      const ns = await server.mf.getDurableObjectNamespace('GATEWAY');
-      const res = await ns.get(ns.idFromName(instanceName)).fetch('http://gateway/__memory');
+      let stub = gateways.get(instanceName);
+      if (!stub) {
+        const ns = await server.mf.getDurableObjectNamespace('GATEWAY');
+        stub = ns.get(ns.idFromName(instanceName));
+        gateways.set(instanceName, stub);
+      }
+      const res = await stub.fetch('http://gateway/__memory');
       return (await res.json()) as GatewayMemory;
     },
   };
