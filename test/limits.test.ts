@@ -297,14 +297,17 @@ describe('misconfigured durations and rates', () => {
     });
   });
 
+  /** A socket to a gateway that refuses every upgrade: closed with 1011 and `reason`, before any frame. */
+  async function refusedWith(broken: TestMesh, reason: string): Promise<void> {
+    const sock = new RawSocket(broken.wsUrl('nan.t1'), await broken.token('nan'));
+    sockets.push(sock);
+    expect(await sock.closed).toMatchObject({ code: 1011, reason });
+    expect(sock.frames).toEqual([]);
+  }
+
   it('a rate out of range refuses every socket with 1011, naming the field, before any frame', async () => {
     await withTestMesh({ env: { BYTES_PER_SECOND: 'fast' } }, async (broken) => {
-      const sock = new RawSocket(broken.wsUrl('nan.t1'), await broken.token('nan'));
-      sockets.push(sock);
-      const { code, reason } = await sock.closed;
-      expect(code).toBe(1011);
-      expect(reason).toBe('Gateway misconfigured: config.bytesPerSecond must be a number from 1 to 2^53, got NaN; 1e12 lifts it');
-      expect(sock.frames).toEqual([]);
+      await refusedWith(broken, 'Gateway misconfigured: config.bytesPerSecond must be a number from 1 to 2^53, got NaN; 1e12 lifts it');
       // A MeshClient keeps retrying, and onError says the server's reason and where the problem is.
       const errors: unknown[] = [];
       const client = new MeshClient({ url: broken.url.origin, accessToken: await broken.token('nan'), WebSocket: WebSocket as unknown as SocketClass, onError: (error) => void errors.push(error) });
@@ -318,12 +321,7 @@ describe('misconfigured durations and rates', () => {
 
   it('a config getter that throws refuses every socket with 1011 and its message, not a failed upgrade', async () => {
     await withTestMesh({ env: { CONFIG_THROWS: 'env.FRAME_BURST is not a number' } }, async (broken) => {
-      const sock = new RawSocket(broken.wsUrl('nan.t1'), await broken.token('nan'));
-      sockets.push(sock);
-      const { code, reason } = await sock.closed;
-      expect(code).toBe(1011);
-      expect(reason).toBe('Gateway misconfigured: reading config threw: env.FRAME_BURST is not a number');
-      expect(sock.frames).toEqual([]);
+      await refusedWith(broken, 'Gateway misconfigured: reading config threw: env.FRAME_BURST is not a number');
     });
   });
 

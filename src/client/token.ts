@@ -131,16 +131,14 @@ export class TokenSource {
   #refreshed(): Promise<string> {
     if (!this.#inflight) {
       const abort = typeof this.#refresh === 'string' ? new AbortController() : undefined;
-      const inflight = { work: this.#fetchToken(abort?.signal), abort };
-      this.#inflight = inflight;
-      const done = (): void => {
-        if (this.#inflight === inflight) this.#inflight = undefined;
-      };
+      this.#inflight = { work: this.#fetchToken(abort?.signal), abort };
       // A token that comes after its attempt stopped waiting is kept for the next attempt.
-      inflight.work.then((token) => {
-        if (this.#inflight === inflight) this.#token = token;
-        done();
-      }, done);
+      this.#inflight.work.then((token) => {
+        this.#token = token;
+        this.#inflight = undefined;
+      }, () => {
+        this.#inflight = undefined;
+      });
     }
     return this.#waitFor(this.#inflight.work, typeof this.#refresh === 'string' ? `Token refresh from ${this.#refresh}` : 'the refresh function');
   }

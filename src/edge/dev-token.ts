@@ -33,3 +33,29 @@ export async function issueDevToken(request: Request, secret: string, ttlSeconds
     .sign(new TextEncoder().encode(secret));
   return Response.json({ access_token: token, expires_in: ttlSeconds });
 }
+
+/** What the login's path answers (404), on a development host, while the login is off. */
+export function devLoginOff(devLogin: unknown): string {
+  return typeof devLogin === 'function'
+    ? 'No development login here: createMeshWorker\'s devLogin(env) returned false for this env. Does it read a variable that is not set (for wrangler dev, in .dev.vars)?'
+    : 'No development login here: createMeshWorker\'s devLogin is off for this Worker. Turn it on for local development only (devLogin: true, or a function of env).';
+}
+
+/** Why the login cannot sign when `auth.secret` gives nothing. */
+export function devLoginWithoutSecret(secret: unknown): string {
+  return typeof secret === 'function'
+    ? 'devLogin needs auth.secret, and it gave none for this env: is the variable it reads set (for wrangler dev, in .dev.vars)?'
+    : 'devLogin needs auth.secret, and none is set.';
+}
+
+/** When the development login was last logged as misconfigured (per isolate): a page retrying its login must not flood the log. */
+let devLoginLoggedAt = -Infinity;
+
+/** The login's 500, and one line a minute in the server's log, since a page's refresh may swallow the answer. */
+export function devLoginMisconfigured(problem: string): Response {
+  if (Date.now() - devLoginLoggedAt >= 60_000) {
+    devLoginLoggedAt = Date.now();
+    console.error(`meshgate: the development login cannot sign tokens: ${problem} (logged at most once a minute)`);
+  }
+  return Response.json({ error: problem }, { status: 500 });
+}

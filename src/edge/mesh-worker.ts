@@ -12,7 +12,7 @@ import { admitIdentity, type IdentityLimitOptions } from '../identities/admissio
 import { IDENTITY_HEADER, INTERNAL_HEADER_PREFIX, type VerifiedIdentity } from '../upgrade/identity.js';
 import { isUpgrade, offeredSubprotocols, REFUSAL_LINGER_MS, refuseUpgrade } from '../upgrade/responses.js';
 import { AuthFailure, verifyAccessToken, weakSecretProblem, type AuthOptions } from './auth.js';
-import { DEV_TOKEN_PATH, isLoopbackHost, issueDevToken } from './dev-token.js';
+import { DEV_TOKEN_PATH, devLoginMisconfigured, devLoginOff, devLoginWithoutSecret, isLoopbackHost, issueDevToken } from './dev-token.js';
 import { isNamespace, type Namespace } from '../bindings/kinds.js';
 import { contextStorage } from '../nodes/context.js';
 import { CorsPolicy, type CorsOptions } from './cors.js';
@@ -97,30 +97,6 @@ function refuseProtocol(request: Request, offered: string[], accepted: readonly 
   }
   log({ as: 'close', code: WS_CLOSE_UNSUPPORTED_PROTOCOL, reason });
   return refuseUpgrade(request, WS_CLOSE_UNSUPPORTED_PROTOCOL, reason, other, REFUSAL_LINGER_MS);
-}
-
-function devLoginOff(devLogin: unknown): string {
-  return typeof devLogin === 'function'
-    ? 'No development login here: createMeshWorker\'s devLogin(env) returned false for this env. Does it read a variable that is not set (for wrangler dev, in .dev.vars)?'
-    : 'No development login here: createMeshWorker\'s devLogin is off for this Worker. Turn it on for local development only (devLogin: true, or a function of env).';
-}
-
-function devLoginWithoutSecret(secret: unknown): string {
-  return typeof secret === 'function'
-    ? 'devLogin needs auth.secret, and it gave none for this env: is the variable it reads set (for wrangler dev, in .dev.vars)?'
-    : 'devLogin needs auth.secret, and none is set.';
-}
-
-/** When the development login was last logged as misconfigured (per isolate): a page retrying its login must not flood the log. */
-let devLoginLoggedAt = -Infinity;
-
-/** The login's 500, and one line a minute in the server's log, since a page's refresh may swallow the answer. */
-function devLoginMisconfigured(problem: string): Response {
-  if (Date.now() - devLoginLoggedAt >= 60_000) {
-    devLoginLoggedAt = Date.now();
-    console.error(`meshgate: the development login cannot sign tokens: ${problem} (logged at most once a minute)`);
-  }
-  return Response.json({ error: problem }, { status: 500 });
 }
 
 export function createMeshWorker<Env>(options: MeshWorkerOptions<Env>): ExportedHandler<Env> {

@@ -3,6 +3,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll } from 'vitest';
 import { startTestMesh as startMesh, TEST_SECRET, type TestMesh as Mesh } from '../../src/testing/index.js';
 import { DEFAULTS } from '../../src/protocol/limits.js';
+import { reusedStubs } from './stubs.js';
 
 export const SECRET = TEST_SECRET;
 
@@ -55,17 +56,8 @@ export async function startTestMesh(options: {
     },
   });
   const { mf } = mesh;
-  // Stubs reached once and reused: each reach takes synchronous proxy calls (see throughProxy), a poll then only an async fetch.
-  const stubs = new Map<string, { fetch(url: string): Promise<Response> }>();
-  const stubOf = (binding: string, name: string) => throughProxy(async () => {
-    let stub = stubs.get(`${binding}/${name}`);
-    if (!stub) {
-      const ns = await mf.getDurableObjectNamespace(binding);
-      stub = ns.get(ns.idFromName(name)) as unknown as { fetch(url: string): Promise<Response> };
-      stubs.set(`${binding}/${name}`, stub);
-    }
-    return stub;
-  });
+  const reused = reusedStubs((binding) => mf.getDurableObjectNamespace(binding) as unknown as Promise<DurableObjectNamespace>);
+  const stubOf = (binding: string, name: string) => throughProxy(() => reused(binding, name));
   return {
     url: mesh.url,
     wsUrl: (instance, binding) => mesh.wsUrl(instance, binding),

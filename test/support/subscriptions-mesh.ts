@@ -4,6 +4,7 @@ import { afterAll, beforeAll, expect } from 'vitest';
 import WebSocket from 'ws';
 import { MeshClient, type MeshClientOptions } from '../../src/client/index.js';
 import type { SocketClass } from '../../src/client/socket.js';
+import { reusedStubs } from './stubs.js';
 import type { PresenceSnapshot, Recovery } from '../../src/protocol/topics.js';
 import type { Subscribed } from '../../src/client/topics.js';
 // @ts-expect-error plain ESM helper shared with scripts
@@ -70,8 +71,7 @@ export interface SubscriptionsMesh {
 export function useSubscriptionsMesh(bindings: Record<string, string> = {}): SubscriptionsMesh {
   let server: { url: URL; mf: { getDurableObjectNamespace(name: string): Promise<DurableObjectNamespace> }; dispose(): Promise<void> };
   const clients: MeshClient[] = [];
-  // Gateway stubs reached once: reaching one takes synchronous proxy calls (see test/support/mesh.ts), a poll then only an async fetch.
-  const gateways = new Map<string, DurableObjectStub>();
+  const stubOf = reusedStubs((binding) => server.mf.getDurableObjectNamespace(binding));
   beforeAll(async () => {
     server = await startWorkerd({
       entry: new URL('../fixtures/subscriptions-worker.ts', import.meta.url).pathname,
@@ -114,13 +114,7 @@ export function useSubscriptionsMesh(bindings: Record<string, string> = {}): Sub
       return server.mf.getDurableObjectNamespace(binding);
     },
     async gatewayMemory(instanceName) {
-      let stub = gateways.get(instanceName);
-      if (!stub) {
-        const ns = await server.mf.getDurableObjectNamespace('GATEWAY');
-        stub = ns.get(ns.idFromName(instanceName));
-        gateways.set(instanceName, stub);
-      }
-      const res = await stub.fetch('http://gateway/__memory');
+      const res = await (await stubOf('GATEWAY', instanceName)).fetch('http://gateway/__memory');
       return (await res.json()) as GatewayMemory;
     },
   };
