@@ -20,14 +20,14 @@ import {
 } from './connection.js';
 import { credentialsFailure, describeProblem, stoppedError } from './connection-errors.js';
 import { IncomingCalls, type IncomingContext } from './incoming.js';
-import { Liveness } from './liveness.js';
+import { ClientSockets } from './client-sockets.js';
 import { onNetworkReturn } from './network-return.js';
 import { Callbacks } from './callbacks.js';
 import type { MeshClientOptions } from './options.js';
 import { OutgoingCalls, type CallOptions } from './outgoing.js';
 import { StreamHub } from './stream-hub.js';
 import { FrameOutlet } from './frame-outlet.js';
-import { closeQuietly, describeSocketError, gatewayUrl, resolveSocketClass, type SocketClass, type SocketLike } from './socket.js';
+import { gatewayUrl, resolveSocketClass, type SocketLike } from './socket.js';
 import { TabIdentity } from './tab-id.js';
 import { readTokenSubject, TokenSource } from './token.js';
 
@@ -37,7 +37,6 @@ export type { MeshClientOptions } from './options.js';
 export class MeshClient<Handlers extends object = object> {
   readonly #options: MeshClientOptions<Handlers>;
   readonly #callbacks: Callbacks;
-  readonly #Socket: SocketClass;
   readonly #tokens: TokenSource;
   readonly #tab = new TabIdentity();
   readonly #outgoing: OutgoingCalls;
@@ -45,14 +44,10 @@ export class MeshClient<Handlers extends object = object> {
   readonly #frames = new FrameOutlet(() => this.#connected());
   readonly #streams = new StreamHub((text) => this.#frames.send(text));
   readonly #incoming: IncomingCalls;
-  readonly #liveness: Liveness;
   readonly #versions: OfferedVersions;
 
   #connection: Connection;
-  /** the current socket and one kept open by reconnect(), by id */
-  readonly #sockets = new Map<SocketId, SocketLike>();
-  /** the socket the liveness deadlines are running for */
-  #watched: SocketId | undefined;
+  readonly #sockets: ClientSockets;
   /** what connect() returns while an attempt is under way */
   #attempt: { promise: Promise<void>; resolve: () => void } | undefined;
   readonly #retry: RetryTimer;
@@ -62,7 +57,6 @@ export class MeshClient<Handlers extends object = object> {
   constructor(options: MeshClientOptions<Handlers>) {
     this.#options = options;
     this.#callbacks = new Callbacks(options as MeshClientOptions<object>);
-    this.#Socket = resolveSocketClass(options.WebSocket);
     this.#versions = new OfferedVersions(options.protocolVersions);
     this.#tokens = new TokenSource(options.accessToken, options.refresh, options.fetch, options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs);
     this.#connection = initialConnection({ canRefresh: this.#tokens.canRefresh });
@@ -75,14 +69,11 @@ export class MeshClient<Handlers extends object = object> {
     this.#instanceName = options.instanceName;
     this.#retry = new RetryTimer(options.reconnectMinDelayMs ?? DEFAULTS.reconnectMinDelayMs, options.reconnectMaxDelayMs ?? DEFAULTS.reconnectMaxDelayMs,
       () => void this.#dispatch({ type: 'retryDue' }));
-    this.#liveness = new Liveness({
+    this.#sockets = new ClientSockets(resolveSocketClass(options.WebSocket), {
       intervalMs: options.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs,
       timeoutMs: options.heartbeatTimeoutMs ?? DEFAULTS.heartbeatTimeoutMs,
       connectTimeoutMs: options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
-    }, (ws, reason) => {
-      const socket = this.#watched;
-      if (socket !== undefined && this.#sockets.get(socket) === ws) this.#dispatch({ type: 'dead', socket, reason });
-    });
+    }, (event) => void this.#dispatch(event), (socket, data) => this.#onMessage(socket, data));
     if (options.browserEvents !== false) {
       this.#removeBrowserListeners = onNetworkReturn(() => this.#dispatch({
         type: 'networkReturned', hidden: typeof document !== 'undefined' && document.visibilityState === 'hidden',
@@ -203,23 +194,21 @@ export class MeshClient<Handlers extends object = object> {
         void this.#fetchCredentials(effect.attempt);
         return;
       case 'openSocket':
-        if (currentSocket(this.#connection) === effect.socket) this.#openSocket(effect.socket, effect.token);
+        if (currentSocket(this.#connection) === effect.socket) this.#sockets.open(effect.socket, this.#gatewayUrl(), this.#versions.subprotocols(effect.token));
         return;
       case 'startHeartbeat':
-        return void this.#liveness.opened(this.#sockets.get(effect.socket)!);
-      case 'closeSocket': {
-        const ws = this.#sockets.get(effect.socket);
-        this.#forget(effect.socket);
-        if (ws) closeQuietly(ws, effect.code, effect.reason);
-        return;
-      }
+        return this.#sockets.opened(effect.socket);
+      case 'closeSocket':
+        this.#frames.socketGone();
+        return this.#sockets.close(effect.socket, effect.code, effect.reason);
       case 'forgetSocket':
-        return this.#forget(effect.socket);
+        this.#frames.socketGone();
+        return this.#sockets.forget(effect.socket);
       case 'retireSocket':
-        return this.#unwatch(effect.socket);
+        return this.#sockets.retire(effect.socket);
       case 'adoptStatus': {
         const { status } = effect;
-        this.#liveness.connected();
+        this.#sockets.connected();
         this.#instanceName = status.instanceName;
         // A new epoch means the gateway's memory is gone: calls it may have run cannot be resent safely.
         this.#outgoing.epoch = status.epoch;
@@ -268,29 +257,9 @@ export class MeshClient<Handlers extends object = object> {
     void this.#dispatch({ type: 'credentialsReady', attempt, token });
   }
 
-  #openSocket(socket: SocketId, token: string): void {
-    let ws: SocketLike;
-    try {
-      ws = new this.#Socket(this.#gatewayUrl(), this.#versions.subprotocols(token));
-    } catch (error) {
-      void this.#dispatch({ type: 'socketUnavailable', socket, error });
-      return;
-    }
-    this.#sockets.set(socket, ws);
-    // A connect that hangs (a blackholed network, a handshake that never completes) counts as a dead socket.
-    this.#watched = socket;
-    this.#liveness.created(ws);
-    let failure: string | undefined;
-    ws.onopen = () => void this.#dispatch({ type: 'opened', socket });
-    ws.onmessage = (event) => this.#onMessage(socket, event.data);
-    // A close event follows and decides; keep what the error says for the report (ws: the HTTP status).
-    ws.onerror = (event) => void (failure = describeSocketError(event));
-    ws.onclose = (event) => void this.#dispatch({ type: 'closed', socket, code: event.code, reason: event.reason, failure });
-  }
-
   #onMessage(socket: SocketId, data: unknown): void {
     if (currentSocket(this.#connection) !== socket) return;
-    this.#liveness.signOfLife();
+    this.#sockets.signOfLife();
     if (data === HEARTBEAT_PONG) return;
     let frames: ServerFrame[];
     try {
@@ -337,18 +306,6 @@ export class MeshClient<Handlers extends object = object> {
   #connected(): SocketLike | undefined {
     const { phase } = this.#connection;
     return phase.name === 'connected' ? this.#sockets.get(phase.socket) : undefined;
-  }
-
-  #forget(socket: SocketId): void {
-    this.#frames.socketGone();
-    this.#unwatch(socket);
-    this.#sockets.delete(socket);
-  }
-
-  #unwatch(socket: SocketId): void {
-    if (this.#watched !== socket) return;
-    this.#watched = undefined;
-    this.#liveness.stop();
   }
 
   #gatewayUrl(): string {
