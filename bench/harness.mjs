@@ -37,7 +37,7 @@ export const PlainSocket = socketClass(false);
 export const DeflateSocket = socketClass(true);
 
 const NODES = {
-  GATEWAY: 'BenchGateway', BENCH: 'BenchDO', BENCH_BURSTS: 'BenchBurstDO', TOPIC: { className: 'TopicDO', useSQLite: true }, RAW: 'RawEchoDO', HOP: 'RawHopDO', HOP_TARGET: 'RawHopTargetDO', HOP_NODE: 'RawHopNodeDO',
+  GATEWAY: 'BenchGateway', BENCH: 'BenchDO', BENCH_BURSTS: 'BenchBurstDO', TOPIC: { className: 'TopicDO', useSQLite: true }, RAW: 'RawEchoDO', HOP: 'RawHopDO', HOP_TARGET: 'RawHopTargetDO', HOP_NODE: 'RawHopNodeDO', HOP_SESSION: 'RawHopSessionDO',
   FANOUT_RELAY: 'BenchRelay', STANDIN: 'StandInGateway',
   // the peers (bench/peers.ts): their routers find the binding by the class's kebab-case name
   PeerAgent: { className: 'PeerAgent', useSQLite: true }, PeerParty: 'PeerParty',
@@ -130,7 +130,7 @@ export async function startMesh({ script, MeshClient, identityLimiter = true, mi
     clients.delete(c);
   }
 
-  /** An open socket to the raw echo DO (`kind` 'raw'), to the RPC-hop DO ('hop'), or to the hop DO with meshgate's node behind it ('hopnode'). */
+  /** An open socket to the raw echo DO (`kind` 'raw'), to the RPC-hop DO ('hop'), to the hop DO with meshgate's node behind it ('hopnode'), or to the hop DO calling through an RpcTarget session ('hopsession'). */
   async function rawSocket(instance, { kind = 'raw', deflate = false } = {}) {
     const raw = track(new RawWs(`${base}/${kind}/${encodeURIComponent(instance)}`, undefined, { perMessageDeflate: deflate }));
     await within(raw.opened, 10_000, `raw socket ${instance}`);

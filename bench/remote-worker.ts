@@ -3,11 +3,13 @@
  * Cloudflare, runs on other threads than the one hot object: the gateways
  * that call it, and the gateways and relays it fans out to.
  *
- * - The driver (`/hot/{node|packed|bare|envelope}/{count}/{inFlight}`) calls
- *   a node in the bench's own workerd exactly as a gateway does (the same
- *   RPC, a call text of the same shape; `packed`: the packed envelope a
- *   cancellable call goes as), or a raw DO there with a string. The node's object is
- *   reached across processes through Miniflare's dev registry.
+ * - The driver (`/hot/{node|direct|packed|bare|envelope}/{count}/{inFlight}`)
+ *   calls a node in the bench's own workerd exactly as gateways do: `node`,
+ *   each of the calls in flight from a gateway of its own, through that
+ *   gateway's session (the library's NodeSessions, a call text of the same
+ *   shape); `direct`, one RPC per call; `packed`, the packed envelope a
+ *   cancellable call goes as. Or it calls a raw DO there with a string. The
+ *   node's object is reached across processes through Miniflare's dev registry.
  * - RemoteStandIns, served on a direct socket, takes a stand-in gateway's
  *   notification and a relay's job from a topic object there.
  *
@@ -16,6 +18,8 @@
  */
 import { DurableObject, WorkerEntrypoint } from 'cloudflare:workers';
 import { callText, packedContext, packedIdentity } from '../src/nodes/packed-envelope.js';
+import { NodeSessions } from '../src/gateway/node-sessions.js';
+import type { NodeStub as MeshNodeStub } from '../src/nodes/targets.js';
 import type { BenchRelay, StandInEnv } from './stand-ins.js';
 
 export { BenchRelay, StandInGateway } from './stand-ins.js';
@@ -33,7 +37,7 @@ type BareStub = { echo(message: string): Promise<string>; answer(envelope: unkno
 
 /** Sends `count` calls, `inFlight` at a time, to the node (as a gateway does) or to the raw DO; the calls answered. */
 export class HotDriverDO extends DurableObject<Env> {
-  async run(kind: 'node' | 'packed' | 'bare' | 'envelope', count: number, inFlight: number): Promise<number> {
+  async run(kind: 'node' | 'direct' | 'packed' | 'bare' | 'envelope', count: number, inFlight: number): Promise<number> {
     const origin = { kind: 'client' as const, gateway: 'GATEWAY', instance: 'hot.tab', sub: 'hot' };
     // A gateway packs the origin and identity once per socket and the state per call (src/nodes/packed-envelope.ts).
     const identity = packedIdentity(origin, { sub: 'hot', claims: { sub: 'hot', iat: 1, exp: 2 } })!;
@@ -42,14 +46,22 @@ export class HotDriverDO extends DurableObject<Env> {
     });
     const node = this.env.BENCH.get(this.env.BENCH.idFromName('hot')) as unknown as NodeStub;
     const bare = this.env.HOP_TARGET.get(this.env.HOP_TARGET.idFromName('hot')) as unknown as BareStub;
+    const target = { binding: 'BENCH', instance: 'hot' };
     let sent = 0;
     let ok = 0;
     await Promise.all(Array.from({ length: inFlight }, async () => {
+      // one gateway per caller: its own sessions
+      const sessions = new NodeSessions(() => 100);
       while (sent < count) {
         sent++;
         // awaited before the += (which would otherwise read `ok` before the await and lose the others' counts)
-        // A gateway sends a call with no cancel watch as one text, answered as one ('r' and the result).
         if (kind === 'node') {
+          const result = await sessions.callText(node as unknown as MeshNodeStub, target, callText(envelope()));
+          if (result?.ok === true) ok++;
+          continue;
+        }
+        // A gateway without a session sends a call with no cancel watch as one text, answered as one ('r' and the result).
+        if (kind === 'direct') {
           if ((await node.__meshgateCallText(callText(envelope()))).startsWith('r')) ok++;
           continue;
         }
@@ -83,6 +95,6 @@ export default {
     if (!url.pathname.startsWith('/hot/')) return new Response('not found', { status: 404 });
     const [kind, count, inFlight] = url.pathname.slice(5).split('/');
     const driver = env.HOT_DRIVER.get(env.HOT_DRIVER.idFromName('driver')) as unknown as DurableObjectStub<HotDriverDO>;
-    return new Response(String(await driver.run(kind === 'node' || kind === 'packed' || kind === 'envelope' ? kind : 'bare', Math.min(Number(count) || 0, 100_000), Math.min(Number(inFlight) || 1, 256))));
+    return new Response(String(await driver.run(kind === 'node' || kind === 'direct' || kind === 'packed' || kind === 'envelope' ? kind : 'bare', Math.min(Number(count) || 0, 100_000), Math.min(Number(inFlight) || 1, 256))));
   },
 } satisfies ExportedHandler<Env>;

@@ -53,6 +53,11 @@ const ROWS = {
     row('workerd CPU µs / call', cpu(m), cpu(b), ratio(cpu(m), cpu(b)), null, cpu(h), cpu(s.peers?.partyserver), cpu(s.peers?.agents));
     const client = (x) => x?.clientCpuUsPerCall;
     row('client CPU µs / call (Node, bench process)', client(m), client(b), ratio(client(m), client(b)), null, client(h), client(s.peers?.partyserver), client(s.peers?.agents));
+    const session = s.hopSession;
+    if (session) {
+      row('  floor through an RpcTarget session: p50 ms', session.p50, b.p50, ratio(session.p50, b.p50), session.n, h?.p50);
+      row('  floor through a session: workerd CPU µs / call', cpu(session), cpu(b), ratio(cpu(session), cpu(b)), null, cpu(h));
+    }
     const ladder = s.hopToNode;
     if (ladder) {
       row('  floor → meshgate node (no gateway): p50 ms', ladder.p50, b.p50, ratio(ladder.p50, b.p50), ladder.n, h?.p50);
@@ -112,7 +117,8 @@ const ROWS = {
   },
   hot(s, row) {
     const { measured: m, baseline: b, peers } = s;
-    row('node CPU µs / call, callers in a 2nd workerd', m.nodeCpuUsPerCall, null, null, null, null, null, peers.agents.cpuUsPerCall);
+    row('node CPU µs / call, callers in a 2nd workerd, each through its gateway\'s session', m.nodeCpuUsPerCall, null, null, null, null, null, peers.agents.cpuUsPerCall);
+    if (m.directCpuUsPerCall !== undefined) row('  the same calls, one RPC each (no session)', m.directCpuUsPerCall, null, null, null, null, null, peers.agents.cpuUsPerCall);
     row('raw DO CPU µs / bare RPC from there: string / node\'s envelope', `${fmt(b.cpuUsPerCall)} / ${fmt(b.envelopeCpuUsPerCall)}`, null, null, null, null, null, null);
     row('ceiling of one object, calls/s (from CPU per call)', m.ceilingCallsPerSecond, null, null, null, null, null, peers.agents.ceilingCallsPerSecond);
     const f = s.fanOut;

@@ -7,7 +7,7 @@
  * and `/raw/{instance}` (the raw echo DO, through the same kind of Worker →
  * DO hop, with no token check).
  */
-import { DurableObject } from 'cloudflare:workers';
+import { DurableObject, RpcTarget } from 'cloudflare:workers';
 import * as v from 'valibot';
 import { z } from 'zod';
 import { ClientGateway, MeshDurableObject, MeshWorker, Subscriptions, createMeshWorker, mesh } from '../src/index.js';
@@ -27,6 +27,7 @@ export interface Env {
   HOP: DurableObjectNamespace;
   HOP_TARGET: DurableObjectNamespace;
   HOP_NODE: DurableObjectNamespace;
+  HOP_SESSION: DurableObjectNamespace;
   FANOUT_RELAY: DurableObjectNamespace;
   STANDIN: DurableObjectNamespace;
   /** the hot-object scenario's second workerd (bench/remote-worker.ts), when bound */
@@ -352,9 +353,33 @@ export class RawHopNodeDO extends RawHopDO {
   }
 }
 
+/**
+ * The floor with the hop meshgate's gateway takes: the same raw socket DO,
+ * but each message goes through an RpcTarget session the target returned
+ * once (kept for the socket's life), not as a new RPC to the target.
+ */
+export class RawHopSessionDO extends RawHopDO {
+  #session: { echo(message: string): Promise<string> } | undefined;
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    const target = this.env.HOP_TARGET.get(this.env.HOP_TARGET.idFromName('target')) as unknown as { session(): { echo(message: string): Promise<string> } };
+    ws.send(await (this.#session ??= target.session()).echo(message as string));
+  }
+}
+
+class EchoSession extends RpcTarget {
+  echo(message: string): string {
+    return message;
+  }
+}
+
 export class RawHopTargetDO extends DurableObject<Env> {
   echo(message: string): string {
     return message;
+  }
+
+  session(): EchoSession {
+    return new EchoSession();
   }
 
   /** A call's envelope taken and answered with a result of the node's shape, none of the node's work: what the RPC's values cost. */
@@ -379,6 +404,10 @@ export default {
     if (url.pathname.startsWith('/hop/')) {
       const name = decodeURIComponent(url.pathname.slice(5));
       return env.HOP.get(env.HOP.idFromName(name)).fetch(request);
+    }
+    if (url.pathname.startsWith('/hopsession/')) {
+      const name = decodeURIComponent(url.pathname.slice(12));
+      return env.HOP_SESSION.get(env.HOP_SESSION.idFromName(name)).fetch(request);
     }
     if (url.pathname.startsWith('/hopnode/')) {
       const name = decodeURIComponent(url.pathname.slice(9));

@@ -4,8 +4,9 @@
  * one agent that holds every socket itself (the Agents SDK).
  *
  * The callers run in a second workerd process (bench/remote-worker.ts): a
- * driver there calls the node in the bench's workerd exactly as a gateway
- * does (the same RPC, a call text of the same shape), 64 at a time. So this
+ * driver there calls the node in the bench's workerd exactly as gateways do,
+ * 64 at a time, each as if from a gateway of its own: through that gateway's
+ * session (the library's NodeSessions), and, beside it, one RPC per call. So this
  * process's CPU per call is the node's own, receiving the RPC included, as
  * on Cloudflare where each gateway runs on a thread of its own. Beside it,
  * the same driver calls a raw DO here with a string, and with the node's
@@ -96,12 +97,12 @@ async function measureHotObject(mesh, n) {
     return { count, perSecond: count / ((now() - t) / 1000) };
   };
   const agent = await mesh.agentClient('hot');
-  const sides = ['node', 'bare', 'envelope'];
+  const sides = ['node', 'direct', 'bare', 'envelope'];
   for (const side of sides) await drive(side, n(2_000));
   await agentThroughput(agent, n(2_000), IN_FLIGHT, 2_000);
   const cpu = cpuLedger(mesh.pid);
-  const counts = { node: 0, bare: 0, envelope: 0, agent: 0 };
-  const rates = { node: [], bare: [], envelope: [], agent: [] };
+  const counts = { node: 0, direct: 0, bare: 0, envelope: 0, agent: 0 };
+  const rates = { node: [], direct: [], bare: [], envelope: [], agent: [] };
   for (let r = 0; r < 3; r++) {
     for (const [side, run] of [...sides.map((kind) => [kind, () => drive(kind, n(8_000))]), ['agent', () => agentThroughput(agent, n(8_000), IN_FLIGHT, 4_000)]]) {
       const result = await cpu.timed(side, run);
@@ -122,6 +123,8 @@ async function measureHotObject(mesh, n) {
       // what one JS thread could sustain at that CPU per call
       ceilingCallsPerSecond: Math.round(1e6 / nodeUs),
       drivenPerSecond: rates.node,
+      // the same calls, one RPC each (no session): what a gateway sent before sessions
+      directCpuUsPerCall: round(perCall('direct'), 1), directDrivenPerSecond: rates.direct,
     },
     baseline: {
       name: 'a raw DO taking bare RPCs from the same driver: a string echoed; the node\'s envelope answered with a result of its shape',
@@ -135,6 +138,7 @@ async function measureHotObject(mesh, n) {
     },
     ratio: {
       ceilingVsAgent: ratio(agentUs, nodeUs),
+      directCeilingVsAgent: ratio(agentUs, perCall('direct')),
       fanOutVsRaw: { loop: ratio(fanOut.topicCpuUsPerSubscriber.loop, fanOut.rawCpuUsPerSocket), relays: ratio(fanOut.topicCpuUsPerSubscriber.relays, fanOut.rawCpuUsPerSocket) },
       fanOutLoopVsBareRpcs: ratio(fanOut.topicCpuUsPerSubscriber.loop, fanOut.topicCpuUsPerSubscriber.bareRpcs),
     },

@@ -13,6 +13,7 @@ export async function roundtrip({ mesh, n }, { name, deflate }) {
   const sides = {
     raw: () => mesh.rawSocket(name, { deflate }).then((s) => [s, (k, ms) => rawSequential(s, k, ms)]),
     hop: () => mesh.rawSocket(name, { kind: 'hop', deflate }).then((s) => [s, (k, ms) => rawSequential(s, k, ms)]),
+    hopSession: () => mesh.rawSocket(name, { kind: 'hopsession', deflate }).then((s) => [s, (k, ms) => rawSequential(s, k, ms)]),
     hopNode: () => mesh.rawSocket(name, { kind: 'hopnode', deflate }).then((s) => [s, (k, ms) => rawSequential(s, k, ms)]),
     party: () => mesh.partySocket(name, { deflate }).then((s) => [s, (k, ms) => rawSequential(s, k, ms)]),
     agent: () => mesh.agentClient(name, { deflate }).then((a) => [{ terminate: () => mesh.closeAgent(a) }, (k, ms) => agentSequential(a, k, ms)]),
@@ -34,13 +35,15 @@ export async function roundtrip({ mesh, n }, { name, deflate }) {
   for (const [socket] of Object.values(open)) socket.terminate();
   const perCall = (ledger, side) => round((ledger.spent[side] * 1000) / samples[side].length, 0);
   const figures = (side) => ({ ...summary(samples[side]), workerdCpuUsPerCall: perCall(cpu, side), clientCpuUsPerCall: perCall(clientCpu, side) });
-  const [m, b, h, party, agent, hand, hopNode] = ['mesh', 'raw', 'hop', 'party', 'agent', 'hand', 'hopNode'].map(figures);
+  const [m, b, h, party, agent, hand, hopNode, hopSession] = ['mesh', 'raw', 'hop', 'party', 'agent', 'hand', 'hopNode', 'hopSession'].map(figures);
   return {
     scenario: name, unit: 'ms', deflate,
     what: 'sequential client → gateway → DO → client call (echo of a 40-character string)',
     measured: { ...m, byHand: { name: 'the same calls written by hand on a raw socket to the gateway (no MeshClient)', ...hand } }, baseline: { name: 'raw hibernatable echo, 100-byte message', ...b },
     baselineHop: { name: 'RPC-hop floor: raw socket DO → one Workers RPC to another DO → back', ...h },
     // The gap split in two: hopNode − floor is the node's share; meshgate − hopNode the gateway's and the client's.
+    // meshgate's gateway sends calls through a session (src/gateway/node-sessions.ts): the floor built the same way.
+    hopSession: { name: 'the floor\'s raw socket DO calling the other DO through an RpcTarget session it returned, not one RPC per message', ...hopSession },
     hopToNode: { name: 'the floor\'s raw socket DO sending each message to the meshgate node as a gateway\'s call text (no gateway, no MeshClient)', ...hopNode },
     peers: {
       partyserver: { name: 'partyserver Server (hibernate: true) echoing a 100-byte message', ...party },
@@ -48,7 +51,7 @@ export async function roundtrip({ mesh, n }, { name, deflate }) {
     },
     ratio: {
       p50: ratio(m.p50, b.p50), p90: ratio(m.p90, b.p90), p99: ratio(m.p99, b.p99), p50VsHop: ratio(m.p50, h.p50),
-      cpuVsHop: ratio(m.workerdCpuUsPerCall, h.workerdCpuUsPerCall), byHandP50VsHop: ratio(hand.p50, h.p50), hopToNodeP50VsHop: ratio(hopNode.p50, h.p50), hopToNodeCpuVsHop: ratio(hopNode.workerdCpuUsPerCall, h.workerdCpuUsPerCall), p50VsAgents: ratio(m.p50, agent.p50), p50VsPartyserver: ratio(m.p50, party.p50),
+      cpuVsHop: ratio(m.workerdCpuUsPerCall, h.workerdCpuUsPerCall), byHandP50VsHop: ratio(hand.p50, h.p50), hopToNodeP50VsHop: ratio(hopNode.p50, h.p50), hopToNodeCpuVsHop: ratio(hopNode.workerdCpuUsPerCall, h.workerdCpuUsPerCall), p50VsHopSession: ratio(m.p50, hopSession.p50), cpuVsHopSession: ratio(m.workerdCpuUsPerCall, hopSession.workerdCpuUsPerCall), p50VsAgents: ratio(m.p50, agent.p50), p50VsPartyserver: ratio(m.p50, party.p50),
     },
     samples: Object.fromEntries(Object.entries(samples).map(([side, s]) => [side, s.length])), target: 'p50 ≤ 1.25× the hop floor; CPU ≤ 1.15× the floor\'s',
   };

@@ -92,6 +92,10 @@ export class CallsToMesh {
     return this.#rpc.stubs;
   }
 
+  get sessions(): number {
+    return this.#rpc.sessions;
+  }
+
   take(ws: WebSocket, info: SocketInfo, frame: CallFrame): void {
     if (this.answerResend(ws, frame.id)) return;
     const config = this.#host.config();

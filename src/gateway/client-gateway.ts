@@ -264,11 +264,11 @@ export class ClientGateway<Env = unknown> extends DurableObject<Env> {
   }
 
   /** Sizes of the in-memory maps, each bounded by `config` (for monitoring and tests). */
-  protected memoryStats(): { running: number; answered: number; answeredSize: number; waiting: number; notifications: number; stubs: number; streams: number; streamTimers: number } {
+  protected memoryStats(): { running: number; answered: number; answeredSize: number; waiting: number; notifications: number; stubs: number; sessions: number; streams: number; streamTimers: number } {
     const toMesh = this.#toMesh;
     return {
       running: toMesh.running, answered: toMesh.answers.size, answeredSize: toMesh.answers.bytes, waiting: this.#toClient.waiting,
-      notifications: this.#toClient.notifications.size, stubs: toMesh.stubs, streams: toMesh.streams.size, streamTimers: toMesh.streams.timers + this.#toClient.streams.timers,
+      notifications: this.#toClient.notifications.size, stubs: toMesh.stubs, sessions: toMesh.sessions, streams: toMesh.streams.size, streamTimers: toMesh.streams.timers + this.#toClient.streams.timers,
     };
   }
 

@@ -15,6 +15,7 @@ import { rpcFailure } from './calls.js';
 import type { GatewaySockets } from './sockets.js';
 import { ContextPacking } from './context-packing.js';
 import { NodeStubs } from './node-stubs.js';
+import { NodeSessions } from './node-sessions.js';
 
 /** A call read from a socket and not yet sent. */
 export type PendingCall = [ws: WebSocket, frame: CallFrame, context: CallContext];
@@ -36,6 +37,8 @@ export interface NodeRpcHost {
 export class NodeRpc {
   readonly #host: NodeRpcHost;
   readonly #stubs: NodeStubs;
+  /** sessions with the Durable Objects this gateway calls one call at a time (node-sessions.ts) */
+  readonly #sessions: NodeSessions;
   /** which contexts travel packed, and to which bindings (context-packing.ts) */
   readonly #packing: ContextPacking;
   /** Durable Object bindings whose class said it accepts bursts (MeshDurableObject.acceptsCallBursts) */
@@ -45,11 +48,17 @@ export class NodeRpc {
     this.#host = host;
     this.#packing = new ContextPacking(() => host.callHookSet());
     this.#stubs = new NodeStubs(host.env, () => host.config());
+    this.#sessions = new NodeSessions(() => host.config().maxCachedStubs);
   }
 
   /** RPC stubs kept for reuse */
   get stubs(): number {
     return this.#stubs.size;
+  }
+
+  /** sessions open with Durable Object nodes */
+  get sessions(): number {
+    return this.#sessions.size;
   }
 
   /** True if calls to `binding` may share one RPC: a Worker, or a Durable Object class that said it accepts bursts. */
@@ -67,7 +76,9 @@ export class NodeRpc {
       let answered: MeshResult | undefined;
       // A call with a cancel watch carries a stub, which no text can: it goes as the packed envelope.
       if (envelope !== undefined && envelope.cancel === undefined && this.#packing.takesText(binding)) {
-        answered = await callNodeText(stub, callText(envelope), binding);
+        const text = callText(envelope);
+        if (this.#sessions.takes(frame.to)) answered = await this.#sessions.callText(stub, frame.to, text);
+        if (answered === undefined) answered = await callNodeText(stub, text, binding); // no session entry, having run nothing: a direct call
         if (answered === undefined) this.#packing.refusedText(binding); // it ran nothing: the same call, packed
       }
       if (answered === undefined && envelope !== undefined) answered = await callNodePacked(stub, envelope);

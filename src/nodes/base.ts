@@ -9,6 +9,7 @@ import { answerText, envelopeOfText, unpackEnvelope, type PackedEnvelope, type T
 import { failure } from '../protocol/failure.js';
 import { MeshApi } from './mesh-api.js';
 import { nodeDeadlines } from './call-deadlines.js';
+import { NodeSession } from './session.js';
 
 /** A node's own origin, as its callers address it (binding name, and instance for a Durable Object). */
 function originOf(target: CallTarget): Origin {
@@ -122,6 +123,11 @@ export class MeshDurableObject<Env = unknown> extends DurableObject<Env> {
   /** Internal RPC entry for a client's call as one text, answered as one (packed-envelope.ts); not callable by clients. */
   __meshgateCallText(text: string): TextAnswer | Promise<TextAnswer> {
     return callFromText(text, (envelope) => this.__meshgateCall(envelope));
+  }
+
+  /** Internal RPC entry: a session through which one gateway sends its next calls as texts (session.ts); not callable by clients. */
+  __meshgateSession(): NodeSession {
+    return new NodeSession(this);
   }
 
   /** Internal RPC entry: a client this node watches is gone for good (mesh.watchDeparture); not callable by clients. */

@@ -5,6 +5,7 @@ import type { BurstDelivery } from './dispatch.js';
 import type { MeshEnvelope, MeshResult } from './envelope.js';
 import { resultOfAnswer, type PackedEnvelope, type TextAnswer } from './packed-envelope.js';
 import { isNamespace, isService } from '../bindings/kinds.js';
+import type { SessionStub } from '../gateway/node-sessions.js';
 
 export interface NodeStub {
   __meshgateCall(envelope: MeshEnvelope): Promise<MeshResult>;
@@ -13,6 +14,8 @@ export interface NodeStub {
   /** false: the node ran nothing and takes these calls one by one (earlier meshgate versions answer undefined, having run them) */
   __meshgateCallBatch(envelopes: MeshEnvelope[], deliver: BurstDelivery): Promise<boolean | undefined>;
   __meshgateCallBatchPacked(envelopes: PackedEnvelope[], deliver: BurstDelivery): Promise<boolean>;
+  /** a Durable Object node's session for this gateway's next calls (src/nodes/session.ts), pipelined into the first */
+  __meshgateSession(): Promise<SessionStub> & SessionStub;
 }
 
 /**
@@ -36,7 +39,7 @@ export function resolveTarget(env: unknown, target: CallTarget, excluded: readon
 }
 
 /** An RPC failure that means "this is no mesh node" becomes UnknownBindingError; others pass through. */
-function explainRpcError(error: unknown, binding: string): unknown {
+export function explainRpcError(error: unknown, binding: string): unknown {
   const message = (error as Error)?.message ?? '';
   // A class that is no DurableObject/WorkerEntrypoint at all ("does not support RPC") names no method in its error.
   const noMeshMethod = /does not (exist|implement)|not a function|no such method|RPC/i.test(message) && /__meshgateCall/.test(message);
@@ -56,7 +59,7 @@ export async function callNode(stub: NodeStub, envelope: MeshEnvelope): Promise<
 }
 
 /** The RPC failed because the node has no `method` (a node of an earlier version, or no mesh node): nothing ran. */
-function lacksMethod(error: unknown, method: string): boolean {
+export function lacksMethod(error: unknown, method: string): boolean {
   const message = String((error as Error)?.message ?? '');
   return message.includes(method) && /does not (exist|implement)|not a function|no such method/i.test(message);
 }
