@@ -19,7 +19,7 @@
 import { DurableObject, WorkerEntrypoint } from 'cloudflare:workers';
 import { callText, packedContext, packedIdentity } from '../src/nodes/packed-envelope.js';
 import { NodeSessions } from '../src/gateway/node-sessions.js';
-import type { NodeStub as MeshNodeStub } from '../src/nodes/targets.js';
+import { callNodeText, type NodeStub as MeshNodeStub } from '../src/nodes/targets.js';
 import type { BenchRelay, StandInEnv } from './stand-ins.js';
 
 export { BenchRelay, StandInGateway } from './stand-ins.js';
@@ -56,7 +56,8 @@ export class HotDriverDO extends DurableObject<Env> {
         sent++;
         // awaited before the += (which would otherwise read `ok` before the await and lose the others' counts)
         if (kind === 'node') {
-          const result = await sessions.callText(node as unknown as MeshNodeStub, target, callText(envelope()));
+          const text = callText(envelope());
+          const result = await sessions.run(target, node as unknown as MeshNodeStub, (callee) => callNodeText(callee, text, target.binding));
           if (result?.ok === true) ok++;
           continue;
         }

@@ -1,8 +1,10 @@
 /**
- * How client calls travel to their nodes: one RPC per call, or many calls to
- * one target in one RPC (a burst); each context packed where the node takes
- * it, else as objects (a node of an earlier meshgate version). Every call
- * sent here is settled through `host.finish` exactly once.
+ * How client calls travel to their nodes: one at a time, or many to one
+ * target together (a burst); to a Durable Object through this gateway's
+ * session with it (node-sessions.ts), else on the node's stub; each context
+ * packed where the node takes it, else as objects (a node of an earlier
+ * meshgate version). Every call sent here is settled through `host.finish`
+ * exactly once.
  */
 import { MeshError } from '../protocol/errors.js';
 import type { CallFrame } from '../protocol/frames.js';
@@ -37,7 +39,7 @@ export interface NodeRpcHost {
 export class NodeRpc {
   readonly #host: NodeRpcHost;
   readonly #stubs: NodeStubs;
-  /** sessions with the Durable Objects this gateway calls one call at a time (node-sessions.ts) */
+  /** sessions with the Durable Objects this gateway calls (node-sessions.ts) */
   readonly #sessions: NodeSessions;
   /** which contexts travel packed, and to which bindings (context-packing.ts) */
   readonly #packing: ContextPacking;
@@ -69,24 +71,23 @@ export class NodeRpc {
   async send(ws: WebSocket, frame: CallFrame, context: CallContext): Promise<void> {
     let result: MeshResult;
     try {
-      const stub = this.#stubs.get(frame.to);
       const { binding } = frame.to;
       const packed = this.#packing.pack(binding, context);
       const envelope = packed === undefined ? undefined : this.#envelope(frame, packed);
-      let answered: MeshResult | undefined;
-      // A call with a cancel watch carries a stub, which no text can: it goes as the packed envelope.
-      if (envelope !== undefined && envelope.cancel === undefined && this.#packing.takesText(binding)) {
-        const text = callText(envelope);
-        if (this.#sessions.takes(frame.to)) answered = await this.#sessions.callText(stub, frame.to, text);
-        if (answered === undefined) answered = await callNodeText(stub, text, binding); // no session entry, having run nothing: a direct call
-        if (answered === undefined) this.#packing.refusedText(binding); // it ran nothing: the same call, packed
-      }
-      if (answered === undefined && envelope !== undefined) answered = await callNodePacked(stub, envelope);
-      if (answered === undefined) {
-        if (packed !== undefined) this.#packing.refused(binding); // it ran nothing: the same call, as objects
-        answered = await callNode(stub, this.#envelope(frame, context));
-      }
-      result = answered;
+      result = await this.#sessions.run(frame.to, this.#stubs.get(frame.to), async (node) => {
+        let answered: MeshResult | undefined;
+        // A call with a cancel watch carries a stub, which no text can: it goes as the packed envelope.
+        if (envelope !== undefined && envelope.cancel === undefined && this.#packing.takesText(binding)) {
+          answered = await callNodeText(node, callText(envelope), binding);
+          if (answered === undefined) this.#packing.refusedText(binding); // it ran nothing: the same call, packed
+        }
+        if (answered === undefined && envelope !== undefined) answered = await callNodePacked(node, envelope);
+        if (answered === undefined) {
+          if (packed !== undefined) this.#packing.refused(binding); // it ran nothing: the same call, as objects
+          answered = await callNode(node, this.#envelope(frame, context));
+        }
+        return answered;
+      });
       if (result.acceptsBursts) this.#burstBindings.add(binding);
     } catch (error) {
       // An RPC that threw may have broken its stub (e.g. the target was reset): build a fresh one next time.
@@ -111,13 +112,13 @@ export class NodeRpc {
       }, this.#host.config().maxFrameBytes);
     };
     try {
-      const stub = this.#stubs.get(to);
       const packed = this.#packAll(group);
-      let accepted: boolean | null | undefined = packed === undefined ? null : await callNodeBurstPacked(stub, packed, onResults);
-      if (accepted === null) {
+      const accepted = await this.#sessions.run(to, this.#stubs.get(to), async (node) => {
+        const answered: boolean | null = packed === undefined ? null : await callNodeBurstPacked(node, packed, onResults);
+        if (answered !== null) return answered;
         if (packed !== undefined) this.#packing.refused(to.binding); // it ran nothing: the same burst, as objects
-        accepted = await callNodeBurst(stub, group.map(([, frame, context]) => this.#envelope(frame, context)), onResults);
-      }
+        return callNodeBurst(node, group.map(([, frame, context]) => this.#envelope(frame, context)), onResults);
+      });
       // Only an explicit false is a refusal: a node of an earlier meshgate version answers undefined after running the burst.
       if (accepted === false) {
         // The class does not accept bursts (a new version of it, or another instance mid-deployment):

@@ -1,31 +1,56 @@
 /**
  * A session with one gateway: the object a Durable Object node returns from
- * `__meshgateSession()`, through which that gateway sends its later calls.
+ * `__meshgateSession()`, through which that gateway sends its next calls.
  *
- * A call on it is delivered to the same object, behind the same input gate,
- * as a call on the object's own stub — but it is no new RPC to the object,
- * so it costs the runtime (and the bill) less than one. The gateway drops a
- * session soon after its last call, and opens a new one after a bounded
- * number of calls (src/gateway/node-sessions.ts).
+ * It takes every call entry the node itself has, under the same names, and
+ * hands each call to the node, so a call through it is delivered to the
+ * same object, behind the same input gate, as one on the object's own stub
+ * — but it is no new RPC to the object, which costs the runtime (and the
+ * bill) less. All of one gateway's calls to the object go through it, so
+ * they keep the order they were sent in. The gateway closes a session soon
+ * after its last call (src/gateway/node-sessions.ts).
  */
 import { RpcTarget } from 'cloudflare:workers';
-import type { TextAnswer } from './packed-envelope.js';
+import type { BurstDelivery } from './dispatch.js';
+import type { MeshEnvelope, MeshResult } from './envelope.js';
+import type { PackedEnvelope, TextAnswer } from './packed-envelope.js';
 
-/** What a session answers; the node's own text entry does the work. */
-export interface TextCallee {
-  __meshgateCallText(text: string): TextAnswer | Promise<TextAnswer>;
+type Maybe<T> = T | Promise<T>;
+
+/** A node's call entries (MeshDurableObject's), as a session and the object's own stub both take them. */
+export interface CallEntries {
+  __meshgateCall(envelope: MeshEnvelope): Maybe<MeshResult>;
+  __meshgateCallPacked(envelope: PackedEnvelope): Maybe<MeshResult>;
+  __meshgateCallText(text: string): Maybe<TextAnswer>;
+  __meshgateCallBatch(envelopes: MeshEnvelope[], deliver: BurstDelivery): Promise<boolean>;
+  __meshgateCallBatchPacked(envelopes: PackedEnvelope[], deliver: BurstDelivery): Promise<boolean>;
 }
 
-export class NodeSession extends RpcTarget {
-  readonly #node: TextCallee;
+export class NodeSession extends RpcTarget implements CallEntries {
+  readonly #node: CallEntries;
 
-  constructor(node: TextCallee) {
+  constructor(node: CallEntries) {
     super();
     this.#node = node;
   }
 
-  /** One call as a text, answered as one (packed-envelope.ts). */
-  callText(text: string): TextAnswer | Promise<TextAnswer> {
+  __meshgateCall(envelope: MeshEnvelope): Maybe<MeshResult> {
+    return this.#node.__meshgateCall(envelope);
+  }
+
+  __meshgateCallPacked(envelope: PackedEnvelope): Maybe<MeshResult> {
+    return this.#node.__meshgateCallPacked(envelope);
+  }
+
+  __meshgateCallText(text: string): Maybe<TextAnswer> {
     return this.#node.__meshgateCallText(text);
+  }
+
+  __meshgateCallBatch(envelopes: MeshEnvelope[], deliver: BurstDelivery): Promise<boolean> {
+    return this.#node.__meshgateCallBatch(envelopes, deliver);
+  }
+
+  __meshgateCallBatchPacked(envelopes: PackedEnvelope[], deliver: BurstDelivery): Promise<boolean> {
+    return this.#node.__meshgateCallBatchPacked(envelopes, deliver);
   }
 }

@@ -5,15 +5,21 @@ import type { BurstDelivery } from './dispatch.js';
 import type { MeshEnvelope, MeshResult } from './envelope.js';
 import { resultOfAnswer, type PackedEnvelope, type TextAnswer } from './packed-envelope.js';
 import { isNamespace, isService } from '../bindings/kinds.js';
-import type { SessionStub } from '../gateway/node-sessions.js';
 
-export interface NodeStub {
+/** A node's call entries as the gateway calls them: on the object's (or Worker's) own stub, or on a session with the object. */
+export interface NodeCallee {
   __meshgateCall(envelope: MeshEnvelope): Promise<MeshResult>;
   __meshgateCallPacked(envelope: PackedEnvelope): Promise<MeshResult>;
   __meshgateCallText(text: string): Promise<TextAnswer>;
   /** false: the node ran nothing and takes these calls one by one (earlier meshgate versions answer undefined, having run them) */
   __meshgateCallBatch(envelopes: MeshEnvelope[], deliver: BurstDelivery): Promise<boolean | undefined>;
   __meshgateCallBatchPacked(envelopes: PackedEnvelope[], deliver: BurstDelivery): Promise<boolean>;
+}
+
+/** A session's stub, as the gateway holds it (src/nodes/session.ts). */
+export interface SessionStub extends NodeCallee, Disposable {}
+
+export interface NodeStub extends NodeCallee {
   /** a Durable Object node's session for this gateway's next calls (src/nodes/session.ts), pipelined into the first */
   __meshgateSession(): Promise<SessionStub> & SessionStub;
 }
@@ -50,9 +56,9 @@ export function explainRpcError(error: unknown, binding: string): unknown {
 }
 
 /** Calls a node with one call. */
-export async function callNode(stub: NodeStub, envelope: MeshEnvelope): Promise<MeshResult> {
+export async function callNode(node: NodeCallee, envelope: MeshEnvelope): Promise<MeshResult> {
   try {
-    return await stub.__meshgateCall(envelope);
+    return await node.__meshgateCall(envelope);
   } catch (error) {
     throw explainRpcError(error, envelope.target.binding);
   }
@@ -69,9 +75,9 @@ export function lacksMethod(error: unknown, method: string): boolean {
  * packed entry (an earlier meshgate version, or no mesh node) and ran
  * nothing; send it the MeshEnvelope instead.
  */
-export async function callNodePacked(stub: NodeStub, envelope: PackedEnvelope): Promise<MeshResult | undefined> {
+export async function callNodePacked(node: NodeCallee, envelope: PackedEnvelope): Promise<MeshResult | undefined> {
   try {
-    return await stub.__meshgateCallPacked(envelope);
+    return await node.__meshgateCallPacked(envelope);
   } catch (error) {
     if (lacksMethod(error, '__meshgateCallPacked')) return undefined;
     throw explainRpcError(error, envelope.target.binding);
@@ -83,10 +89,10 @@ export async function callNodePacked(stub: NodeStub, envelope: PackedEnvelope): 
  * Undefined: the node has no text entry (an earlier meshgate version, or no
  * mesh node) and ran nothing; send it the packed envelope instead.
  */
-export async function callNodeText(stub: NodeStub, text: string, binding: string): Promise<MeshResult | undefined> {
+export async function callNodeText(node: NodeCallee, text: string, binding: string): Promise<MeshResult | undefined> {
   let answer: TextAnswer;
   try {
-    answer = await stub.__meshgateCallText(text);
+    answer = await node.__meshgateCallText(text);
   } catch (error) {
     if (lacksMethod(error, '__meshgateCallText')) return undefined;
     throw explainRpcError(error, binding);
@@ -95,18 +101,18 @@ export async function callNodeText(stub: NodeStub, text: string, binding: string
 }
 
 /** Calls a node with a burst of calls in one RPC; results arrive through `deliver`. False: the node refused the burst and ran nothing. */
-export async function callNodeBurst(stub: NodeStub, envelopes: MeshEnvelope[], deliver: BurstDelivery): Promise<boolean | undefined> {
+export async function callNodeBurst(node: NodeCallee, envelopes: MeshEnvelope[], deliver: BurstDelivery): Promise<boolean | undefined> {
   try {
-    return await stub.__meshgateCallBatch(envelopes, deliver);
+    return await node.__meshgateCallBatch(envelopes, deliver);
   } catch (error) {
     throw explainRpcError(error, envelopes[0]?.target.binding ?? '?');
   }
 }
 
 /** As callNodeBurst, the contexts packed. Null: the node has no packed burst entry (an earlier meshgate version) and ran nothing. */
-export async function callNodeBurstPacked(stub: NodeStub, envelopes: PackedEnvelope[], deliver: BurstDelivery): Promise<boolean | null> {
+export async function callNodeBurstPacked(node: NodeCallee, envelopes: PackedEnvelope[], deliver: BurstDelivery): Promise<boolean | null> {
   try {
-    return await stub.__meshgateCallBatchPacked(envelopes, deliver);
+    return await node.__meshgateCallBatchPacked(envelopes, deliver);
   } catch (error) {
     if (lacksMethod(error, '__meshgateCallBatchPacked')) return null;
     throw explainRpcError(error, envelopes[0]?.target.binding ?? '?');

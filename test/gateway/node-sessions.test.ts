@@ -4,27 +4,40 @@
  * workerd are in test/node-sessions.test.ts.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { MAX_SESSION_CALLS, NodeSessions, SESSION_IDLE_MS, type SessionStub } from '../../src/gateway/node-sessions.js';
-import { answerText } from '../../src/nodes/packed-envelope.js';
-import type { NodeStub } from '../../src/nodes/targets.js';
+import { MAX_SESSION_CALLS, NodeSessions, SESSION_IDLE_MS } from '../../src/gateway/node-sessions.js';
+import type { NodeCallee, NodeStub, SessionStub } from '../../src/nodes/targets.js';
 
-/** A node whose sessions answer each call text with it, or as `answer` says; it records what was opened and closed. */
-function node(answer: (text: string) => Promise<string> = async (text) => answerText({ ok: true, result: JSON.stringify(text) }) as string) {
+type Answer = (text: string) => Promise<string>;
+const echo: Answer = async (text) => `r${text}`;
+
+/**
+ * A node whose sessions answer each call text as `answer` says (an echo by
+ * default), opened as `opening` says; it records what was opened and closed.
+ */
+function node(answer: Answer = echo, opening: 'opens' | 'lacks entry' | 'overloaded' | 'held' = 'opens') {
   const log = { opened: 0, closed: 0 };
+  let release: () => void = () => {};
   const stub = {
     __meshgateSession() {
       log.opened++;
-      const session: SessionStub = {
-        callText: answer,
-        [Symbol.dispose]: () => void log.closed++,
-      };
-      return Object.assign(Promise.resolve(session), session);
+      const session = { __meshgateCallText: answer, [Symbol.dispose]: () => void log.closed++ } as unknown as SessionStub;
+      const failure = opening === 'lacks entry' ? new TypeError('The RPC receiver does not implement the method "__meshgateSession".')
+        : opening === 'overloaded' ? new Error('Durable Object is overloaded.') : undefined;
+      const opened = failure ? Promise.reject(failure)
+        : opening === 'held' ? new Promise<SessionStub>((resolve) => (release = () => resolve(session))) : Promise.resolve(session);
+      opened.catch(() => {});
+      // calls pipelined into a failed opening fail as it did
+      const pipelined = failure ? { __meshgateCallText: () => Promise.reject(failure) } : session;
+      return Object.assign(opened, pipelined);
     },
+    __meshgateCallText: async (text: string) => `direct:${text}`,
   } as unknown as NodeStub;
-  return { stub, log };
+  return { stub, log, release: () => release() };
 }
 
 const to = (instance: string) => ({ binding: 'ROOM', instance });
+const text = (sessions: NodeSessions, stub: NodeStub, instance: string, call: string) =>
+  sessions.run(to(instance), stub, (callee: NodeCallee) => callee.__meshgateCallText(call));
 /** Past the idle deadline and its slack (fake timers). */
 const idle = () => vi.advanceTimersByTimeAsync(3 * SESSION_IDLE_MS);
 
@@ -32,16 +45,19 @@ describe('NodeSessions', () => {
   beforeEach(() => void vi.useFakeTimers());
   afterEach(() => void vi.useRealTimers());
 
-  it('takes Durable Object targets only', () => {
-    const sessions = new NodeSessions(() => 4);
-    expect(sessions.takes(to('a'))).toBe(true);
-    expect(sessions.takes({ binding: 'WORKER' })).toBe(false);
+  it('takes Durable Object targets only, and none at all with a bound below 1', async () => {
+    expect(new NodeSessions(() => 4).takes(to('a'))).toBe(true);
+    expect(new NodeSessions(() => 4).takes({ binding: 'WORKER' })).toBe(false);
+    const none = new NodeSessions(() => 0);
+    const { stub, log } = node();
+    expect(await text(none, stub, 'a', 'x')).toBe('direct:x');
+    expect(log.opened).toBe(0);
   });
 
   it('keeps one session per object while calls come, closes it once idle, and opens a new one after MAX_SESSION_CALLS', async () => {
     const sessions = new NodeSessions(() => 4);
     const { stub, log } = node();
-    for (let n = 0; n < MAX_SESSION_CALLS + 1; n++) expect(await sessions.callText(stub, to('a'), `t${n}`)).toEqual({ ok: true, result: `"t${n}"` });
+    for (let n = 0; n < MAX_SESSION_CALLS + 1; n++) expect(await text(sessions, stub, 'a', `t${n}`)).toBe(`rt${n}`);
     expect(log).toEqual({ opened: 2, closed: 1 });
     expect(sessions.size).toBe(1);
     await idle();
@@ -49,42 +65,84 @@ describe('NodeSessions', () => {
     expect(log).toEqual({ opened: 2, closed: 2 });
   });
 
-  it('holds at most maxOpen sessions: calls to more objects close the oldest', async () => {
+  it('does not replace a session while calls run through it (their order would not hold), only once it is idle', async () => {
+    const sessions = new NodeSessions(() => 4);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const { stub, log } = node(async (call) => (call === 'slow' ? held.then(() => 'rslow') : `r${call}`));
+    const slow = text(sessions, stub, 'a', 'slow');
+    for (let n = 0; n < MAX_SESSION_CALLS + 10; n++) await text(sessions, stub, 'a', 'fast');
+    expect(log.opened).toBe(1);
+    release();
+    await slow;
+    await text(sessions, stub, 'a', 'next');
+    expect(log).toEqual({ opened: 2, closed: 1 });
+  });
+
+  it('holds at most maxOpen sessions: calls to more objects close the oldest, and one with calls running closes when they settle', async () => {
     const sessions = new NodeSessions(() => 2);
-    const { stub, log } = node();
-    for (const instance of ['a', 'b', 'c', 'd']) await sessions.callText(stub, to(instance), 'x');
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const { stub, log } = node(async (call) => (call === 'slow' ? held.then(() => 'rslow') : `r${call}`));
+    const slow = text(sessions, stub, 'a', 'slow');
+    for (const instance of ['b', 'c', 'd']) await text(sessions, stub, instance, 'x');
     expect(sessions.size).toBe(2);
-    expect(log).toEqual({ opened: 4, closed: 2 });
+    expect(log).toEqual({ opened: 4, closed: 1 }); // b closed; a, evicted, still carries its call
+    release();
+    expect(await slow).toBe('rslow');
+    expect(log.closed).toBe(2);
     await idle();
     expect(log.closed).toBe(4);
+  });
+
+  it('a session evicted before it opened closes once open and idle, not before its calls settle', async () => {
+    const sessions = new NodeSessions(() => 1);
+    const { stub, log, release } = node(echo, 'held');
+    const first = text(sessions, stub, 'a', 'x');
+    await text(sessions, node().stub, 'b', 'y'); // evicts a, still opening
+    expect(log.closed).toBe(0);
+    release();
+    expect(await first).toBe('rx');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(log.closed).toBe(1);
   });
 
   it('a failed call closes its session once the other calls through it settle, and the next call opens a new one', async () => {
     const sessions = new NodeSessions(() => 4);
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
-    const { stub, log } = node(async (text) => {
-      if (text === 'fail') throw new Error('the session broke');
-      if (text === 'slow') await held;
-      return answerText({ ok: true, result: '1' }) as string;
+    const { stub, log } = node(async (call) => {
+      if (call === 'fail') throw new Error('the session broke');
+      if (call === 'slow') await held;
+      return 'r1';
     });
-    const slow = sessions.callText(stub, to('a'), 'slow');
-    await expect(sessions.callText(stub, to('a'), 'fail')).rejects.toThrow('the session broke');
+    const slow = text(sessions, stub, 'a', 'slow');
+    await expect(text(sessions, stub, 'a', 'fail')).rejects.toThrow('the session broke');
     expect(log.closed).toBe(0);
     release();
     await slow;
     expect(log.closed).toBe(1);
-    expect(await sessions.callText(stub, to('a'), 'ok')).toEqual({ ok: true, result: '1' });
+    expect(await text(sessions, stub, 'a', 'ok')).toBe('r1');
     expect(log.opened).toBe(2);
   });
 
-  it('a node with no session entry ran nothing: undefined, and that binding is not offered one again', async () => {
+  it('a node with no session entry ran nothing: the call goes to its stub, and that binding is not offered a session again', async () => {
     const sessions = new NodeSessions(() => 4);
-    const { stub } = node(async () => {
-      throw new TypeError('The RPC receiver does not implement the method "__meshgateSession".');
-    });
-    expect(await sessions.callText(stub, to('a'), 'x')).toBeUndefined();
+    const { stub, log } = node(echo, 'lacks entry');
+    expect(await text(sessions, stub, 'a', 'x')).toBe('direct:x');
     expect(sessions.takes(to('b'))).toBe(false);
+    expect(await text(sessions, stub, 'b', 'y')).toBe('direct:y');
+    expect(log.opened).toBe(1);
     expect(sessions.size).toBe(0);
+  });
+
+  it('an opening that fails for another reason fails its call (it is not sent again), and the next call opens a new session', async () => {
+    const sessions = new NodeSessions(() => 4);
+    const { stub, log } = node(echo, 'overloaded');
+    await expect(text(sessions, stub, 'a', 'x')).rejects.toThrow('overloaded');
+    expect(sessions.takes(to('a'))).toBe(true);
+    expect(sessions.size).toBe(0);
+    await expect(text(sessions, stub, 'a', 'x')).rejects.toThrow('overloaded');
+    expect(log.opened).toBe(2);
   });
 });
