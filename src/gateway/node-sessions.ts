@@ -1,16 +1,21 @@
 /**
  * Sessions with Durable Object nodes (src/nodes/session.ts): a gateway that
- * calls an object opens a session with it, promise-pipelined into the first
- * call (no extra round trip), and sends every later call to that object
- * through it. Each is still its own event behind the object's input gate,
- * and they keep the order they were sent in, but none is a new RPC to the
- * object: about half the runtime's work per call on the object's side, and
- * on Cloudflare no billed request each.
+ * calls an object again soon after a call to it settled opens a session with
+ * it, promise-pipelined into that call (no extra round trip), and sends every
+ * later call to that object through it. Each is still its own event behind
+ * the object's input gate, and they keep the order they were sent in, but
+ * none is a new RPC to the object: about half the runtime's work per call on
+ * the object's side, and on Cloudflare no billed request each.
+ *
+ * A call with none to the same object just before it goes on the object's
+ * stub, as one RPC: opening a session costs more than that one call saves,
+ * so an isolated call (most calls of a crowd of clients to one room) opens
+ * none. A session opens only while no call runs on the stub, so a call
+ * through it never overtakes one sent before it.
  *
  * A session lives only while its calls do: it closes once none has run
- * through it for SESSION_IDLE_MS (up to as much again late: the timer's
- * slack), so neither the gateway nor the object is kept in memory after the
- * work. A new one replaces it after MAX_SESSION_CALLS calls or
+ * through it for SESSION_IDLE_MS, so neither the gateway nor the object is
+ * kept in memory after the work. A new one replaces it after MAX_SESSION_CALLS calls or
  * MAX_SESSION_AGE_MS, at a moment no call runs through it, so the order
  * holds across the change; a session never idle is replaced regardless at
  * four times those bounds. A node of an earlier meshgate version has no
@@ -23,12 +28,15 @@ import { stubKey } from './calls.js';
 import { Deadlines } from './deadlines.js';
 
 /**
- * How long a session with no call running stays open for the next one. An
- * open session keeps the object from hibernating, which Cloudflare bills as
- * duration: 10 ms of it (doubled by the timer's slack) cost about a fifth of
- * the request that a call in that window saves.
+ * How long a session with no call running stays open for the next one, and
+ * how soon after a call on the stub the next opens one. An open session
+ * keeps the object from hibernating, which Cloudflare bills as duration: at
+ * most this long after a run of calls, about one request's worth. Its timer
+ * fires at most once per this long per gateway while calls run: a shorter
+ * window would wake every busy gateway more often (500 clients at 10 ms took
+ * a third off the calls/s of the bench's crowd of clients).
  */
-export const SESSION_IDLE_MS = 10;
+export const SESSION_IDLE_MS = 100;
 /** Calls one session carries before a new one replaces it (at the next moment none runs). */
 export const MAX_SESSION_CALLS = 500;
 /** How long one session takes new calls before a new one replaces it (likewise). */
@@ -42,6 +50,8 @@ interface Session {
   /** the resolved stub, which closing disposes */
   stub: SessionStub | undefined;
   running: number;
+  /** when its last call settled with none left running */
+  settledAt: number;
   calls: number;
   readonly openedAt: number;
   /** replaced, or failed: no new call goes through it, and it closes when its last one settles */
@@ -50,8 +60,12 @@ interface Session {
 
 export class NodeSessions {
   readonly #open = new Map<string, Session>();
-  /** sessions with no call running, each closed at its idle deadline */
-  readonly #idle = new Deadlines<string>({ slackMs: SESSION_IDLE_MS });
+  /** calls now running on an object's stub, by target */
+  readonly #direct = new Map<string, number>();
+  /** when each target's last call on its stub settled, kept for SESSION_IDLE_MS (no timer: read, and pruned, by later calls) */
+  readonly #recent = new Map<string, number>();
+  /** one lease per open session: when it is due, a session idle for SESSION_IDLE_MS closes, a busy one renews it */
+  readonly #leases = new Deadlines<string>();
   /** bindings whose nodes have no session entry */
   readonly #unsupported = new Set<string>();
   readonly #maxOpen: () => number;
@@ -80,10 +94,10 @@ export class NodeSessions {
   async run<T>(to: CallTarget, stub: NodeStub, use: (node: NodeCallee) => Promise<T>): Promise<T> {
     if (!this.takes(to)) return use(stub);
     const key = stubKey(to);
+    if (!this.#open.has(key) && !(this.#settledJustNow(key) && !this.#direct.has(key))) return this.#onStub(key, stub, use);
     const session = this.#session(key, stub);
     session.running++;
     session.calls++;
-    this.#idle.delete(key);
     try {
       return await use(session.opening);
     } catch (error) {
@@ -98,6 +112,33 @@ export class NodeSessions {
     return use(stub);
   }
 
+  /** One call on the object's stub; once none runs there, the next within SESSION_IDLE_MS opens a session. */
+  async #onStub<T>(key: string, stub: NodeStub, use: (node: NodeCallee) => Promise<T>): Promise<T> {
+    this.#direct.set(key, (this.#direct.get(key) ?? 0) + 1);
+    try {
+      return await use(stub);
+    } finally {
+      const running = this.#direct.get(key)! - 1;
+      if (running > 0) {
+        this.#direct.set(key, running);
+      } else {
+        this.#direct.delete(key);
+        this.#recent.delete(key); // re-inserted last: the map stays in order of settling
+        this.#recent.set(key, Date.now());
+      }
+    }
+  }
+
+  /** True if `key`'s last call on its stub settled within SESSION_IDLE_MS; entries older than that are dropped on the way. */
+  #settledJustNow(key: string): boolean {
+    const now = Date.now();
+    for (const [oldest, at] of this.#recent) {
+      if (now - at < SESSION_IDLE_MS) break;
+      this.#recent.delete(oldest);
+    }
+    return this.#recent.has(key);
+  }
+
   #session(key: string, stub: NodeStub): Session {
     const now = Date.now();
     const current = this.#open.get(key);
@@ -110,7 +151,7 @@ export class NodeSessions {
       this.#retire(oldestKey, oldest);
     }
     const opening = stub.__meshgateSession();
-    const session: Session = { opening, stub: undefined, running: 0, calls: 0, openedAt: now, retired: false };
+    const session: Session = { opening, stub: undefined, running: 0, settledAt: now, calls: 0, openedAt: now, retired: false };
     opening.then((resolved) => {
       session.stub = resolved;
       if (session.retired && session.running === 0) dispose(resolved);
@@ -124,19 +165,28 @@ export class NodeSessions {
     return session.calls >= MAX_SESSION_CALLS * factor || now - session.openedAt >= MAX_SESSION_AGE_MS * factor;
   }
 
-  /** A call through `session` settled: left idle, it waits SESSION_IDLE_MS for the next; retired, it closes once idle. */
+  /** A call through `session` settled: retired, it closes once idle; else its lease sees to it. */
   #settled(key: string, session: Session): void {
     if (session.running > 0) return;
+    session.settledAt = Date.now();
     if (session.retired) return dispose(session.stub);
-    this.#idle.add(key, SESSION_IDLE_MS, () => {
-      if (this.#open.get(key) === session && session.running === 0) this.#retire(key, session);
+    if (!this.#leases.has(key)) this.#lease(key, session, SESSION_IDLE_MS);
+  }
+
+  /** Closes `session` once it has been idle SESSION_IDLE_MS: checked when the lease is due, renewed while it is not. */
+  #lease(key: string, session: Session, ms: number): void {
+    this.#leases.add(key, ms, () => {
+      if (this.#open.get(key) !== session) return;
+      const idleFor = Date.now() - session.settledAt;
+      if (session.running === 0 && idleFor >= SESSION_IDLE_MS) this.#retire(key, session);
+      else this.#lease(key, session, session.running > 0 ? SESSION_IDLE_MS : SESSION_IDLE_MS - idleFor);
     });
   }
 
   #retire(key: string, session: Session): void {
     if (this.#open.get(key) === session) {
       this.#open.delete(key);
-      this.#idle.delete(key);
+      this.#leases.delete(key);
     }
     if (session.retired) return;
     session.retired = true;

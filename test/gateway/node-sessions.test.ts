@@ -38,8 +38,12 @@ function node(answer: Answer = echo, opening: 'opens' | 'lacks entry' | 'overloa
 const to = (instance: string) => ({ binding: 'ROOM', instance });
 const text = (sessions: NodeSessions, stub: NodeStub, instance: string, call: string) =>
   sessions.run(to(instance), stub, (callee: NodeCallee) => callee.__meshgateCallText(call));
-/** Past the idle deadline and its slack (fake timers). */
-const idle = () => vi.advanceTimersByTimeAsync(3 * SESSION_IDLE_MS);
+/** Past the idle window (fake timers). */
+const idle = () => vi.advanceTimersByTimeAsync(2 * SESSION_IDLE_MS);
+/** A call that goes on the stub, so the next one to the object opens a session. */
+async function warm(sessions: NodeSessions, stub: NodeStub, instance: string): Promise<void> {
+  expect(await text(sessions, stub, instance, 'warm')).toBe('direct:warm');
+}
 
 describe('NodeSessions', () => {
   beforeEach(() => void vi.useFakeTimers());
@@ -50,16 +54,39 @@ describe('NodeSessions', () => {
     expect(new NodeSessions(() => 4).takes({ binding: 'WORKER' })).toBe(false);
     const none = new NodeSessions(() => 0);
     const { stub, log } = node();
-    expect(await text(none, stub, 'a', 'x')).toBe('direct:x');
+    for (let n = 0; n < 3; n++) expect(await text(none, stub, 'a', 'x')).toBe('direct:x');
     expect(log.opened).toBe(0);
+  });
+
+  it('an isolated call goes on the stub and opens nothing; one soon after it opens a session; calls while one runs on the stub stay there', async () => {
+    const sessions = new NodeSessions(() => 4);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const { stub, log } = node();
+    const onStub = stub as unknown as { __meshgateCallText(text: string): Promise<string> };
+    const direct = onStub.__meshgateCallText;
+    onStub.__meshgateCallText = async (call) => (call === 'slow' ? held.then(() => 'direct:slow') : direct(call));
+    await warm(sessions, stub, 'a');
+    await vi.advanceTimersByTimeAsync(SESSION_IDLE_MS);
+    const slow = text(sessions, stub, 'a', 'slow'); // the call before settled too long ago: on the stub
+    expect(await text(sessions, stub, 'a', 'x')).toBe('direct:x'); // one runs on the stub: this one may not overtake it
+    expect(log.opened).toBe(0);
+    release();
+    expect(await slow).toBe('direct:slow');
+    expect(await text(sessions, stub, 'a', 'y')).toBe('ry');
+    expect(sessions.size).toBe(1);
+    expect(log.opened).toBe(1);
   });
 
   it('keeps one session per object while calls come, closes it once idle, and opens a new one after MAX_SESSION_CALLS', async () => {
     const sessions = new NodeSessions(() => 4);
     const { stub, log } = node();
+    await warm(sessions, stub, 'a');
     for (let n = 0; n < MAX_SESSION_CALLS + 1; n++) expect(await text(sessions, stub, 'a', `t${n}`)).toBe(`rt${n}`);
     expect(log).toEqual({ opened: 2, closed: 1 });
     expect(sessions.size).toBe(1);
+    await vi.advanceTimersByTimeAsync(SESSION_IDLE_MS / 2);
+    expect(await text(sessions, stub, 'a', 'later')).toBe('rlater'); // within the window: the same session
     await idle();
     expect(sessions.size).toBe(0);
     expect(log).toEqual({ opened: 2, closed: 2 });
@@ -70,6 +97,7 @@ describe('NodeSessions', () => {
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
     const { stub, log } = node(async (call) => (call === 'slow' ? held.then(() => 'rslow') : `r${call}`));
+    await warm(sessions, stub, 'a');
     const slow = text(sessions, stub, 'a', 'slow');
     for (let n = 0; n < MAX_SESSION_CALLS + 10; n++) await text(sessions, stub, 'a', 'fast');
     expect(log.opened).toBe(1);
@@ -84,8 +112,9 @@ describe('NodeSessions', () => {
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
     const { stub, log } = node(async (call) => (call === 'slow' ? held.then(() => 'rslow') : `r${call}`));
+    for (const instance of ['a', 'b', 'c', 'd']) await warm(sessions, stub, instance);
     const slow = text(sessions, stub, 'a', 'slow');
-    for (const instance of ['b', 'c', 'd']) await text(sessions, stub, instance, 'x');
+    for (const instance of ['b', 'c', 'd']) expect(await text(sessions, stub, instance, 'x')).toBe('rx');
     expect(sessions.size).toBe(2);
     expect(log).toEqual({ opened: 4, closed: 1 }); // b closed; a, evicted, still carries its call
     release();
@@ -98,8 +127,11 @@ describe('NodeSessions', () => {
   it('a session evicted before it opened closes once open and idle, not before its calls settle', async () => {
     const sessions = new NodeSessions(() => 1);
     const { stub, log, release } = node(echo, 'held');
+    const other = node().stub;
+    await warm(sessions, stub, 'a');
+    await warm(sessions, other, 'b');
     const first = text(sessions, stub, 'a', 'x');
-    await text(sessions, node().stub, 'b', 'y'); // evicts a, still opening
+    await text(sessions, other, 'b', 'y'); // evicts a, still opening
     expect(log.closed).toBe(0);
     release();
     expect(await first).toBe('rx');
@@ -116,6 +148,7 @@ describe('NodeSessions', () => {
       if (call === 'slow') await held;
       return 'r1';
     });
+    await warm(sessions, stub, 'a');
     const slow = text(sessions, stub, 'a', 'slow');
     await expect(text(sessions, stub, 'a', 'fail')).rejects.toThrow('the session broke');
     expect(log.closed).toBe(0);
@@ -129,16 +162,18 @@ describe('NodeSessions', () => {
   it('a node with no session entry ran nothing: the call goes to its stub, and that binding is not offered a session again', async () => {
     const sessions = new NodeSessions(() => 4);
     const { stub, log } = node(echo, 'lacks entry');
+    await warm(sessions, stub, 'a');
     expect(await text(sessions, stub, 'a', 'x')).toBe('direct:x');
     expect(sessions.takes(to('b'))).toBe(false);
-    expect(await text(sessions, stub, 'b', 'y')).toBe('direct:y');
+    expect(await text(sessions, stub, 'a', 'y')).toBe('direct:y');
     expect(log.opened).toBe(1);
     expect(sessions.size).toBe(0);
   });
 
-  it('an opening that fails for another reason fails its call (it is not sent again), and the next call opens a new session', async () => {
+  it('an opening that fails for another reason fails its call (it is not sent again), and a later call may open a new session', async () => {
     const sessions = new NodeSessions(() => 4);
     const { stub, log } = node(echo, 'overloaded');
+    await warm(sessions, stub, 'a');
     await expect(text(sessions, stub, 'a', 'x')).rejects.toThrow('overloaded');
     expect(sessions.takes(to('a'))).toBe(true);
     expect(sessions.size).toBe(0);
