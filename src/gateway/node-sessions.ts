@@ -10,17 +10,22 @@
  * A call with none to the same object just before it goes on the object's
  * stub, as one RPC: opening a session costs more than that one call saves,
  * so an isolated call (most calls of a crowd of clients to one room) opens
- * none. A session opens only while no call runs on the stub, so a call
- * through it never overtakes one sent before it.
+ * none. A session opens only while no call to the object runs on the stub,
+ * and only in room left by maxOpen or by an idle session, so a call through
+ * it never overtakes one sent before it; a client that always has a call
+ * running on the stub keeps all its calls there.
  *
  * A session lives only while its calls do: it closes once none has run
  * through it for SESSION_IDLE_MS, so neither the gateway nor the object is
- * kept in memory after the work. A new one replaces it after MAX_SESSION_CALLS calls or
- * MAX_SESSION_AGE_MS, at a moment no call runs through it, so the order
- * holds across the change; a session never idle is replaced regardless at
- * four times those bounds. A node of an earlier meshgate version has no
- * session entry: the opening fails before anything runs, and that binding's
- * calls go straight to the object's stub from then on.
+ * kept in memory after the work. A new one replaces it after
+ * MAX_SESSION_CALLS calls or MAX_SESSION_AGE_MS, at a moment no call runs
+ * through it, so the order holds across the change. Two things end a
+ * session with calls still running through it, and then a call sent after
+ * them may start first: a failed call (the session may be broken), and a
+ * session never idle reaching four times those bounds. A node of an earlier
+ * meshgate version has no session entry: the opening fails before anything
+ * runs, and that binding's calls go straight to the object's stub from then
+ * on (an object with a session open keeps it until it closes).
  */
 import type { CallTarget } from '../protocol/frames.js';
 import { lacksMethod, type NodeCallee, type NodeStub, type SessionStub } from '../nodes/targets.js';
@@ -31,10 +36,10 @@ import { Deadlines } from './deadlines.js';
  * How long a session with no call running stays open for the next one, and
  * how soon after a call on the stub the next opens one. An open session
  * keeps the object from hibernating, which Cloudflare bills as duration: at
- * most this long after a run of calls, about one request's worth. Its timer
- * fires at most once per this long per gateway while calls run: a shorter
- * window would wake every busy gateway more often (500 clients at 10 ms took
- * a third off the calls/s of the bench's crowd of clients).
+ * most this long after a run of calls, about one request's worth. Its lease
+ * fires at most once per this long per open session while calls run: a
+ * shorter window would wake every busy gateway more often (500 clients at
+ * 10 ms took a third off the calls/s of the bench's crowd of clients).
  */
 export const SESSION_IDLE_MS = 100;
 /** Calls one session carries before a new one replaces it (at the next moment none runs). */
@@ -62,7 +67,7 @@ export class NodeSessions {
   readonly #open = new Map<string, Session>();
   /** calls now running on an object's stub, by target */
   readonly #direct = new Map<string, number>();
-  /** when each target's last call on its stub settled, kept for SESSION_IDLE_MS (no timer: read, and pruned, by later calls) */
+  /** when each target's last call on its stub settled, kept for SESSION_IDLE_MS (no timer: pruned by the next call that may open a session) */
   readonly #recent = new Map<string, number>();
   /** one lease per open session: when it is due, a session idle for SESSION_IDLE_MS closes, a busy one renews it */
   readonly #leases = new Deadlines<string>();
@@ -92,9 +97,11 @@ export class NodeSessions {
    * entry — then the first run reached nothing.
    */
   async run<T>(to: CallTarget, stub: NodeStub, use: (node: NodeCallee) => Promise<T>): Promise<T> {
-    if (!this.takes(to)) return use(stub);
     const key = stubKey(to);
-    if (!this.#open.has(key) && !(this.#settledJustNow(key) && !this.#direct.has(key))) return this.#onStub(key, stub, use);
+    if (!this.#open.has(key)) {
+      if (!this.takes(to)) return use(stub);
+      if (!this.#settledJustNow(key) || this.#direct.has(key) || !this.#makeRoom()) return this.#onStub(key, stub, use);
+    }
     const session = this.#session(key, stub);
     session.running++;
     session.calls++;
@@ -146,10 +153,6 @@ export class NodeSessions {
       if (!this.#due(current, now, current.running === 0 ? 1 : HARD_BOUND_FACTOR)) return current;
       this.#retire(key, current);
     }
-    if (this.#open.size >= this.#maxOpen()) {
-      const [oldestKey, oldest] = this.#open.entries().next().value!;
-      this.#retire(oldestKey, oldest);
-    }
     const opening = stub.__meshgateSession();
     const session: Session = { opening, stub: undefined, running: 0, settledAt: now, calls: 0, openedAt: now, retired: false };
     opening.then((resolved) => {
@@ -158,6 +161,17 @@ export class NodeSessions {
     }, () => {}); // a session that never opened has nothing to close; its calls see the rejection
     this.#open.set(key, session);
     return session;
+  }
+
+  /** True if a session may open: below maxOpen, or an idle one closed to make room (a busy one would let later calls overtake its own). */
+  #makeRoom(): boolean {
+    if (this.#open.size < this.#maxOpen()) return true;
+    for (const [key, session] of this.#open) {
+      if (session.running > 0) continue;
+      this.#retire(key, session);
+      return true;
+    }
+    return false;
   }
 
   /** True once `session` has carried its bounds' worth of calls or time, times `factor`. */
