@@ -4,7 +4,7 @@
  * workerd are in test/node-sessions.test.ts.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { MAX_SESSION_CALLS, NodeSessions, SESSION_IDLE_MS } from '../../src/gateway/node-sessions.js';
+import { MAX_SESSION_AGE_MS, MAX_SESSION_CALLS, NodeSessions, SESSION_IDLE_MS } from '../../src/gateway/node-sessions.js';
 import type { NodeCallee, NodeStub, SessionStub } from '../../src/nodes/targets.js';
 
 type Answer = (text: string) => Promise<string>;
@@ -105,6 +105,39 @@ describe('NodeSessions', () => {
     await slow;
     await text(sessions, stub, 'a', 'next');
     expect(log).toEqual({ opened: 2, closed: 1 });
+  });
+
+  it('a session that lived MAX_SESSION_AGE_MS is replaced at its next call; one that runs a call longer than the idle window stays open for it', async () => {
+    const sessions = new NodeSessions(() => 4);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const { stub, log } = node(async (call) => (call === 'slow' ? held.then(() => 'rslow') : `r${call}`));
+    await warm(sessions, stub, 'a');
+    const slow = text(sessions, stub, 'a', 'slow');
+    await vi.advanceTimersByTimeAsync(5 * SESSION_IDLE_MS); // its lease came due with the call running: renewed
+    expect(log).toEqual({ opened: 1, closed: 0 });
+    release();
+    await slow;
+    for (let step = 0; step < MAX_SESSION_AGE_MS / (SESSION_IDLE_MS / 2); step++) {
+      await text(sessions, stub, 'a', 'keep');
+      await vi.advanceTimersByTimeAsync(SESSION_IDLE_MS / 2);
+    }
+    expect(await text(sessions, stub, 'a', 'x')).toBe('rx');
+    expect(log).toEqual({ opened: 2, closed: 1 });
+  });
+
+  it('a session never idle is replaced at four times MAX_SESSION_CALLS, its running call still finishing through it', async () => {
+    const sessions = new NodeSessions(() => 4);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const { stub, log } = node(async (call) => (call === 'slow' ? held.then(() => 'rslow') : `r${call}`));
+    await warm(sessions, stub, 'a');
+    const slow = text(sessions, stub, 'a', 'slow');
+    for (let n = 0; n < 4 * MAX_SESSION_CALLS; n++) await text(sessions, stub, 'a', 'fast');
+    expect(log).toEqual({ opened: 2, closed: 0 });
+    release();
+    expect(await slow).toBe('rslow');
+    expect(log.closed).toBe(1);
   });
 
   it('holds at most maxOpen sessions: a new one takes the place of the oldest idle one; with every one busy, the call goes on the stub', async () => {
