@@ -125,7 +125,7 @@ export class MeshDurableObject<Env = unknown> extends DurableObject<Env> {
     return callFromText(text, (envelope) => this.__meshgateCall(envelope));
   }
 
-  /** Internal RPC entry: a session through which one gateway sends its next calls as texts (session.ts); not callable by clients. */
+  /** Internal RPC entry: a session through which one gateway sends its next calls to this object (session.ts); not callable by clients. */
   __meshgateSession(): NodeSession {
     return new NodeSession(this);
   }

@@ -11,20 +11,15 @@
  * after its last call (src/gateway/node-sessions.ts).
  */
 import { RpcTarget } from 'cloudflare:workers';
+import type { MeshDurableObject } from './base.js';
 import type { BurstDelivery } from './dispatch.js';
 import type { MeshEnvelope, MeshResult } from './envelope.js';
 import type { PackedEnvelope, TextAnswer } from './packed-envelope.js';
 
 type Maybe<T> = T | Promise<T>;
 
-/** A node's call entries (MeshDurableObject's), as a session and the object's own stub both take them. */
-export interface CallEntries {
-  __meshgateCall(envelope: MeshEnvelope): Maybe<MeshResult>;
-  __meshgateCallPacked(envelope: PackedEnvelope): Maybe<MeshResult>;
-  __meshgateCallText(text: string): Maybe<TextAnswer>;
-  __meshgateCallBatch(envelopes: MeshEnvelope[], deliver: BurstDelivery): Promise<boolean>;
-  __meshgateCallBatchPacked(envelopes: PackedEnvelope[], deliver: BurstDelivery): Promise<boolean>;
-}
+/** A node's call entries, as a session and the object's own stub both take them. */
+export type CallEntries = Pick<MeshDurableObject, '__meshgateCall' | '__meshgateCallPacked' | '__meshgateCallText' | '__meshgateCallBatch' | '__meshgateCallBatchPacked'>;
 
 export class NodeSession extends RpcTarget implements CallEntries {
   readonly #node: CallEntries;

@@ -45,7 +45,7 @@ export function resolveTarget(env: unknown, target: CallTarget, excluded: readon
 }
 
 /** An RPC failure that means "this is no mesh node" becomes UnknownBindingError; others pass through. */
-export function explainRpcError(error: unknown, binding: string): unknown {
+function explainRpcError(error: unknown, binding: string): unknown {
   const message = (error as Error)?.message ?? '';
   // A class that is no DurableObject/WorkerEntrypoint at all ("does not support RPC") names no method in its error.
   const noMeshMethod = /does not (exist|implement)|not a function|no such method|RPC/i.test(message) && /__meshgateCall/.test(message);

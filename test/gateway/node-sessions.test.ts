@@ -35,6 +35,13 @@ function node(answer: Answer = echo, opening: 'opens' | 'lacks entry' | 'overloa
   return { stub, log, release: () => release() };
 }
 
+/** An echo whose 'slow' calls wait until `release()`, which lets every one held so far answer. */
+function slowCalls(): { answer: Answer; release: () => void } {
+  const held: Array<() => void> = [];
+  const answer: Answer = async (call) => (call === 'slow' ? new Promise<void>((resolve) => held.push(resolve)).then(() => 'rslow') : `r${call}`);
+  return { answer, release: () => held.splice(0).forEach((resolve) => resolve()) };
+}
+
 const to = (instance: string) => ({ binding: 'ROOM', instance });
 const text = (sessions: NodeSessions, stub: NodeStub, instance: string, call: string) =>
   sessions.run(to(instance), stub, (callee: NodeCallee) => callee.__meshgateCallText(call));
@@ -94,9 +101,8 @@ describe('NodeSessions', () => {
 
   it('does not replace a session while calls run through it (their order would not hold), only once it is idle', async () => {
     const sessions = new NodeSessions(() => 4);
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const { stub, log } = node(async (call) => (call === 'slow' ? held.then(() => 'rslow') : `r${call}`));
+    const { answer, release } = slowCalls();
+    const { stub, log } = node(answer);
     await warm(sessions, stub, 'a');
     const slow = text(sessions, stub, 'a', 'slow');
     for (let n = 0; n < MAX_SESSION_CALLS + 10; n++) await text(sessions, stub, 'a', 'fast');
@@ -109,9 +115,8 @@ describe('NodeSessions', () => {
 
   it('a session that lived MAX_SESSION_AGE_MS is replaced at its next call; one that runs a call longer than the idle window stays open for it', async () => {
     const sessions = new NodeSessions(() => 4);
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const { stub, log } = node(async (call) => (call === 'slow' ? held.then(() => 'rslow') : `r${call}`));
+    const { answer, release } = slowCalls();
+    const { stub, log } = node(answer);
     await warm(sessions, stub, 'a');
     const slow = text(sessions, stub, 'a', 'slow');
     await vi.advanceTimersByTimeAsync(5 * SESSION_IDLE_MS); // its lease came due with the call running: renewed
@@ -128,9 +133,8 @@ describe('NodeSessions', () => {
 
   it('a session never idle is replaced at four times MAX_SESSION_CALLS, its running call still finishing through it', async () => {
     const sessions = new NodeSessions(() => 4);
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const { stub, log } = node(async (call) => (call === 'slow' ? held.then(() => 'rslow') : `r${call}`));
+    const { answer, release } = slowCalls();
+    const { stub, log } = node(answer);
     await warm(sessions, stub, 'a');
     const slow = text(sessions, stub, 'a', 'slow');
     for (let n = 0; n < 4 * MAX_SESSION_CALLS; n++) await text(sessions, stub, 'a', 'fast');
@@ -142,8 +146,8 @@ describe('NodeSessions', () => {
 
   it('holds at most maxOpen sessions: a new one takes the place of the oldest idle one; with every one busy, the call goes on the stub', async () => {
     const sessions = new NodeSessions(() => 2);
-    const holds: Array<() => void> = [];
-    const { stub, log } = node(async (call) => (call === 'slow' ? new Promise<void>((resolve) => holds.push(resolve)).then(() => 'rslow') : `r${call}`));
+    const { answer, release } = slowCalls();
+    const { stub, log } = node(answer);
     for (const instance of ['a', 'b', 'c', 'd']) await warm(sessions, stub, instance);
     const slowA = text(sessions, stub, 'a', 'slow');
     expect(await text(sessions, stub, 'b', 'x')).toBe('rx');
@@ -153,7 +157,7 @@ describe('NodeSessions', () => {
     // a and c are busy: closing either would let a later call to it overtake the one it runs
     expect(await text(sessions, stub, 'd', 'x')).toBe('direct:x');
     expect(log).toEqual({ opened: 3, closed: 1 });
-    for (const release of holds) release();
+    release();
     expect(await Promise.all([slowA, slowC])).toEqual(['rslow', 'rslow']);
     await idle();
     expect(log).toEqual({ opened: 3, closed: 3 });
